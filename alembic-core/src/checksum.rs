@@ -1,0 +1,136 @@
+//! The checksum of a revision section (CONTRACT section 2), one function for
+//! the CLI, the embedded runtime and the compile-time macro.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// A section checksum, rendered as `sha256:<64 lowercase hex digits>`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Checksum(String);
+
+impl Checksum {
+    /// The checksum of a section's text.
+    ///
+    /// The text is normalised first so that a Windows checkout or an editor
+    /// that trims whitespace never changes it: CRLF and CR become LF, trailing
+    /// spaces and tabs are removed from every line, and leading and trailing
+    /// blank lines are removed. Everything else, comments included, counts.
+    pub fn of_section(text: &str) -> Checksum {
+        let mut hasher = Sha256::new();
+        let normalized = normalize(text);
+        hasher.update(normalized.as_bytes());
+        let digest = hasher.finalize();
+        let mut out = String::with_capacity(7 + 64);
+        out.push_str("sha256:");
+        for byte in digest.iter() {
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        Checksum(out)
+    }
+
+    /// Parses a stored checksum (`sha256:` and 64 lowercase hex digits).
+    pub fn parse(text: &str) -> Option<Checksum> {
+        let hex = text.strip_prefix("sha256:")?;
+        (hex.len() == 64 && hex.bytes().all(|b| HEX.contains(&b))).then(|| Checksum(text.to_owned()))
+    }
+
+    /// The rendered form, `sha256:...`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Checksum({})", self.0)
+    }
+}
+
+impl serde::Serialize for Checksum {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Applies the normalisation rules of CONTRACT section 2.
+fn normalize(text: &str) -> String {
+    let unified;
+    let text = if text.contains('\r') {
+        unified = text.replace("\r\n", "\n").replace('\r', "\n");
+        unified.as_str()
+    } else {
+        text
+    };
+    let lines: Vec<&str> = text.split('\n').map(|l| l.trim_end_matches([' ', '\t'])).collect();
+    let first = lines.iter().position(|l| !l.is_empty());
+    let last = lines.iter().rposition(|l| !l.is_empty());
+    match (first, last) {
+        (Some(first), Some(last)) => lines[first..=last].join("\n"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_vector() {
+        // sha256 of "SELECT 1;" computed independently (`printf 'SELECT 1;' | sha256sum`).
+        assert_eq!(
+            Checksum::of_section("SELECT 1;").as_str(),
+            "sha256:17db4fd369edb9244b9f91d9aeed145c3d04ad8ba6e95d06247f07a63527d11a"
+        );
+    }
+
+    #[test]
+    fn line_endings_do_not_count() {
+        let lf = "CREATE TABLE t (\n    id int\n);\n";
+        let crlf = "CREATE TABLE t (\r\n    id int\r\n);\r\n";
+        let cr = "CREATE TABLE t (\r    id int\r);\r";
+        assert_eq!(Checksum::of_section(lf), Checksum::of_section(crlf));
+        assert_eq!(Checksum::of_section(lf), Checksum::of_section(cr));
+    }
+
+    #[test]
+    fn trailing_whitespace_and_blank_edges_do_not_count() {
+        let a = "\n\n  \nCREATE TABLE t (id int);\t \n-- note\n\n\t\n";
+        let b = "CREATE TABLE t (id int);\n-- note";
+        assert_eq!(Checksum::of_section(a), Checksum::of_section(b));
+    }
+
+    #[test]
+    fn everything_else_counts() {
+        let base = Checksum::of_section("CREATE TABLE t (id int);");
+        for edited in [
+            "CREATE TABLE t (id bigint);",
+            "CREATE TABLE  t (id int);",
+            "CREATE TABLE t (id int);\n-- a comment",
+            " CREATE TABLE t (id int);",
+            "CREATE TABLE t (id int);\n\nSELECT 1;",
+            "create TABLE t (id int);",
+        ] {
+            assert_ne!(base, Checksum::of_section(edited), "{edited:?}");
+        }
+        // Inner blank lines count too.
+        assert_ne!(Checksum::of_section("a\nb"), Checksum::of_section("a\n\nb"));
+    }
+
+    #[test]
+    fn parse_round_trip() {
+        let c = Checksum::of_section("x");
+        assert_eq!(Checksum::parse(c.as_str()), Some(c));
+        assert_eq!(Checksum::parse("sha256:XYZ"), None);
+        assert_eq!(Checksum::parse("md5:00"), None);
+    }
+}

@@ -1,0 +1,377 @@
+//! Errors of alembic-core: parsing a revision file, validating the graph,
+//! resolving revision identifiers, and reading configuration.
+//!
+//! Each error names what the user has to look at: the file and line, or the
+//! revisions involved. Messages are lowercase fragments without a final period.
+
+use std::path::PathBuf;
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use thiserror::Error;
+
+/// An unterminated construct found by the statement splitter.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SplitErrorKind {
+    /// A string, quoted identifier or block comment never closes.
+    #[error("unterminated {0}")]
+    Unterminated(&'static str),
+    /// A dollar-quoted body never meets its closing delimiter.
+    #[error("unterminated dollar-quoted body: no closing `{0}`")]
+    UnterminatedDollar(String),
+}
+
+/// What is wrong in a revision file.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ParseErrorKind {
+    /// The file is not valid UTF-8.
+    #[error("file is not valid UTF-8 (first bad byte at offset {offset})")]
+    NotUtf8 {
+        /// Byte offset of the first invalid byte.
+        offset: usize,
+    },
+    /// A required header key is absent.
+    #[error("missing required header key `{0}`")]
+    MissingKey(&'static str),
+    /// A header key is given twice.
+    #[error("header key `{key}` is given twice (first on line {first_line})")]
+    DuplicateKey {
+        /// The repeated key.
+        key: String,
+        /// Where it was first given.
+        first_line: usize,
+    },
+    /// A header key outside the contract.
+    #[error("unknown header key `{key}` (allowed: {allowed})")]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// The allowed keys, comma-separated.
+        allowed: String,
+    },
+    /// A header value that does not parse.
+    #[error("bad value for `{key}`: {reason}")]
+    BadValue {
+        /// The key whose value is wrong.
+        key: &'static str,
+        /// Why it is wrong.
+        reason: String,
+    },
+    /// SQL before the first section marker.
+    #[error("SQL before the `-- alembic:upgrade` marker")]
+    SqlOutsideSection,
+    /// A marker `-- alembic:<name>` with an unknown name.
+    #[error("unknown section marker `-- alembic:{0}` (allowed: `-- alembic:upgrade`, `-- alembic:downgrade`)")]
+    UnknownSection(String),
+    /// A section marker given twice.
+    #[error("second `-- alembic:{name}` section (the first is on line {first_line})")]
+    DuplicateSection {
+        /// `upgrade` or `downgrade`.
+        name: &'static str,
+        /// Line of the first marker.
+        first_line: usize,
+    },
+    /// No `-- alembic:upgrade` marker in the file.
+    #[error("no `-- alembic:upgrade` section")]
+    NoUpgradeSection,
+    /// An unterminated string, comment or dollar quote in a section.
+    #[error(transparent)]
+    Statement(#[from] SplitErrorKind),
+}
+
+/// A revision file that does not parse, located by file and line.
+#[derive(Debug, Error, Diagnostic)]
+#[error("{kind}")]
+#[diagnostic(code(alembic::parse))]
+pub struct ParseError {
+    /// The revision file.
+    pub path: PathBuf,
+    /// The 1-based line, or 0 when the error concerns the whole file.
+    pub line: usize,
+    /// What is wrong.
+    pub kind: ParseErrorKind,
+    #[source_code]
+    pub(crate) source_code: NamedSource<String>,
+    #[label("{label}")]
+    pub(crate) span: Option<SourceSpan>,
+    pub(crate) label: String,
+    #[help]
+    pub(crate) help: Option<String>,
+}
+
+impl ParseError {
+    /// `path:line: message`, for output that cannot show a snippet.
+    pub fn located(&self) -> String {
+        if self.line == 0 {
+            format!("{}: {}", self.path.display(), self.kind)
+        } else {
+            format!("{}:{}: {}", self.path.display(), self.line, self.kind)
+        }
+    }
+}
+
+/// The revision graph is not valid.
+#[derive(Debug, Error, Diagnostic, Clone, PartialEq, Eq)]
+pub enum GraphError {
+    /// Two files carry one revision id.
+    #[error("revision `{id}` is defined twice: in {first} and in {second}")]
+    #[diagnostic(code(alembic::duplicate_revision), help("give one of them a new id with a new `revision:` line"))]
+    DuplicateRevision {
+        /// The id.
+        id: String,
+        /// The first file (in sorted order).
+        first: String,
+        /// The second file.
+        second: String,
+    },
+    /// A `down_revision` names a revision that is not in the chain.
+    #[error("revision `{id}` ({file}) has down_revision `{parent}`, which is not in the chain")]
+    #[diagnostic(code(alembic::missing_parent))]
+    MissingParent {
+        /// The revision with the dangling parent.
+        id: String,
+        /// Its file and line, `path:line`.
+        file: String,
+        /// The missing parent id.
+        parent: String,
+    },
+    /// A `depends_on` entry names neither a revision nor a branch label.
+    #[error("revision `{id}` ({file}) depends on `{target}`, which is neither a revision nor a branch label")]
+    #[diagnostic(code(alembic::missing_dependency))]
+    MissingDependency {
+        /// The revision with the dangling dependency.
+        id: String,
+        /// Its file and line, `path:line`.
+        file: String,
+        /// The missing target.
+        target: String,
+    },
+    /// Parents and dependencies form a cycle.
+    #[error("the revision graph has a cycle: {}", cycle.join(" -> "))]
+    #[diagnostic(code(alembic::cycle), help("a revision's down_revision and depends_on must point to older revisions"))]
+    Cycle {
+        /// The revisions on the cycle, the first repeated at the end.
+        cycle: Vec<String>,
+    },
+    /// One branch label declared by two revisions.
+    #[error("branch label `{label}` is declared by both `{first}` and `{second}`")]
+    #[diagnostic(code(alembic::duplicate_label), help("a label names one branch: declare it once, on the branch's first revision"))]
+    DuplicateLabel {
+        /// The label.
+        label: String,
+        /// The first revision declaring it.
+        first: String,
+        /// The second.
+        second: String,
+    },
+    /// A branch label equal to a revision id.
+    #[error("branch label `{label}` of revision `{id}` is also a revision id")]
+    #[diagnostic(code(alembic::label_is_revision))]
+    LabelIsRevision {
+        /// The label.
+        label: String,
+        /// The revision declaring it.
+        id: String,
+    },
+}
+
+/// A revision identifier that does not resolve.
+#[derive(Debug, Error, Diagnostic, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    /// Not a revision, a prefix of one, or a label.
+    #[error("no such revision or branch `{0}`")]
+    #[diagnostic(code(alembic::no_such_revision))]
+    NotFound(String),
+    /// A prefix too short to match on.
+    #[error("no such revision or branch `{0}`; partial revision ids need at least four characters")]
+    #[diagnostic(code(alembic::no_such_revision))]
+    PrefixTooShort(String),
+    /// A prefix matching several revisions.
+    #[error("multiple revisions start with `{prefix}`: {}", candidates.join(", "))]
+    #[diagnostic(code(alembic::ambiguous_revision), help("give more characters of the id"))]
+    Ambiguous {
+        /// The prefix given.
+        prefix: String,
+        /// Every revision it matches, sorted.
+        candidates: Vec<String>,
+    },
+    /// `head` (or `x@head`) names several heads.
+    #[error("multiple heads are present for `{ident}`: {}", heads.join(", "))]
+    #[diagnostic(
+        code(alembic::multiple_heads),
+        help("name a specific revision, use `<branch>@head` for one branch's head, `heads` for all of them, or join them with `cargo alembic merge heads -m \"merge\"`")
+    )]
+    MultipleHeads {
+        /// The identifier given.
+        ident: String,
+        /// The heads, in order.
+        heads: Vec<String>,
+    },
+    /// The identifier does not follow the grammar.
+    #[error("`{ident}` is not a revision identifier: {reason}")]
+    #[diagnostic(code(alembic::bad_identifier))]
+    Syntax {
+        /// The identifier given.
+        ident: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A relative identifier without a current state to start from.
+    #[error("`{0}` is relative to the database's current revision, which this command does not read")]
+    #[diagnostic(code(alembic::needs_current), help("name a revision, `head` or `base`, or use `<rev>+N`"))]
+    NeedsCurrent(String),
+    /// A relative step from several current heads.
+    #[error("`{ident}` is ambiguous: the database has several current heads ({})", heads.join(", "))]
+    #[diagnostic(code(alembic::ambiguous_relative), help("name a branch: `<label>@+N`, or a revision: `<rev>+N`"))]
+    AmbiguousCurrent {
+        /// The identifier given.
+        ident: String,
+        /// The current heads.
+        heads: Vec<String>,
+    },
+    /// A step that reaches a fork.
+    #[error("`{ident}` is ambiguous at `{at}`, which leads to {}", choices.join(", "))]
+    #[diagnostic(code(alembic::ambiguous_walk), help("name a branch (`<label>@+N`) or a revision"))]
+    AmbiguousWalk {
+        /// The identifier given.
+        ident: String,
+        /// The revision (or `base`) at the fork.
+        at: String,
+        /// The revisions the step could go to.
+        choices: Vec<String>,
+    },
+    /// A step past a base or head.
+    #[error("`{ident}` goes past the end of the chain after {taken} of {steps} steps")]
+    #[diagnostic(code(alembic::walked_too_far))]
+    WalkedTooFar {
+        /// The identifier given.
+        ident: String,
+        /// Steps asked for.
+        steps: u64,
+        /// Steps possible.
+        taken: u64,
+    },
+    /// A revision not reachable as a target from the current state.
+    #[error("`{ident}` is not a valid {direction} target from the current heads ({})", if current.is_empty() { "base".to_owned() } else { current.join(", ") })]
+    #[diagnostic(code(alembic::invalid_target))]
+    InvalidTarget {
+        /// The identifier given.
+        ident: String,
+        /// `upgrade` or `downgrade`.
+        direction: &'static str,
+        /// The current heads.
+        current: Vec<String>,
+    },
+}
+
+/// The configuration cannot be read.
+#[derive(Debug, Error, Diagnostic)]
+pub enum ConfigError {
+    /// `cargo metadata` failed.
+    #[error("cannot read the cargo workspace: {0}")]
+    #[diagnostic(code(alembic::config), help("pass --script-location to run outside a cargo project, or --manifest-path to point at one"))]
+    Metadata(String),
+    /// `-p` names no package of the workspace.
+    #[error("package `{0}` is not a member of the workspace")]
+    #[diagnostic(code(alembic::config))]
+    NoSuchPackage(String),
+    /// A metadata key with the wrong type or value.
+    #[error("bad value for `{key}` in [{table}]: {reason}")]
+    #[diagnostic(code(alembic::config))]
+    BadKey {
+        /// The table, e.g. `package.metadata.alembic`.
+        table: String,
+        /// The key.
+        key: String,
+        /// Why it is wrong.
+        reason: String,
+    },
+    /// A metadata key outside the contract.
+    #[error("unknown key `{key}` in [{table}] (allowed: {allowed})")]
+    #[diagnostic(code(alembic::config))]
+    UnknownKey {
+        /// The table.
+        table: String,
+        /// The key.
+        key: String,
+        /// The allowed keys.
+        allowed: String,
+    },
+    /// A `.env` file that does not parse.
+    #[error("cannot read {path}: {reason}")]
+    #[diagnostic(code(alembic::config))]
+    DotEnv {
+        /// The `.env` file.
+        path: PathBuf,
+        /// The parser's message.
+        reason: String,
+    },
+}
+
+/// Loading a script directory failed.
+#[derive(Debug, Error, Diagnostic)]
+pub enum LoadError {
+    /// The versions folder is missing.
+    #[error("no versions folder at {0}")]
+    #[diagnostic(code(alembic::no_versions), help("create the chain with `cargo alembic init`, or point --script-location at it"))]
+    NoVersions(PathBuf),
+    /// A file or folder cannot be read.
+    #[error("cannot read {path}: {source}")]
+    #[diagnostic(code(alembic::io))]
+    Io {
+        /// What could not be read.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A revision file does not parse.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Parse(Box<ParseError>),
+    /// The graph is not valid.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Graph(GraphError),
+    /// Several problems at once, each reported.
+    #[error("{} problems in the revision chain", .0.len())]
+    #[diagnostic(code(alembic::many))]
+    Many(#[related] Vec<LoadError>),
+}
+
+impl LoadError {
+    /// Each single problem, flattening [`LoadError::Many`].
+    pub fn problems(&self) -> Vec<&LoadError> {
+        match self {
+            LoadError::Many(all) => all.iter().flat_map(LoadError::problems).collect(),
+            other => vec![other],
+        }
+    }
+
+    /// A one-line rendering with the file and line where known.
+    pub fn located(&self) -> String {
+        match self {
+            LoadError::Parse(p) => p.located(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Wraps several problems, or returns the only one.
+    pub(crate) fn from_many(mut problems: Vec<LoadError>) -> Option<LoadError> {
+        match problems.len() {
+            0 => None,
+            1 => problems.pop(),
+            _ => Some(LoadError::Many(problems)),
+        }
+    }
+}
+
+impl From<ParseError> for LoadError {
+    fn from(e: ParseError) -> Self {
+        LoadError::Parse(Box::new(e))
+    }
+}
+
+impl From<GraphError> for LoadError {
+    fn from(e: GraphError) -> Self {
+        LoadError::Graph(e)
+    }
+}

@@ -1,0 +1,17 @@
+//! The shared core of cargo-alembic: revision files, their checksums, the
+//! revision graph, revision identifiers and configuration.
+//!
+//! The CLI (`cargo-alembic`), the embedded runtime (`alembic-embed`) and the
+//! compile-time macro all parse, checksum and order revisions through this
+//! crate, so that they can never disagree about a chain.
+#![warn(missing_docs)]
+
+mod checksum;
+mod errors;
+mod revision;
+mod split;
+
+pub use checksum::Checksum;
+pub use errors::{ConfigError, GraphError, LoadError, ParseError, ParseErrorKind, ResolveError, SplitErrorKind};
+pub use revision::{parse_list, validate_id, HeaderFields, KeyLines, Revision, Section, HEADER_KEYS, MAX_ID_LEN};
+pub use split::Statement;

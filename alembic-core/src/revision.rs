@@ -1,0 +1,608 @@
+//! One revision file: its header (CONTRACT section 1), its upgrade and
+//! downgrade sections, their checksums and statements.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::{NamedSource, SourceSpan};
+
+use crate::checksum::Checksum;
+use crate::errors::{ParseError, ParseErrorKind};
+use crate::split::{split_statements, Statement};
+
+/// The header keys of CONTRACT section 1, in the order they are written.
+pub const HEADER_KEYS: [&str; 6] = ["revision", "down_revision", "branch_labels", "depends_on", "create_date", "transactional"];
+
+/// Alembic's `version_num` column is `VARCHAR(32)`.
+pub const MAX_ID_LEN: usize = 32;
+
+/// A parsed revision file.
+#[derive(Clone, Debug)]
+pub struct Revision {
+    /// The revision id.
+    pub id: String,
+    /// Parent ids: empty for a base, several for a merge point.
+    pub down_revisions: Vec<String>,
+    /// Branch labels declared here.
+    pub branch_labels: Vec<String>,
+    /// Ordering dependencies (ids or labels) that are not parents.
+    pub depends_on: Vec<String>,
+    /// Free text written by `revision`.
+    pub create_date: Option<String>,
+    /// `false` runs the revision outside a transaction.
+    pub transactional: bool,
+    /// The first comment line that is not `key: value`.
+    pub message: Option<String>,
+    /// The file, as found under the versions folder.
+    pub path: PathBuf,
+    /// 1-based lines of the header keys, for messages that point at them.
+    pub key_lines: KeyLines,
+    /// The upgrade section.
+    pub upgrade: Section,
+    /// The downgrade section; `None` makes the revision irreversible.
+    pub downgrade: Option<Section>,
+    /// The file's text with line endings made LF and a BOM removed.
+    pub source: Arc<str>,
+}
+
+/// Where each header key was written (1-based lines; 0 when absent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyLines {
+    /// `revision:`
+    pub revision: usize,
+    /// `down_revision:`
+    pub down_revision: usize,
+    /// `branch_labels:`
+    pub branch_labels: usize,
+    /// `depends_on:`
+    pub depends_on: usize,
+}
+
+/// An upgrade or downgrade section.
+#[derive(Clone, Debug)]
+pub struct Section {
+    /// 1-based line of the `-- alembic:...` marker.
+    pub marker_line: usize,
+    /// Byte range of the section's text in [`Revision::source`].
+    pub range: Range<usize>,
+    /// The checksum of CONTRACT section 2.
+    pub checksum: Checksum,
+    /// The statements, split with psql's rules.
+    pub statements: Vec<Statement>,
+}
+
+impl Section {
+    /// True when the section holds no statement (Alembic's `pass`).
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty()
+    }
+}
+
+impl Revision {
+    /// Parses a revision file's bytes. `path` is used in messages only.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Revision, ParseError> {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let offset = e.valid_up_to();
+                let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+                let lossy = String::from_utf8_lossy(bytes).into_owned();
+                let mut err = Parser::error_in(path, &lossy, line, ParseErrorKind::NotUtf8 { offset });
+                err.span = Some(SourceSpan::from((offset.min(lossy.len()), 1)));
+                err.label = "not UTF-8".into();
+                err.help = Some("save the file as UTF-8".into());
+                return Err(err);
+            }
+        };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let source: Arc<str> = if text.contains('\r') {
+            Arc::from(text.replace("\r\n", "\n").replace('\r', "\n"))
+        } else {
+            Arc::from(text)
+        };
+        Parser { path, source }.parse()
+    }
+
+    /// The upgrade section's text.
+    pub fn upgrade_sql(&self) -> &str {
+        &self.source[self.upgrade.range.clone()]
+    }
+
+    /// The downgrade section's text, if any.
+    pub fn downgrade_sql(&self) -> Option<&str> {
+        self.downgrade.as_ref().map(|d| &self.source[d.range.clone()])
+    }
+
+    /// A base has no parent.
+    pub fn is_base(&self) -> bool {
+        self.down_revisions.is_empty()
+    }
+
+    /// A merge point has several parents.
+    pub fn is_merge_point(&self) -> bool {
+        self.down_revisions.len() > 1
+    }
+
+    /// `path:line` of a header key, for graph errors.
+    pub fn locate(&self, line: usize) -> String {
+        if line == 0 {
+            self.path.display().to_string()
+        } else {
+            format!("{}:{}", self.path.display(), line)
+        }
+    }
+
+    /// Renders a header in the canonical form written by `revision`.
+    pub fn render_header(h: &HeaderFields<'_>) -> String {
+        let list = |v: &[String]| if v.is_empty() { "None".to_owned() } else { v.join(", ") };
+        let mut out = String::new();
+        out.push_str(&format!("-- {}\n--\n", h.message.lines().next().unwrap_or("").trim()));
+        out.push_str(&format!("-- revision: {}\n", h.id));
+        out.push_str(&format!("-- down_revision: {}\n", list(h.down_revisions)));
+        out.push_str(&format!("-- branch_labels: {}\n", list(h.branch_labels)));
+        out.push_str(&format!("-- depends_on: {}\n", list(h.depends_on)));
+        out.push_str(&format!("-- create_date: {}\n", h.create_date));
+        if !h.transactional {
+            out.push_str("-- transactional: false\n");
+        }
+        out
+    }
+}
+
+/// The fields of a header to render, see [`Revision::render_header`].
+pub struct HeaderFields<'a> {
+    /// The message (first line used).
+    pub message: &'a str,
+    /// The id.
+    pub id: &'a str,
+    /// Parents.
+    pub down_revisions: &'a [String],
+    /// Labels.
+    pub branch_labels: &'a [String],
+    /// Dependencies.
+    pub depends_on: &'a [String],
+    /// Creation date text.
+    pub create_date: &'a str,
+    /// Transactional flag.
+    pub transactional: bool,
+}
+
+/// Checks an id or label: letters, digits, `_`, `-`, at most 32 characters.
+pub fn validate_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("an id cannot be empty".into());
+    }
+    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
+        return Err(format!("`{id}` contains {c:?}; ids use letters, digits, `_` and `-`"));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(format!("`{id}` is {} characters long; alembic_version.version_num holds at most {MAX_ID_LEN}", id.len()));
+    }
+    Ok(())
+}
+
+/// Parses a list value written bare (`a, b`) or the Python way (`'a'`,
+/// `('a', 'b')`, `['a']`, `None`).
+pub fn parse_list(raw: &str) -> Result<Vec<String>, String> {
+    let v = raw.trim();
+    if v.is_empty() || v == "None" {
+        return Ok(Vec::new());
+    }
+    let inner = match (v.chars().next(), v.chars().last()) {
+        (Some('('), Some(')')) | (Some('['), Some(']')) => &v[1..v.len() - 1],
+        (Some('(' | '['), _) => return Err(format!("`{v}` opens a bracket that is not closed")),
+        _ => v,
+    };
+    let mut out = Vec::new();
+    for item in inner.split(',') {
+        let item = item.trim();
+        if item.is_empty() {
+            continue; // a trailing comma, as in the Python tuple `('a',)`
+        }
+        let unquoted = match (item.chars().next(), item.chars().last()) {
+            (Some(q @ ('\'' | '"')), Some(end)) if item.len() >= 2 && q == end => &item[1..item.len() - 1],
+            (Some('\'' | '"'), _) | (_, Some('\'' | '"')) => return Err(format!("unbalanced quotes in `{item}`")),
+            _ => item,
+        };
+        if unquoted == "None" {
+            return Err("`None` cannot be one item of a list".into());
+        }
+        validate_id(unquoted)?;
+        out.push(unquoted.to_owned());
+    }
+    Ok(out)
+}
+
+struct Parser<'a> {
+    path: &'a Path,
+    source: Arc<str>,
+}
+
+/// A marker line `-- alembic:<name>`.
+fn marker(line: &str) -> Option<&str> {
+    let rest = line.trim().strip_prefix("--")?.trim_start();
+    let name = rest.strip_prefix("alembic:")?;
+    Some(name.trim())
+}
+
+/// A header line `-- key: value` whose key is a lowercase identifier.
+fn key_value(comment: &str) -> Option<(&str, &str)> {
+    let (key, value) = comment.split_once(':')?;
+    let key = key.trim_end();
+    let ident = !key.is_empty()
+        && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !key.as_bytes()[0].is_ascii_digit();
+    ident.then_some((key, value.trim()))
+}
+
+struct Lines<'s> {
+    text: &'s str,
+    offset: usize,
+    number: usize,
+}
+
+impl<'s> Iterator for Lines<'s> {
+    /// (1-based number, byte offset of the line start, the line without `\n`)
+    type Item = (usize, usize, &'s str);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.offset > self.text.len() || (self.offset == self.text.len() && self.number > 0) {
+            return None;
+        }
+        let rest = &self.text[self.offset..];
+        let len = rest.find('\n').unwrap_or(rest.len());
+        let item = (self.number + 1, self.offset, &rest[..len]);
+        self.offset += len + 1;
+        self.number += 1;
+        Some(item)
+    }
+}
+
+#[derive(Default)]
+struct RawHeader {
+    /// key -> (line, value, column of the value)
+    values: Vec<(&'static str, usize, String, usize)>,
+    message: Option<String>,
+}
+
+impl RawHeader {
+    fn get(&self, key: &str) -> Option<&(&'static str, usize, String, usize)> {
+        self.values.iter().find(|(k, ..)| *k == key)
+    }
+}
+
+impl<'a> Parser<'a> {
+    fn error_in(path: &Path, source: &str, line: usize, kind: ParseErrorKind) -> ParseError {
+        ParseError {
+            path: path.to_owned(),
+            line,
+            kind,
+            source_code: NamedSource::new(path.display().to_string(), source.to_owned()),
+            span: None,
+            label: String::new(),
+            help: None,
+        }
+    }
+
+    /// An error pointing at `len` bytes from byte `at` on `line`.
+    fn error(&self, line: usize, at: usize, len: usize, label: &str, kind: ParseErrorKind) -> ParseError {
+        let mut e = Self::error_in(self.path, &self.source, line, kind);
+        e.span = Some(SourceSpan::from((at, len)));
+        e.label = label.to_owned();
+        e
+    }
+
+    fn parse(self) -> Result<Revision, ParseError> {
+        let source = Arc::clone(&self.source);
+        let text: &str = &source;
+        let mut header = RawHeader::default();
+        let mut seen_key = false;
+        // (name, marker line, body start offset)
+        let mut markers: Vec<(&'static str, usize, usize, usize)> = Vec::new();
+        for (number, start, line) in (Lines { text, offset: 0, number: 0 }) {
+            if let Some(name) = marker(line) {
+                let known = match name {
+                    "upgrade" => "upgrade",
+                    "downgrade" => "downgrade",
+                    other => {
+                        let at = start + line.find("alembic:").unwrap_or(0);
+                        let mut e = self.error(number, at, line.len() - (at - start), "unknown marker", ParseErrorKind::UnknownSection(other.to_owned()));
+                        e.help = Some("sections are `-- alembic:upgrade` and `-- alembic:downgrade`".into());
+                        return Err(e);
+                    }
+                };
+                if let Some(first) = markers.iter().find(|m| m.0 == known) {
+                    return Err(self.error(
+                        number,
+                        start,
+                        line.len(),
+                        "second marker",
+                        ParseErrorKind::DuplicateSection { name: known, first_line: first.1 },
+                    ));
+                }
+                markers.push((known, number, start, (start + line.len() + 1).min(text.len())));
+                continue;
+            }
+            if !markers.is_empty() {
+                continue; // section text is read by range below
+            }
+            let trimmed = line.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let Some(comment) = trimmed.strip_prefix("--") else {
+                let mut e = self.error(number, start + (line.len() - line.trim_start().len()), trimmed.len(), "outside any section", ParseErrorKind::SqlOutsideSection);
+                e.help = Some("put SQL after a `-- alembic:upgrade` or `-- alembic:downgrade` line".into());
+                return Err(e);
+            };
+            let comment = comment.trim();
+            if comment.is_empty() {
+                continue;
+            }
+            match key_value(comment) {
+                Some((key, value)) if HEADER_KEYS.contains(&key) => {
+                    let key = HEADER_KEYS.iter().copied().find(|k| *k == key).unwrap_or("revision");
+                    if let Some(first) = header.get(key) {
+                        return Err(self.error(
+                            number,
+                            start,
+                            line.len(),
+                            "repeated here",
+                            ParseErrorKind::DuplicateKey { key: key.to_owned(), first_line: first.1 },
+                        ));
+                    }
+                    let column = start + line.rfind(value).unwrap_or(0);
+                    header.values.push((key, number, value.to_owned(), column));
+                    seen_key = true;
+                }
+                Some((key, _)) if seen_key => {
+                    let at = start + line.find(key).unwrap_or(0);
+                    let mut e = self.error(
+                        number,
+                        at,
+                        key.len(),
+                        "unknown key",
+                        ParseErrorKind::UnknownKey { key: key.to_owned(), allowed: HEADER_KEYS.join(", ") },
+                    );
+                    e.help = Some("a comment line after the header keys must not look like `key: value`".into());
+                    return Err(e);
+                }
+                _ => {
+                    if header.message.is_none() && !seen_key {
+                        header.message = Some(comment.to_owned());
+                    }
+                }
+            }
+        }
+        self.build(header, markers)
+    }
+
+    fn build(&self, header: RawHeader, markers: Vec<(&'static str, usize, usize, usize)>) -> Result<Revision, ParseError> {
+        let text: &str = &self.source;
+        let last_line = text.lines().count().max(1);
+        let missing = |key: &'static str| {
+            let mut e = Self::error_in(self.path, text, 1, ParseErrorKind::MissingKey(key));
+            e.span = Some(SourceSpan::from((0, 0)));
+            e.label = "header starts here".into();
+            e.help = Some(format!("add a `-- {key}: ...` line to the header, e.g. `-- {key}: {}`", if key == "revision" { "1975ea83b712" } else { "None" }));
+            e
+        };
+        let bad = |entry: &(&'static str, usize, String, usize), reason: String| {
+            self.error(entry.1, entry.3, entry.2.len().max(1), "this value", ParseErrorKind::BadValue { key: entry.0, reason })
+        };
+
+        let rev_entry = header.get("revision").ok_or_else(|| missing("revision"))?;
+        let ids = parse_list(&rev_entry.2).map_err(|r| bad(rev_entry, r))?;
+        let id = match ids.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(bad(rev_entry, "a revision needs an id".into())),
+            _ => return Err(bad(rev_entry, "a revision has exactly one id".into())),
+        };
+        let down_entry = header.get("down_revision").ok_or_else(|| missing("down_revision"))?;
+        let down_revisions = parse_list(&down_entry.2).map_err(|r| bad(down_entry, r))?;
+        if let Some(dup) = down_revisions.iter().enumerate().find(|(i, d)| down_revisions[..*i].contains(d)) {
+            return Err(bad(down_entry, format!("`{}` is listed twice", dup.1)));
+        }
+        let list_of = |key: &str| -> Result<(Vec<String>, usize), ParseError> {
+            match header.get(key) {
+                Some(entry) => Ok((parse_list(&entry.2).map_err(|r| bad(entry, r))?, entry.1)),
+                None => Ok((Vec::new(), 0)),
+            }
+        };
+        let (branch_labels, labels_line) = list_of("branch_labels")?;
+        let (depends_on, depends_line) = list_of("depends_on")?;
+        let transactional = match header.get("transactional") {
+            None => true,
+            Some(entry) => match entry.2.trim_matches(|c| c == '\'' || c == '"').to_ascii_lowercase().as_str() {
+                "true" | "" => true,
+                "false" => false,
+                _ => return Err(bad(entry, format!("`{}` is neither `true` nor `false`", entry.2))),
+            },
+        };
+        let create_date = header.get("create_date").map(|e| e.2.clone()).filter(|d| !d.is_empty());
+
+        let section = |name: &str| -> Result<Option<Section>, ParseError> {
+            let Some(pos) = markers.iter().position(|m| m.0 == name) else { return Ok(None) };
+            let (_, marker_line, _, body_start) = markers[pos];
+            let end = markers.get(pos + 1).map(|m| m.2).unwrap_or(text.len());
+            let body = &text[body_start.min(end)..end];
+            let statements = split_statements(body, marker_line + 1).map_err(|e| {
+                let line_start = Lines { text, offset: 0, number: 0 }.find(|l| l.0 == e.line).map(|l| l.1).unwrap_or(0);
+                self.error(e.line, line_start, 1, "starts here", ParseErrorKind::Statement(e.kind))
+            })?;
+            Ok(Some(Section { marker_line, range: body_start.min(end)..end, checksum: Checksum::of_section(body), statements }))
+        };
+        let upgrade = section("upgrade")?.ok_or_else(|| {
+            let mut e = Self::error_in(self.path, text, last_line, ParseErrorKind::NoUpgradeSection);
+            e.span = Some(SourceSpan::from((text.len(), 0)));
+            e.label = "end of file".into();
+            e.help = Some("add a line `-- alembic:upgrade` followed by the revision's SQL".into());
+            e
+        })?;
+        let downgrade = section("downgrade")?;
+        Ok(Revision {
+            id,
+            down_revisions,
+            branch_labels,
+            depends_on,
+            create_date,
+            transactional,
+            message: header.message.clone(),
+            path: self.path.to_owned(),
+            key_lines: KeyLines { revision: rev_entry.1, down_revision: down_entry.1, branch_labels: labels_line, depends_on: depends_line },
+            upgrade,
+            downgrade,
+            source: Arc::clone(&self.source),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Revision, ParseError> {
+        Revision::parse(Path::new("versions/x.sql"), text.as_bytes())
+    }
+
+    const CONTRACT_EXAMPLE: &str = "-- create users table
+--
+-- revision: 1975ea83b712
+-- down_revision: None
+-- branch_labels: None
+-- depends_on: None
+-- create_date: 2026-11-21 10:42:07.123456
+
+-- alembic:upgrade
+CREATE TABLE users (
+    id bigint PRIMARY KEY,
+    email text NOT NULL UNIQUE
+);
+
+-- alembic:downgrade
+DROP TABLE users;
+";
+
+    #[test]
+    fn contract_example() {
+        let r = parse(CONTRACT_EXAMPLE).unwrap();
+        assert_eq!(r.id, "1975ea83b712");
+        assert!(r.down_revisions.is_empty() && r.branch_labels.is_empty() && r.depends_on.is_empty());
+        assert_eq!(r.message.as_deref(), Some("create users table"));
+        assert_eq!(r.create_date.as_deref(), Some("2026-11-21 10:42:07.123456"));
+        assert!(r.transactional);
+        assert_eq!(r.upgrade.marker_line, 9);
+        assert_eq!(r.upgrade.statements.len(), 1);
+        assert_eq!(r.upgrade.statements[0].line, 10);
+        let down = r.downgrade.as_ref().unwrap();
+        assert_eq!(down.statements[0].sql, "DROP TABLE users");
+        assert_eq!(down.statements[0].line, 16);
+        assert_eq!(r.key_lines.down_revision, 4);
+        assert_eq!(r.upgrade.checksum, Checksum::of_section("CREATE TABLE users (\n    id bigint PRIMARY KEY,\n    email text NOT NULL UNIQUE\n);"));
+    }
+
+    #[test]
+    fn crlf_and_bom_give_the_same_revision() {
+        let crlf = format!("\u{feff}{}", CONTRACT_EXAMPLE.replace('\n', "\r\n"));
+        let a = parse(CONTRACT_EXAMPLE).unwrap();
+        let b = parse(&crlf).unwrap();
+        assert_eq!(a.upgrade.checksum, b.upgrade.checksum);
+        assert_eq!(a.downgrade.unwrap().checksum, b.downgrade.as_ref().unwrap().checksum);
+        assert_eq!(a.upgrade.statements, b.upgrade.statements);
+        assert_eq!(b.message.as_deref(), Some("create users table"));
+    }
+
+    #[test]
+    fn python_style_values() {
+        let table: &[(&str, &[&str])] = &[
+            ("None", &[]),
+            ("", &[]),
+            ("abc", &["abc"]),
+            ("'abc'", &["abc"]),
+            ("\"abc\"", &["abc"]),
+            ("('a1', 'b2')", &["a1", "b2"]),
+            ("('a1',)", &["a1"]),
+            ("['a1', \"b2\"]", &["a1", "b2"]),
+            ("a1, b2", &["a1", "b2"]),
+            ("table-name-and-modification", &["table-name-and-modification"]),
+        ];
+        for (raw, expect) in table {
+            assert_eq!(parse_list(raw).unwrap(), *expect, "{raw}");
+        }
+        for bad in ["('a', None)", "'abc", "(a, b", "a b", "x".repeat(33).as_str(), "a@b"] {
+            assert!(parse_list(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn merge_labels_depends_and_transactional() {
+        let r = parse(
+            "-- merge\n-- revision: m1\n-- down_revision: ('a1', 'b1')\n-- branch_labels: ('x', 'y')\n-- depends_on: c1\n-- transactional: false\n-- alembic:upgrade\nVACUUM;\n",
+        )
+        .unwrap();
+        assert_eq!(r.down_revisions, ["a1", "b1"]);
+        assert_eq!(r.branch_labels, ["x", "y"]);
+        assert_eq!(r.depends_on, ["c1"]);
+        assert!(!r.transactional);
+        assert!(r.downgrade.is_none(), "no downgrade section: irreversible");
+        assert!(r.is_merge_point());
+    }
+
+    #[test]
+    fn empty_downgrade_is_a_no_op_not_irreversible() {
+        let r = parse("-- revision: a\n-- down_revision: None\n-- alembic:upgrade\nSELECT 1;\n-- alembic:downgrade\n").unwrap();
+        assert!(r.downgrade.as_ref().is_some_and(Section::is_empty));
+    }
+
+    #[test]
+    fn message_may_contain_a_colon() {
+        let r = parse("-- Fix: users email\n-- revision: a\n-- down_revision: None\n-- alembic:upgrade\n").unwrap();
+        assert_eq!(r.message.as_deref(), Some("Fix: users email"));
+        let r = parse("-- fix: users email\n-- revision: a\n-- down_revision: None\n-- alembic:upgrade\n").unwrap();
+        assert_eq!(r.message.as_deref(), Some("fix: users email"));
+    }
+
+    /// Each bad input: (text, line, message).
+    #[test]
+    fn bad_input_names_the_line() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("-- down_revision: None\n-- alembic:upgrade\n", 1, "missing required header key `revision`"),
+            ("-- revision: a\n-- alembic:upgrade\n", 1, "missing required header key `down_revision`"),
+            ("-- revision: a\n-- down_revision: None\n-- revision: b\n-- alembic:upgrade\n", 3, "header key `revision` is given twice (first on line 1)"),
+            (
+                "-- revision: a\n-- down_revision: None\n-- owner: me\n-- alembic:upgrade\n",
+                3,
+                "unknown header key `owner` (allowed: revision, down_revision, branch_labels, depends_on, create_date, transactional)",
+            ),
+            (
+                "-- revision: a\n-- down_revision: None\n-- alembic:upgrade\nSELECT 1;\n-- alembic:upgrade\nSELECT 2;\n",
+                5,
+                "second `-- alembic:upgrade` section (the first is on line 3)",
+            ),
+            ("-- revision: a\n-- down_revision: None\n-- alembic:downgrade\nSELECT 1;\n", 4, "no `-- alembic:upgrade` section"),
+            ("-- revision: a\n-- down_revision: None\nSELECT 1;\n-- alembic:upgrade\n", 3, "SQL before the `-- alembic:upgrade` marker"),
+            ("-- revision: a\n-- down_revision: None\n-- alembic:upgrades\n", 3, "unknown section marker `-- alembic:upgrades` (allowed: `-- alembic:upgrade`, `-- alembic:downgrade`)"),
+            ("-- revision: a b\n-- down_revision: None\n-- alembic:upgrade\n", 1, "bad value for `revision`: `a b` contains ' '; ids use letters, digits, `_` and `-`"),
+            ("-- revision: a\n-- down_revision: b, b\n-- alembic:upgrade\n", 2, "bad value for `down_revision`: `b` is listed twice"),
+            ("-- revision: a\n-- down_revision: None\n-- transactional: maybe\n-- alembic:upgrade\n", 3, "bad value for `transactional`: `maybe` is neither `true` nor `false`"),
+            ("-- revision: a\n-- down_revision: None\n-- alembic:upgrade\nSELECT 1;\nSELECT $x$ oops;\n", 5, "unterminated dollar-quoted body: no closing `$x$`"),
+            (
+                "-- revision: 0123456789abcdef0123456789abcdef0\n-- down_revision: None\n-- alembic:upgrade\n",
+                1,
+                "bad value for `revision`: `0123456789abcdef0123456789abcdef0` is 33 characters long; alembic_version.version_num holds at most 32",
+            ),
+        ];
+        for (text, line, message) in cases {
+            let err = parse(text).expect_err(text);
+            assert_eq!((err.line, err.to_string().as_str()), (*line, *message), "{text}");
+            assert!(err.located().starts_with(&format!("versions/x.sql:{line}: ")));
+        }
+    }
+
+    #[test]
+    fn not_utf8_names_the_line() {
+        let err = Revision::parse(Path::new("v/x.sql"), b"-- revision: a\n-- down_revision: None\n-- \xff\xfe\n").unwrap_err();
+        assert_eq!(err.line, 3);
+        assert_eq!(err.to_string(), "file is not valid UTF-8 (first bad byte at offset 41)");
+    }
+}
