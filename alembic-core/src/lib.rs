@@ -8,10 +8,20 @@
 
 mod checksum;
 mod errors;
+mod graph;
+mod resolve;
 mod revision;
+mod script;
 mod split;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod testutil;
 
 pub use checksum::Checksum;
 pub use errors::{ConfigError, GraphError, LoadError, ParseError, ParseErrorKind, ResolveError, SplitErrorKind};
+pub use graph::RevisionMap;
+pub use resolve::{Resolver, Target, MIN_PREFIX};
 pub use revision::{parse_list, validate_id, HeaderFields, KeyLines, Revision, Section, HEADER_KEYS, MAX_ID_LEN};
+pub use script::{load_versions, revision_files};
 pub use split::Statement;

@@ -1,0 +1,475 @@
+//! The revision graph: validation, heads and bases, a deterministic
+//! topological order, branch labels, and the revisions between two states.
+//!
+//! Architecture Invariant: nothing here touches a database or the file
+//! system; a [`RevisionMap`] is built from already-parsed revisions.
+
+use std::collections::HashMap;
+
+use crate::errors::{GraphError, LoadError};
+use crate::revision::Revision;
+
+/// A validated revision graph.
+///
+/// Revisions are addressed by index (`usize`) into [`RevisionMap::revisions`];
+/// indexes are stable for the life of the map.
+#[derive(Debug)]
+pub struct RevisionMap {
+    revs: Vec<Revision>,
+    index: HashMap<String, usize>,
+    /// Label -> the revision that declares it.
+    label_decl: HashMap<String, usize>,
+    parents: Vec<Vec<usize>>,
+    /// Resolved `depends_on` targets.
+    deps: Vec<Vec<usize>>,
+    children: Vec<Vec<usize>>,
+    dependents: Vec<Vec<usize>>,
+    /// Labels carried by each revision, after Alembic's propagation.
+    labels: Vec<Vec<String>>,
+    /// Topological order, bases first.
+    order: Vec<usize>,
+    /// `rank[i]` is the position of revision `i` in `order`.
+    rank: Vec<usize>,
+    heads: Vec<usize>,
+    bases: Vec<usize>,
+}
+
+
+impl RevisionMap {
+    /// Builds and validates the graph. Every problem found is reported:
+    /// duplicate ids, missing parents and dependencies, duplicate labels,
+    /// labels equal to revision ids, and cycles.
+    pub fn new(revs: Vec<Revision>) -> Result<RevisionMap, LoadError> {
+        let n = revs.len();
+        let mut problems: Vec<LoadError> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(n);
+        for (i, r) in revs.iter().enumerate() {
+            if let Some(&first) = index.get(&r.id) {
+                problems.push(
+                    GraphError::DuplicateRevision {
+                        id: r.id.clone(),
+                        first: revs[first].path.display().to_string(),
+                        second: r.path.display().to_string(),
+                    }
+                    .into(),
+                );
+            } else {
+                index.insert(r.id.clone(), i);
+            }
+        }
+        let mut label_decl: HashMap<String, usize> = HashMap::new();
+        for (i, r) in revs.iter().enumerate() {
+            for label in &r.branch_labels {
+                if index.contains_key(label) {
+                    problems.push(GraphError::LabelIsRevision { label: label.clone(), id: r.id.clone() }.into());
+                } else if let Some(&first) = label_decl.get(label) {
+                    problems.push(
+                        GraphError::DuplicateLabel { label: label.clone(), first: revs[first].id.clone(), second: r.id.clone() }.into(),
+                    );
+                } else {
+                    label_decl.insert(label.clone(), i);
+                }
+            }
+        }
+        let mut parents = vec![Vec::new(); n];
+        let mut deps = vec![Vec::new(); n];
+        for (i, r) in revs.iter().enumerate() {
+            for p in &r.down_revisions {
+                match index.get(p) {
+                    Some(&pi) => parents[i].push(pi),
+                    None => problems.push(
+                        GraphError::MissingParent { id: r.id.clone(), file: r.locate(r.key_lines.down_revision), parent: p.clone() }.into(),
+                    ),
+                }
+            }
+            for d in &r.depends_on {
+                match index.get(d).or_else(|| label_decl.get(d)) {
+                    Some(&di) if !parents[i].contains(&di) && !deps[i].contains(&di) => deps[i].push(di),
+                    Some(_) => {}
+                    None => problems.push(
+                        GraphError::MissingDependency { id: r.id.clone(), file: r.locate(r.key_lines.depends_on), target: d.clone() }.into(),
+                    ),
+                }
+            }
+        }
+        let mut children = vec![Vec::new(); n];
+        let mut dependents = vec![Vec::new(); n];
+        for i in 0..n {
+            for &p in &parents[i] {
+                children[p].push(i);
+            }
+            for &d in &deps[i] {
+                dependents[d].push(i);
+            }
+        }
+        let by_id = |a: &usize, b: &usize| revs[*a].id.cmp(&revs[*b].id);
+        for list in children.iter_mut().chain(dependents.iter_mut()) {
+            list.sort_by(by_id);
+        }
+        let order = topological_order(&revs, &parents, &deps, &children, &dependents);
+        if order.len() < n {
+            problems.push(GraphError::Cycle { cycle: find_cycle(&revs, &parents, &deps, &order) }.into());
+        }
+        if let Some(err) = LoadError::from_many(problems) {
+            return Err(err);
+        }
+        let mut rank = vec![0; n];
+        for (pos, &i) in order.iter().enumerate() {
+            rank[i] = pos;
+        }
+        let heads: Vec<usize> = order.iter().copied().filter(|&i| children[i].is_empty()).collect();
+        let bases: Vec<usize> = order.iter().copied().filter(|&i| parents[i].is_empty()).collect();
+        let mut map =
+            RevisionMap { revs, index, label_decl, parents, deps, children, dependents, labels: vec![Vec::new(); n], order, rank, heads, bases };
+        map.propagate_labels();
+        Ok(map)
+    }
+
+    /// Alembic's propagation: a label applies to the revision declaring it,
+    /// to all its descendants, and down its ancestors until a real branch
+    /// point or a merge point.
+    fn propagate_labels(&mut self) {
+        let mut decls: Vec<(&String, &usize)> = self.label_decl.iter().collect();
+        decls.sort();
+        let mut labels = vec![Vec::new(); self.revs.len()];
+        for (label, &decl) in decls {
+            let below = self.descendants(&[decl], false);
+            for (i, inside) in below.iter().enumerate() {
+                if *inside {
+                    labels[i].push(label.clone());
+                }
+            }
+            let mut cur = decl;
+            while let [p] = self.parents[cur].as_slice() {
+                let p = *p;
+                if self.children[p].len() > 1 || self.parents[p].len() > 1 {
+                    break;
+                }
+                labels[p].push(label.clone());
+                cur = p;
+            }
+        }
+        for l in labels.iter_mut() {
+            l.sort();
+            l.dedup();
+        }
+        self.labels = labels;
+    }
+
+    /// Number of revisions.
+    pub fn len(&self) -> usize {
+        self.revs.len()
+    }
+
+    /// True for an empty chain.
+    pub fn is_empty(&self) -> bool {
+        self.revs.is_empty()
+    }
+
+    /// The revision at an index.
+    pub fn rev(&self, i: usize) -> &Revision {
+        &self.revs[i]
+    }
+
+    /// All revisions, in load order (not topological).
+    pub fn revisions(&self) -> &[Revision] {
+        &self.revs
+    }
+
+    /// The index of an exact revision id.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    /// A revision by exact id.
+    pub fn get(&self, id: &str) -> Option<&Revision> {
+        self.index_of(id).map(|i| &self.revs[i])
+    }
+
+    /// The revision declaring a label.
+    pub fn label_declared_by(&self, label: &str) -> Option<usize> {
+        self.label_decl.get(label).copied()
+    }
+
+    /// All declared labels, sorted.
+    pub fn all_labels(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.label_decl.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Topological order: parents and dependencies before children.
+    /// Deterministic: ties go to the branch just walked, then to the
+    /// smallest id, so a branch's revisions stay together.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// Position of a revision in [`RevisionMap::order`].
+    pub fn rank(&self, i: usize) -> usize {
+        self.rank[i]
+    }
+
+    /// Revisions without children, in topological order.
+    pub fn heads(&self) -> &[usize] {
+        &self.heads
+    }
+
+    /// Revisions without parents, in topological order.
+    pub fn bases(&self) -> &[usize] {
+        &self.bases
+    }
+
+    /// Parents (`down_revision`), in the order written.
+    pub fn parents(&self, i: usize) -> &[usize] {
+        &self.parents[i]
+    }
+
+    /// Resolved `depends_on` targets.
+    pub fn dependencies(&self, i: usize) -> &[usize] {
+        &self.deps[i]
+    }
+
+    /// Children (revisions naming `i` as `down_revision`), sorted by id.
+    pub fn children(&self, i: usize) -> &[usize] {
+        &self.children[i]
+    }
+
+    /// Revisions that depend on `i`, sorted by id.
+    pub fn dependents(&self, i: usize) -> &[usize] {
+        &self.dependents[i]
+    }
+
+    /// Labels carried by a revision (declared or inherited), sorted.
+    pub fn labels(&self, i: usize) -> &[String] {
+        &self.labels[i]
+    }
+
+    /// Revisions with more than one child, in topological order.
+    pub fn branch_points(&self) -> Vec<usize> {
+        self.order.iter().copied().filter(|&i| self.children[i].len() > 1).collect()
+    }
+
+    /// Revisions with more than one parent, in topological order.
+    pub fn merge_points(&self) -> Vec<usize> {
+        self.order.iter().copied().filter(|&i| self.parents[i].len() > 1).collect()
+    }
+
+    /// Ancestors of `from`, themselves included; through `depends_on` too
+    /// when `with_deps`.
+    pub fn ancestors(&self, from: &[usize], with_deps: bool) -> Vec<bool> {
+        self.closure(from, |i| {
+            let deps: &[usize] = if with_deps { &self.deps[i] } else { &[] };
+            self.parents[i].iter().chain(deps)
+        })
+    }
+
+    /// Descendants of `from`, themselves included; through dependents too
+    /// when `with_deps`.
+    pub fn descendants(&self, from: &[usize], with_deps: bool) -> Vec<bool> {
+        self.closure(from, |i| {
+            let deps: &[usize] = if with_deps { &self.dependents[i] } else { &[] };
+            self.children[i].iter().chain(deps)
+        })
+    }
+
+    fn closure<'a, I: Iterator<Item = &'a usize>>(&'a self, from: &[usize], next: impl Fn(usize) -> I) -> Vec<bool> {
+        let mut seen = vec![false; self.revs.len()];
+        let mut stack: Vec<usize> = from.to_vec();
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(next(i).copied().filter(|&j| !seen[j]));
+            }
+        }
+        seen
+    }
+
+    /// The members of a set in topological order.
+    pub(crate) fn in_order(&self, set: &[bool]) -> Vec<usize> {
+        self.order.iter().copied().filter(|&i| set[i]).collect()
+    }
+
+    /// The heads of a state: members of `set` with no descendant in `set`
+    /// (through parents and dependencies), in topological order.
+    pub fn tips(&self, set: &[bool]) -> Vec<usize> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|&i| set[i] && !self.children[i].iter().chain(&self.dependents[i]).any(|&c| set[c]))
+            .collect()
+    }
+
+    /// What `upgrade` runs from `current` heads to `target` revisions:
+    /// the targets and their ancestors (dependencies included) not yet
+    /// applied, in topological order.
+    pub fn upgrade_path(&self, current: &[usize], target: &[usize]) -> Vec<usize> {
+        let need = self.ancestors(target, true);
+        let have = self.ancestors(current, true);
+        self.order.iter().copied().filter(|&i| need[i] && !have[i]).collect()
+    }
+
+    /// What `downgrade` removes from `current` heads to leave only the
+    /// ancestors of `target` (empty: to base): the applied descendants of
+    /// the target's children, dependents included, newest first.
+    pub fn downgrade_path(&self, current: &[usize], target: &[usize]) -> Vec<usize> {
+        let roots: Vec<usize> = if target.is_empty() {
+            self.bases.clone()
+        } else {
+            let keep = self.ancestors(target, true);
+            target.iter().flat_map(|&t| self.children[t].iter().copied()).filter(|&c| !keep[c]).collect()
+        };
+        self.remove_path(current, &roots)
+    }
+
+    /// What removing `roots` and everything applied above them takes,
+    /// newest first.
+    pub fn remove_path(&self, current: &[usize], roots: &[usize]) -> Vec<usize> {
+        let drop = self.descendants(roots, true);
+        let active = self.ancestors(current, true);
+        self.order.iter().rev().copied().filter(|&i| drop[i] && active[i]).collect()
+    }
+
+    /// The lowest revisions carrying `label`: what `label@base` removes.
+    pub fn branch_roots(&self, label: &str) -> Vec<usize> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|&i| self.labels[i].iter().any(|l| l == label) && !self.parents[i].iter().any(|&p| self.labels[p].iter().any(|l| l == label)))
+            .collect()
+    }
+}
+
+/// Kahn's algorithm with a stack, so that after a revision its newly ready
+/// children come next (a branch stays contiguous), smallest id first.
+fn topological_order(revs: &[Revision], parents: &[Vec<usize>], deps: &[Vec<usize>], children: &[Vec<usize>], dependents: &[Vec<usize>]) -> Vec<usize> {
+    let n = revs.len();
+    let mut waiting: Vec<usize> = (0..n).map(|i| parents[i].len() + deps[i].len()).collect();
+    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    ready.sort_by(|a, b| revs[*b].id.cmp(&revs[*a].id));
+    let mut order = Vec::with_capacity(n);
+    let mut next: Vec<usize> = Vec::new();
+    while let Some(i) = ready.pop() {
+        order.push(i);
+        next.clear();
+        for &c in children[i].iter().chain(&dependents[i]) {
+            waiting[c] -= 1;
+            if waiting[c] == 0 {
+                next.push(c);
+            }
+        }
+        next.sort_by(|a, b| revs[*b].id.cmp(&revs[*a].id));
+        ready.extend_from_slice(&next);
+    }
+    order
+}
+
+/// A cycle among the revisions Kahn's algorithm could not order, as ids
+/// from child to parent, the first repeated at the end.
+fn find_cycle(revs: &[Revision], parents: &[Vec<usize>], deps: &[Vec<usize>], ordered: &[usize]) -> Vec<String> {
+    let mut done = vec![false; revs.len()];
+    for &i in ordered {
+        done[i] = true;
+    }
+    let mut stuck: Vec<usize> = (0..revs.len()).filter(|&i| !done[i]).collect();
+    stuck.sort_by(|a, b| revs[*a].id.cmp(&revs[*b].id));
+    // Every unordered revision has an unordered parent or dependency, so
+    // following them must come back to a revision already on the path.
+    let mut path: Vec<usize> = Vec::new();
+    let mut on_path = vec![usize::MAX; revs.len()];
+    let mut cur = stuck[0];
+    loop {
+        if on_path[cur] != usize::MAX {
+            let mut cycle: Vec<String> = path[on_path[cur]..].iter().map(|&i| revs[i].id.clone()).collect();
+            cycle.push(revs[cur].id.clone());
+            return cycle;
+        }
+        on_path[cur] = path.len();
+        path.push(cur);
+        match parents[cur].iter().chain(&deps[cur]).copied().find(|&p| !done[p]) {
+            Some(p) => cur = p,
+            None => return path.iter().map(|&i| revs[i].id.clone()).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{ids, map, rev};
+
+    fn errors(specs: &[&str]) -> Vec<String> {
+        let err = RevisionMap::new(specs.iter().map(|s| rev(s)).collect()).expect_err("graph should be invalid");
+        err.problems().iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn graph_errors_name_the_revisions() {
+        assert_eq!(errors(&["a", "b <- zzz"]), ["revision `b` (versions/b.sql:3) has down_revision `zzz`, which is not in the chain"]);
+        assert_eq!(errors(&["a", "b <- a {nope}"]), [
+            "revision `b` (versions/b.sql:5) depends on `nope`, which is neither a revision nor a branch label"
+        ]);
+        assert_eq!(errors(&["a <- c", "b <- a", "c <- b", "d"]), ["the revision graph has a cycle: a -> c -> b -> a"]);
+        assert_eq!(errors(&["a <- a"]), ["the revision graph has a cycle: a -> a"]);
+        assert_eq!(errors(&["a [x]", "b <- a [x]"]), ["branch label `x` is declared by both `a` and `b`"]);
+        assert_eq!(errors(&["a [b]", "b <- a"]), ["branch label `b` of revision `a` is also a revision id"]);
+        // Several problems are all reported.
+        assert_eq!(errors(&["a", "b <- x", "c <- y"]).len(), 2);
+    }
+
+    #[test]
+    fn duplicate_ids_name_both_files() {
+        let mut second = rev("a");
+        second.path = "versions/sub/a_again.sql".into();
+        let err = RevisionMap::new(vec![rev("a"), second]).unwrap_err();
+        assert_eq!(err.to_string(), "revision `a` is defined twice: in versions/a.sql and in versions/sub/a_again.sql");
+    }
+
+    #[test]
+    fn structure() {
+        // a - b - c ----- e (merge) - f
+        //      \- d [feat] /
+        let m = map(&["a", "b <- a", "c <- b", "d <- b [feat]", "e <- c,d", "f <- e", "x {a}"]);
+        assert_eq!(ids(&m, m.heads()), ["f", "x"]);
+        assert_eq!(ids(&m, m.bases()), ["a", "x"]);
+        assert_eq!(ids(&m, &m.branch_points()), ["b"]);
+        assert_eq!(ids(&m, &m.merge_points()), ["e"]);
+        // x depends on a but has no parent: it is a base of its own.
+        let x = m.index_of("x").unwrap();
+        assert!(m.parents(x).is_empty());
+        assert_eq!(ids(&m, m.order()), ["a", "b", "c", "d", "e", "f", "x"]);
+        // Labels reach descendants but not the trunk below the branch point.
+        let labelled: Vec<&str> = m.order().iter().filter(|&&i| !m.labels(i).is_empty()).map(|&i| m.rev(i).id.as_str()).collect();
+        assert_eq!(labelled, ["d", "e", "f"]);
+        assert_eq!(ids(&m, &m.branch_roots("feat")), ["d"]);
+    }
+
+    #[test]
+    fn labels_propagate_down_to_the_branch_point() {
+        let m = map(&["a", "b <- a", "c <- b", "d <- c [feat]", "e <- a"]);
+        let labelled: Vec<&str> = m.order().iter().filter(|&&i| !m.labels(i).is_empty()).map(|&i| m.rev(i).id.as_str()).collect();
+        assert_eq!(labelled, ["b", "c", "d"]);
+        assert_eq!(ids(&m, &m.branch_roots("feat")), ["b"]);
+    }
+
+    #[test]
+    fn order_keeps_a_branch_together() {
+        let m = map(&["a", "b1 <- a", "c1 <- a", "b2 <- b1", "c2 <- c1", "m <- b2,c2"]);
+        assert_eq!(ids(&m, m.order()), ["a", "b1", "b2", "c1", "c2", "m"]);
+    }
+
+    #[test]
+    fn paths_between_states() {
+        let m = map(&["a", "b <- a", "c <- b", "d <- b", "e <- c,d", "y", "z <- y {c}"]);
+        let i = |id: &str| m.index_of(id).unwrap();
+        assert_eq!(ids(&m, &m.upgrade_path(&[], &[i("e")])), ["a", "b", "c", "d", "e"]);
+        assert_eq!(ids(&m, &m.upgrade_path(&[i("c")], &[i("e")])), ["d", "e"]);
+        // A dependency pulls in the other branch.
+        assert_eq!(ids(&m, &m.upgrade_path(&[i("a")], &[i("z")])), ["b", "c", "y", "z"]);
+        // Downgrade to b removes c and d and what depends on c, newest first.
+        assert_eq!(ids(&m, &m.downgrade_path(&[i("e"), i("z")], &[i("b")])), ["z", "e", "d", "c"]);
+        assert_eq!(ids(&m, &m.downgrade_path(&[i("e")], &[])), ["e", "d", "c", "b", "a"]);
+        // Downgrading one branch leaves the other alone.
+        assert_eq!(ids(&m, &m.downgrade_path(&[i("c"), i("d")], &[i("b")])), ["d", "c"]);
+        assert_eq!(ids(&m, &m.downgrade_path(&[i("c"), i("d")], &[i("c")])), Vec::<String>::new());
+    }
+}
