@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod checksum;
+mod config;
 mod errors;
 mod graph;
 mod resolve;
@@ -19,6 +20,7 @@ mod proptests;
 mod testutil;
 
 pub use checksum::Checksum;
+pub use config::{Config, Origin, Overrides, METADATA_KEYS};
 pub use errors::{ConfigError, GraphError, LoadError, ParseError, ParseErrorKind, ResolveError, SplitErrorKind};
 pub use graph::RevisionMap;
 pub use resolve::{Resolver, Target, MIN_PREFIX};

@@ -1,0 +1,257 @@
+//! Resolved configuration (CONTRACT section 4): command-line values, then
+//! the environment (and `.env`), then `[package.metadata.alembic]` or
+//! `[workspace.metadata.alembic]` read with `cargo_metadata`, then defaults.
+//!
+//! Raw flags stay in the CLI; this module turns them into one [`Config`].
+
+use std::path::{Path, PathBuf};
+
+use cargo_metadata::MetadataCommand;
+use serde_json::Value;
+
+use crate::errors::ConfigError;
+
+/// Keys accepted in `[package.metadata.alembic]` and
+/// `[workspace.metadata.alembic]`.
+pub const METADATA_KEYS: [&str; 8] = [
+    "script_location",
+    "version_table",
+    "version_table_schema",
+    "transaction_per_migration",
+    "file_template",
+    "database_url_env",
+    "allow_multiple_heads",
+    "truncate_slug_length",
+];
+
+/// Values given on the command line; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--script-location`.
+    pub script_location: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--manifest-path`.
+    pub manifest_path: Option<PathBuf>,
+    /// `-p/--package`.
+    pub package: Option<String>,
+    /// `--version-table`.
+    pub version_table: Option<String>,
+    /// `--version-table-schema`.
+    pub version_table_schema: Option<String>,
+    /// Skip reading Cargo metadata when the command needs only the script
+    /// location and it was given (keeps read-only commands fast).
+    pub script_location_only: bool,
+}
+
+/// Where a setting came from, for `--verbose` output and error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// A command-line flag.
+    Flag,
+    /// `[package.metadata.alembic]`.
+    Package,
+    /// `[workspace.metadata.alembic]`.
+    Workspace,
+    /// The built-in default.
+    Default,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The script location (holds `versions/`).
+    pub script_location: PathBuf,
+    /// Where `script_location` came from.
+    pub script_location_origin: Origin,
+    /// The version table's name (`alembic_version`).
+    pub version_table: String,
+    /// The version table's schema (`None`: the search path).
+    pub version_table_schema: Option<String>,
+    /// Commit each revision on its own instead of one transaction per run.
+    pub transaction_per_migration: bool,
+    /// The file name template of `revision` (`%(rev)s_%(slug)s`).
+    pub file_template: String,
+    /// Longest slug in a file name, as Alembic's `truncate_slug_length`.
+    pub truncate_slug_length: usize,
+    /// The environment variable holding the database URL.
+    pub database_url_env: String,
+    /// The database URL, if any source gave one. Contains a password: never
+    /// print it.
+    pub database_url: Option<String>,
+    /// `check` accepts several heads.
+    pub allow_multiple_heads: bool,
+    /// The cargo workspace root, when inside one.
+    pub workspace_root: Option<PathBuf>,
+}
+
+impl Config {
+    /// `<script_location>/versions`.
+    pub fn versions_dir(&self) -> PathBuf {
+        self.script_location.join("versions")
+    }
+
+    /// Resolves the configuration for the current directory `cwd`.
+    pub fn resolve(overrides: &Overrides, cwd: &Path) -> Result<Config, ConfigError> {
+        let skip_metadata = overrides.script_location_only && overrides.script_location.is_some() && overrides.manifest_path.is_none();
+        let in_cargo_project = overrides.manifest_path.is_some() || cwd.ancestors().any(|d| d.join("Cargo.toml").is_file());
+        let found = if skip_metadata || (!in_cargo_project && overrides.script_location.is_some()) {
+            None
+        } else {
+            Some(read_metadata(overrides, cwd)?)
+        };
+        let table = found.as_ref().map(|f| &f.table);
+        let get = |key: &str| table.and_then(|t| t.values.get(key));
+        let table_name = table.map(|t| t.name.clone()).unwrap_or_default();
+        let string = |key: &str| -> Result<Option<String>, ConfigError> {
+            match get(key) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(ConfigError::BadKey { table: table_name.clone(), key: key.into(), reason: format!("expected a string, found {other}") }),
+            }
+        };
+        let boolean = |key: &str| -> Result<bool, ConfigError> {
+            match get(key) {
+                None => Ok(false),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(other) => Err(ConfigError::BadKey { table: table_name.clone(), key: key.into(), reason: format!("expected true or false, found {other}") }),
+            }
+        };
+
+        let (script_location, script_location_origin) = match (&overrides.script_location, string("script_location")?, &found) {
+            (Some(flag), _, _) => (cwd.join(flag), Origin::Flag),
+            (None, Some(s), Some(f)) => (f.table.base.join(s), f.table.origin),
+            (None, _, Some(f)) => (f.workspace_root.join("migrations"), Origin::Default),
+            (None, _, None) => (cwd.join("migrations"), Origin::Default),
+        };
+        let database_url_env = string("database_url_env")?.unwrap_or_else(|| "DATABASE_URL".to_owned());
+        let workspace_root = found.as_ref().map(|f| f.workspace_root.clone());
+        let database_url = match &overrides.database_url {
+            Some(url) => Some(url.clone()),
+            None => match std::env::var(&database_url_env) {
+                Ok(url) if !url.is_empty() => Some(url),
+                _ => dotenv_value(&database_url_env, cwd, workspace_root.as_deref())?,
+            },
+        };
+        let truncate_slug_length = match get("truncate_slug_length") {
+            None => 40,
+            Some(v) => v.as_u64().and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0).ok_or_else(|| ConfigError::BadKey {
+                table: table_name.clone(),
+                key: "truncate_slug_length".into(),
+                reason: format!("expected a positive integer, found {v}"),
+            })?,
+        };
+        let version_table =
+            overrides.version_table.clone().or(string("version_table")?).unwrap_or_else(|| "alembic_version".to_owned());
+        Ok(Config {
+            script_location: normalize(&script_location, cwd),
+            script_location_origin,
+            version_table,
+            version_table_schema: overrides.version_table_schema.clone().or(string("version_table_schema")?),
+            transaction_per_migration: boolean("transaction_per_migration")?,
+            file_template: string("file_template")?.unwrap_or_else(|| "%(rev)s_%(slug)s".to_owned()),
+            truncate_slug_length,
+            database_url_env,
+            database_url,
+            allow_multiple_heads: boolean("allow_multiple_heads")?,
+            workspace_root,
+        })
+    }
+}
+
+/// Shows paths under the current directory relative to it, as users typed them.
+fn normalize(path: &Path, cwd: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    match out.strip_prefix(cwd) {
+        Ok(rel) if rel.as_os_str().is_empty() => PathBuf::from("."),
+        Ok(rel) => rel.to_owned(),
+        Err(_) => out,
+    }
+}
+
+struct Found {
+    workspace_root: PathBuf,
+    table: Table,
+}
+
+struct Table {
+    name: String,
+    origin: Origin,
+    /// Relative paths in the table are relative to this directory.
+    base: PathBuf,
+    values: serde_json::Map<String, Value>,
+}
+
+fn read_metadata(overrides: &Overrides, cwd: &Path) -> Result<Found, ConfigError> {
+    let mut cmd = MetadataCommand::new();
+    cmd.no_deps().current_dir(cwd);
+    if let Some(path) = &overrides.manifest_path {
+        cmd.manifest_path(cwd.join(path));
+    }
+    let meta = cmd.exec().map_err(|e| ConfigError::Metadata(first_line(&e.to_string())))?;
+    let root: PathBuf = meta.workspace_root.clone().into_std_path_buf();
+    let members: Vec<&cargo_metadata::Package> = meta.workspace_packages();
+    let selected = match &overrides.package {
+        Some(name) => Some(*members.iter().find(|p| p.name.as_str() == name).ok_or_else(|| ConfigError::NoSuchPackage(name.clone()))?),
+        None => {
+            // The package whose directory holds the current directory (the
+            // deepest one), as cargo picks it; none at a virtual root.
+            let manifest_dir = |p: &&&cargo_metadata::Package| p.manifest_path.parent().map(|d| d.as_std_path().to_owned());
+            members
+                .iter()
+                .filter(|p| manifest_dir(p).is_some_and(|d| cwd.starts_with(&d) && (d != root || meta.root_package().is_some())))
+                .max_by_key(|p| manifest_dir(p).map(|d| d.components().count()))
+                .copied()
+        }
+    };
+    let package_table = selected.and_then(|p| {
+        p.metadata.get("alembic").map(|v| (format!("package.metadata.alembic` of `{}", p.name), p.manifest_path.parent().map(|d| d.as_std_path().to_owned()).unwrap_or_else(|| root.clone()), v))
+    });
+    let (name, origin, base, value) = match package_table {
+        Some((name, base, v)) => (name, Origin::Package, base, v.clone()),
+        None => ("workspace.metadata.alembic".to_owned(), Origin::Workspace, root.clone(), meta.workspace_metadata.get("alembic").cloned().unwrap_or(Value::Null)),
+    };
+    let values = match value {
+        Value::Null => serde_json::Map::new(),
+        Value::Object(map) => map,
+        other => return Err(ConfigError::BadKey { table: name, key: "alembic".into(), reason: format!("expected a table, found {other}") }),
+    };
+    if let Some(key) = values.keys().find(|k| !METADATA_KEYS.contains(&k.as_str())) {
+        return Err(ConfigError::UnknownKey { table: name, key: key.clone(), allowed: METADATA_KEYS.join(", ") });
+    }
+    Ok(Found { workspace_root: root, table: Table { name, origin, base, values } })
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
+}
+
+/// Reads one variable from `.env` in the current directory, else the
+/// workspace root, without changing the process environment.
+fn dotenv_value(key: &str, cwd: &Path, root: Option<&Path>) -> Result<Option<String>, ConfigError> {
+    for dir in std::iter::once(cwd).chain(root) {
+        let path = dir.join(".env");
+        if !path.is_file() {
+            continue;
+        }
+        let iter = dotenvy::from_path_iter(&path).map_err(|e| ConfigError::DotEnv { path: path.clone(), reason: e.to_string() })?;
+        for item in iter {
+            let (k, v) = item.map_err(|e| ConfigError::DotEnv { path: path.clone(), reason: e.to_string() })?;
+            if k == key {
+                return Ok(Some(v));
+            }
+        }
+        return Ok(None);
+    }
+    Ok(None)
+}

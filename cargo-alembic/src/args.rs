@@ -1,0 +1,200 @@
+//! Raw command-line arguments, as clap parses them. Resolution into a
+//! [`alembic_core::Config`] happens in `lib.rs`, not here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Alembic's revision graph for Rust and PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "cargo-alembic", bin_name = "cargo alembic", version, about, max_term_width = 100)]
+#[allow(missing_docs)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Folder holding `versions/` [default: from Cargo metadata, else `migrations` at the workspace root]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub script_location: Option<PathBuf>,
+    /// Database URL [default: $DATABASE_URL, then `.env`]
+    #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Path to Cargo.toml of the workspace or package
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Package whose `[package.metadata.alembic]` to use
+    #[arg(short = 'p', long, global = true, value_name = "SPEC")]
+    pub package: Option<String>,
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Text for people.
+    Human,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new script location with an empty versions folder
+    Init(InitArgs),
+    /// Create a new revision file
+    Revision(RevisionArgs),
+    /// Create a revision that merges several revisions (usually `heads`)
+    Merge(MergeArgs),
+    /// Show the current head revisions
+    Heads(HeadsArgs),
+    /// Show the branch points
+    Branches(VerboseArgs),
+    /// List revisions, newest first
+    History(HistoryArgs),
+    /// Show one or more revisions
+    Show(ShowArgs),
+    /// Open a revision file in $VISUAL or $EDITOR
+    Edit(EditArgs),
+    /// Check the chain without a database: it parses, the graph is valid, one head
+    Check(CheckArgs),
+    /// Not available: autogenerate does not exist yet (see the message)
+    #[command(hide = true)]
+    Migrate {
+        /// Anything; the command explains itself.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to create [default: the configured script location]
+    pub directory: Option<PathBuf>,
+    /// Template to use (`cargo alembic init --list-templates` lists them)
+    #[arg(short, long, default_value = "generic")]
+    pub template: String,
+    /// List the available templates
+    #[arg(long)]
+    pub list_templates: bool,
+}
+
+/// `revision`.
+#[derive(Debug, Args)]
+pub struct RevisionArgs {
+    /// Message, used for the file name and the header
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Use this id instead of a generated one
+    #[arg(long, value_name = "ID")]
+    pub rev_id: Option<String>,
+    /// The revision to build on [default: head]; `base` starts a new root
+    #[arg(long, value_name = "REV")]
+    pub head: Option<String>,
+    /// Allow `--head` to be a revision that is not a head (starts a branch)
+    #[arg(long)]
+    pub splice: bool,
+    /// Branch label for the new revision
+    #[arg(long, value_name = "LABEL")]
+    pub branch_label: Vec<String>,
+    /// Revisions or labels the new revision depends on
+    #[arg(long, value_name = "REV")]
+    pub depends_on: Vec<String>,
+    /// Folder to write the file into (under the versions folder)
+    #[arg(long, value_name = "DIR")]
+    pub version_path: Option<PathBuf>,
+    /// Run the revision outside a transaction (`transactional: false`)
+    #[arg(long)]
+    pub non_transactional: bool,
+    /// Not available yet (see the message)
+    #[arg(long)]
+    pub autogenerate: bool,
+}
+
+/// `merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Revisions to merge, e.g. `heads` or two ids
+    #[arg(required = true)]
+    pub revisions: Vec<String>,
+    /// Message
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Use this id instead of a generated one
+    #[arg(long, value_name = "ID")]
+    pub rev_id: Option<String>,
+    /// Branch label for the merge revision
+    #[arg(long, value_name = "LABEL")]
+    pub branch_label: Vec<String>,
+}
+
+/// `-v` alone.
+#[derive(Debug, Args)]
+pub struct VerboseArgs {
+    /// Show everything about each revision
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// `heads`.
+#[derive(Debug, Args)]
+pub struct HeadsArgs {
+    /// Show everything about each revision
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Leave out heads that other revisions depend on
+    #[arg(long)]
+    pub resolve_dependencies: bool,
+}
+
+/// `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Range `[start]:[end]`, e.g. `base:head`, `ae10:`, `:ae10`
+    #[arg(short = 'r', long, value_name = "RANGE", allow_hyphen_values = true)]
+    pub rev_range: Option<String>,
+    /// Show everything about each revision
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// `show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Revision identifier (`head`, `heads`, an id or prefix, `label@head`, ...)
+    #[arg(allow_hyphen_values = true)]
+    pub rev: String,
+}
+
+/// `edit`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// Revision to open [default: head]
+    #[arg(default_value = "head", allow_hyphen_values = true)]
+    pub rev: String,
+}
+
+/// `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Accept several heads (also `allow_multiple_heads = true` in the metadata)
+    #[arg(long)]
+    pub allow_multiple_heads: bool,
+}
+
+impl Command {
+    /// Read-only commands that need nothing but the script location, so
+    /// they skip `cargo metadata` when `--script-location` is given.
+    pub fn script_location_only(&self) -> bool {
+        matches!(self, Command::Heads(_) | Command::Branches(_) | Command::History(_) | Command::Show(_) | Command::Edit(_))
+    }
+}

@@ -1,0 +1,88 @@
+//! `check`: the static checks, without a database.
+
+use alembic_core::LoadError;
+use serde::Serialize;
+
+use crate::args::{CheckArgs, Format};
+use crate::errors::CliError;
+use crate::output::{emit, to_json};
+use crate::Ctx;
+
+#[derive(Serialize)]
+struct Problem {
+    message: String,
+    file: Option<String>,
+    line: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    ok: bool,
+    revisions: usize,
+    heads: Vec<String>,
+    problems: Vec<Problem>,
+}
+
+fn problem_of(e: &LoadError) -> Problem {
+    match e {
+        LoadError::Parse(p) => Problem { message: p.kind.to_string(), file: Some(p.path.display().to_string()), line: (p.line > 0).then_some(p.line) },
+        LoadError::Io { path, .. } => Problem { message: e.to_string(), file: Some(path.display().to_string()), line: None },
+        other => Problem { message: other.to_string(), file: None, line: None },
+    }
+}
+
+/// Runs `check`: the chain parses, the graph is valid, and it has one
+/// head unless several are allowed.
+pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
+    let map = match ctx.load() {
+        Ok(map) => map,
+        Err(CliError::Load(e)) if ctx.format == Format::Json => {
+            let problems = e.problems().into_iter().map(problem_of).collect();
+            let report = Report { ok: false, revisions: 0, heads: Vec::new(), problems };
+            emit(&to_json(&report)).map_err(|e| CliError::Io { path: "stdout".into(), source: e })?;
+            return Err(CliError::CheckFailed("check failed: the chain does not load".to_owned()));
+        }
+        Err(e) => return Err(e),
+    };
+    let heads: Vec<String> = map.heads().iter().map(|&h| map.rev(h).id.clone()).collect();
+    let mut problems = Vec::new();
+    if heads.len() > 1 && !(args.allow_multiple_heads || ctx.config.allow_multiple_heads) {
+        problems.push(Problem {
+            message: format!(
+                "multiple heads: {}; merge them with `cargo alembic merge heads -m \"merge\"`, or pass --allow-multiple-heads \
+                 (or set allow_multiple_heads = true in the metadata) if the branches are meant to stay apart",
+                heads.join(", ")
+            ),
+            file: None,
+            line: None,
+        });
+    }
+    let ok = problems.is_empty();
+    let count = problems.len();
+    let summary = format!(
+        "{} revisions in {}: {} head{} ({}), {} branch point{}, {} merge point{}",
+        map.len(),
+        ctx.config.versions_dir().display(),
+        heads.len(),
+        if heads.len() == 1 { "" } else { "s" },
+        heads.join(", "),
+        map.branch_points().len(),
+        if map.branch_points().len() == 1 { "" } else { "s" },
+        map.merge_points().len(),
+        if map.merge_points().len() == 1 { "" } else { "s" },
+    );
+    if ctx.format == Format::Json {
+        let report = Report { ok, revisions: map.len(), heads, problems };
+        emit(&to_json(&report)).map_err(|e| CliError::Io { path: "stdout".into(), source: e })?;
+    } else {
+        emit(&format!("{summary}\n")).map_err(|e| CliError::Io { path: "stdout".into(), source: e })?;
+        for p in &problems {
+            eprintln!("error: {}", p.message);
+        }
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::CheckFailed(format!("check failed: {count} problem{}", if count == 1 { "" } else { "s" })))
+    }
+}

@@ -1,0 +1,97 @@
+//! Read-only views of the chain: `heads`, `branches`, `history`, `show`.
+
+use alembic_core::{Resolver, RevisionMap, Target};
+use serde::Serialize;
+
+use crate::args::{Format, HeadsArgs, HistoryArgs, ShowArgs, VerboseArgs};
+use crate::errors::CliError;
+use crate::output::{emit, json, log_entry, one_line, to_json, LineStyle, RevisionJson};
+use crate::Ctx;
+
+fn print(text: &str) -> Result<(), CliError> {
+    emit(text).map_err(|e| CliError::Io { path: "stdout".into(), source: e })
+}
+
+/// Prints revisions one per line, or verbosely, or as a JSON array.
+fn list(ctx: &Ctx, map: &RevisionMap, revs: &[usize], verbose: bool, style: LineStyle) -> Result<(), CliError> {
+    if ctx.format == Format::Json {
+        let items: Vec<RevisionJson<'_>> = revs.iter().map(|&i| json(map, i)).collect();
+        return print(&to_json(&items));
+    }
+    let mut out = String::with_capacity(revs.len() * 64);
+    for &i in revs {
+        if verbose {
+            out.push_str(&log_entry(map, i));
+            out.push('\n');
+        } else {
+            out.push_str(&one_line(map, i, style));
+            out.push('\n');
+        }
+    }
+    print(&out)
+}
+
+/// Runs `heads`.
+pub(crate) fn heads(ctx: &Ctx, args: &HeadsArgs) -> Result<(), CliError> {
+    let map = ctx.load()?;
+    let heads: Vec<usize> = map.heads().iter().copied().filter(|&h| !args.resolve_dependencies || map.dependents(h).is_empty()).collect();
+    list(ctx, &map, &heads, args.verbose, LineStyle { branches: true, ..LineStyle::default() })
+}
+
+/// Runs `history`.
+pub(crate) fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
+    let map = ctx.load()?;
+    let revs = match &args.rev_range {
+        Some(range) => Resolver::new(&map).history(range)?,
+        None => map.order().iter().rev().copied().collect(),
+    };
+    list(ctx, &map, &revs, args.verbose, LineStyle { branches: true, doc: true, parents: true, tree: true })
+}
+
+/// Runs `show`.
+pub(crate) fn show(ctx: &Ctx, args: &ShowArgs) -> Result<(), CliError> {
+    let map = ctx.load()?;
+    let revs = match Resolver::new(&map).resolve(&args.rev)? {
+        Target::Revisions(r) => r,
+        Target::BranchBase { roots, .. } => roots,
+        Target::Base => return Err(CliError::usage(format!("`{}` is base, which is not a revision", args.rev), None)),
+    };
+    list(ctx, &map, &revs, true, LineStyle::default())
+}
+
+#[derive(Serialize)]
+struct BranchJson<'a> {
+    #[serde(flatten)]
+    revision: RevisionJson<'a>,
+    branches_into: Vec<RevisionJson<'a>>,
+}
+
+/// Runs `branches`: each branch point and the revisions it branches into.
+pub(crate) fn branches(ctx: &Ctx, args: &VerboseArgs) -> Result<(), CliError> {
+    let map = ctx.load()?;
+    let mut points = map.branch_points();
+    points.reverse();
+    if ctx.format == Format::Json {
+        let items: Vec<BranchJson<'_>> = points
+            .iter()
+            .map(|&b| BranchJson { revision: json(&map, b), branches_into: map.children(b).iter().map(|&c| json(&map, c)).collect() })
+            .collect();
+        return print(&to_json(&items));
+    }
+    let mut out = String::new();
+    for b in points {
+        if args.verbose {
+            out.push_str(&log_entry(&map, b));
+        } else {
+            out.push_str(&one_line(&map, b, LineStyle { branches: true, tree: true, ..LineStyle::default() }));
+            out.push('\n');
+        }
+        let pad = " ".repeat(map.rev(b).id.len());
+        for &c in map.children(b) {
+            let line = one_line(&map, c, LineStyle { branches: true, doc: args.verbose, ..LineStyle::default() });
+            out.push_str(&format!("{pad} -> {line}\n"));
+        }
+        out.push('\n');
+    }
+    print(&out)
+}

@@ -1,0 +1,47 @@
+//! One module per group of commands; `dispatch` picks the command.
+
+mod check;
+mod edit;
+mod init;
+mod inspect;
+mod revision;
+
+use crate::args::{Command, Format};
+use crate::errors::CliError;
+use crate::Ctx;
+
+/// Runs a parsed command.
+pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Init(a) => no_json(ctx, "init").and_then(|()| init::run(ctx, &a)),
+        Command::Revision(a) => no_json(ctx, "revision").and_then(|()| revision::revision(ctx, &a)),
+        Command::Merge(a) => no_json(ctx, "merge").and_then(|()| revision::merge(ctx, &a)),
+        Command::Heads(a) => inspect::heads(ctx, &a),
+        Command::Branches(a) => inspect::branches(ctx, &a),
+        Command::History(a) => inspect::history(ctx, &a),
+        Command::Show(a) => inspect::show(ctx, &a),
+        Command::Edit(a) => no_json(ctx, "edit").and_then(|()| edit::run(ctx, &a)),
+        Command::Check(a) => check::run(ctx, &a),
+        Command::Migrate { .. } => Err(autogenerate_unavailable("migrate")),
+    }
+}
+
+fn no_json(ctx: &Ctx, command: &str) -> Result<(), CliError> {
+    match ctx.format {
+        Format::Human => Ok(()),
+        Format::Json => Err(CliError::usage(format!("--format json is not available for `{command}`"), None)),
+    }
+}
+
+/// The answer to `migrate` and `revision --autogenerate`.
+pub(crate) fn autogenerate_unavailable(what: &str) -> CliError {
+    CliError::usage(
+        format!("`{what}` needs autogenerate, which cargo alembic does not have yet: it does not compare a schema with the database"),
+        Some(
+            "write the SQL by hand: `cargo alembic revision -m \"add users\"` creates a revision file with empty \
+             `-- alembic:upgrade` and `-- alembic:downgrade` sections to fill in; to apply revisions, run \
+             `cargo alembic upgrade head`"
+                .to_owned(),
+        ),
+    )
+}

@@ -1,0 +1,98 @@
+//! `cargo alembic`: the command-line front end of cargo-alembic.
+//!
+//! `main` parses arguments, resolves one [`Config`], and dispatches to a
+//! command in [`commands`]. Everything about revisions, graphs and
+//! identifiers lives in `alembic-core`, shared with the embedded runtime.
+#![warn(missing_docs)]
+
+mod args;
+mod commands;
+mod errors;
+pub mod exit_codes;
+mod output;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alembic_core::{load_versions, Config, Overrides, RevisionMap};
+use clap::Parser;
+
+pub use args::{Cli, Command, Format};
+pub use errors::CliError;
+
+/// What every command gets: the resolved configuration and the output format.
+pub(crate) struct Ctx {
+    pub(crate) config: Config,
+    pub(crate) format: Format,
+    pub(crate) cwd: PathBuf,
+}
+
+impl Ctx {
+    /// Loads and validates the chain under the configured versions folder.
+    pub(crate) fn load(&self) -> Result<RevisionMap, CliError> {
+        Ok(load_versions(&self.config.versions_dir())?)
+    }
+}
+
+/// Drops the `alembic` argument cargo passes when run as `cargo alembic`.
+pub fn normalize_argv(mut argv: Vec<OsString>) -> Vec<OsString> {
+    if argv.get(1).is_some_and(|a| a == "alembic") {
+        argv.remove(1);
+    }
+    argv
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let argv = normalize_argv(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap: 0 for --help/--version, 2 for usage errors.
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit_codes::USAGE));
+        }
+    };
+    let fancy = std::io::stderr().is_terminal();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .terminal_links(false)
+                .unicode(fancy)
+                .color(fancy && std::env::var_os("NO_COLOR").is_none())
+                .width(100)
+                .build(),
+        )
+    }));
+    match run(cli) {
+        Ok(()) => ExitCode::from(exit_codes::OK),
+        Err(e) => {
+            let code = e.exit_code();
+            eprintln!("{:?}", miette::Report::new(e));
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Resolves configuration and runs one parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let cwd = std::env::current_dir().map_err(|e| CliError::failed(format!("cannot read the current directory: {e}"), None))?;
+    let g = &cli.global;
+    let overrides = Overrides {
+        script_location: g.script_location.clone(),
+        database_url: g.database_url.clone(),
+        manifest_path: g.manifest_path.clone(),
+        package: g.package.clone(),
+        version_table: None,
+        version_table_schema: None,
+        script_location_only: cli.command.script_location_only(),
+    };
+    if let Command::Migrate { .. } = cli.command {
+        return Err(commands::autogenerate_unavailable("migrate"));
+    }
+    let config = Config::resolve(&overrides, &cwd)?;
+    let ctx = Ctx { config, format: g.format, cwd };
+    commands::dispatch(&ctx, cli.command)
+}
