@@ -89,14 +89,18 @@ pub struct Config {
 impl Config {
     /// `<script_location>/versions`.
     pub fn versions_dir(&self) -> PathBuf {
-        self.script_location.join("versions")
+        if self.script_location == Path::new(".") {
+            PathBuf::from("versions")
+        } else {
+            self.script_location.join("versions")
+        }
     }
 
     /// Resolves the configuration for the current directory `cwd`.
     pub fn resolve(overrides: &Overrides, cwd: &Path) -> Result<Config, ConfigError> {
         let skip_metadata = overrides.script_location_only && overrides.script_location.is_some() && overrides.manifest_path.is_none();
         let in_cargo_project = overrides.manifest_path.is_some() || cwd.ancestors().any(|d| d.join("Cargo.toml").is_file());
-        let found = if skip_metadata || (!in_cargo_project && overrides.script_location.is_some()) {
+        let found = if skip_metadata || !in_cargo_project {
             None
         } else {
             Some(read_metadata(overrides, cwd)?)
@@ -198,7 +202,11 @@ fn read_metadata(overrides: &Overrides, cwd: &Path) -> Result<Found, ConfigError
     if let Some(path) = &overrides.manifest_path {
         cmd.manifest_path(cwd.join(path));
     }
-    let meta = cmd.exec().map_err(|e| ConfigError::Metadata(first_line(&e.to_string())))?;
+    let meta = cmd.exec().map_err(|e| match e {
+        // Show cargo's own message (`error: failed to parse manifest ...`).
+        cargo_metadata::Error::CargoMetadata { stderr } => ConfigError::Metadata(cargo_message(&stderr)),
+        other => ConfigError::Metadata(other.to_string()),
+    })?;
     let root: PathBuf = meta.workspace_root.clone().into_std_path_buf();
     let members: Vec<&cargo_metadata::Package> = meta.workspace_packages();
     let selected = match &overrides.package {
@@ -232,8 +240,9 @@ fn read_metadata(overrides: &Overrides, cwd: &Path) -> Result<Found, ConfigError
     Ok(Found { workspace_root: root, table: Table { name, origin, base, values } })
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
+fn cargo_message(stderr: &str) -> String {
+    let text = stderr.trim();
+    text.strip_prefix("error: ").unwrap_or(text).to_owned()
 }
 
 /// Reads one variable from `.env` in the current directory, else the

@@ -81,7 +81,6 @@ pub enum ParseErrorKind {
 /// A revision file that does not parse, located by file and line.
 #[derive(Debug, Error, Diagnostic)]
 #[error("{kind}")]
-#[diagnostic(code(alembic::parse))]
 pub struct ParseError {
     /// The revision file.
     pub path: PathBuf,
@@ -114,7 +113,7 @@ impl ParseError {
 pub enum GraphError {
     /// Two files carry one revision id.
     #[error("revision `{id}` is defined twice: in {first} and in {second}")]
-    #[diagnostic(code(alembic::duplicate_revision), help("give one of them a new id with a new `revision:` line"))]
+    #[diagnostic(help("give one of them a new id with a new `revision:` line"))]
     DuplicateRevision {
         /// The id.
         id: String,
@@ -125,7 +124,6 @@ pub enum GraphError {
     },
     /// A `down_revision` names a revision that is not in the chain.
     #[error("revision `{id}` ({file}) has down_revision `{parent}`, which is not in the chain")]
-    #[diagnostic(code(alembic::missing_parent))]
     MissingParent {
         /// The revision with the dangling parent.
         id: String,
@@ -136,7 +134,6 @@ pub enum GraphError {
     },
     /// A `depends_on` entry names neither a revision nor a branch label.
     #[error("revision `{id}` ({file}) depends on `{target}`, which is neither a revision nor a branch label")]
-    #[diagnostic(code(alembic::missing_dependency))]
     MissingDependency {
         /// The revision with the dangling dependency.
         id: String,
@@ -147,14 +144,14 @@ pub enum GraphError {
     },
     /// Parents and dependencies form a cycle.
     #[error("the revision graph has a cycle: {}", cycle.join(" -> "))]
-    #[diagnostic(code(alembic::cycle), help("a revision's down_revision and depends_on must point to older revisions"))]
+    #[diagnostic(help("a revision's down_revision and depends_on must point to older revisions"))]
     Cycle {
         /// The revisions on the cycle, the first repeated at the end.
         cycle: Vec<String>,
     },
     /// One branch label declared by two revisions.
     #[error("branch label `{label}` is declared by both `{first}` and `{second}`")]
-    #[diagnostic(code(alembic::duplicate_label), help("a label names one branch: declare it once, on the branch's first revision"))]
+    #[diagnostic(help("a label names one branch: declare it once, on the branch's first revision"))]
     DuplicateLabel {
         /// The label.
         label: String,
@@ -165,7 +162,6 @@ pub enum GraphError {
     },
     /// A branch label equal to a revision id.
     #[error("branch label `{label}` of revision `{id}` is also a revision id")]
-    #[diagnostic(code(alembic::label_is_revision))]
     LabelIsRevision {
         /// The label.
         label: String,
@@ -179,15 +175,13 @@ pub enum GraphError {
 pub enum ResolveError {
     /// Not a revision, a prefix of one, or a label.
     #[error("no such revision or branch `{0}`")]
-    #[diagnostic(code(alembic::no_such_revision))]
     NotFound(String),
     /// A prefix too short to match on.
     #[error("no such revision or branch `{0}`; partial revision ids need at least four characters")]
-    #[diagnostic(code(alembic::no_such_revision))]
     PrefixTooShort(String),
     /// A prefix matching several revisions.
     #[error("multiple revisions start with `{prefix}`: {}", candidates.join(", "))]
-    #[diagnostic(code(alembic::ambiguous_revision), help("give more characters of the id"))]
+    #[diagnostic(help("give more characters of the id"))]
     Ambiguous {
         /// The prefix given.
         prefix: String,
@@ -196,10 +190,7 @@ pub enum ResolveError {
     },
     /// `head` (or `x@head`) names several heads.
     #[error("multiple heads are present for `{ident}`: {}", heads.join(", "))]
-    #[diagnostic(
-        code(alembic::multiple_heads),
-        help("name a specific revision, use `<branch>@head` for one branch's head, `heads` for all of them, or join them with `cargo alembic merge heads -m \"merge\"`")
-    )]
+    #[diagnostic(help("name a specific revision, use `<branch>@head` for one branch's head, `heads` for all of them, or join them with `cargo alembic merge heads -m \"merge\"`"))]
     MultipleHeads {
         /// The identifier given.
         ident: String,
@@ -208,7 +199,6 @@ pub enum ResolveError {
     },
     /// The identifier does not follow the grammar.
     #[error("`{ident}` is not a revision identifier: {reason}")]
-    #[diagnostic(code(alembic::bad_identifier))]
     Syntax {
         /// The identifier given.
         ident: String,
@@ -217,11 +207,11 @@ pub enum ResolveError {
     },
     /// A relative identifier without a current state to start from.
     #[error("`{0}` is relative to the database's current revision, which this command does not read")]
-    #[diagnostic(code(alembic::needs_current), help("name a revision, `head` or `base`, or use `<rev>+N`"))]
+    #[diagnostic(help("name a revision, `head` or `base`, or use `<rev>+N`"))]
     NeedsCurrent(String),
     /// A relative step from several current heads.
     #[error("`{ident}` is ambiguous: the database has several current heads ({})", heads.join(", "))]
-    #[diagnostic(code(alembic::ambiguous_relative), help("name a branch: `<label>@+N`, or a revision: `<rev>+N`"))]
+    #[diagnostic(help("name a branch: `<label>@+N`, or a revision: `<rev>+N`"))]
     AmbiguousCurrent {
         /// The identifier given.
         ident: String,
@@ -230,7 +220,7 @@ pub enum ResolveError {
     },
     /// A step that reaches a fork.
     #[error("`{ident}` is ambiguous at `{at}`, which leads to {}", choices.join(", "))]
-    #[diagnostic(code(alembic::ambiguous_walk), help("name a branch (`<label>@+N`) or a revision"))]
+    #[diagnostic(help("name a branch (`<label>@+N`) or a revision"))]
     AmbiguousWalk {
         /// The identifier given.
         ident: String,
@@ -241,7 +231,6 @@ pub enum ResolveError {
     },
     /// A step past a base or head.
     #[error("`{ident}` goes past the end of the chain after {taken} of {steps} steps")]
-    #[diagnostic(code(alembic::walked_too_far))]
     WalkedTooFar {
         /// The identifier given.
         ident: String,
@@ -252,7 +241,6 @@ pub enum ResolveError {
     },
     /// A revision not reachable as a target from the current state.
     #[error("`{ident}` is not a valid {direction} target from the current heads ({})", if current.is_empty() { "base".to_owned() } else { current.join(", ") })]
-    #[diagnostic(code(alembic::invalid_target))]
     InvalidTarget {
         /// The identifier given.
         ident: String,
@@ -268,15 +256,13 @@ pub enum ResolveError {
 pub enum ConfigError {
     /// `cargo metadata` failed.
     #[error("cannot read the cargo workspace: {0}")]
-    #[diagnostic(code(alembic::config), help("pass --script-location to run outside a cargo project, or --manifest-path to point at one"))]
+    #[diagnostic(help("pass --script-location to run outside a cargo project, or --manifest-path to point at one"))]
     Metadata(String),
     /// `-p` names no package of the workspace.
     #[error("package `{0}` is not a member of the workspace")]
-    #[diagnostic(code(alembic::config))]
     NoSuchPackage(String),
     /// A metadata key with the wrong type or value.
     #[error("bad value for `{key}` in [{table}]: {reason}")]
-    #[diagnostic(code(alembic::config))]
     BadKey {
         /// The table, e.g. `package.metadata.alembic`.
         table: String,
@@ -287,7 +273,6 @@ pub enum ConfigError {
     },
     /// A metadata key outside the contract.
     #[error("unknown key `{key}` in [{table}] (allowed: {allowed})")]
-    #[diagnostic(code(alembic::config))]
     UnknownKey {
         /// The table.
         table: String,
@@ -298,7 +283,6 @@ pub enum ConfigError {
     },
     /// A `.env` file that does not parse.
     #[error("cannot read {path}: {reason}")]
-    #[diagnostic(code(alembic::config))]
     DotEnv {
         /// The `.env` file.
         path: PathBuf,
@@ -312,11 +296,10 @@ pub enum ConfigError {
 pub enum LoadError {
     /// The versions folder is missing.
     #[error("no versions folder at {0}")]
-    #[diagnostic(code(alembic::no_versions), help("create the chain with `cargo alembic init`, or point --script-location at it"))]
+    #[diagnostic(help("create the chain with `cargo alembic init`, or point --script-location at it"))]
     NoVersions(PathBuf),
     /// A file or folder cannot be read.
     #[error("cannot read {path}: {source}")]
-    #[diagnostic(code(alembic::io))]
     Io {
         /// What could not be read.
         path: PathBuf,
@@ -333,7 +316,6 @@ pub enum LoadError {
     Graph(GraphError),
     /// Several problems at once, each reported.
     #[error("{} problems in the revision chain", .0.len())]
-    #[diagnostic(code(alembic::many))]
     Many(#[related] Vec<LoadError>),
 }
 

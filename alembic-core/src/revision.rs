@@ -8,7 +8,7 @@ use std::sync::Arc;
 use miette::{NamedSource, SourceSpan};
 
 use crate::checksum::Checksum;
-use crate::errors::{ParseError, ParseErrorKind};
+use crate::errors::{ParseError, ParseErrorKind, SplitErrorKind};
 use crate::split::{split_statements, Statement};
 
 /// The header keys of CONTRACT section 1, in the order they are written.
@@ -427,15 +427,28 @@ impl<'a> Parser<'a> {
             let end = markers.get(pos + 1).map(|m| m.2).unwrap_or(text.len());
             let body = &text[body_start.min(end)..end];
             let statements = split_statements(body, marker_line + 1).map_err(|e| {
-                let line_start = Lines { text, offset: 0, number: 0 }.find(|l| l.0 == e.line).map(|l| l.1).unwrap_or(0);
-                self.error(e.line, line_start, 1, "starts here", ParseErrorKind::Statement(e.kind))
+                let at = body_start.min(end) + e.offset;
+                let len = match &e.kind {
+                    SplitErrorKind::UnterminatedDollar(tag) => tag.len(),
+                    SplitErrorKind::Unterminated(_) => 1,
+                };
+                self.error(e.line, at, len, "starts here, never closed", ParseErrorKind::Statement(e.kind))
             })?;
             Ok(Some(Section { marker_line, range: body_start.min(end)..end, checksum: Checksum::of_section(body), statements }))
         };
         let upgrade = section("upgrade")?.ok_or_else(|| {
-            let mut e = Self::error_in(self.path, text, last_line, ParseErrorKind::NoUpgradeSection);
-            e.span = Some(SourceSpan::from((text.len(), 0)));
-            e.label = "end of file".into();
+            // Point at the downgrade marker if there is one, else at the last line.
+            let (line, at, len, label) = match markers.first() {
+                Some(&(_, line, start, body)) => (line, start, body - start - 1, "a downgrade without an upgrade"),
+                None => {
+                    let last = text.trim_end_matches('\n');
+                    let start = last.rfind('\n').map_or(0, |p| p + 1);
+                    (last_line, start, last.len() - start, "end of the file")
+                }
+            };
+            let mut e = Self::error_in(self.path, text, line, ParseErrorKind::NoUpgradeSection);
+            e.span = Some(SourceSpan::from((at, len)));
+            e.label = label.into();
             e.help = Some("add a line `-- alembic:upgrade` followed by the revision's SQL".into());
             e
         })?;
@@ -579,7 +592,8 @@ DROP TABLE users;
                 5,
                 "second `-- alembic:upgrade` section (the first is on line 3)",
             ),
-            ("-- revision: a\n-- down_revision: None\n-- alembic:downgrade\nSELECT 1;\n", 4, "no `-- alembic:upgrade` section"),
+            ("-- revision: a\n-- down_revision: None\n-- alembic:downgrade\nSELECT 1;\n", 3, "no `-- alembic:upgrade` section"),
+            ("-- revision: a\n-- down_revision: None\n", 2, "no `-- alembic:upgrade` section"),
             ("-- revision: a\n-- down_revision: None\nSELECT 1;\n-- alembic:upgrade\n", 3, "SQL before the `-- alembic:upgrade` marker"),
             ("-- revision: a\n-- down_revision: None\n-- alembic:upgrades\n", 3, "unknown section marker `-- alembic:upgrades` (allowed: `-- alembic:upgrade`, `-- alembic:downgrade`)"),
             ("-- revision: a b\n-- down_revision: None\n-- alembic:upgrade\n", 1, "bad value for `revision`: `a b` contains ' '; ids use letters, digits, `_` and `-`"),

@@ -32,6 +32,8 @@ impl Statement {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SplitError {
     pub(crate) line: usize,
+    /// Byte offset of the construct's start in the split text.
+    pub(crate) offset: usize,
     pub(crate) kind: SplitErrorKind,
 }
 
@@ -168,11 +170,11 @@ impl<'a> Splitter<'a> {
     }
 
     fn quoted(&mut self, quote: u8, backslash_escapes: bool, what: &'static str) -> Result<(), SplitError> {
-        let line = self.line;
+        let (line, offset) = (self.line, self.i);
         self.bump();
         loop {
             match self.peek(0) {
-                None => return Err(SplitError { line, kind: SplitErrorKind::Unterminated(what) }),
+                None => return Err(SplitError { line, offset, kind: SplitErrorKind::Unterminated(what) }),
                 Some(b'\\') if backslash_escapes => {
                     self.bump();
                     if self.peek(0).is_some() {
@@ -193,11 +195,11 @@ impl<'a> Splitter<'a> {
     }
 
     fn block_comment(&mut self) -> Result<(), SplitError> {
-        let line = self.line;
+        let (line, offset) = (self.line, self.i);
         let mut depth = 0u32;
         loop {
             match (self.peek(0), self.peek(1)) {
-                (None, _) => return Err(SplitError { line, kind: SplitErrorKind::Unterminated("block comment") }),
+                (None, _) => return Err(SplitError { line, offset, kind: SplitErrorKind::Unterminated("block comment") }),
                 (Some(b'/'), Some(b'*')) => {
                     depth += 1;
                     self.bump();
@@ -228,7 +230,7 @@ impl<'a> Splitter<'a> {
             return Ok(());
         }
         let delimiter = &self.text[self.i..self.i + tag_len + 2];
-        let line = self.line;
+        let (line, offset) = (self.line, self.i);
         let body_start = self.i + delimiter.len();
         match self.text[body_start..].find(delimiter) {
             Some(end) => {
@@ -238,7 +240,7 @@ impl<'a> Splitter<'a> {
                 }
                 Ok(())
             }
-            None => Err(SplitError { line, kind: SplitErrorKind::UnterminatedDollar(delimiter.to_owned()) }),
+            None => Err(SplitError { line, offset, kind: SplitErrorKind::UnterminatedDollar(delimiter.to_owned()) }),
         }
     }
 }

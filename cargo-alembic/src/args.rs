@@ -198,3 +198,52 @@ impl Command {
         matches!(self, Command::Heads(_) | Command::Branches(_) | Command::History(_) | Command::Show(_) | Command::Edit(_))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::normalize_argv;
+
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        let argv: Vec<std::ffi::OsString> = std::iter::once("cargo-alembic").chain(line.split_whitespace()).map(Into::into).collect();
+        Cli::try_parse_from(normalize_argv(argv))
+    }
+
+    /// What users type, and whether it parses.
+    #[test]
+    fn argv_table() {
+        let ok = [
+            "alembic heads",
+            "heads",
+            "heads -v",
+            "alembic history -r base:head",
+            "history -r -3:current",
+            "history --rev-range ae10:",
+            "show head-1",
+            "show -1",
+            "revision -m msg --head base --branch-label net --depends-on ae10 --depends-on b2",
+            "revision -m msg --splice --head ae10 --version-path migrations/versions/net",
+            "merge heads -m joined",
+            "merge ae10 b2c3 --rev-id m1",
+            "check --allow-multiple-heads",
+            "--script-location db heads --format json",
+            "heads --script-location db -p svc --manifest-path x/Cargo.toml",
+            "init",
+            "init db --template generic",
+            "edit",
+            "migrate anything --at all",
+        ];
+        for line in ok {
+            assert!(parse(line).is_ok(), "{line}: {}", parse(line).unwrap_err());
+        }
+        let bad = ["", "alembic", "heads --format yaml", "merge", "show", "revision --head", "frobnicate"];
+        for line in bad {
+            assert!(parse(line).is_err(), "{line} should not parse");
+        }
+        let cli = parse("alembic --format json history -r c0ff:").unwrap();
+        assert_eq!(cli.global.format, Format::Json);
+        assert!(matches!(cli.command, Command::History(HistoryArgs { rev_range: Some(ref r), verbose: false }) if r == "c0ff:"));
+    }
+}

@@ -25,7 +25,6 @@ pub enum CliError {
     Resolve(#[from] ResolveError),
     /// The command was used wrongly.
     #[error("{message}")]
-    #[diagnostic(code(alembic::usage))]
     Usage {
         /// What is wrong.
         message: String,
@@ -35,7 +34,6 @@ pub enum CliError {
     },
     /// The command could not do what was asked.
     #[error("{message}")]
-    #[diagnostic(code(alembic::failed))]
     Failed {
         /// What went wrong.
         message: String,
@@ -45,7 +43,6 @@ pub enum CliError {
     },
     /// A file could not be written or created.
     #[error("cannot write {path}: {source}")]
-    #[diagnostic(code(alembic::io))]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -54,7 +51,6 @@ pub enum CliError {
     },
     /// A check found problems; they were already printed.
     #[error("{0}")]
-    #[diagnostic(code(alembic::check))]
     CheckFailed(String),
 }
 

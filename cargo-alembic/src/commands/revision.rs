@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use alembic_core::{validate_id, HeaderFields, Revision, RevisionMap, Resolver, Target};
+use alembic_core::{validate_id, HeaderFields, ResolveError, Resolver, Revision, RevisionMap, Target};
 use chrono::{Datelike, Local, Timelike};
 
 use crate::args::{MergeArgs, RevisionArgs};
@@ -32,16 +32,19 @@ pub(crate) fn revision(ctx: &Ctx, args: &RevisionArgs) -> Result<(), CliError> {
     let id = new_id(&map, args.rev_id.as_deref())?;
     let resolver = Resolver::new(&map);
     let head = args.head.as_deref().unwrap_or("head");
-    let parents = match resolver.resolve(head)? {
-        Target::Base => Vec::new(),
-        Target::Revisions(revs) if revs.len() > 1 => {
-            return Err(CliError::usage(
-                format!("multiple heads are present ({}); say which one the new revision builds on", ids(&map, &revs)),
-                Some("pass --head <rev> or --head <label>@head, or merge the heads first with `cargo alembic merge heads`".to_owned()),
-            ))
-        }
-        Target::Revisions(revs) => revs,
-        Target::BranchBase { roots, .. } => roots,
+    let multiple_heads = |revs: &[usize]| {
+        CliError::usage(
+            format!("multiple heads are present ({}); say which one the new revision builds on", ids(&map, revs)),
+            Some("pass --head <rev> or --head <label>@head, or merge the heads first with `cargo alembic merge heads`".to_owned()),
+        )
+    };
+    let parents = match resolver.resolve(head) {
+        Ok(Target::Base) => Vec::new(),
+        Ok(Target::Revisions(revs)) if revs.len() > 1 => return Err(multiple_heads(&revs)),
+        Ok(Target::Revisions(revs)) => revs,
+        Ok(Target::BranchBase { roots, .. }) => roots,
+        Err(ResolveError::MultipleHeads { .. }) if args.head.is_none() => return Err(multiple_heads(map.heads())),
+        Err(e) => return Err(e.into()),
     };
     if let Some(&p) = parents.first() {
         if !args.splice && !map.children(p).is_empty() {
@@ -102,7 +105,7 @@ pub(crate) fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<(), CliError> {
         ));
     }
     for &a in &revs {
-        let below = map.ancestors(&[a], true);
+        let below = map.ancestors(&[a], false);
         if let Some(&b) = revs.iter().find(|&&b| b != a && below[b]) {
             return Err(CliError::usage(format!("`{}` is an ancestor of `{}`; merge revisions on separate branches", map.rev(b).id, map.rev(a).id), None));
         }
