@@ -14,7 +14,10 @@ fn fixtures() -> PathBuf {
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Runs `cargo-alembic <args>` in `dir`, with a clean environment for the
@@ -70,7 +73,10 @@ fn missing_revision_key() {
 
 #[test]
 fn missing_down_revision_key() {
-    snapshot!("missing_down_revision", fixture("missing_down_revision", &["heads"]));
+    snapshot!(
+        "missing_down_revision",
+        fixture("missing_down_revision", &["heads"])
+    );
 }
 
 #[test]
@@ -85,17 +91,26 @@ fn unknown_header_key_lists_the_allowed_keys() {
 
 #[test]
 fn two_upgrade_sections() {
-    snapshot!("two_upgrade_sections", fixture("two_upgrade_sections", &["heads"]));
+    snapshot!(
+        "two_upgrade_sections",
+        fixture("two_upgrade_sections", &["heads"])
+    );
 }
 
 #[test]
 fn no_upgrade_section() {
-    snapshot!("no_upgrade_section", fixture("no_upgrade_section", &["heads"]));
+    snapshot!(
+        "no_upgrade_section",
+        fixture("no_upgrade_section", &["heads"])
+    );
 }
 
 #[test]
 fn unterminated_dollar_quote_names_its_line() {
-    snapshot!("unterminated_dollar", fixture("unterminated_dollar", &["check"]));
+    snapshot!(
+        "unterminated_dollar",
+        fixture("unterminated_dollar", &["check"])
+    );
 }
 
 #[test]
@@ -120,7 +135,10 @@ fn ambiguous_prefix_lists_candidates() {
 
 #[test]
 fn head_with_two_heads_is_an_error_with_advice() {
-    snapshot!("head_with_two_heads", fixture("two_heads", &["show", "head"]));
+    snapshot!(
+        "head_with_two_heads",
+        fixture("two_heads", &["show", "head"])
+    );
 }
 
 #[test]
@@ -138,7 +156,10 @@ fn bad_identifier_syntax_is_a_usage_error() {
 
 #[test]
 fn relative_identifier_without_a_database_says_why() {
-    snapshot!("relative_without_current", fixture("two_heads", &["history", "-r", "-1:current"]));
+    snapshot!(
+        "relative_without_current",
+        fixture("two_heads", &["history", "-r", "-1:current"])
+    );
 }
 
 // Line endings and BOM never change a checksum.
@@ -146,10 +167,17 @@ fn relative_identifier_without_a_database_says_why() {
 #[test]
 fn crlf_bom_and_cr_files_have_the_lf_checksums() {
     let checksums = |variant: &str| {
-        let out = fixture(&format!("line_endings/{variant}"), &["show", "a1", "--format", "json"]);
+        let out = fixture(
+            &format!("line_endings/{variant}"),
+            &["show", "a1", "--format", "json"],
+        );
         assert_eq!(out.status.code(), Some(0), "{}", render(&out));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        (v[0]["upgrade_checksum"].as_str().unwrap().to_owned(), v[0]["downgrade_checksum"].as_str().unwrap().to_owned(), v[0]["message"].clone())
+        (
+            v[0]["upgrade_checksum"].as_str().unwrap().to_owned(),
+            v[0]["downgrade_checksum"].as_str().unwrap().to_owned(),
+            v[0]["message"].clone(),
+        )
     };
     let lf = checksums("lf");
     assert_eq!(checksums("crlf_bom"), lf);
@@ -171,7 +199,10 @@ fn example_chain_heads() {
 #[test]
 fn example_chain_history() {
     snapshot!("example_history", repo(&["history"]));
-    snapshot!("example_history_range", repo(&["history", "-r", "e3c2:audit@head"]));
+    snapshot!(
+        "example_history_range",
+        repo(&["history", "-r", "e3c2:audit@head"])
+    );
 }
 
 #[test]
@@ -191,27 +222,49 @@ fn example_chain_checks_clean() {
 
 #[test]
 fn json_outputs_parse() {
-    for args in [&["heads", "--format", "json"][..], &["history", "--format", "json"], &["branches", "--format", "json"], &["show", "heads", "--format", "json"], &["check", "--format", "json"]] {
+    for args in [
+        &["heads", "--format", "json"][..],
+        &["history", "--format", "json"],
+        &["branches", "--format", "json"],
+        &["show", "heads", "--format", "json"],
+        &["check", "--format", "json"],
+    ] {
         let out = repo(args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", render(&out));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         assert!(v.is_array() || v.is_object());
     }
-    let history: serde_json::Value = serde_json::from_slice(&repo(&["history", "--format", "json"]).stdout).unwrap();
+    let history: serde_json::Value =
+        serde_json::from_slice(&repo(&["history", "--format", "json"]).stdout).unwrap();
     assert_eq!(history.as_array().unwrap().len(), 10);
-    let merge = history.as_array().unwrap().iter().find(|r| r["is_merge_point"] == true).unwrap();
-    assert_eq!(merge["down_revisions"], serde_json::json!(["a5e4c9f6b7d8", "d8b7f2c9e0a1"]));
+    let merge = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["is_merge_point"] == true)
+        .unwrap();
+    assert_eq!(
+        merge["down_revisions"],
+        serde_json::json!(["a5e4c9f6b7d8", "d8b7f2c9e0a1"])
+    );
     let broken = fixture("cycle", &["check", "--format", "json"]);
     assert_eq!(broken.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&broken.stdout).unwrap();
     assert_eq!(report["ok"], false);
-    assert_eq!(report["problems"][0]["message"], "the revision graph has a cycle: a1 -> c3 -> b2 -> a1");
+    assert_eq!(
+        report["problems"][0]["message"],
+        "the revision graph has a cycle: a1 -> c3 -> b2 -> a1"
+    );
 }
 
 // Commands that write.
 
 fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("alembic-cli-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("alembic-cli-")
+        .tempdir()
+        .unwrap()
 }
 
 fn ok(out: Output) -> String {
@@ -222,7 +275,11 @@ fn ok(out: Output) -> String {
 /// The path printed by `revision`: `  Generating <path> ...  done`.
 fn generated(stdout: &str) -> PathBuf {
     let line = stdout.lines().find(|l| l.contains("Generating")).unwrap();
-    PathBuf::from(line.trim().trim_start_matches("Generating ").trim_end_matches(" ...  done"))
+    PathBuf::from(
+        line.trim()
+            .trim_start_matches("Generating ")
+            .trim_end_matches(" ...  done"),
+    )
 }
 
 #[test]
@@ -241,30 +298,83 @@ fn init_revision_merge_check() {
     let first = generated(&ok(run(&["revision", "-m", "Create users table"])));
     let name = first.file_name().unwrap().to_str().unwrap().to_owned();
     let id = &name[..12];
-    assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{name}");
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "{name}"
+    );
     assert_eq!(&name[12..], "_create_users_table.sql");
     let text = std::fs::read_to_string(d.join(&first)).unwrap();
-    assert!(text.starts_with(&format!("-- Create users table\n--\n-- revision: {id}\n-- down_revision: None\n")), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "-- Create users table\n--\n-- revision: {id}\n-- down_revision: None\n"
+        )),
+        "{text}"
+    );
     assert!(text.contains("\n-- alembic:upgrade\n") && text.contains("\n-- alembic:downgrade\n"));
 
     ok(run(&["revision", "-m", "add email", "--rev-id", "email01"]));
-    ok(run(&["revision", "-m", "side branch", "--rev-id", "side01", "--head", id, "--splice", "--branch-label", "side"]));
+    ok(run(&[
+        "revision",
+        "-m",
+        "side branch",
+        "--rev-id",
+        "side01",
+        "--head",
+        id,
+        "--splice",
+        "--branch-label",
+        "side",
+    ]));
     // Two heads: a new revision must say which one.
     let refused = run(&["revision", "-m", "x"]);
     assert_eq!(refused.status.code(), Some(2), "{}", render(&refused));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("multiple heads are present (email01, side01)"), "{}", render(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("multiple heads are present (email01, side01)"),
+        "{}",
+        render(&refused)
+    );
     // Building on a non-head needs --splice.
     let no_splice = run(&["revision", "-m", "x", "--head", id]);
-    assert!(String::from_utf8_lossy(&no_splice.stderr).contains("is not a head revision"), "{}", render(&no_splice));
-    ok(run(&["revision", "-m", "on side", "--rev-id", "side02", "--head", "side@head", "--depends-on", "emai"]));
+    assert!(
+        String::from_utf8_lossy(&no_splice.stderr).contains("is not a head revision"),
+        "{}",
+        render(&no_splice)
+    );
+    ok(run(&[
+        "revision",
+        "-m",
+        "on side",
+        "--rev-id",
+        "side02",
+        "--head",
+        "side@head",
+        "--depends-on",
+        "emai",
+    ]));
     let side02 = std::fs::read_to_string(d.join("db/versions/side02_on_side.sql")).unwrap();
-    assert!(side02.contains("-- down_revision: side01\n-- branch_labels: None\n-- depends_on: email01\n"), "{side02}");
+    assert!(
+        side02
+            .contains("-- down_revision: side01\n-- branch_labels: None\n-- depends_on: email01\n"),
+        "{side02}"
+    );
 
     let check = run(&["check"]);
     assert_eq!(check.status.code(), Some(1), "{}", render(&check));
-    ok(run(&["merge", "heads", "-m", "join side", "--rev-id", "join01"]));
+    ok(run(&[
+        "merge",
+        "heads",
+        "-m",
+        "join side",
+        "--rev-id",
+        "join01",
+    ]));
     let merged = std::fs::read_to_string(d.join("db/versions/join01_join_side.sql")).unwrap();
-    assert!(merged.contains("-- down_revision: email01, side02\n"), "{merged}");
+    assert!(
+        merged.contains("-- down_revision: email01, side02\n"),
+        "{merged}"
+    );
     assert_eq!(ok(run(&["heads"])), "join01 (side) (head)\n");
     ok(run(&["check"]));
     let nothing = run(&["merge", "heads"]);
@@ -272,16 +382,62 @@ fn init_revision_merge_check() {
 
     // A duplicate id and a bad id are refused before anything is written.
     let files_before = std::fs::read_dir(d.join("db/versions")).unwrap().count();
-    assert_eq!(run(&["revision", "-m", "again", "--rev-id", "join01", "--head", "join01"]).status.code(), Some(2));
-    assert_eq!(run(&["revision", "-m", "bad", "--rev-id", "no spaces", "--head", "join01"]).status.code(), Some(2));
-    assert_eq!(std::fs::read_dir(d.join("db/versions")).unwrap().count(), files_before);
+    assert_eq!(
+        run(&["revision", "-m", "again", "--rev-id", "join01", "--head", "join01"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&[
+            "revision",
+            "-m",
+            "bad",
+            "--rev-id",
+            "no spaces",
+            "--head",
+            "join01"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(
+        std::fs::read_dir(d.join("db/versions")).unwrap().count(),
+        files_before
+    );
 
     // A new root in a sub-folder.
-    ok(run(&["revision", "-m", "reports root", "--rev-id", "rep01", "--head", "base", "--branch-label", "reports", "--version-path", "db/versions/reports"]));
-    assert!(d.join("db/versions/reports/rep01_reports_root.sql").is_file());
-    let outside = run(&["revision", "-m", "x", "--head", "reports@head", "--version-path", "elsewhere"]);
+    ok(run(&[
+        "revision",
+        "-m",
+        "reports root",
+        "--rev-id",
+        "rep01",
+        "--head",
+        "base",
+        "--branch-label",
+        "reports",
+        "--version-path",
+        "db/versions/reports",
+    ]));
+    assert!(d
+        .join("db/versions/reports/rep01_reports_root.sql")
+        .is_file());
+    let outside = run(&[
+        "revision",
+        "-m",
+        "x",
+        "--head",
+        "reports@head",
+        "--version-path",
+        "elsewhere",
+    ]);
     assert_eq!(outside.status.code(), Some(2), "{}", render(&outside));
-    assert_eq!(ok(run(&["heads"])), "join01 (side) (head)\nrep01 (reports) (head)\n");
+    assert_eq!(
+        ok(run(&["heads"])),
+        "join01 (side) (head)\nrep01 (reports) (head)\n"
+    );
 
     // init refuses a folder that is not empty.
     let again = run_in(d, &["init", "db"]);
@@ -298,9 +454,15 @@ fn file_template_from_workspace_metadata() {
     )
     .unwrap();
     ok(run_in(d, &["init"]));
-    let path = generated(&ok(run_in(d, &["revision", "-m", "first", "--rev-id", "r1"])));
+    let path = generated(&ok(run_in(
+        d,
+        &["revision", "-m", "first", "--rev-id", "r1"],
+    )));
     let name = path.file_name().unwrap().to_str().unwrap();
-    assert!(name.ends_with("_r1_first.sql") && name.len() == "2026_11_21_r1_first.sql".len(), "{name}");
+    assert!(
+        name.ends_with("_r1_first.sql") && name.len() == "2026_11_21_r1_first.sql".len(),
+        "{name}"
+    );
     assert!(path.starts_with("db/versions"), "{}", path.display());
 }
 
@@ -318,7 +480,10 @@ fn package_metadata_overrides_workspace_metadata() {
     assert!(ok(run_in(&d.join("svc"), &["init"])).contains("db/versions"));
     assert!(d.join("svc/db/versions").is_dir());
     // -p selects the package from the root.
-    ok(run_in(d, &["-p", "svc", "revision", "-m", "in svc", "--rev-id", "s1"]));
+    ok(run_in(
+        d,
+        &["-p", "svc", "revision", "-m", "in svc", "--rev-id", "s1"],
+    ));
     assert!(d.join("svc/db/versions/s1_in_svc.sql").is_file());
     let bad = run_in(d, &["-p", "nope", "heads"]);
     assert_eq!(bad.status.code(), Some(2), "{}", render(&bad));
@@ -327,7 +492,11 @@ fn package_metadata_overrides_workspace_metadata() {
 #[test]
 fn unknown_metadata_key_is_a_configuration_error() {
     let dir = tempdir();
-    std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = []\n\n[workspace.metadata.alembic]\nscript_locaton = \"db\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[workspace]\nmembers = []\n\n[workspace.metadata.alembic]\nscript_locaton = \"db\"\n",
+    )
+    .unwrap();
     snapshot!("unknown_metadata_key", run_in(dir.path(), &["check"]));
 }
 
@@ -336,7 +505,11 @@ fn migrate_and_autogenerate_explain_themselves() {
     snapshot!("migrate", repo(&["migrate"]));
     let out = repo(&["revision", "--autogenerate", "-m", "x"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("autogenerate"), "{}", render(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("autogenerate"),
+        "{}",
+        render(&out)
+    );
 }
 
 #[test]
@@ -352,7 +525,10 @@ fn edit_runs_the_editor_on_the_file() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", render(&out));
-    assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "versions/abcd1111_left.sql");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().trim(),
+        "versions/abcd1111_left.sql"
+    );
     let none = fixture("two_heads", &["edit", "abcd1111"]);
     assert_eq!(none.status.code(), Some(2), "{}", render(&none));
 }

@@ -33,7 +33,8 @@ impl Checksum {
     /// Parses a stored checksum (`sha256:` and 64 lowercase hex digits).
     pub fn parse(text: &str) -> Option<Checksum> {
         let hex = text.strip_prefix("sha256:")?;
-        (hex.len() == 64 && hex.bytes().all(|b| HEX.contains(&b))).then(|| Checksum(text.to_owned()))
+        (hex.len() == 64 && hex.bytes().all(|b| HEX.contains(&b)))
+            .then(|| Checksum(text.to_owned()))
     }
 
     /// The rendered form, `sha256:...`.
@@ -71,7 +72,10 @@ fn normalize(text: &str) -> String {
     } else {
         text
     };
-    let lines: Vec<&str> = text.split('\n').map(|l| l.trim_end_matches([' ', '\t'])).collect();
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.trim_end_matches([' ', '\t']))
+        .collect();
     let first = lines.iter().position(|l| !l.is_empty());
     let last = lines.iter().rposition(|l| !l.is_empty());
     match (first, last) {

@@ -98,8 +98,11 @@ impl Config {
 
     /// Resolves the configuration for the current directory `cwd`.
     pub fn resolve(overrides: &Overrides, cwd: &Path) -> Result<Config, ConfigError> {
-        let skip_metadata = overrides.script_location_only && overrides.script_location.is_some() && overrides.manifest_path.is_none();
-        let in_cargo_project = overrides.manifest_path.is_some() || cwd.ancestors().any(|d| d.join("Cargo.toml").is_file());
+        let skip_metadata = overrides.script_location_only
+            && overrides.script_location.is_some()
+            && overrides.manifest_path.is_none();
+        let in_cargo_project = overrides.manifest_path.is_some()
+            || cwd.ancestors().any(|d| d.join("Cargo.toml").is_file());
         let found = if skip_metadata || !in_cargo_project {
             None
         } else {
@@ -112,24 +115,37 @@ impl Config {
             match get(key) {
                 None => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(ConfigError::BadKey { table: table_name.clone(), key: key.into(), reason: format!("expected a string, found {other}") }),
+                Some(other) => Err(ConfigError::BadKey {
+                    table: table_name.clone(),
+                    key: key.into(),
+                    reason: format!("expected a string, found {other}"),
+                }),
             }
         };
         let boolean = |key: &str| -> Result<bool, ConfigError> {
             match get(key) {
                 None => Ok(false),
                 Some(Value::Bool(b)) => Ok(*b),
-                Some(other) => Err(ConfigError::BadKey { table: table_name.clone(), key: key.into(), reason: format!("expected true or false, found {other}") }),
+                Some(other) => Err(ConfigError::BadKey {
+                    table: table_name.clone(),
+                    key: key.into(),
+                    reason: format!("expected true or false, found {other}"),
+                }),
             }
         };
 
-        let (script_location, script_location_origin) = match (&overrides.script_location, string("script_location")?, &found) {
+        let (script_location, script_location_origin) = match (
+            &overrides.script_location,
+            string("script_location")?,
+            &found,
+        ) {
             (Some(flag), _, _) => (cwd.join(flag), Origin::Flag),
             (None, Some(s), Some(f)) => (f.table.base.join(s), f.table.origin),
             (None, _, Some(f)) => (f.workspace_root.join("migrations"), Origin::Default),
             (None, _, None) => (cwd.join("migrations"), Origin::Default),
         };
-        let database_url_env = string("database_url_env")?.unwrap_or_else(|| "DATABASE_URL".to_owned());
+        let database_url_env =
+            string("database_url_env")?.unwrap_or_else(|| "DATABASE_URL".to_owned());
         let workspace_root = found.as_ref().map(|f| f.workspace_root.clone());
         let database_url = match &overrides.database_url {
             Some(url) => Some(url.clone()),
@@ -140,21 +156,32 @@ impl Config {
         };
         let truncate_slug_length = match get("truncate_slug_length") {
             None => 40,
-            Some(v) => v.as_u64().and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0).ok_or_else(|| ConfigError::BadKey {
-                table: table_name.clone(),
-                key: "truncate_slug_length".into(),
-                reason: format!("expected a positive integer, found {v}"),
-            })?,
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::BadKey {
+                    table: table_name.clone(),
+                    key: "truncate_slug_length".into(),
+                    reason: format!("expected a positive integer, found {v}"),
+                })?,
         };
-        let version_table =
-            overrides.version_table.clone().or(string("version_table")?).unwrap_or_else(|| "alembic_version".to_owned());
+        let version_table = overrides
+            .version_table
+            .clone()
+            .or(string("version_table")?)
+            .unwrap_or_else(|| "alembic_version".to_owned());
         Ok(Config {
             script_location: normalize(&script_location, cwd),
             script_location_origin,
             version_table,
-            version_table_schema: overrides.version_table_schema.clone().or(string("version_table_schema")?),
+            version_table_schema: overrides
+                .version_table_schema
+                .clone()
+                .or(string("version_table_schema")?),
             transaction_per_migration: boolean("transaction_per_migration")?,
-            file_template: string("file_template")?.unwrap_or_else(|| "%(rev)s_%(slug)s".to_owned()),
+            file_template: string("file_template")?
+                .unwrap_or_else(|| "%(rev)s_%(slug)s".to_owned()),
             truncate_slug_length,
             database_url_env,
             database_url,
@@ -204,40 +231,88 @@ fn read_metadata(overrides: &Overrides, cwd: &Path) -> Result<Found, ConfigError
     }
     let meta = cmd.exec().map_err(|e| match e {
         // Show cargo's own message (`error: failed to parse manifest ...`).
-        cargo_metadata::Error::CargoMetadata { stderr } => ConfigError::Metadata(cargo_message(&stderr)),
+        cargo_metadata::Error::CargoMetadata { stderr } => {
+            ConfigError::Metadata(cargo_message(&stderr))
+        }
         other => ConfigError::Metadata(other.to_string()),
     })?;
     let root: PathBuf = meta.workspace_root.clone().into_std_path_buf();
     let members: Vec<&cargo_metadata::Package> = meta.workspace_packages();
     let selected = match &overrides.package {
-        Some(name) => Some(*members.iter().find(|p| p.name.as_str() == name).ok_or_else(|| ConfigError::NoSuchPackage(name.clone()))?),
+        Some(name) => Some(
+            *members
+                .iter()
+                .find(|p| p.name.as_str() == name)
+                .ok_or_else(|| ConfigError::NoSuchPackage(name.clone()))?,
+        ),
         None => {
             // The package whose directory holds the current directory (the
             // deepest one), as cargo picks it; none at a virtual root.
-            let manifest_dir = |p: &&&cargo_metadata::Package| p.manifest_path.parent().map(|d| d.as_std_path().to_owned());
+            let manifest_dir = |p: &&&cargo_metadata::Package| {
+                p.manifest_path.parent().map(|d| d.as_std_path().to_owned())
+            };
             members
                 .iter()
-                .filter(|p| manifest_dir(p).is_some_and(|d| cwd.starts_with(&d) && (d != root || meta.root_package().is_some())))
+                .filter(|p| {
+                    manifest_dir(p).is_some_and(|d| {
+                        cwd.starts_with(&d) && (d != root || meta.root_package().is_some())
+                    })
+                })
                 .max_by_key(|p| manifest_dir(p).map(|d| d.components().count()))
                 .copied()
         }
     };
     let package_table = selected.and_then(|p| {
-        p.metadata.get("alembic").map(|v| (format!("package.metadata.alembic` of `{}", p.name), p.manifest_path.parent().map(|d| d.as_std_path().to_owned()).unwrap_or_else(|| root.clone()), v))
+        p.metadata.get("alembic").map(|v| {
+            (
+                format!("package.metadata.alembic` of `{}", p.name),
+                p.manifest_path
+                    .parent()
+                    .map(|d| d.as_std_path().to_owned())
+                    .unwrap_or_else(|| root.clone()),
+                v,
+            )
+        })
     });
     let (name, origin, base, value) = match package_table {
         Some((name, base, v)) => (name, Origin::Package, base, v.clone()),
-        None => ("workspace.metadata.alembic".to_owned(), Origin::Workspace, root.clone(), meta.workspace_metadata.get("alembic").cloned().unwrap_or(Value::Null)),
+        None => (
+            "workspace.metadata.alembic".to_owned(),
+            Origin::Workspace,
+            root.clone(),
+            meta.workspace_metadata
+                .get("alembic")
+                .cloned()
+                .unwrap_or(Value::Null),
+        ),
     };
     let values = match value {
         Value::Null => serde_json::Map::new(),
         Value::Object(map) => map,
-        other => return Err(ConfigError::BadKey { table: name, key: "alembic".into(), reason: format!("expected a table, found {other}") }),
+        other => {
+            return Err(ConfigError::BadKey {
+                table: name,
+                key: "alembic".into(),
+                reason: format!("expected a table, found {other}"),
+            })
+        }
     };
     if let Some(key) = values.keys().find(|k| !METADATA_KEYS.contains(&k.as_str())) {
-        return Err(ConfigError::UnknownKey { table: name, key: key.clone(), allowed: METADATA_KEYS.join(", ") });
+        return Err(ConfigError::UnknownKey {
+            table: name,
+            key: key.clone(),
+            allowed: METADATA_KEYS.join(", "),
+        });
     }
-    Ok(Found { workspace_root: root, table: Table { name, origin, base, values } })
+    Ok(Found {
+        workspace_root: root,
+        table: Table {
+            name,
+            origin,
+            base,
+            values,
+        },
+    })
 }
 
 fn cargo_message(stderr: &str) -> String {
@@ -253,9 +328,15 @@ fn dotenv_value(key: &str, cwd: &Path, root: Option<&Path>) -> Result<Option<Str
         if !path.is_file() {
             continue;
         }
-        let iter = dotenvy::from_path_iter(&path).map_err(|e| ConfigError::DotEnv { path: path.clone(), reason: e.to_string() })?;
+        let iter = dotenvy::from_path_iter(&path).map_err(|e| ConfigError::DotEnv {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         for item in iter {
-            let (k, v) = item.map_err(|e| ConfigError::DotEnv { path: path.clone(), reason: e.to_string() })?;
+            let (k, v) = item.map_err(|e| ConfigError::DotEnv {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
             if k == key {
                 return Ok(Some(v));
             }

@@ -151,7 +151,9 @@ pub enum GraphError {
     },
     /// One branch label declared by two revisions.
     #[error("branch label `{label}` is declared by both `{first}` and `{second}`")]
-    #[diagnostic(help("a label names one branch: declare it once, on the branch's first revision"))]
+    #[diagnostic(help(
+        "a label names one branch: declare it once, on the branch's first revision"
+    ))]
     DuplicateLabel {
         /// The label.
         label: String,
@@ -177,7 +179,9 @@ pub enum ResolveError {
     #[error("no such revision or branch `{0}`")]
     NotFound(String),
     /// A prefix too short to match on.
-    #[error("no such revision or branch `{0}`; partial revision ids need at least four characters")]
+    #[error(
+        "no such revision or branch `{0}`; partial revision ids need at least four characters"
+    )]
     PrefixTooShort(String),
     /// A prefix matching several revisions.
     #[error("multiple revisions start with `{prefix}`: {}", candidates.join(", "))]
@@ -206,7 +210,9 @@ pub enum ResolveError {
         reason: String,
     },
     /// A relative identifier without a current state to start from.
-    #[error("`{0}` is relative to the database's current revision, which this command does not read")]
+    #[error(
+        "`{0}` is relative to the database's current revision, which this command does not read"
+    )]
     #[diagnostic(help("name a revision, `head` or `base`, or use `<rev>+N`"))]
     NeedsCurrent(String),
     /// A relative step from several current heads.
@@ -256,7 +262,9 @@ pub enum ResolveError {
 pub enum ConfigError {
     /// `cargo metadata` failed.
     #[error("cannot read the cargo workspace: {0}")]
-    #[diagnostic(help("pass --script-location to run outside a cargo project, or --manifest-path to point at one"))]
+    #[diagnostic(help(
+        "pass --script-location to run outside a cargo project, or --manifest-path to point at one"
+    ))]
     Metadata(String),
     /// `-p` names no package of the workspace.
     #[error("package `{0}` is not a member of the workspace")]
@@ -296,7 +304,9 @@ pub enum ConfigError {
 pub enum LoadError {
     /// The versions folder is missing.
     #[error("no versions folder at {0}")]
-    #[diagnostic(help("create the chain with `cargo alembic init`, or point --script-location at it"))]
+    #[diagnostic(help(
+        "create the chain with `cargo alembic init`, or point --script-location at it"
+    ))]
     NoVersions(PathBuf),
     /// A file or folder cannot be read.
     #[error("cannot read {path}: {source}")]

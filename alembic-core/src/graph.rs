@@ -16,7 +16,9 @@ use crate::revision::Revision;
 #[derive(Debug)]
 pub struct RevisionMap {
     revs: Vec<Revision>,
-    index: HashMap<String, usize>,
+    /// Revision indexes sorted by id: exact and prefix lookups by binary
+    /// search, without a copy of every id.
+    by_id: Vec<usize>,
     /// Label -> the revision that declares it.
     label_decl: HashMap<String, usize>,
     parents: Vec<Vec<usize>>,
@@ -34,7 +36,6 @@ pub struct RevisionMap {
     bases: Vec<usize>,
 }
 
-
 impl RevisionMap {
     /// Builds and validates the graph. Every problem found is reported:
     /// duplicate ids, missing parents and dependencies, duplicate labels,
@@ -42,29 +43,41 @@ impl RevisionMap {
     pub fn new(revs: Vec<Revision>) -> Result<RevisionMap, LoadError> {
         let n = revs.len();
         let mut problems: Vec<LoadError> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::with_capacity(n);
-        for (i, r) in revs.iter().enumerate() {
-            if let Some(&first) = index.get(&r.id) {
+        let mut by_id: Vec<usize> = (0..n).collect();
+        by_id.sort_unstable_by(|&a, &b| revs[a].id.cmp(&revs[b].id).then(a.cmp(&b)));
+        for pair in by_id.windows(2) {
+            let (first, second) = (&revs[pair[0]], &revs[pair[1]]);
+            if first.id == second.id {
                 problems.push(
                     GraphError::DuplicateRevision {
-                        id: r.id.clone(),
-                        first: revs[first].path.display().to_string(),
-                        second: r.path.display().to_string(),
+                        id: second.id.clone(),
+                        first: first.path.display().to_string(),
+                        second: second.path.display().to_string(),
                     }
                     .into(),
                 );
-            } else {
-                index.insert(r.id.clone(), i);
             }
         }
+        let lookup = |id: &str| find(&revs, &by_id, id);
         let mut label_decl: HashMap<String, usize> = HashMap::new();
         for (i, r) in revs.iter().enumerate() {
             for label in &r.branch_labels {
-                if index.contains_key(label) {
-                    problems.push(GraphError::LabelIsRevision { label: label.clone(), id: r.id.clone() }.into());
+                if lookup(label).is_some() {
+                    problems.push(
+                        GraphError::LabelIsRevision {
+                            label: label.clone(),
+                            id: r.id.clone(),
+                        }
+                        .into(),
+                    );
                 } else if let Some(&first) = label_decl.get(label) {
                     problems.push(
-                        GraphError::DuplicateLabel { label: label.clone(), first: revs[first].id.clone(), second: r.id.clone() }.into(),
+                        GraphError::DuplicateLabel {
+                            label: label.clone(),
+                            first: revs[first].id.clone(),
+                            second: r.id.clone(),
+                        }
+                        .into(),
                     );
                 } else {
                     label_decl.insert(label.clone(), i);
@@ -75,19 +88,31 @@ impl RevisionMap {
         let mut deps = vec![Vec::new(); n];
         for (i, r) in revs.iter().enumerate() {
             for p in &r.down_revisions {
-                match index.get(p) {
-                    Some(&pi) => parents[i].push(pi),
+                match lookup(p) {
+                    Some(pi) => parents[i].push(pi),
                     None => problems.push(
-                        GraphError::MissingParent { id: r.id.clone(), file: r.locate(r.key_lines.down_revision), parent: p.clone() }.into(),
+                        GraphError::MissingParent {
+                            id: r.id.clone(),
+                            file: r.locate(r.key_lines.down_revision),
+                            parent: p.clone(),
+                        }
+                        .into(),
                     ),
                 }
             }
             for d in &r.depends_on {
-                match index.get(d).or_else(|| label_decl.get(d)) {
-                    Some(&di) if !parents[i].contains(&di) && !deps[i].contains(&di) => deps[i].push(di),
+                match lookup(d).or_else(|| label_decl.get(d).copied()) {
+                    Some(di) if !parents[i].contains(&di) && !deps[i].contains(&di) => {
+                        deps[i].push(di)
+                    }
                     Some(_) => {}
                     None => problems.push(
-                        GraphError::MissingDependency { id: r.id.clone(), file: r.locate(r.key_lines.depends_on), target: d.clone() }.into(),
+                        GraphError::MissingDependency {
+                            id: r.id.clone(),
+                            file: r.locate(r.key_lines.depends_on),
+                            target: d.clone(),
+                        }
+                        .into(),
                     ),
                 }
             }
@@ -102,13 +127,18 @@ impl RevisionMap {
                 dependents[d].push(i);
             }
         }
-        let by_id = |a: &usize, b: &usize| revs[*a].id.cmp(&revs[*b].id);
+        let id_order = |a: &usize, b: &usize| revs[*a].id.cmp(&revs[*b].id);
         for list in children.iter_mut().chain(dependents.iter_mut()) {
-            list.sort_by(by_id);
+            list.sort_by(id_order);
         }
         let order = topological_order(&revs, &parents, &deps, &children, &dependents);
         if order.len() < n {
-            problems.push(GraphError::Cycle { cycle: find_cycle(&revs, &parents, &deps, &order) }.into());
+            problems.push(
+                GraphError::Cycle {
+                    cycle: find_cycle(&revs, &parents, &deps, &order),
+                }
+                .into(),
+            );
         }
         if let Some(err) = LoadError::from_many(problems) {
             return Err(err);
@@ -117,10 +147,30 @@ impl RevisionMap {
         for (pos, &i) in order.iter().enumerate() {
             rank[i] = pos;
         }
-        let heads: Vec<usize> = order.iter().copied().filter(|&i| children[i].is_empty()).collect();
-        let bases: Vec<usize> = order.iter().copied().filter(|&i| parents[i].is_empty()).collect();
-        let mut map =
-            RevisionMap { revs, index, label_decl, parents, deps, children, dependents, labels: vec![Vec::new(); n], order, rank, heads, bases };
+        let heads: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&i| children[i].is_empty())
+            .collect();
+        let bases: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&i| parents[i].is_empty())
+            .collect();
+        let mut map = RevisionMap {
+            revs,
+            by_id,
+            label_decl,
+            parents,
+            deps,
+            children,
+            dependents,
+            labels: vec![Vec::new(); n],
+            order,
+            rank,
+            heads,
+            bases,
+        };
         map.propagate_labels();
         Ok(map)
     }
@@ -156,6 +206,18 @@ impl RevisionMap {
         self.labels = labels;
     }
 
+    /// Splits every revision's statements, reporting every file that does
+    /// not lex (listing commands skip this; `check` and the engine do not).
+    pub fn lex_all(&self) -> Result<(), LoadError> {
+        let problems: Vec<LoadError> = self
+            .revs
+            .iter()
+            .filter_map(|r| r.lex().err())
+            .map(LoadError::from)
+            .collect();
+        LoadError::from_many(problems).map_or(Ok(()), Err)
+    }
+
     /// Number of revisions.
     pub fn len(&self) -> usize {
         self.revs.len()
@@ -178,7 +240,19 @@ impl RevisionMap {
 
     /// The index of an exact revision id.
     pub fn index_of(&self, id: &str) -> Option<usize> {
-        self.index.get(id).copied()
+        find(&self.revs, &self.by_id, id)
+    }
+
+    /// Revisions whose id starts with `prefix`, sorted by id.
+    pub fn with_prefix(&self, prefix: &str) -> Vec<usize> {
+        let start = self
+            .by_id
+            .partition_point(|&i| self.revs[i].id.as_str() < prefix);
+        self.by_id[start..]
+            .iter()
+            .copied()
+            .take_while(|&i| self.revs[i].id.starts_with(prefix))
+            .collect()
     }
 
     /// A revision by exact id.
@@ -247,12 +321,20 @@ impl RevisionMap {
 
     /// Revisions with more than one child, in topological order.
     pub fn branch_points(&self) -> Vec<usize> {
-        self.order.iter().copied().filter(|&i| self.children[i].len() > 1).collect()
+        self.order
+            .iter()
+            .copied()
+            .filter(|&i| self.children[i].len() > 1)
+            .collect()
     }
 
     /// Revisions with more than one parent, in topological order.
     pub fn merge_points(&self) -> Vec<usize> {
-        self.order.iter().copied().filter(|&i| self.parents[i].len() > 1).collect()
+        self.order
+            .iter()
+            .copied()
+            .filter(|&i| self.parents[i].len() > 1)
+            .collect()
     }
 
     /// Ancestors of `from`, themselves included; through `depends_on` too
@@ -273,7 +355,11 @@ impl RevisionMap {
         })
     }
 
-    fn closure<'a, I: Iterator<Item = &'a usize>>(&'a self, from: &[usize], next: impl Fn(usize) -> I) -> Vec<bool> {
+    fn closure<'a, I: Iterator<Item = &'a usize>>(
+        &'a self,
+        from: &[usize],
+        next: impl Fn(usize) -> I,
+    ) -> Vec<bool> {
         let mut seen = vec![false; self.revs.len()];
         let mut stack: Vec<usize> = from.to_vec();
         while let Some(i) = stack.pop() {
@@ -295,7 +381,13 @@ impl RevisionMap {
         self.order
             .iter()
             .copied()
-            .filter(|&i| set[i] && !self.children[i].iter().chain(&self.dependents[i]).any(|&c| set[c]))
+            .filter(|&i| {
+                set[i]
+                    && !self.children[i]
+                        .iter()
+                        .chain(&self.dependents[i])
+                        .any(|&c| set[c])
+            })
             .collect()
     }
 
@@ -305,7 +397,11 @@ impl RevisionMap {
     pub fn upgrade_path(&self, current: &[usize], target: &[usize]) -> Vec<usize> {
         let need = self.ancestors(target, true);
         let have = self.ancestors(current, true);
-        self.order.iter().copied().filter(|&i| need[i] && !have[i]).collect()
+        self.order
+            .iter()
+            .copied()
+            .filter(|&i| need[i] && !have[i])
+            .collect()
     }
 
     /// What `downgrade` removes from `current` heads to leave only the
@@ -316,7 +412,11 @@ impl RevisionMap {
             self.bases.clone()
         } else {
             let keep = self.ancestors(target, true);
-            target.iter().flat_map(|&t| self.children[t].iter().copied()).filter(|&c| !keep[c]).collect()
+            target
+                .iter()
+                .flat_map(|&t| self.children[t].iter().copied())
+                .filter(|&c| !keep[c])
+                .collect()
         };
         self.remove_path(current, &roots)
     }
@@ -326,7 +426,12 @@ impl RevisionMap {
     pub fn remove_path(&self, current: &[usize], roots: &[usize]) -> Vec<usize> {
         let drop = self.descendants(roots, true);
         let active = self.ancestors(current, true);
-        self.order.iter().rev().copied().filter(|&i| drop[i] && active[i]).collect()
+        self.order
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&i| drop[i] && active[i])
+            .collect()
     }
 
     /// The lowest revisions carrying `label`: what `label@base` removes.
@@ -334,14 +439,33 @@ impl RevisionMap {
         self.order
             .iter()
             .copied()
-            .filter(|&i| self.labels[i].iter().any(|l| l == label) && !self.parents[i].iter().any(|&p| self.labels[p].iter().any(|l| l == label)))
+            .filter(|&i| {
+                self.labels[i].iter().any(|l| l == label)
+                    && !self.parents[i]
+                        .iter()
+                        .any(|&p| self.labels[p].iter().any(|l| l == label))
+            })
             .collect()
     }
 }
 
+/// Binary search of an exact id in indexes sorted by id.
+fn find(revs: &[Revision], by_id: &[usize], id: &str) -> Option<usize> {
+    by_id
+        .binary_search_by(|&i| revs[i].id.as_str().cmp(id))
+        .ok()
+        .map(|pos| by_id[pos])
+}
+
 /// Kahn's algorithm with a stack, so that after a revision its newly ready
 /// children come next (a branch stays contiguous), smallest id first.
-fn topological_order(revs: &[Revision], parents: &[Vec<usize>], deps: &[Vec<usize>], children: &[Vec<usize>], dependents: &[Vec<usize>]) -> Vec<usize> {
+fn topological_order(
+    revs: &[Revision],
+    parents: &[Vec<usize>],
+    deps: &[Vec<usize>],
+    children: &[Vec<usize>],
+    dependents: &[Vec<usize>],
+) -> Vec<usize> {
     let n = revs.len();
     let mut waiting: Vec<usize> = (0..n).map(|i| parents[i].len() + deps[i].len()).collect();
     let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
@@ -365,7 +489,12 @@ fn topological_order(revs: &[Revision], parents: &[Vec<usize>], deps: &[Vec<usiz
 
 /// A cycle among the revisions Kahn's algorithm could not order, as ids
 /// from child to parent, the first repeated at the end.
-fn find_cycle(revs: &[Revision], parents: &[Vec<usize>], deps: &[Vec<usize>], ordered: &[usize]) -> Vec<String> {
+fn find_cycle(
+    revs: &[Revision],
+    parents: &[Vec<usize>],
+    deps: &[Vec<usize>],
+    ordered: &[usize],
+) -> Vec<String> {
     let mut done = vec![false; revs.len()];
     for &i in ordered {
         done[i] = true;
@@ -379,13 +508,21 @@ fn find_cycle(revs: &[Revision], parents: &[Vec<usize>], deps: &[Vec<usize>], or
     let mut cur = stuck[0];
     loop {
         if on_path[cur] != usize::MAX {
-            let mut cycle: Vec<String> = path[on_path[cur]..].iter().map(|&i| revs[i].id.clone()).collect();
+            let mut cycle: Vec<String> = path[on_path[cur]..]
+                .iter()
+                .map(|&i| revs[i].id.clone())
+                .collect();
             cycle.push(revs[cur].id.clone());
             return cycle;
         }
         on_path[cur] = path.len();
         path.push(cur);
-        match parents[cur].iter().chain(&deps[cur]).copied().find(|&p| !done[p]) {
+        match parents[cur]
+            .iter()
+            .chain(&deps[cur])
+            .copied()
+            .find(|&p| !done[p])
+        {
             Some(p) => cur = p,
             None => return path.iter().map(|&i| revs[i].id.clone()).collect(),
         }
@@ -398,7 +535,8 @@ mod tests {
     use crate::testutil::{ids, map, rev};
 
     fn errors(specs: &[&str]) -> Vec<String> {
-        let err = RevisionMap::new(specs.iter().map(|s| rev(s)).collect()).expect_err("graph should be invalid");
+        let err = RevisionMap::new(specs.iter().map(|s| rev(s)).collect())
+            .expect_err("graph should be invalid");
         err.problems().iter().map(|p| p.to_string()).collect()
     }
 
@@ -408,10 +546,22 @@ mod tests {
         assert_eq!(errors(&["a", "b <- a {nope}"]), [
             "revision `b` (versions/b.sql:5) depends on `nope`, which is neither a revision nor a branch label"
         ]);
-        assert_eq!(errors(&["a <- c", "b <- a", "c <- b", "d"]), ["the revision graph has a cycle: a -> c -> b -> a"]);
-        assert_eq!(errors(&["a <- a"]), ["the revision graph has a cycle: a -> a"]);
-        assert_eq!(errors(&["a [x]", "b <- a [x]"]), ["branch label `x` is declared by both `a` and `b`"]);
-        assert_eq!(errors(&["a [b]", "b <- a"]), ["branch label `b` of revision `a` is also a revision id"]);
+        assert_eq!(
+            errors(&["a <- c", "b <- a", "c <- b", "d"]),
+            ["the revision graph has a cycle: a -> c -> b -> a"]
+        );
+        assert_eq!(
+            errors(&["a <- a"]),
+            ["the revision graph has a cycle: a -> a"]
+        );
+        assert_eq!(
+            errors(&["a [x]", "b <- a [x]"]),
+            ["branch label `x` is declared by both `a` and `b`"]
+        );
+        assert_eq!(
+            errors(&["a [b]", "b <- a"]),
+            ["branch label `b` of revision `a` is also a revision id"]
+        );
         // Several problems are all reported.
         assert_eq!(errors(&["a", "b <- x", "c <- y"]).len(), 2);
     }
@@ -421,14 +571,25 @@ mod tests {
         let mut second = rev("a");
         second.path = "versions/sub/a_again.sql".into();
         let err = RevisionMap::new(vec![rev("a"), second]).unwrap_err();
-        assert_eq!(err.to_string(), "revision `a` is defined twice: in versions/a.sql and in versions/sub/a_again.sql");
+        assert_eq!(
+            err.to_string(),
+            "revision `a` is defined twice: in versions/a.sql and in versions/sub/a_again.sql"
+        );
     }
 
     #[test]
     fn structure() {
         // a - b - c ----- e (merge) - f
         //      \- d [feat] /
-        let m = map(&["a", "b <- a", "c <- b", "d <- b [feat]", "e <- c,d", "f <- e", "x {a}"]);
+        let m = map(&[
+            "a",
+            "b <- a",
+            "c <- b",
+            "d <- b [feat]",
+            "e <- c,d",
+            "f <- e",
+            "x {a}",
+        ]);
         assert_eq!(ids(&m, m.heads()), ["f", "x"]);
         assert_eq!(ids(&m, m.bases()), ["a", "x"]);
         assert_eq!(ids(&m, &m.branch_points()), ["b"]);
@@ -438,7 +599,12 @@ mod tests {
         assert!(m.parents(x).is_empty());
         assert_eq!(ids(&m, m.order()), ["a", "b", "c", "d", "e", "f", "x"]);
         // Labels reach descendants but not the trunk below the branch point.
-        let labelled: Vec<&str> = m.order().iter().filter(|&&i| !m.labels(i).is_empty()).map(|&i| m.rev(i).id.as_str()).collect();
+        let labelled: Vec<&str> = m
+            .order()
+            .iter()
+            .filter(|&&i| !m.labels(i).is_empty())
+            .map(|&i| m.rev(i).id.as_str())
+            .collect();
         assert_eq!(labelled, ["d", "e", "f"]);
         assert_eq!(ids(&m, &m.branch_roots("feat")), ["d"]);
     }
@@ -446,30 +612,68 @@ mod tests {
     #[test]
     fn labels_propagate_down_to_the_branch_point() {
         let m = map(&["a", "b <- a", "c <- b", "d <- c [feat]", "e <- a"]);
-        let labelled: Vec<&str> = m.order().iter().filter(|&&i| !m.labels(i).is_empty()).map(|&i| m.rev(i).id.as_str()).collect();
+        let labelled: Vec<&str> = m
+            .order()
+            .iter()
+            .filter(|&&i| !m.labels(i).is_empty())
+            .map(|&i| m.rev(i).id.as_str())
+            .collect();
         assert_eq!(labelled, ["b", "c", "d"]);
         assert_eq!(ids(&m, &m.branch_roots("feat")), ["b"]);
     }
 
     #[test]
     fn order_keeps_a_branch_together() {
-        let m = map(&["a", "b1 <- a", "c1 <- a", "b2 <- b1", "c2 <- c1", "m <- b2,c2"]);
+        let m = map(&[
+            "a",
+            "b1 <- a",
+            "c1 <- a",
+            "b2 <- b1",
+            "c2 <- c1",
+            "m <- b2,c2",
+        ]);
         assert_eq!(ids(&m, m.order()), ["a", "b1", "b2", "c1", "c2", "m"]);
     }
 
     #[test]
     fn paths_between_states() {
-        let m = map(&["a", "b <- a", "c <- b", "d <- b", "e <- c,d", "y", "z <- y {c}"]);
+        let m = map(&[
+            "a",
+            "b <- a",
+            "c <- b",
+            "d <- b",
+            "e <- c,d",
+            "y",
+            "z <- y {c}",
+        ]);
         let i = |id: &str| m.index_of(id).unwrap();
-        assert_eq!(ids(&m, &m.upgrade_path(&[], &[i("e")])), ["a", "b", "c", "d", "e"]);
+        assert_eq!(
+            ids(&m, &m.upgrade_path(&[], &[i("e")])),
+            ["a", "b", "c", "d", "e"]
+        );
         assert_eq!(ids(&m, &m.upgrade_path(&[i("c")], &[i("e")])), ["d", "e"]);
         // A dependency pulls in the other branch.
-        assert_eq!(ids(&m, &m.upgrade_path(&[i("a")], &[i("z")])), ["b", "c", "y", "z"]);
+        assert_eq!(
+            ids(&m, &m.upgrade_path(&[i("a")], &[i("z")])),
+            ["b", "c", "y", "z"]
+        );
         // Downgrade to b removes c and d and what depends on c, newest first.
-        assert_eq!(ids(&m, &m.downgrade_path(&[i("e"), i("z")], &[i("b")])), ["z", "e", "d", "c"]);
-        assert_eq!(ids(&m, &m.downgrade_path(&[i("e")], &[])), ["e", "d", "c", "b", "a"]);
+        assert_eq!(
+            ids(&m, &m.downgrade_path(&[i("e"), i("z")], &[i("b")])),
+            ["z", "e", "d", "c"]
+        );
+        assert_eq!(
+            ids(&m, &m.downgrade_path(&[i("e")], &[])),
+            ["e", "d", "c", "b", "a"]
+        );
         // Downgrading one branch leaves the other alone.
-        assert_eq!(ids(&m, &m.downgrade_path(&[i("c"), i("d")], &[i("b")])), ["d", "c"]);
-        assert_eq!(ids(&m, &m.downgrade_path(&[i("c"), i("d")], &[i("c")])), Vec::<String>::new());
+        assert_eq!(
+            ids(&m, &m.downgrade_path(&[i("c"), i("d")], &[i("b")])),
+            ["d", "c"]
+        );
+        assert_eq!(
+            ids(&m, &m.downgrade_path(&[i("c"), i("d")], &[i("c")])),
+            Vec::<String>::new()
+        );
     }
 }

@@ -10,20 +10,24 @@ mod checksum;
 mod config;
 mod errors;
 mod graph;
+#[cfg(test)]
+mod proptests;
 mod resolve;
 mod revision;
 mod script;
 mod split;
 #[cfg(test)]
-mod proptests;
-#[cfg(test)]
 mod testutil;
 
 pub use checksum::Checksum;
 pub use config::{Config, Origin, Overrides, METADATA_KEYS};
-pub use errors::{ConfigError, GraphError, LoadError, ParseError, ParseErrorKind, ResolveError, SplitErrorKind};
+pub use errors::{
+    ConfigError, GraphError, LoadError, ParseError, ParseErrorKind, ResolveError, SplitErrorKind,
+};
 pub use graph::RevisionMap;
 pub use resolve::{Resolver, Target, MIN_PREFIX};
-pub use revision::{parse_list, validate_id, HeaderFields, KeyLines, Revision, Section, HEADER_KEYS, MAX_ID_LEN};
+pub use revision::{
+    parse_list, validate_id, HeaderFields, KeyLines, Revision, Section, HEADER_KEYS, MAX_ID_LEN,
+};
 pub use script::{load_versions, revision_files};
 pub use split::Statement;

@@ -9,33 +9,52 @@ use crate::testutil::map;
 /// A random DAG: revision `i` takes up to two parents and one dependency
 /// among the revisions before it, and sometimes a label.
 fn dag() -> impl Strategy<Value = RevisionMap> {
-    prop::collection::vec((prop::collection::vec(any::<prop::sample::Index>(), 0..3), prop::option::of(any::<prop::sample::Index>()), prop::bool::weighted(0.1)), 1..40)
-        .prop_map(|nodes| {
-            let specs: Vec<String> = nodes
-                .iter()
-                .enumerate()
-                .map(|(i, (parents, dep, labelled))| {
-                    let mut ps: Vec<usize> = if i == 0 { Vec::new() } else { parents.iter().map(|p| p.index(i)).collect() };
-                    ps.sort_unstable();
-                    ps.dedup();
-                    let dep = dep.filter(|_| i > 0).map(|d| d.index(i)).filter(|d| !ps.contains(d));
-                    let mut spec = format!("r{i:03}");
-                    if *labelled {
-                        spec.push_str(&format!(" [l{i}]"));
-                    }
-                    if let Some(d) = dep {
-                        spec.push_str(&format!(" {{r{d:03}}}"));
-                    }
-                    if !ps.is_empty() {
-                        spec.push_str(" <- ");
-                        spec.push_str(&ps.iter().map(|p| format!("r{p:03}")).collect::<Vec<_>>().join(","));
-                    }
-                    spec
-                })
-                .collect();
-            let refs: Vec<&str> = specs.iter().map(String::as_str).collect();
-            map(&refs)
-        })
+    prop::collection::vec(
+        (
+            prop::collection::vec(any::<prop::sample::Index>(), 0..3),
+            prop::option::of(any::<prop::sample::Index>()),
+            prop::bool::weighted(0.1),
+        ),
+        1..40,
+    )
+    .prop_map(|nodes| {
+        let specs: Vec<String> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (parents, dep, labelled))| {
+                let mut ps: Vec<usize> = if i == 0 {
+                    Vec::new()
+                } else {
+                    parents.iter().map(|p| p.index(i)).collect()
+                };
+                ps.sort_unstable();
+                ps.dedup();
+                let dep = dep
+                    .filter(|_| i > 0)
+                    .map(|d| d.index(i))
+                    .filter(|d| !ps.contains(d));
+                let mut spec = format!("r{i:03}");
+                if *labelled {
+                    spec.push_str(&format!(" [l{i}]"));
+                }
+                if let Some(d) = dep {
+                    spec.push_str(&format!(" {{r{d:03}}}"));
+                }
+                if !ps.is_empty() {
+                    spec.push_str(" <- ");
+                    spec.push_str(
+                        &ps.iter()
+                            .map(|p| format!("r{p:03}"))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    );
+                }
+                spec
+            })
+            .collect();
+        let refs: Vec<&str> = specs.iter().map(String::as_str).collect();
+        map(&refs)
+    })
 }
 
 proptest! {

@@ -52,16 +52,24 @@ impl<'m> Resolver<'m> {
 
     /// A resolver that knows the current heads (empty: the database is at base).
     pub fn with_current(map: &'m RevisionMap, current: Vec<usize>) -> Self {
-        Resolver { map, current: Some(current) }
+        Resolver {
+            map,
+            current: Some(current),
+        }
     }
 
     fn parse<'a>(&self, ident: &'a str) -> Result<Parts<'a>, ResolveError> {
-        let syntax = |reason: &str| ResolveError::Syntax { ident: ident.to_owned(), reason: reason.to_owned() };
+        let syntax = |reason: &str| ResolveError::Syntax {
+            ident: ident.to_owned(),
+            reason: reason.to_owned(),
+        };
         if ident.is_empty() {
             return Err(syntax("it is empty"));
         }
         let (branch, rest) = match ident.split_once('@') {
-            Some((b, r)) if b.is_empty() => return Err(syntax(&format!("nothing before `@` in `{b}@{r}`"))),
+            Some((b, r)) if b.is_empty() => {
+                return Err(syntax(&format!("nothing before `@` in `{b}@{r}`")))
+            }
             Some((_, r)) if r.contains('@') => return Err(syntax("more than one `@`")),
             Some((b, r)) => (Some(b), r),
             None => (None, ident),
@@ -78,42 +86,68 @@ impl<'m> Resolver<'m> {
             if let Some(pos) = rest.rfind(['+', '-']) {
                 let digits = &rest[pos + 1..];
                 if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-                    let n: i64 = digits.parse().map_err(|_| syntax("the step is too large"))?;
+                    let n: i64 = digits
+                        .parse()
+                        .map_err(|_| syntax("the step is too large"))?;
                     let n = if rest.as_bytes()[pos] == b'-' { -n } else { n };
                     let symbol = &rest[..pos];
-                    return Ok(Parts { branch, symbol: (!symbol.is_empty()).then_some(symbol), relative: Some(n) });
+                    return Ok(Parts {
+                        branch,
+                        symbol: (!symbol.is_empty()).then_some(symbol),
+                        relative: Some(n),
+                    });
                 }
             }
         }
-        Ok(Parts { branch, symbol: Some(rest), relative: None })
+        Ok(Parts {
+            branch,
+            symbol: Some(rest),
+            relative: None,
+        })
     }
 
     fn current(&self, ident: &str) -> Result<&[usize], ResolveError> {
-        self.current.as_deref().ok_or_else(|| ResolveError::NeedsCurrent(ident.to_owned()))
+        self.current
+            .as_deref()
+            .ok_or_else(|| ResolveError::NeedsCurrent(ident.to_owned()))
     }
 
     /// One revision by id, unambiguous prefix (at least four characters)
     /// or label (the revision declaring it).
     pub fn revision(&self, text: &str) -> Result<usize, ResolveError> {
-        if let Some(i) = self.map.index_of(text).or_else(|| self.map.label_declared_by(text)) {
+        if let Some(i) = self
+            .map
+            .index_of(text)
+            .or_else(|| self.map.label_declared_by(text))
+        {
             return Ok(i);
         }
-        let mut matches: Vec<usize> = (0..self.map.len()).filter(|&i| self.map.rev(i).id.starts_with(text)).collect();
+        let matches = self.map.with_prefix(text);
         match matches.len() {
             0 => Err(ResolveError::NotFound(text.to_owned())),
-            _ if text.chars().count() < MIN_PREFIX => Err(ResolveError::PrefixTooShort(text.to_owned())),
-            1 => Ok(matches[0]),
-            _ => {
-                matches.sort_by(|a, b| self.map.rev(*a).id.cmp(&self.map.rev(*b).id));
-                Err(ResolveError::Ambiguous { prefix: text.to_owned(), candidates: matches.iter().map(|&i| self.map.rev(i).id.clone()).collect() })
+            _ if text.chars().count() < MIN_PREFIX => {
+                Err(ResolveError::PrefixTooShort(text.to_owned()))
             }
+            1 => Ok(matches[0]),
+            _ => Err(ResolveError::Ambiguous {
+                prefix: text.to_owned(),
+                candidates: matches
+                    .iter()
+                    .map(|&i| self.map.rev(i).id.clone())
+                    .collect(),
+            }),
         }
     }
 
     fn lineage(&self, branch: &str) -> Result<(usize, Lineage), ResolveError> {
         let anchor = self.revision(branch)?;
         let mut set = self.map.ancestors(&[anchor], false);
-        for (i, d) in self.map.descendants(&[anchor], false).into_iter().enumerate() {
+        for (i, d) in self
+            .map
+            .descendants(&[anchor], false)
+            .into_iter()
+            .enumerate()
+        {
             set[i] |= d;
         }
         Ok((anchor, Lineage(set)))
@@ -139,19 +173,27 @@ impl<'m> Resolver<'m> {
                 [] if self.map.is_empty() => Ok(None),
                 [] => Err(ResolveError::NotFound(ident.to_owned())),
                 [one] => Ok(Some(*one)),
-                many => Err(ResolveError::MultipleHeads { ident: label.to_owned(), heads: self.ids(many) }),
+                many => Err(ResolveError::MultipleHeads {
+                    ident: label.to_owned(),
+                    heads: self.ids(many),
+                }),
             }
         };
         let Some(steps) = parts.relative else {
             let symbol = parts.symbol.unwrap_or_default();
             return match symbol {
                 "heads" => Ok(Target::Revisions(in_lineage(self.map.heads()))),
-                "head" => Ok(single_head(ident)?.map_or(Target::Base, |h| Target::Revisions(vec![h]))),
+                "head" => {
+                    Ok(single_head(ident)?.map_or(Target::Base, |h| Target::Revisions(vec![h])))
+                }
                 "base" => match parts.branch {
                     None => Ok(Target::Base),
                     Some(label) => {
                         let roots = self.branch_roots(label)?;
-                        Ok(Target::BranchBase { label: label.to_owned(), roots })
+                        Ok(Target::BranchBase {
+                            label: label.to_owned(),
+                            roots,
+                        })
                     }
                 },
                 "current" => Ok(Target::Revisions(in_lineage(self.current(ident)?))),
@@ -170,11 +212,20 @@ impl<'m> Resolver<'m> {
             Some("head") => single_head(ident)?,
             Some("base") => None,
             Some("heads") | Some("current") => {
-                let from = if parts.symbol == Some("heads") { in_lineage(self.map.heads()) } else { in_lineage(self.current(ident)?) };
+                let from = if parts.symbol == Some("heads") {
+                    in_lineage(self.map.heads())
+                } else {
+                    in_lineage(self.current(ident)?)
+                };
                 match from.as_slice() {
                     [] => None,
                     [one] => Some(*one),
-                    many => return Err(ResolveError::AmbiguousCurrent { ident: ident.to_owned(), heads: self.ids(many) }),
+                    many => {
+                        return Err(ResolveError::AmbiguousCurrent {
+                            ident: ident.to_owned(),
+                            heads: self.ids(many),
+                        })
+                    }
                 }
             }
             Some(text) => Some(self.revision(text)?),
@@ -192,13 +243,24 @@ impl<'m> Resolver<'m> {
         // `rev@base`: the base below that revision.
         let rev = self.revision(branch)?;
         let below = self.map.ancestors(&[rev], false);
-        Ok(self.map.bases().iter().copied().filter(|&b| below[b]).collect())
+        Ok(self
+            .map
+            .bases()
+            .iter()
+            .copied()
+            .filter(|&b| below[b])
+            .collect())
     }
 
     /// Where `+N`/`-N` without a symbol starts: the current head, on the
     /// branch if one is named (Alembic backtracks to the branch's applied
     /// tip when the branch is not a current head).
-    fn relative_start(&self, ident: &str, steps: i64, lineage: Option<&Lineage>) -> Result<Option<usize>, ResolveError> {
+    fn relative_start(
+        &self,
+        ident: &str,
+        steps: i64,
+        lineage: Option<&Lineage>,
+    ) -> Result<Option<usize>, ResolveError> {
         let current = self.current(ident)?;
         let mut start: Vec<usize> = match lineage {
             Some(l) => current.iter().copied().filter(|&i| l.0[i]).collect(),
@@ -214,25 +276,45 @@ impl<'m> Resolver<'m> {
             }
         }
         match start.as_slice() {
-            [] if steps < 0 => Err(ResolveError::WalkedTooFar { ident: ident.to_owned(), steps: steps.unsigned_abs(), taken: 0 }),
+            [] if steps < 0 => Err(ResolveError::WalkedTooFar {
+                ident: ident.to_owned(),
+                steps: steps.unsigned_abs(),
+                taken: 0,
+            }),
             [] => Ok(None),
             [one] => Ok(Some(*one)),
-            many => Err(ResolveError::AmbiguousCurrent { ident: ident.to_owned(), heads: self.ids(many) }),
+            many => Err(ResolveError::AmbiguousCurrent {
+                ident: ident.to_owned(),
+                heads: self.ids(many),
+            }),
         }
     }
 
     /// Walks `steps` up (children) or down (parents) from `start`
     /// (`None` is base). A fork is an error, as in Alembic.
-    fn walk(&self, ident: &str, start: Option<usize>, steps: i64, lineage: Option<&Lineage>) -> Result<Option<usize>, ResolveError> {
+    fn walk(
+        &self,
+        ident: &str,
+        start: Option<usize>,
+        steps: i64,
+        lineage: Option<&Lineage>,
+    ) -> Result<Option<usize>, ResolveError> {
         let mut at = start;
         for taken in 0..steps.unsigned_abs() {
-            let too_far = || ResolveError::WalkedTooFar { ident: ident.to_owned(), steps: steps.unsigned_abs(), taken };
+            let too_far = || ResolveError::WalkedTooFar {
+                ident: ident.to_owned(),
+                steps: steps.unsigned_abs(),
+                taken,
+            };
             let options: Vec<usize> = if steps > 0 {
                 let up = match at {
                     None => self.map.bases(),
                     Some(i) => self.map.children(i),
                 };
-                up.iter().copied().filter(|&c| lineage.is_none_or(|l| l.0[c])).collect()
+                up.iter()
+                    .copied()
+                    .filter(|&c| lineage.is_none_or(|l| l.0[c]))
+                    .collect()
             } else {
                 match at {
                     None => return Err(too_far()),
@@ -244,8 +326,13 @@ impl<'m> Resolver<'m> {
                 [] => None,
                 [one] => Some(*one),
                 many => {
-                    let at_name = at.map_or_else(|| "base".to_owned(), |i| self.map.rev(i).id.clone());
-                    return Err(ResolveError::AmbiguousWalk { ident: ident.to_owned(), at: at_name, choices: self.ids(many) });
+                    let at_name =
+                        at.map_or_else(|| "base".to_owned(), |i| self.map.rev(i).id.clone());
+                    return Err(ResolveError::AmbiguousWalk {
+                        ident: ident.to_owned(),
+                        at: at_name,
+                        choices: self.ids(many),
+                    });
                 }
             };
         }
@@ -260,7 +347,10 @@ impl<'m> Resolver<'m> {
             Target::Revisions(revs) => match revs.as_slice() {
                 [] => Ok(None),
                 [one] => Ok(Some(*one)),
-                many => Err(ResolveError::MultipleHeads { ident: ident.to_owned(), heads: self.ids(many) }),
+                many => Err(ResolveError::MultipleHeads {
+                    ident: ident.to_owned(),
+                    heads: self.ids(many),
+                }),
             },
             Target::BranchBase { roots, .. } => match roots.as_slice() {
                 [one] => Ok(Some(*one)),
@@ -289,7 +379,11 @@ impl<'m> Resolver<'m> {
             Target::Revisions(target) => {
                 let active = self.map.ancestors(&current, true);
                 if target.iter().any(|&t| !active[t]) {
-                    return Err(ResolveError::InvalidTarget { ident: ident.to_owned(), direction: "downgrade", current: self.ids(&current) });
+                    return Err(ResolveError::InvalidTarget {
+                        ident: ident.to_owned(),
+                        direction: "downgrade",
+                        current: self.ids(&current),
+                    });
                 }
                 Ok(self.map.downgrade_path(&current, &target))
             }
@@ -298,11 +392,20 @@ impl<'m> Resolver<'m> {
 
     /// Splits a range `lower:upper`; either side may be empty (base, heads).
     pub fn range(&self, spec: &str) -> Result<(Target, Target), ResolveError> {
-        let (lower, upper) = spec
-            .split_once(':')
-            .ok_or_else(|| ResolveError::Syntax { ident: spec.to_owned(), reason: "a range is written `lower:upper`".into() })?;
-        let lower = if lower.is_empty() { Target::Base } else { self.resolve(lower)? };
-        let upper = if upper.is_empty() { Target::Revisions(self.map.heads().to_vec()) } else { self.resolve(upper)? };
+        let (lower, upper) = spec.split_once(':').ok_or_else(|| ResolveError::Syntax {
+            ident: spec.to_owned(),
+            reason: "a range is written `lower:upper`".into(),
+        })?;
+        let lower = if lower.is_empty() {
+            Target::Base
+        } else {
+            self.resolve(lower)?
+        };
+        let upper = if upper.is_empty() {
+            Target::Revisions(self.map.heads().to_vec())
+        } else {
+            self.resolve(upper)?
+        };
         Ok((lower, upper))
     }
 
@@ -359,7 +462,9 @@ mod tests {
         match t {
             Ok(Target::Base) => "base".into(),
             Ok(Target::Revisions(r)) => ids(m, &r).join(" "),
-            Ok(Target::BranchBase { label, roots }) => format!("{label}@base={}", ids(m, &roots).join(" ")),
+            Ok(Target::BranchBase { label, roots }) => {
+                format!("{label}@base={}", ids(m, &roots).join(" "))
+            }
             Err(e) => format!("error: {e}"),
         }
     }
@@ -426,12 +531,20 @@ mod tests {
     #[test]
     fn identifiers_relative_to_the_current_state() {
         let m = sample();
-        let at = |cur: &[&str]| Resolver::with_current(&m, cur.iter().map(|c| m.index_of(c).unwrap()).collect());
+        let at = |cur: &[&str]| {
+            Resolver::with_current(&m, cur.iter().map(|c| m.index_of(c).unwrap()).collect())
+        };
         assert_eq!(show(&m, at(&["a1b2ffff"]).resolve("+1")), "c0ffee00");
         assert_eq!(show(&m, at(&["a1b2ffff"]).resolve("-2")), "base");
-        assert_eq!(show(&m, at(&[]).resolve("+1")), "error: `+1` is ambiguous at `base`, which leads to a1b2c3d4, n1");
+        assert_eq!(
+            show(&m, at(&[]).resolve("+1")),
+            "error: `+1` is ambiguous at `base`, which leads to a1b2c3d4, n1"
+        );
         assert_eq!(show(&m, at(&[]).resolve("net@+2")), "n2");
-        assert_eq!(show(&m, at(&["d2", "e1"]).resolve("+1")), "error: `+1` is ambiguous: the database has several current heads (d2, e1)");
+        assert_eq!(
+            show(&m, at(&["d2", "e1"]).resolve("+1")),
+            "error: `+1` is ambiguous: the database has several current heads (d2, e1)"
+        );
         assert_eq!(show(&m, at(&["d2", "e1"]).resolve("feat@-1")), "d1");
         assert_eq!(show(&m, at(&["d2", "n1"]).resolve("net@+1")), "n2");
         // The branch is not a current head: start from its applied tip.
@@ -443,22 +556,45 @@ mod tests {
     #[test]
     fn upgrade_and_downgrade_plans() {
         let m = sample();
-        let at = |cur: &[&str]| Resolver::with_current(&m, cur.iter().map(|c| m.index_of(c).unwrap()).collect());
+        let at = |cur: &[&str]| {
+            Resolver::with_current(&m, cur.iter().map(|c| m.index_of(c).unwrap()).collect())
+        };
         let plan = |r: Result<Vec<usize>, ResolveError>| match r {
             Ok(p) => ids(&m, &p).join(" "),
             Err(e) => format!("error: {e}"),
         };
-        assert_eq!(plan(at(&[]).upgrade_plan("feat@head")), "a1b2c3d4 a1b2ffff c0ffee00 d1 d2 e1 m1 m2");
+        assert_eq!(
+            plan(at(&[]).upgrade_plan("feat@head")),
+            "a1b2c3d4 a1b2ffff c0ffee00 d1 d2 e1 m1 m2"
+        );
         assert_eq!(plan(at(&["d2"]).upgrade_plan("heads")), "e1 m1 m2 s1 n1 n2");
         assert_eq!(plan(at(&["m2"]).upgrade_plan("d1")), "");
-        assert_eq!(plan(at(&["m2", "s1"]).downgrade_plan("c0ffee00")), "s1 m2 m1 e1 d2 d1");
-        assert_eq!(plan(at(&["m2", "s1"]).downgrade_plan("feat@base")), "m2 m1 d2 d1");
-        assert_eq!(plan(at(&["m2", "s1"]).downgrade_plan("-1")), "error: `-1` is ambiguous: the database has several current heads (m2, s1)");
+        assert_eq!(
+            plan(at(&["m2", "s1"]).downgrade_plan("c0ffee00")),
+            "s1 m2 m1 e1 d2 d1"
+        );
+        assert_eq!(
+            plan(at(&["m2", "s1"]).downgrade_plan("feat@base")),
+            "m2 m1 d2 d1"
+        );
+        assert_eq!(
+            plan(at(&["m2", "s1"]).downgrade_plan("-1")),
+            "error: `-1` is ambiguous: the database has several current heads (m2, s1)"
+        );
         assert_eq!(plan(at(&["m2"]).downgrade_plan("-1")), "m2");
         // As in Alembic, a relative walk through a merge point is ambiguous.
-        assert_eq!(plan(at(&["m2"]).downgrade_plan("-2")), "error: `-2` is ambiguous at `m1`, which leads to d2, e1");
-        assert_eq!(plan(at(&["m2"]).downgrade_plan("base")), "m2 m1 e1 d2 d1 c0ffee00 a1b2ffff a1b2c3d4");
-        assert_eq!(plan(at(&["d1"]).downgrade_plan("s1")), "error: `s1` is not a valid downgrade target from the current heads (d1)");
+        assert_eq!(
+            plan(at(&["m2"]).downgrade_plan("-2")),
+            "error: `-2` is ambiguous at `m1`, which leads to d2, e1"
+        );
+        assert_eq!(
+            plan(at(&["m2"]).downgrade_plan("base")),
+            "m2 m1 e1 d2 d1 c0ffee00 a1b2ffff a1b2c3d4"
+        );
+        assert_eq!(
+            plan(at(&["d1"]).downgrade_plan("s1")),
+            "error: `s1` is not a valid downgrade target from the current heads (d1)"
+        );
         assert_eq!(plan(Resolver::new(&m).downgrade_plan("base")), "error: `base` is relative to the database's current revision, which this command does not read");
     }
 
@@ -474,6 +610,9 @@ mod tests {
         assert_eq!(h(":a1b2ffff"), "a1b2ffff a1b2c3d4");
         assert_eq!(h("net@base:"), "n2 n1");
         assert_eq!(h("d1:d1"), "d1");
-        assert_eq!(h("d1"), "error: `d1` is not a revision identifier: a range is written `lower:upper`");
+        assert_eq!(
+            h("d1"),
+            "error: `d1` is not a revision identifier: a range is written `lower:upper`"
+        );
     }
 }

@@ -3,16 +3,23 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use miette::{NamedSource, SourceSpan};
 
 use crate::checksum::Checksum;
 use crate::errors::{ParseError, ParseErrorKind, SplitErrorKind};
-use crate::split::{split_statements, Statement};
+use crate::split::{split_statements, SplitError, Statement};
 
 /// The header keys of CONTRACT section 1, in the order they are written.
-pub const HEADER_KEYS: [&str; 6] = ["revision", "down_revision", "branch_labels", "depends_on", "create_date", "transactional"];
+pub const HEADER_KEYS: [&str; 6] = [
+    "revision",
+    "down_revision",
+    "branch_labels",
+    "depends_on",
+    "create_date",
+    "transactional",
+];
 
 /// Alembic's `version_num` column is `VARCHAR(32)`.
 pub const MAX_ID_LEN: usize = 32;
@@ -66,29 +73,54 @@ pub struct Section {
     pub marker_line: usize,
     /// Byte range of the section's text in [`Revision::source`].
     pub range: Range<usize>,
-    /// The checksum of CONTRACT section 2.
-    pub checksum: Checksum,
-    /// The statements, split with psql's rules.
-    pub statements: Vec<Statement>,
+    source: Arc<str>,
+    /// Computed on first use: listing a chain needs no checksum.
+    checksum: OnceLock<Checksum>,
+    /// Split on first use: listing a chain needs no statements.
+    statements: OnceLock<Result<Vec<Statement>, SplitError>>,
 }
 
 impl Section {
-    /// True when the section holds no statement (Alembic's `pass`).
+    /// The section's text.
+    pub fn sql(&self) -> &str {
+        &self.source[self.range.clone()]
+    }
+
+    /// The checksum of CONTRACT section 2.
+    pub fn checksum(&self) -> &Checksum {
+        self.checksum
+            .get_or_init(|| Checksum::of_section(self.sql()))
+    }
+
+    fn split(&self) -> &Result<Vec<Statement>, SplitError> {
+        let first_line = self.marker_line + 1;
+        self.statements
+            .get_or_init(|| split_statements(self.sql(), first_line))
+    }
+
+    /// True when the section holds no statement (Alembic's `pass`); a
+    /// section that does not lex is not empty.
     pub fn is_empty(&self) -> bool {
-        self.statements.is_empty()
+        matches!(self.split(), Ok(v) if v.is_empty())
     }
 }
 
 impl Revision {
     /// Parses a revision file's bytes. `path` is used in messages only.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Revision, ParseError> {
+        Self::parse_owned(path.to_owned(), bytes)
+    }
+
+    /// [`Revision::parse`] taking the path by value, saving a copy per file.
+    pub(crate) fn parse_owned(path: PathBuf, bytes: &[u8]) -> Result<Revision, ParseError> {
         let text = match std::str::from_utf8(bytes) {
             Ok(text) => text,
             Err(e) => {
                 let offset = e.valid_up_to();
                 let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
                 let lossy = String::from_utf8_lossy(bytes).into_owned();
-                let mut err = Parser::error_in(path, &lossy, line, ParseErrorKind::NotUtf8 { offset });
+                let mut err =
+                    Parser::error_in(&path, &lossy, line, ParseErrorKind::NotUtf8 { offset });
                 err.span = Some(SourceSpan::from((offset.min(lossy.len()), 1)));
                 err.label = "not UTF-8".into();
                 err.help = Some("save the file as UTF-8".into());
@@ -104,14 +136,49 @@ impl Revision {
         Parser { path, source }.parse()
     }
 
-    /// The upgrade section's text.
-    pub fn upgrade_sql(&self) -> &str {
-        &self.source[self.upgrade.range.clone()]
+    /// The statements of a section of this revision, split with psql's
+    /// rules; an unterminated string, comment or dollar quote is an error
+    /// naming its line.
+    pub fn statements<'a>(&self, section: &'a Section) -> Result<&'a [Statement], ParseError> {
+        match section.split() {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let at = section.range.start + e.offset;
+                let len = match &e.kind {
+                    SplitErrorKind::UnterminatedDollar(tag) => tag.len(),
+                    SplitErrorKind::Unterminated(_) => 1,
+                };
+                let mut err = Parser::error_in(
+                    &self.path,
+                    &self.source,
+                    e.line,
+                    ParseErrorKind::Statement(e.kind.clone()),
+                );
+                err.span = Some(SourceSpan::from((at, len)));
+                err.label = "starts here, never closed".into();
+                Err(err)
+            }
+        }
     }
 
-    /// The downgrade section's text, if any.
-    pub fn downgrade_sql(&self) -> Option<&str> {
-        self.downgrade.as_ref().map(|d| &self.source[d.range.clone()])
+    /// The upgrade statements.
+    pub fn upgrade_statements(&self) -> Result<&[Statement], ParseError> {
+        self.statements(&self.upgrade)
+    }
+
+    /// The downgrade statements (`None`: irreversible).
+    pub fn downgrade_statements(&self) -> Result<Option<&[Statement]>, ParseError> {
+        self.downgrade
+            .as_ref()
+            .map(|d| self.statements(d))
+            .transpose()
+    }
+
+    /// Splits every section, so that a lexing error surfaces now.
+    pub fn lex(&self) -> Result<(), ParseError> {
+        self.upgrade_statements()?;
+        self.downgrade_statements()?;
+        Ok(())
     }
 
     /// A base has no parent.
@@ -135,9 +202,18 @@ impl Revision {
 
     /// Renders a header in the canonical form written by `revision`.
     pub fn render_header(h: &HeaderFields<'_>) -> String {
-        let list = |v: &[String]| if v.is_empty() { "None".to_owned() } else { v.join(", ") };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "None".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
         let mut out = String::new();
-        out.push_str(&format!("-- {}\n--\n", h.message.lines().next().unwrap_or("").trim()));
+        out.push_str(&format!(
+            "-- {}\n--\n",
+            h.message.lines().next().unwrap_or("").trim()
+        ));
         out.push_str(&format!("-- revision: {}\n", h.id));
         out.push_str(&format!("-- down_revision: {}\n", list(h.down_revisions)));
         out.push_str(&format!("-- branch_labels: {}\n", list(h.branch_labels)));
@@ -173,11 +249,19 @@ pub fn validate_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("an id cannot be empty".into());
     }
-    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
-        return Err(format!("`{id}` contains {c:?}; ids use letters, digits, `_` and `-`"));
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(format!(
+            "`{id}` contains {c:?}; ids use letters, digits, `_` and `-`"
+        ));
     }
     if id.len() > MAX_ID_LEN {
-        return Err(format!("`{id}` is {} characters long; alembic_version.version_num holds at most {MAX_ID_LEN}", id.len()));
+        return Err(format!(
+            "`{id}` is {} characters long; alembic_version.version_num holds at most {MAX_ID_LEN}",
+            id.len()
+        ));
     }
     Ok(())
 }
@@ -185,7 +269,7 @@ pub fn validate_id(id: &str) -> Result<(), String> {
 /// Parses a list value written bare (`a, b`) or the Python way (`'a'`,
 /// `('a', 'b')`, `['a']`, `None`).
 pub fn parse_list(raw: &str) -> Result<Vec<String>, String> {
-    let v = raw.trim();
+    let v = raw.trim_ascii();
     if v.is_empty() || v == "None" {
         return Ok(Vec::new());
     }
@@ -196,13 +280,17 @@ pub fn parse_list(raw: &str) -> Result<Vec<String>, String> {
     };
     let mut out = Vec::new();
     for item in inner.split(',') {
-        let item = item.trim();
+        let item = item.trim_ascii();
         if item.is_empty() {
             continue; // a trailing comma, as in the Python tuple `('a',)`
         }
         let unquoted = match (item.chars().next(), item.chars().last()) {
-            (Some(q @ ('\'' | '"')), Some(end)) if item.len() >= 2 && q == end => &item[1..item.len() - 1],
-            (Some('\'' | '"'), _) | (_, Some('\'' | '"')) => return Err(format!("unbalanced quotes in `{item}`")),
+            (Some(q @ ('\'' | '"')), Some(end)) if item.len() >= 2 && q == end => {
+                &item[1..item.len() - 1]
+            }
+            (Some('\'' | '"'), _) | (_, Some('\'' | '"')) => {
+                return Err(format!("unbalanced quotes in `{item}`"))
+            }
             _ => item,
         };
         if unquoted == "None" {
@@ -214,16 +302,17 @@ pub fn parse_list(raw: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-struct Parser<'a> {
-    path: &'a Path,
+struct Parser {
+    path: PathBuf,
     source: Arc<str>,
 }
 
 /// A marker line `-- alembic:<name>`.
 fn marker(line: &str) -> Option<&str> {
-    let rest = line.trim().strip_prefix("--")?.trim_start();
+    // Fast path: most lines of a section are SQL, not comments.
+    let rest = line.trim_ascii().strip_prefix("--")?.trim_ascii_start();
     let name = rest.strip_prefix("alembic:")?;
-    Some(name.trim())
+    Some(name.trim_ascii())
 }
 
 /// A header line `-- key: value` whose key is a lowercase identifier.
@@ -231,9 +320,11 @@ fn key_value(comment: &str) -> Option<(&str, &str)> {
     let (key, value) = comment.split_once(':')?;
     let key = key.trim_end();
     let ident = !key.is_empty()
-        && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !key.as_bytes()[0].is_ascii_digit();
-    ident.then_some((key, value.trim()))
+    ident.then_some((key, value.trim_ascii()))
 }
 
 struct Lines<'s> {
@@ -250,7 +341,7 @@ impl<'s> Iterator for Lines<'s> {
             return None;
         }
         let rest = &self.text[self.offset..];
-        let len = rest.find('\n').unwrap_or(rest.len());
+        let len = rest.bytes().position(|b| b == b'\n').unwrap_or(rest.len());
         let item = (self.number + 1, self.offset, &rest[..len]);
         self.offset += len + 1;
         self.number += 1;
@@ -258,20 +349,44 @@ impl<'s> Iterator for Lines<'s> {
     }
 }
 
+/// Header values by key, as (key, line, value, byte offset of the value),
+/// in a fixed array: no allocation per file.
 #[derive(Default)]
-struct RawHeader {
-    /// key -> (line, value, column of the value)
-    values: Vec<(&'static str, usize, String, usize)>,
-    message: Option<String>,
+struct RawHeader<'s> {
+    values: [Option<(&'static str, usize, &'s str, usize)>; HEADER_KEYS.len()],
+    message: Option<&'s str>,
 }
 
-impl RawHeader {
-    fn get(&self, key: &str) -> Option<&(&'static str, usize, String, usize)> {
-        self.values.iter().find(|(k, ..)| *k == key)
+impl<'s> RawHeader<'s> {
+    fn get(&self, key: &str) -> Option<&(&'static str, usize, &'s str, usize)> {
+        let slot = HEADER_KEYS.iter().position(|k| *k == key)?;
+        self.values[slot].as_ref()
     }
 }
 
-impl<'a> Parser<'a> {
+/// Where the (at most two) section markers are: (name, marker line, marker
+/// start offset, body start offset).
+#[derive(Default)]
+struct Markers {
+    found: [(&'static str, usize, usize, usize); 2],
+    len: usize,
+}
+
+impl Markers {
+    fn get(&self) -> &[(&'static str, usize, usize, usize)] {
+        &self.found[..self.len]
+    }
+
+    fn push(&mut self, marker: (&'static str, usize, usize, usize)) {
+        // A third marker is always a duplicate, reported before this.
+        if self.len < self.found.len() {
+            self.found[self.len] = marker;
+            self.len += 1;
+        }
+    }
+}
+
+impl Parser {
     fn error_in(path: &Path, source: &str, line: usize, kind: ParseErrorKind) -> ParseError {
         ParseError {
             path: path.to_owned(),
@@ -285,74 +400,113 @@ impl<'a> Parser<'a> {
     }
 
     /// An error pointing at `len` bytes from byte `at` on `line`.
-    fn error(&self, line: usize, at: usize, len: usize, label: &str, kind: ParseErrorKind) -> ParseError {
-        let mut e = Self::error_in(self.path, &self.source, line, kind);
+    fn error(
+        &self,
+        line: usize,
+        at: usize,
+        len: usize,
+        label: &str,
+        kind: ParseErrorKind,
+    ) -> ParseError {
+        let mut e = Self::error_in(&self.path, &self.source, line, kind);
         e.span = Some(SourceSpan::from((at, len)));
         e.label = label.to_owned();
         e
     }
 
-    fn parse(self) -> Result<Revision, ParseError> {
+    fn parse(mut self) -> Result<Revision, ParseError> {
         let source = Arc::clone(&self.source);
         let text: &str = &source;
         let mut header = RawHeader::default();
         let mut seen_key = false;
-        // (name, marker line, body start offset)
-        let mut markers: Vec<(&'static str, usize, usize, usize)> = Vec::new();
-        for (number, start, line) in (Lines { text, offset: 0, number: 0 }) {
+        let mut markers = Markers::default();
+        for (number, start, line) in (Lines {
+            text,
+            offset: 0,
+            number: 0,
+        }) {
             if let Some(name) = marker(line) {
                 let known = match name {
                     "upgrade" => "upgrade",
                     "downgrade" => "downgrade",
                     other => {
                         let at = start + line.find("alembic:").unwrap_or(0);
-                        let mut e = self.error(number, at, line.len() - (at - start), "unknown marker", ParseErrorKind::UnknownSection(other.to_owned()));
-                        e.help = Some("sections are `-- alembic:upgrade` and `-- alembic:downgrade`".into());
+                        let mut e = self.error(
+                            number,
+                            at,
+                            line.len() - (at - start),
+                            "unknown marker",
+                            ParseErrorKind::UnknownSection(other.to_owned()),
+                        );
+                        e.help = Some(
+                            "sections are `-- alembic:upgrade` and `-- alembic:downgrade`".into(),
+                        );
                         return Err(e);
                     }
                 };
-                if let Some(first) = markers.iter().find(|m| m.0 == known) {
+                if let Some(first) = markers.get().iter().find(|m| m.0 == known) {
                     return Err(self.error(
                         number,
                         start,
                         line.len(),
                         "second marker",
-                        ParseErrorKind::DuplicateSection { name: known, first_line: first.1 },
+                        ParseErrorKind::DuplicateSection {
+                            name: known,
+                            first_line: first.1,
+                        },
                     ));
                 }
-                markers.push((known, number, start, (start + line.len() + 1).min(text.len())));
+                markers.push((
+                    known,
+                    number,
+                    start,
+                    (start + line.len() + 1).min(text.len()),
+                ));
                 continue;
             }
-            if !markers.is_empty() {
+            if markers.len > 0 {
                 continue; // section text is read by range below
             }
-            let trimmed = line.trim();
+            let trimmed = line.trim_ascii();
             if trimmed.is_empty() {
                 continue;
             }
             let Some(comment) = trimmed.strip_prefix("--") else {
-                let mut e = self.error(number, start + (line.len() - line.trim_start().len()), trimmed.len(), "outside any section", ParseErrorKind::SqlOutsideSection);
-                e.help = Some("put SQL after a `-- alembic:upgrade` or `-- alembic:downgrade` line".into());
+                let mut e = self.error(
+                    number,
+                    start + (line.len() - line.trim_start().len()),
+                    trimmed.len(),
+                    "outside any section",
+                    ParseErrorKind::SqlOutsideSection,
+                );
+                e.help = Some(
+                    "put SQL after a `-- alembic:upgrade` or `-- alembic:downgrade` line".into(),
+                );
                 return Err(e);
             };
-            let comment = comment.trim();
+            let comment = comment.trim_ascii();
             if comment.is_empty() {
                 continue;
             }
             match key_value(comment) {
                 Some((key, value)) if HEADER_KEYS.contains(&key) => {
-                    let key = HEADER_KEYS.iter().copied().find(|k| *k == key).unwrap_or("revision");
+                    let slot = HEADER_KEYS.iter().position(|k| *k == key).unwrap_or(0);
+                    let key = HEADER_KEYS[slot];
                     if let Some(first) = header.get(key) {
                         return Err(self.error(
                             number,
                             start,
                             line.len(),
                             "repeated here",
-                            ParseErrorKind::DuplicateKey { key: key.to_owned(), first_line: first.1 },
+                            ParseErrorKind::DuplicateKey {
+                                key: key.to_owned(),
+                                first_line: first.1,
+                            },
                         ));
                     }
-                    let column = start + line.rfind(value).unwrap_or(0);
-                    header.values.push((key, number, value.to_owned(), column));
+                    // `value` is a slice of `line`: its offset is pointer arithmetic.
+                    let column = start + (value.as_ptr() as usize - line.as_ptr() as usize);
+                    header.values[slot] = Some((key, number, value, column));
                     seen_key = true;
                 }
                 Some((key, _)) if seen_key => {
@@ -362,50 +516,78 @@ impl<'a> Parser<'a> {
                         at,
                         key.len(),
                         "unknown key",
-                        ParseErrorKind::UnknownKey { key: key.to_owned(), allowed: HEADER_KEYS.join(", ") },
+                        ParseErrorKind::UnknownKey {
+                            key: key.to_owned(),
+                            allowed: HEADER_KEYS.join(", "),
+                        },
                     );
-                    e.help = Some("a comment line after the header keys must not look like `key: value`".into());
+                    e.help = Some(
+                        "a comment line after the header keys must not look like `key: value`"
+                            .into(),
+                    );
                     return Err(e);
                 }
                 _ => {
                     if header.message.is_none() && !seen_key {
-                        header.message = Some(comment.to_owned());
+                        header.message = Some(comment);
                     }
                 }
             }
         }
+        let (header, markers) = (header, markers);
         self.build(header, markers)
     }
 
-    fn build(&self, header: RawHeader, markers: Vec<(&'static str, usize, usize, usize)>) -> Result<Revision, ParseError> {
+    fn build(&mut self, header: RawHeader<'_>, markers: Markers) -> Result<Revision, ParseError> {
         let text: &str = &self.source;
-        let last_line = text.lines().count().max(1);
         let missing = |key: &'static str| {
-            let mut e = Self::error_in(self.path, text, 1, ParseErrorKind::MissingKey(key));
+            let mut e = Self::error_in(&self.path, text, 1, ParseErrorKind::MissingKey(key));
             e.span = Some(SourceSpan::from((0, 0)));
             e.label = "header starts here".into();
-            e.help = Some(format!("add a `-- {key}: ...` line to the header, e.g. `-- {key}: {}`", if key == "revision" { "1975ea83b712" } else { "None" }));
+            e.help = Some(format!(
+                "add a `-- {key}: ...` line to the header, e.g. `-- {key}: {}`",
+                if key == "revision" {
+                    "1975ea83b712"
+                } else {
+                    "None"
+                }
+            ));
             e
         };
-        let bad = |entry: &(&'static str, usize, String, usize), reason: String| {
-            self.error(entry.1, entry.3, entry.2.len().max(1), "this value", ParseErrorKind::BadValue { key: entry.0, reason })
+        let bad = |entry: &(&'static str, usize, &str, usize), reason: String| {
+            self.error(
+                entry.1,
+                entry.3,
+                entry.2.len().max(1),
+                "this value",
+                ParseErrorKind::BadValue {
+                    key: entry.0,
+                    reason,
+                },
+            )
         };
 
         let rev_entry = header.get("revision").ok_or_else(|| missing("revision"))?;
-        let ids = parse_list(&rev_entry.2).map_err(|r| bad(rev_entry, r))?;
-        let id = match ids.as_slice() {
-            [one] => one.clone(),
-            [] => return Err(bad(rev_entry, "a revision needs an id".into())),
+        let mut ids = parse_list(rev_entry.2).map_err(|r| bad(rev_entry, r))?;
+        let id = match ids.len() {
+            1 => ids.pop().unwrap_or_default(),
+            0 => return Err(bad(rev_entry, "a revision needs an id".into())),
             _ => return Err(bad(rev_entry, "a revision has exactly one id".into())),
         };
-        let down_entry = header.get("down_revision").ok_or_else(|| missing("down_revision"))?;
-        let down_revisions = parse_list(&down_entry.2).map_err(|r| bad(down_entry, r))?;
-        if let Some(dup) = down_revisions.iter().enumerate().find(|(i, d)| down_revisions[..*i].contains(d)) {
+        let down_entry = header
+            .get("down_revision")
+            .ok_or_else(|| missing("down_revision"))?;
+        let down_revisions = parse_list(down_entry.2).map_err(|r| bad(down_entry, r))?;
+        if let Some(dup) = down_revisions
+            .iter()
+            .enumerate()
+            .find(|(i, d)| down_revisions[..*i].contains(d))
+        {
             return Err(bad(down_entry, format!("`{}` is listed twice", dup.1)));
         }
         let list_of = |key: &str| -> Result<(Vec<String>, usize), ParseError> {
             match header.get(key) {
-                Some(entry) => Ok((parse_list(&entry.2).map_err(|r| bad(entry, r))?, entry.1)),
+                Some(entry) => Ok((parse_list(entry.2).map_err(|r| bad(entry, r))?, entry.1)),
                 None => Ok((Vec::new(), 0)),
             }
         };
@@ -413,40 +595,63 @@ impl<'a> Parser<'a> {
         let (depends_on, depends_line) = list_of("depends_on")?;
         let transactional = match header.get("transactional") {
             None => true,
-            Some(entry) => match entry.2.trim_matches(|c| c == '\'' || c == '"').to_ascii_lowercase().as_str() {
+            Some(entry) => match entry
+                .2
+                .trim_matches(|c| c == '\'' || c == '"')
+                .to_ascii_lowercase()
+                .as_str()
+            {
                 "true" | "" => true,
                 "false" => false,
-                _ => return Err(bad(entry, format!("`{}` is neither `true` nor `false`", entry.2))),
+                _ => {
+                    return Err(bad(
+                        entry,
+                        format!("`{}` is neither `true` nor `false`", entry.2),
+                    ))
+                }
             },
         };
-        let create_date = header.get("create_date").map(|e| e.2.clone()).filter(|d| !d.is_empty());
+        let create_date = header
+            .get("create_date")
+            .map(|e| e.2.to_owned())
+            .filter(|d| !d.is_empty());
 
         let section = |name: &str| -> Result<Option<Section>, ParseError> {
-            let Some(pos) = markers.iter().position(|m| m.0 == name) else { return Ok(None) };
-            let (_, marker_line, _, body_start) = markers[pos];
-            let end = markers.get(pos + 1).map(|m| m.2).unwrap_or(text.len());
-            let body = &text[body_start.min(end)..end];
-            let statements = split_statements(body, marker_line + 1).map_err(|e| {
-                let at = body_start.min(end) + e.offset;
-                let len = match &e.kind {
-                    SplitErrorKind::UnterminatedDollar(tag) => tag.len(),
-                    SplitErrorKind::Unterminated(_) => 1,
-                };
-                self.error(e.line, at, len, "starts here, never closed", ParseErrorKind::Statement(e.kind))
-            })?;
-            Ok(Some(Section { marker_line, range: body_start.min(end)..end, checksum: Checksum::of_section(body), statements }))
+            let found = markers.get();
+            let Some(pos) = found.iter().position(|m| m.0 == name) else {
+                return Ok(None);
+            };
+            let (_, marker_line, _, body_start) = found[pos];
+            let end = found.get(pos + 1).map(|m| m.2).unwrap_or(text.len());
+            Ok(Some(Section {
+                marker_line,
+                range: body_start.min(end)..end,
+                source: Arc::clone(&self.source),
+                checksum: OnceLock::new(),
+                statements: OnceLock::new(),
+            }))
         };
         let upgrade = section("upgrade")?.ok_or_else(|| {
             // Point at the downgrade marker if there is one, else at the last line.
-            let (line, at, len, label) = match markers.first() {
-                Some(&(_, line, start, body)) => (line, start, body - start - 1, "a downgrade without an upgrade"),
+            let (line, at, len, label) = match markers.get().first() {
+                Some(&(_, line, start, body)) => (
+                    line,
+                    start,
+                    body - start - 1,
+                    "a downgrade without an upgrade",
+                ),
                 None => {
                     let last = text.trim_end_matches('\n');
                     let start = last.rfind('\n').map_or(0, |p| p + 1);
-                    (last_line, start, last.len() - start, "end of the file")
+                    (
+                        last.lines().count().max(1),
+                        start,
+                        last.len() - start,
+                        "end of the file",
+                    )
                 }
             };
-            let mut e = Self::error_in(self.path, text, line, ParseErrorKind::NoUpgradeSection);
+            let mut e = Self::error_in(&self.path, text, line, ParseErrorKind::NoUpgradeSection);
             e.span = Some(SourceSpan::from((at, len)));
             e.label = label.into();
             e.help = Some("add a line `-- alembic:upgrade` followed by the revision's SQL".into());
@@ -460,9 +665,14 @@ impl<'a> Parser<'a> {
             depends_on,
             create_date,
             transactional,
-            message: header.message.clone(),
-            path: self.path.to_owned(),
-            key_lines: KeyLines { revision: rev_entry.1, down_revision: down_entry.1, branch_labels: labels_line, depends_on: depends_line },
+            message: header.message.map(str::to_owned),
+            path: std::mem::take(&mut self.path),
+            key_lines: KeyLines {
+                revision: rev_entry.1,
+                down_revision: down_entry.1,
+                branch_labels: labels_line,
+                depends_on: depends_line,
+            },
             upgrade,
             downgrade,
             source: Arc::clone(&self.source),
@@ -500,18 +710,20 @@ DROP TABLE users;
     fn contract_example() {
         let r = parse(CONTRACT_EXAMPLE).unwrap();
         assert_eq!(r.id, "1975ea83b712");
-        assert!(r.down_revisions.is_empty() && r.branch_labels.is_empty() && r.depends_on.is_empty());
+        assert!(
+            r.down_revisions.is_empty() && r.branch_labels.is_empty() && r.depends_on.is_empty()
+        );
         assert_eq!(r.message.as_deref(), Some("create users table"));
         assert_eq!(r.create_date.as_deref(), Some("2026-11-21 10:42:07.123456"));
         assert!(r.transactional);
         assert_eq!(r.upgrade.marker_line, 9);
-        assert_eq!(r.upgrade.statements.len(), 1);
-        assert_eq!(r.upgrade.statements[0].line, 10);
+        assert_eq!(r.upgrade_statements().unwrap().len(), 1);
+        assert_eq!(r.upgrade_statements().unwrap()[0].line, 10);
         let down = r.downgrade.as_ref().unwrap();
-        assert_eq!(down.statements[0].sql, "DROP TABLE users");
-        assert_eq!(down.statements[0].line, 16);
+        assert_eq!(r.statements(down).unwrap()[0].sql, "DROP TABLE users");
+        assert_eq!(r.statements(down).unwrap()[0].line, 16);
         assert_eq!(r.key_lines.down_revision, 4);
-        assert_eq!(r.upgrade.checksum, Checksum::of_section("CREATE TABLE users (\n    id bigint PRIMARY KEY,\n    email text NOT NULL UNIQUE\n);"));
+        assert_eq!(*r.upgrade.checksum(), Checksum::of_section("CREATE TABLE users (\n    id bigint PRIMARY KEY,\n    email text NOT NULL UNIQUE\n);"));
     }
 
     #[test]
@@ -519,9 +731,15 @@ DROP TABLE users;
         let crlf = format!("\u{feff}{}", CONTRACT_EXAMPLE.replace('\n', "\r\n"));
         let a = parse(CONTRACT_EXAMPLE).unwrap();
         let b = parse(&crlf).unwrap();
-        assert_eq!(a.upgrade.checksum, b.upgrade.checksum);
-        assert_eq!(a.downgrade.unwrap().checksum, b.downgrade.as_ref().unwrap().checksum);
-        assert_eq!(a.upgrade.statements, b.upgrade.statements);
+        assert_eq!(a.upgrade.checksum(), b.upgrade.checksum());
+        assert_eq!(
+            a.downgrade.as_ref().unwrap().checksum(),
+            b.downgrade.as_ref().unwrap().checksum()
+        );
+        assert_eq!(
+            a.upgrade_statements().unwrap(),
+            b.upgrade_statements().unwrap()
+        );
         assert_eq!(b.message.as_deref(), Some("create users table"));
     }
 
@@ -537,12 +755,22 @@ DROP TABLE users;
             ("('a1',)", &["a1"]),
             ("['a1', \"b2\"]", &["a1", "b2"]),
             ("a1, b2", &["a1", "b2"]),
-            ("table-name-and-modification", &["table-name-and-modification"]),
+            (
+                "table-name-and-modification",
+                &["table-name-and-modification"],
+            ),
         ];
         for (raw, expect) in table {
             assert_eq!(parse_list(raw).unwrap(), *expect, "{raw}");
         }
-        for bad in ["('a', None)", "'abc", "(a, b", "a b", "x".repeat(33).as_str(), "a@b"] {
+        for bad in [
+            "('a', None)",
+            "'abc",
+            "(a, b",
+            "a b",
+            "x".repeat(33).as_str(),
+            "a@b",
+        ] {
             assert!(parse_list(bad).is_err(), "{bad}");
         }
     }
@@ -569,9 +797,15 @@ DROP TABLE users;
 
     #[test]
     fn message_may_contain_a_colon() {
-        let r = parse("-- Fix: users email\n-- revision: a\n-- down_revision: None\n-- alembic:upgrade\n").unwrap();
+        let r = parse(
+            "-- Fix: users email\n-- revision: a\n-- down_revision: None\n-- alembic:upgrade\n",
+        )
+        .unwrap();
         assert_eq!(r.message.as_deref(), Some("Fix: users email"));
-        let r = parse("-- fix: users email\n-- revision: a\n-- down_revision: None\n-- alembic:upgrade\n").unwrap();
+        let r = parse(
+            "-- fix: users email\n-- revision: a\n-- down_revision: None\n-- alembic:upgrade\n",
+        )
+        .unwrap();
         assert_eq!(r.message.as_deref(), Some("fix: users email"));
     }
 
@@ -607,16 +841,31 @@ DROP TABLE users;
             ),
         ];
         for (text, line, message) in cases {
-            let err = parse(text).expect_err(text);
-            assert_eq!((err.line, err.to_string().as_str()), (*line, *message), "{text}");
-            assert!(err.located().starts_with(&format!("versions/x.sql:{line}: ")));
+            let err = parse(text)
+                .and_then(|r| r.lex().map(|()| r))
+                .expect_err(text);
+            assert_eq!(
+                (err.line, err.to_string().as_str()),
+                (*line, *message),
+                "{text}"
+            );
+            assert!(err
+                .located()
+                .starts_with(&format!("versions/x.sql:{line}: ")));
         }
     }
 
     #[test]
     fn not_utf8_names_the_line() {
-        let err = Revision::parse(Path::new("v/x.sql"), b"-- revision: a\n-- down_revision: None\n-- \xff\xfe\n").unwrap_err();
+        let err = Revision::parse(
+            Path::new("v/x.sql"),
+            b"-- revision: a\n-- down_revision: None\n-- \xff\xfe\n",
+        )
+        .unwrap_err();
         assert_eq!(err.line, 3);
-        assert_eq!(err.to_string(), "file is not valid UTF-8 (first bad byte at offset 41)");
+        assert_eq!(
+            err.to_string(),
+            "file is not valid UTF-8 (first bad byte at offset 41)"
+        );
     }
 }

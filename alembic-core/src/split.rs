@@ -23,7 +23,12 @@ impl Statement {
     /// The 1-based file line of a 1-based character position inside
     /// [`Statement::sql`], as PostgreSQL reports error positions.
     pub fn line_of_position(&self, position: usize) -> usize {
-        let newlines = self.sql.chars().take(position.saturating_sub(1)).filter(|&c| c == '\n').count();
+        let newlines = self
+            .sql
+            .chars()
+            .take(position.saturating_sub(1))
+            .filter(|&c| c == '\n')
+            .count();
         self.line + newlines
     }
 }
@@ -38,8 +43,17 @@ pub(crate) struct SplitError {
 }
 
 /// Splits `text`, whose first line is line `first_line` of its file.
-pub(crate) fn split_statements(text: &str, first_line: usize) -> Result<Vec<Statement>, SplitError> {
-    Splitter { b: text.as_bytes(), text, i: 0, line: first_line }.run()
+pub(crate) fn split_statements(
+    text: &str,
+    first_line: usize,
+) -> Result<Vec<Statement>, SplitError> {
+    Splitter {
+        b: text.as_bytes(),
+        text,
+        i: 0,
+        line: first_line,
+    }
+    .run()
 }
 
 struct Splitter<'a> {
@@ -50,30 +64,38 @@ struct Splitter<'a> {
 }
 
 /// Tracks the leading keywords of a statement to recognise the SQL-standard
-/// routine bodies (`CREATE [OR REPLACE] FUNCTION ... BEGIN ATOMIC ... END`).
+/// routine bodies (`CREATE [OR REPLACE] FUNCTION ... BEGIN ATOMIC ... END`),
+/// as psql does, without allocating.
 #[derive(Default)]
 struct Keywords {
-    first: Vec<String>,
+    /// How many leading words were seen (up to 4).
+    seen: u8,
+    /// The statement is `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
+    routine: bool,
+    /// Words so far match `CREATE OR REPLACE`.
+    or_replace: bool,
     begin_depth: u32,
 }
 
 impl Keywords {
     fn push(&mut self, word: &str) {
-        let lower = word.to_ascii_lowercase();
-        let is_routine = |w: &[String]| {
-            let w: Vec<&str> = w.iter().map(String::as_str).collect();
-            matches!(
-                w.as_slice(),
-                ["create", "function" | "procedure", ..] | ["create", "or", "replace", "function" | "procedure", ..]
-            )
-        };
-        match lower.as_str() {
-            "begin" | "case" if is_routine(&self.first) => self.begin_depth += 1,
-            "end" if self.begin_depth > 0 => self.begin_depth -= 1,
+        let is = |w: &str| word.eq_ignore_ascii_case(w);
+        let routine_word = is("function") || is("procedure");
+        match self.seen {
+            0 => self.or_replace = is("create"),
+            1 if self.or_replace => {
+                self.routine = routine_word;
+                self.or_replace = is("or");
+            }
+            2 if self.or_replace => self.or_replace = is("replace"),
+            3 if self.or_replace => self.routine = routine_word,
             _ => {}
         }
-        if self.first.len() < 4 {
-            self.first.push(lower);
+        self.seen = self.seen.saturating_add(1);
+        if self.routine && (is("begin") || is("case")) {
+            self.begin_depth += 1;
+        } else if self.begin_depth > 0 && is("end") {
+            self.begin_depth -= 1;
         }
     }
 }
@@ -127,7 +149,10 @@ impl<'a> Splitter<'a> {
                     let (from, line) = start.take().unwrap_or((self.i, self.line));
                     let sql = self.text[from..self.i].trim_end();
                     if !sql.is_empty() {
-                        out.push(Statement { sql: sql.to_owned(), line });
+                        out.push(Statement {
+                            sql: sql.to_owned(),
+                            line,
+                        });
                     }
                     keywords = Keywords::default();
                     self.bump();
@@ -163,18 +188,32 @@ impl<'a> Splitter<'a> {
         if let Some((from, line)) = start {
             let sql = self.text[from..].trim_end();
             if !sql.is_empty() {
-                out.push(Statement { sql: sql.to_owned(), line });
+                out.push(Statement {
+                    sql: sql.to_owned(),
+                    line,
+                });
             }
         }
         Ok(out)
     }
 
-    fn quoted(&mut self, quote: u8, backslash_escapes: bool, what: &'static str) -> Result<(), SplitError> {
+    fn quoted(
+        &mut self,
+        quote: u8,
+        backslash_escapes: bool,
+        what: &'static str,
+    ) -> Result<(), SplitError> {
         let (line, offset) = (self.line, self.i);
         self.bump();
         loop {
             match self.peek(0) {
-                None => return Err(SplitError { line, offset, kind: SplitErrorKind::Unterminated(what) }),
+                None => {
+                    return Err(SplitError {
+                        line,
+                        offset,
+                        kind: SplitErrorKind::Unterminated(what),
+                    })
+                }
                 Some(b'\\') if backslash_escapes => {
                     self.bump();
                     if self.peek(0).is_some() {
@@ -199,7 +238,13 @@ impl<'a> Splitter<'a> {
         let mut depth = 0u32;
         loop {
             match (self.peek(0), self.peek(1)) {
-                (None, _) => return Err(SplitError { line, offset, kind: SplitErrorKind::Unterminated("block comment") }),
+                (None, _) => {
+                    return Err(SplitError {
+                        line,
+                        offset,
+                        kind: SplitErrorKind::Unterminated("block comment"),
+                    })
+                }
                 (Some(b'/'), Some(b'*')) => {
                     depth += 1;
                     self.bump();
@@ -222,7 +267,10 @@ impl<'a> Splitter<'a> {
     fn dollar(&mut self) -> Result<(), SplitError> {
         let rest = &self.b[self.i + 1..];
         let tag_len = match rest.first() {
-            Some(&c) if is_ident_start(c) => rest.iter().take_while(|&&c| is_ident_start(c) || c.is_ascii_digit()).count(),
+            Some(&c) if is_ident_start(c) => rest
+                .iter()
+                .take_while(|&&c| is_ident_start(c) || c.is_ascii_digit())
+                .count(),
             _ => 0,
         };
         if rest.get(tag_len) != Some(&b'$') {
@@ -240,7 +288,11 @@ impl<'a> Splitter<'a> {
                 }
                 Ok(())
             }
-            None => Err(SplitError { line, offset, kind: SplitErrorKind::UnterminatedDollar(delimiter.to_owned()) }),
+            None => Err(SplitError {
+                line,
+                offset,
+                kind: SplitErrorKind::UnterminatedDollar(delimiter.to_owned()),
+            }),
         }
     }
 }
@@ -319,10 +371,26 @@ mod tests {
     #[test]
     fn unterminated_constructs_name_their_line() {
         let cases: &[(&str, usize, SplitErrorKind)] = &[
-            ("SELECT 1;\nSELECT 'abc;\n", 2, SplitErrorKind::Unterminated("string")),
-            ("SELECT 1;\n\n/* never closed", 3, SplitErrorKind::Unterminated("block comment")),
-            ("SELECT \"x", 1, SplitErrorKind::Unterminated("quoted identifier")),
-            ("SELECT 1;\nDO $body$ BEGIN END $other$;", 2, SplitErrorKind::UnterminatedDollar("$body$".into())),
+            (
+                "SELECT 1;\nSELECT 'abc;\n",
+                2,
+                SplitErrorKind::Unterminated("string"),
+            ),
+            (
+                "SELECT 1;\n\n/* never closed",
+                3,
+                SplitErrorKind::Unterminated("block comment"),
+            ),
+            (
+                "SELECT \"x",
+                1,
+                SplitErrorKind::Unterminated("quoted identifier"),
+            ),
+            (
+                "SELECT 1;\nDO $body$ BEGIN END $other$;",
+                2,
+                SplitErrorKind::UnterminatedDollar("$body$".into()),
+            ),
         ];
         for (input, line, kind) in cases {
             let err = split_statements(input, 1).unwrap_err();

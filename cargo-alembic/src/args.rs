@@ -7,7 +7,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Alembic's revision graph for Rust and PostgreSQL.
 #[derive(Debug, Parser)]
-#[command(name = "cargo-alembic", bin_name = "cargo alembic", version, about, max_term_width = 100)]
+#[command(
+    name = "cargo-alembic",
+    bin_name = "cargo alembic",
+    version,
+    about,
+    max_term_width = 100
+)]
 #[allow(missing_docs)]
 pub struct Cli {
     #[command(flatten)]
@@ -195,7 +201,14 @@ impl Command {
     /// Read-only commands that need nothing but the script location, so
     /// they skip `cargo metadata` when `--script-location` is given.
     pub fn script_location_only(&self) -> bool {
-        matches!(self, Command::Heads(_) | Command::Branches(_) | Command::History(_) | Command::Show(_) | Command::Edit(_))
+        matches!(
+            self,
+            Command::Heads(_)
+                | Command::Branches(_)
+                | Command::History(_)
+                | Command::Show(_)
+                | Command::Edit(_)
+        )
     }
 }
 
@@ -207,7 +220,10 @@ mod tests {
     use crate::normalize_argv;
 
     fn parse(line: &str) -> Result<Cli, clap::Error> {
-        let argv: Vec<std::ffi::OsString> = std::iter::once("cargo-alembic").chain(line.split_whitespace()).map(Into::into).collect();
+        let argv: Vec<std::ffi::OsString> = std::iter::once("cargo-alembic")
+            .chain(line.split_whitespace())
+            .map(Into::into)
+            .collect();
         Cli::try_parse_from(normalize_argv(argv))
     }
 
@@ -238,12 +254,22 @@ mod tests {
         for line in ok {
             assert!(parse(line).is_ok(), "{line}: {}", parse(line).unwrap_err());
         }
-        let bad = ["", "alembic", "heads --format yaml", "merge", "show", "revision --head", "frobnicate"];
+        let bad = [
+            "",
+            "alembic",
+            "heads --format yaml",
+            "merge",
+            "show",
+            "revision --head",
+            "frobnicate",
+        ];
         for line in bad {
             assert!(parse(line).is_err(), "{line} should not parse");
         }
         let cli = parse("alembic --format json history -r c0ff:").unwrap();
         assert_eq!(cli.global.format, Format::Json);
-        assert!(matches!(cli.command, Command::History(HistoryArgs { rev_range: Some(ref r), verbose: false }) if r == "c0ff:"));
+        assert!(
+            matches!(cli.command, Command::History(HistoryArgs { rev_range: Some(ref r), verbose: false }) if r == "c0ff:")
+        );
     }
 }

@@ -57,12 +57,18 @@ pub enum CliError {
 impl CliError {
     /// A usage error with advice.
     pub fn usage(message: impl Into<String>, help: impl Into<Option<String>>) -> Self {
-        CliError::Usage { message: message.into(), help: help.into() }
+        CliError::Usage {
+            message: message.into(),
+            help: help.into(),
+        }
     }
 
     /// A failure with advice.
     pub fn failed(message: impl Into<String>, help: impl Into<Option<String>>) -> Self {
-        CliError::Failed { message: message.into(), help: help.into() }
+        CliError::Failed {
+            message: message.into(),
+            help: help.into(),
+        }
     }
 
     /// The exit code (CONTRACT section 5).
@@ -70,9 +76,11 @@ impl CliError {
         match self {
             CliError::Config(_) | CliError::Usage { .. } => exit_codes::USAGE,
             CliError::Resolve(ResolveError::Syntax { .. }) => exit_codes::USAGE,
-            CliError::Load(_) | CliError::Resolve(_) | CliError::Failed { .. } | CliError::Io { .. } | CliError::CheckFailed(_) => {
-                exit_codes::FAILED
-            }
+            CliError::Load(_)
+            | CliError::Resolve(_)
+            | CliError::Failed { .. }
+            | CliError::Io { .. }
+            | CliError::CheckFailed(_) => exit_codes::FAILED,
         }
     }
 }

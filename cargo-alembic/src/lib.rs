@@ -78,7 +78,8 @@ pub fn main() -> ExitCode {
 
 /// Resolves configuration and runs one parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    let cwd = std::env::current_dir().map_err(|e| CliError::failed(format!("cannot read the current directory: {e}"), None))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::failed(format!("cannot read the current directory: {e}"), None))?;
     let g = &cli.global;
     let overrides = Overrides {
         script_location: g.script_location.clone(),
@@ -93,6 +94,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         return Err(commands::autogenerate_unavailable("migrate"));
     }
     let config = Config::resolve(&overrides, &cwd)?;
-    let ctx = Ctx { config, format: g.format, cwd };
+    let ctx = Ctx {
+        config,
+        format: g.format,
+        cwd,
+    };
     commands::dispatch(&ctx, cli.command)
 }

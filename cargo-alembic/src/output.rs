@@ -36,14 +36,22 @@ pub fn one_line(map: &RevisionMap, i: usize, style: LineStyle) -> String {
         text = if r.depends_on.is_empty() {
             format!("{} -> {text}", down_revisions(map, i))
         } else {
-            format!("{} ({}) -> {text}", down_revisions(map, i), r.depends_on.join(", "))
+            format!(
+                "{} ({}) -> {text}",
+                down_revisions(map, i),
+                r.depends_on.join(", ")
+            )
         };
     }
     if style.branches && !map.labels(i).is_empty() {
         text.push_str(&format!(" ({})", map.labels(i).join(", ")));
     }
     if map.children(i).is_empty() {
-        text.push_str(if map.dependents(i).is_empty() { " (head)" } else { " (effective head)" });
+        text.push_str(if map.dependents(i).is_empty() {
+            " (head)"
+        } else {
+            " (effective head)"
+        });
     }
     if style.tree {
         if map.children(i).len() > 1 {
@@ -73,12 +81,24 @@ pub fn log_entry(map: &RevisionMap, i: usize) -> String {
         out.push_str(" (mergepoint)");
     }
     out.push('\n');
-    out.push_str(&format!("{}: {}\n", if r.is_merge_point() { "Merges" } else { "Parent" }, down_revisions(map, i)));
+    out.push_str(&format!(
+        "{}: {}\n",
+        if r.is_merge_point() {
+            "Merges"
+        } else {
+            "Parent"
+        },
+        down_revisions(map, i)
+    ));
     if !r.depends_on.is_empty() {
         out.push_str(&format!("Also depends on: {}\n", r.depends_on.join(", ")));
     }
     if map.children(i).len() > 1 {
-        let ids: Vec<&str> = map.children(i).iter().map(|&c| map.rev(c).id.as_str()).collect();
+        let ids: Vec<&str> = map
+            .children(i)
+            .iter()
+            .map(|&c| map.rev(c).id.as_str())
+            .collect();
         out.push_str(&format!("Branches into: {}\n", ids.join(", ")));
     }
     if !map.labels(i).is_empty() {
@@ -91,15 +111,18 @@ pub fn log_entry(map: &RevisionMap, i: usize) -> String {
         out.push_str("Irreversible: no downgrade section\n");
     }
     out.push_str(&format!("Path: {}\n", r.path.display()));
-    out.push_str(&format!("Upgrade checksum: {}\n", r.upgrade.checksum));
+    out.push_str(&format!("Upgrade checksum: {}\n", r.upgrade.checksum()));
     if let Some(d) = &r.downgrade {
-        out.push_str(&format!("Downgrade checksum: {}\n", d.checksum));
+        out.push_str(&format!("Downgrade checksum: {}\n", d.checksum()));
     }
     out.push('\n');
     out.push_str(&format!("    {}\n\n", r.message.as_deref().unwrap_or("")));
     out.push_str(&format!("    Revision ID: {}\n", r.id));
     out.push_str(&format!("    Revises: {}\n", r.down_revisions.join(", ")));
-    out.push_str(&format!("    Create Date: {}\n", r.create_date.as_deref().unwrap_or("")));
+    out.push_str(&format!(
+        "    Create Date: {}\n",
+        r.create_date.as_deref().unwrap_or("")
+    ));
     out
 }
 
@@ -134,7 +157,11 @@ pub fn json(map: &RevisionMap, i: usize) -> RevisionJson<'_> {
         depends_on: &r.depends_on,
         branch_labels: &r.branch_labels,
         labels: map.labels(i),
-        children: map.children(i).iter().map(|&c| map.rev(c).id.as_str()).collect(),
+        children: map
+            .children(i)
+            .iter()
+            .map(|&c| map.rev(c).id.as_str())
+            .collect(),
         message: r.message.as_deref(),
         create_date: r.create_date.as_deref(),
         path: r.path.display().to_string(),
@@ -144,8 +171,8 @@ pub fn json(map: &RevisionMap, i: usize) -> RevisionJson<'_> {
         is_merge_point: r.is_merge_point(),
         transactional: r.transactional,
         irreversible: r.downgrade.is_none(),
-        upgrade_checksum: r.upgrade.checksum.as_str(),
-        downgrade_checksum: r.downgrade.as_ref().map(|d| d.checksum.as_str()),
+        upgrade_checksum: r.upgrade.checksum().as_str(),
+        downgrade_checksum: r.downgrade.as_ref().map(|d| d.checksum().as_str()),
     }
 }
 

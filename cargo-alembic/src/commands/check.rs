@@ -25,22 +25,47 @@ struct Report {
 
 fn problem_of(e: &LoadError) -> Problem {
     match e {
-        LoadError::Parse(p) => Problem { message: p.kind.to_string(), file: Some(p.path.display().to_string()), line: (p.line > 0).then_some(p.line) },
-        LoadError::Io { path, .. } => Problem { message: e.to_string(), file: Some(path.display().to_string()), line: None },
-        other => Problem { message: other.to_string(), file: None, line: None },
+        LoadError::Parse(p) => Problem {
+            message: p.kind.to_string(),
+            file: Some(p.path.display().to_string()),
+            line: (p.line > 0).then_some(p.line),
+        },
+        LoadError::Io { path, .. } => Problem {
+            message: e.to_string(),
+            file: Some(path.display().to_string()),
+            line: None,
+        },
+        other => Problem {
+            message: other.to_string(),
+            file: None,
+            line: None,
+        },
     }
 }
 
 /// Runs `check`: the chain parses, the graph is valid, and it has one
 /// head unless several are allowed.
 pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
-    let map = match ctx.load() {
+    let map = match ctx
+        .load()
+        .and_then(|map| map.lex_all().map(|()| map).map_err(CliError::from))
+    {
         Ok(map) => map,
         Err(CliError::Load(e)) if ctx.format == Format::Json => {
             let problems = e.problems().into_iter().map(problem_of).collect();
-            let report = Report { ok: false, revisions: 0, heads: Vec::new(), problems };
-            emit(&to_json(&report)).map_err(|e| CliError::Io { path: "stdout".into(), source: e })?;
-            return Err(CliError::CheckFailed("check failed: the chain does not load".to_owned()));
+            let report = Report {
+                ok: false,
+                revisions: 0,
+                heads: Vec::new(),
+                problems,
+            };
+            emit(&to_json(&report)).map_err(|e| CliError::Io {
+                path: "stdout".into(),
+                source: e,
+            })?;
+            return Err(CliError::CheckFailed(
+                "check failed: the chain does not load".to_owned(),
+            ));
         }
         Err(e) => return Err(e),
     };
@@ -67,15 +92,34 @@ pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
         if heads.len() == 1 { "" } else { "s" },
         heads.join(", "),
         map.branch_points().len(),
-        if map.branch_points().len() == 1 { "" } else { "s" },
+        if map.branch_points().len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         map.merge_points().len(),
-        if map.merge_points().len() == 1 { "" } else { "s" },
+        if map.merge_points().len() == 1 {
+            ""
+        } else {
+            "s"
+        },
     );
     if ctx.format == Format::Json {
-        let report = Report { ok, revisions: map.len(), heads, problems };
-        emit(&to_json(&report)).map_err(|e| CliError::Io { path: "stdout".into(), source: e })?;
+        let report = Report {
+            ok,
+            revisions: map.len(),
+            heads,
+            problems,
+        };
+        emit(&to_json(&report)).map_err(|e| CliError::Io {
+            path: "stdout".into(),
+            source: e,
+        })?;
     } else {
-        emit(&format!("{summary}\n")).map_err(|e| CliError::Io { path: "stdout".into(), source: e })?;
+        emit(&format!("{summary}\n")).map_err(|e| CliError::Io {
+            path: "stdout".into(),
+            source: e,
+        })?;
         for p in &problems {
             eprintln!("error: {}", p.message);
         }
@@ -83,6 +127,9 @@ pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
     if ok {
         Ok(())
     } else {
-        Err(CliError::CheckFailed(format!("check failed: {count} problem{}", if count == 1 { "" } else { "s" })))
+        Err(CliError::CheckFailed(format!(
+            "check failed: {count} problem{}",
+            if count == 1 { "" } else { "s" }
+        )))
     }
 }

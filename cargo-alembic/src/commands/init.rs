@@ -8,7 +8,10 @@ use crate::output::emit;
 use crate::Ctx;
 
 /// The templates `init` knows, with their descriptions.
-const TEMPLATES: [(&str, &str); 1] = [("generic", "One folder of SQL revision files (versions/, sub-folders allowed).")];
+const TEMPLATES: [(&str, &str); 1] = [(
+    "generic",
+    "One folder of SQL revision files (versions/, sub-folders allowed).",
+)];
 
 const README: &str = "# Revision chain
 
@@ -42,17 +45,29 @@ pub(crate) fn run(ctx: &Ctx, args: &InitArgs) -> Result<(), CliError> {
             out.push_str(&format!("{name} - {about}\n"));
         }
         out.push_str("\nTemplates are used via the 'init' command, e.g.:\n\n  cargo alembic init --template generic ./migrations\n");
-        return emit(&out).map_err(|e| CliError::Io { path: "stdout".into(), source: e });
+        return emit(&out).map_err(|e| CliError::Io {
+            path: "stdout".into(),
+            source: e,
+        });
     }
     if !TEMPLATES.iter().any(|(name, _)| *name == args.template) {
         let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
-        return Err(CliError::usage(format!("no such template `{}` (available: {})", args.template, names.join(", ")), None));
+        return Err(CliError::usage(
+            format!(
+                "no such template `{}` (available: {})",
+                args.template,
+                names.join(", ")
+            ),
+            None,
+        ));
     }
     let dir = match &args.directory {
         Some(d) => d.clone(),
         None => ctx.config.script_location.clone(),
     };
-    let not_empty = std::fs::read_dir(&dir).map(|mut entries| entries.next().is_some()).unwrap_or(false);
+    let not_empty = std::fs::read_dir(&dir)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
     if not_empty {
         return Err(CliError::failed(
             format!("directory {} already exists and is not empty", dir.display()),
@@ -60,15 +75,27 @@ pub(crate) fn run(ctx: &Ctx, args: &InitArgs) -> Result<(), CliError> {
         ));
     }
     let mut out = String::new();
-    for (path, contents) in [(dir.join("versions").join(".gitkeep"), ""), (dir.join("README.md"), README)] {
+    for (path, contents) in [
+        (dir.join("versions").join(".gitkeep"), ""),
+        (dir.join("README.md"), README),
+    ] {
         if let Some(parent) = path.parent() {
             if !parent.exists() {
-                out.push_str(&format!("  Creating directory {} ...  done\n", parent.display()));
-                std::fs::create_dir_all(parent).map_err(|source| CliError::Io { path: parent.to_owned(), source })?;
+                out.push_str(&format!(
+                    "  Creating directory {} ...  done\n",
+                    parent.display()
+                ));
+                std::fs::create_dir_all(parent).map_err(|source| CliError::Io {
+                    path: parent.to_owned(),
+                    source,
+                })?;
             }
         }
         out.push_str(&format!("  Generating {} ...  done\n", path.display()));
-        std::fs::write(&path, contents).map_err(|source| CliError::Io { path: path.clone(), source })?;
+        std::fs::write(&path, contents).map_err(|source| CliError::Io {
+            path: path.clone(),
+            source,
+        })?;
     }
     let configured = ctx.cwd.join(&ctx.config.script_location);
     if ctx.cwd.join(&dir) != configured {
@@ -80,12 +107,18 @@ pub(crate) fn run(ctx: &Ctx, args: &InitArgs) -> Result<(), CliError> {
     } else {
         out.push_str("\nCreate the first revision with `cargo alembic revision -m \"create users table\"`.\n");
     }
-    emit(&out).map_err(|e| CliError::Io { path: "stdout".into(), source: e })
+    emit(&out).map_err(|e| CliError::Io {
+        path: "stdout".into(),
+        source: e,
+    })
 }
 
 fn relative_to_root(ctx: &Ctx, path: &Path) -> std::path::PathBuf {
     match &ctx.config.workspace_root {
-        Some(root) => path.strip_prefix(root).map(Path::to_owned).unwrap_or_else(|_| path.to_owned()),
+        Some(root) => path
+            .strip_prefix(root)
+            .map(Path::to_owned)
+            .unwrap_or_else(|_| path.to_owned()),
         None => path.to_owned(),
     }
 }

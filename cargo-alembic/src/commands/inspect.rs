@@ -9,11 +9,34 @@ use crate::output::{emit, json, log_entry, one_line, to_json, LineStyle, Revisio
 use crate::Ctx;
 
 fn print(text: &str) -> Result<(), CliError> {
-    emit(text).map_err(|e| CliError::Io { path: "stdout".into(), source: e })
+    emit(text).map_err(|e| CliError::Io {
+        path: "stdout".into(),
+        source: e,
+    })
 }
 
 /// Prints revisions one per line, or verbosely, or as a JSON array.
-fn list(ctx: &Ctx, map: &RevisionMap, revs: &[usize], verbose: bool, style: LineStyle) -> Result<(), CliError> {
+fn list(
+    ctx: &Ctx,
+    map: RevisionMap,
+    revs: &[usize],
+    verbose: bool,
+    style: LineStyle,
+) -> Result<(), CliError> {
+    let result = print_list(ctx, &map, revs, verbose, style);
+    // The process ends right after this: freeing 10,000 revisions one by
+    // one would only cost time.
+    std::mem::forget(map);
+    result
+}
+
+fn print_list(
+    ctx: &Ctx,
+    map: &RevisionMap,
+    revs: &[usize],
+    verbose: bool,
+    style: LineStyle,
+) -> Result<(), CliError> {
     if ctx.format == Format::Json {
         let items: Vec<RevisionJson<'_>> = revs.iter().map(|&i| json(map, i)).collect();
         return print(&to_json(&items));
@@ -34,8 +57,22 @@ fn list(ctx: &Ctx, map: &RevisionMap, revs: &[usize], verbose: bool, style: Line
 /// Runs `heads`.
 pub(crate) fn heads(ctx: &Ctx, args: &HeadsArgs) -> Result<(), CliError> {
     let map = ctx.load()?;
-    let heads: Vec<usize> = map.heads().iter().copied().filter(|&h| !args.resolve_dependencies || map.dependents(h).is_empty()).collect();
-    list(ctx, &map, &heads, args.verbose, LineStyle { branches: true, ..LineStyle::default() })
+    let heads: Vec<usize> = map
+        .heads()
+        .iter()
+        .copied()
+        .filter(|&h| !args.resolve_dependencies || map.dependents(h).is_empty())
+        .collect();
+    list(
+        ctx,
+        map,
+        &heads,
+        args.verbose,
+        LineStyle {
+            branches: true,
+            ..LineStyle::default()
+        },
+    )
 }
 
 /// Runs `history`.
@@ -45,7 +82,18 @@ pub(crate) fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
         Some(range) => Resolver::new(&map).history(range)?,
         None => map.order().iter().rev().copied().collect(),
     };
-    list(ctx, &map, &revs, args.verbose, LineStyle { branches: true, doc: true, parents: true, tree: true })
+    list(
+        ctx,
+        map,
+        &revs,
+        args.verbose,
+        LineStyle {
+            branches: true,
+            doc: true,
+            parents: true,
+            tree: true,
+        },
+    )
 }
 
 /// Runs `show`.
@@ -54,9 +102,14 @@ pub(crate) fn show(ctx: &Ctx, args: &ShowArgs) -> Result<(), CliError> {
     let revs = match Resolver::new(&map).resolve(&args.rev)? {
         Target::Revisions(r) => r,
         Target::BranchBase { roots, .. } => roots,
-        Target::Base => return Err(CliError::usage(format!("`{}` is base, which is not a revision", args.rev), None)),
+        Target::Base => {
+            return Err(CliError::usage(
+                format!("`{}` is base, which is not a revision", args.rev),
+                None,
+            ))
+        }
     };
-    list(ctx, &map, &revs, true, LineStyle::default())
+    list(ctx, map, &revs, true, LineStyle::default())
 }
 
 #[derive(Serialize)]
@@ -74,7 +127,10 @@ pub(crate) fn branches(ctx: &Ctx, args: &VerboseArgs) -> Result<(), CliError> {
     if ctx.format == Format::Json {
         let items: Vec<BranchJson<'_>> = points
             .iter()
-            .map(|&b| BranchJson { revision: json(&map, b), branches_into: map.children(b).iter().map(|&c| json(&map, c)).collect() })
+            .map(|&b| BranchJson {
+                revision: json(&map, b),
+                branches_into: map.children(b).iter().map(|&c| json(&map, c)).collect(),
+            })
             .collect();
         return print(&to_json(&items));
     }
@@ -83,12 +139,28 @@ pub(crate) fn branches(ctx: &Ctx, args: &VerboseArgs) -> Result<(), CliError> {
         if args.verbose {
             out.push_str(&log_entry(&map, b));
         } else {
-            out.push_str(&one_line(&map, b, LineStyle { branches: true, tree: true, ..LineStyle::default() }));
+            out.push_str(&one_line(
+                &map,
+                b,
+                LineStyle {
+                    branches: true,
+                    tree: true,
+                    ..LineStyle::default()
+                },
+            ));
             out.push('\n');
         }
         let pad = " ".repeat(map.rev(b).id.len());
         for &c in map.children(b) {
-            let line = one_line(&map, c, LineStyle { branches: true, doc: args.verbose, ..LineStyle::default() });
+            let line = one_line(
+                &map,
+                c,
+                LineStyle {
+                    branches: true,
+                    doc: args.verbose,
+                    ..LineStyle::default()
+                },
+            );
             out.push_str(&format!("{pad} -> {line}\n"));
         }
         out.push('\n');

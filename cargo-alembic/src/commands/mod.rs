@@ -29,7 +29,10 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
 fn no_json(ctx: &Ctx, command: &str) -> Result<(), CliError> {
     match ctx.format {
         Format::Human => Ok(()),
-        Format::Json => Err(CliError::usage(format!("--format json is not available for `{command}`"), None)),
+        Format::Json => Err(CliError::usage(
+            format!("--format json is not available for `{command}`"),
+            None,
+        )),
     }
 }
 

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use alembic_core::{validate_id, HeaderFields, ResolveError, Resolver, Revision, RevisionMap, Target};
+use alembic_core::{
+    validate_id, HeaderFields, ResolveError, Resolver, Revision, RevisionMap, Target,
+};
 use chrono::{Datelike, Local, Timelike};
 
 use crate::args::{MergeArgs, RevisionArgs};
@@ -43,7 +45,9 @@ pub(crate) fn revision(ctx: &Ctx, args: &RevisionArgs) -> Result<(), CliError> {
         Ok(Target::Revisions(revs)) if revs.len() > 1 => return Err(multiple_heads(&revs)),
         Ok(Target::Revisions(revs)) => revs,
         Ok(Target::BranchBase { roots, .. }) => roots,
-        Err(ResolveError::MultipleHeads { .. }) if args.head.is_none() => return Err(multiple_heads(map.heads())),
+        Err(ResolveError::MultipleHeads { .. }) if args.head.is_none() => {
+            return Err(multiple_heads(map.heads()))
+        }
         Err(e) => return Err(e.into()),
     };
     if let Some(&p) = parents.first() {
@@ -92,7 +96,10 @@ pub(crate) fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<(), CliError> {
         match resolver.resolve(spec)? {
             Target::Revisions(r) => revs.extend(r),
             Target::Base | Target::BranchBase { .. } => {
-                return Err(CliError::usage(format!("`{spec}` is not a revision that can be merged"), None));
+                return Err(CliError::usage(
+                    format!("`{spec}` is not a revision that can be merged"),
+                    None,
+                ));
             }
         }
     }
@@ -100,14 +107,25 @@ pub(crate) fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<(), CliError> {
     revs.dedup();
     if revs.len() < 2 {
         return Err(CliError::usage(
-            format!("a merge needs at least two revisions; {} resolved to {}", args.revisions.join(" "), ids(&map, &revs)),
+            format!(
+                "a merge needs at least two revisions; {} resolved to {}",
+                args.revisions.join(" "),
+                ids(&map, &revs)
+            ),
             Some("there is nothing to merge while the chain has a single head".to_owned()),
         ));
     }
     for &a in &revs {
         let below = map.ancestors(&[a], false);
         if let Some(&b) = revs.iter().find(|&&b| b != a && below[b]) {
-            return Err(CliError::usage(format!("`{}` is an ancestor of `{}`; merge revisions on separate branches", map.rev(b).id, map.rev(a).id), None));
+            return Err(CliError::usage(
+                format!(
+                    "`{}` is an ancestor of `{}`; merge revisions on separate branches",
+                    map.rev(b).id,
+                    map.rev(a).id
+                ),
+                None,
+            ));
         }
     }
     check_labels(&map, &args.branch_label)?;
@@ -130,14 +148,18 @@ fn ids(map: &RevisionMap, revs: &[usize]) -> String {
     if revs.is_empty() {
         return "nothing".to_owned();
     }
-    revs.iter().map(|&i| map.rev(i).id.as_str()).collect::<Vec<_>>().join(", ")
+    revs.iter()
+        .map(|&i| map.rev(i).id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The given id, checked, or a new one: 12 lowercase hex digits, as Alembic's.
 fn new_id(map: &RevisionMap, given: Option<&str>) -> Result<String, CliError> {
     let id = match given {
         Some(id) => {
-            validate_id(id).map_err(|reason| CliError::usage(format!("bad --rev-id: {reason}"), None))?;
+            validate_id(id)
+                .map_err(|reason| CliError::usage(format!("bad --rev-id: {reason}"), None))?;
             id.to_owned()
         }
         None => {
@@ -146,22 +168,41 @@ fn new_id(map: &RevisionMap, given: Option<&str>) -> Result<String, CliError> {
         }
     };
     if let Some(existing) = map.get(&id) {
-        return Err(CliError::usage(format!("revision `{id}` already exists in {}", existing.path.display()), None));
+        return Err(CliError::usage(
+            format!(
+                "revision `{id}` already exists in {}",
+                existing.path.display()
+            ),
+            None,
+        ));
     }
     if map.label_declared_by(&id).is_some() {
-        return Err(CliError::usage(format!("`{id}` is already a branch label"), None));
+        return Err(CliError::usage(
+            format!("`{id}` is already a branch label"),
+            None,
+        ));
     }
     Ok(id)
 }
 
 fn check_labels(map: &RevisionMap, labels: &[String]) -> Result<(), CliError> {
     for label in labels {
-        validate_id(label).map_err(|reason| CliError::usage(format!("bad --branch-label: {reason}"), None))?;
+        validate_id(label)
+            .map_err(|reason| CliError::usage(format!("bad --branch-label: {reason}"), None))?;
         if let Some(i) = map.label_declared_by(label) {
-            return Err(CliError::usage(format!("branch label `{label}` is already used by revision `{}`", map.rev(i).id), None));
+            return Err(CliError::usage(
+                format!(
+                    "branch label `{label}` is already used by revision `{}`",
+                    map.rev(i).id
+                ),
+                None,
+            ));
         }
         if map.get(label).is_some() {
-            return Err(CliError::usage(format!("branch label `{label}` is a revision id"), None));
+            return Err(CliError::usage(
+                format!("branch label `{label}` is a revision id"),
+                None,
+            ));
         }
     }
     Ok(())
@@ -189,8 +230,15 @@ fn version_path(ctx: &Ctx, given: &Path) -> Result<PathBuf, CliError> {
     match full.strip_prefix(&root) {
         Ok(rel) => Ok(versions.join(rel)),
         Err(_) => Err(CliError::usage(
-            format!("--version-path {} is outside the versions folder {}", given.display(), versions.display()),
-            Some("revision files are read from the versions folder and its sub-folders only".to_owned()),
+            format!(
+                "--version-path {} is outside the versions folder {}",
+                given.display(),
+                versions.display()
+            ),
+            Some(
+                "revision files are read from the versions folder and its sub-folders only"
+                    .to_owned(),
+            ),
         )),
     }
 }
@@ -216,18 +264,33 @@ pub(crate) fn slug(message: &str, max: usize) -> String {
 
 /// Renders `file_template` (`%(rev)s`, `%(slug)s`, `%(epoch)s`, `%(year)d`,
 /// `%(month).2d`, `%(day).2d`, `%(hour).2d`, `%(minute).2d`, `%(second).2d`).
-pub(crate) fn render_template(template: &str, id: &str, slug: &str, now: chrono::DateTime<Local>) -> Result<String, CliError> {
+pub(crate) fn render_template(
+    template: &str,
+    id: &str,
+    slug: &str,
+    now: chrono::DateTime<Local>,
+) -> Result<String, CliError> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(pos) = rest.find("%(") {
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 2..];
-        let close = after.find(')').ok_or_else(|| bad_template(template, "an unclosed `%(`"))?;
+        let close = after
+            .find(')')
+            .ok_or_else(|| bad_template(template, "an unclosed `%(`"))?;
         let name = &after[..close];
-        let spec_end = after[close + 1..].find(|c: char| c.is_ascii_alphabetic()).ok_or_else(|| bad_template(template, "a token without a type"))?;
+        let spec_end = after[close + 1..]
+            .find(|c: char| c.is_ascii_alphabetic())
+            .ok_or_else(|| bad_template(template, "a token without a type"))?;
         let spec = &after[close + 1..close + 1 + spec_end + 1];
         let two = spec.starts_with(".2");
-        let number = |n: u32| if two { format!("{n:02}") } else { n.to_string() };
+        let number = |n: u32| {
+            if two {
+                format!("{n:02}")
+            } else {
+                n.to_string()
+            }
+        };
         let value = match name {
             "rev" => id.to_owned(),
             "slug" => slug.to_owned(),
@@ -238,7 +301,12 @@ pub(crate) fn render_template(template: &str, id: &str, slug: &str, now: chrono:
             "hour" => number(now.hour()),
             "minute" => number(now.minute()),
             "second" => number(now.second()),
-            other => return Err(bad_template(template, &format!("the unknown token `{other}`"))),
+            other => {
+                return Err(bad_template(
+                    template,
+                    &format!("the unknown token `{other}`"),
+                ))
+            }
         };
         out.push_str(&value);
         rest = &after[close + 1 + spec.len()..];
@@ -271,11 +339,28 @@ fn write(ctx: &Ctx, new: NewRevision) -> Result<(), CliError> {
     });
     text.push_str("\n-- alembic:upgrade\n\n\n-- alembic:downgrade\n\n");
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| CliError::Io { path: parent.to_owned(), source })?;
+        std::fs::create_dir_all(parent).map_err(|source| CliError::Io {
+            path: parent.to_owned(),
+            source,
+        })?;
     }
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(|source| CliError::Io { path: path.clone(), source })?;
-    file.write_all(text.as_bytes()).map_err(|source| CliError::Io { path: path.clone(), source })?;
-    emit(&format!("  Generating {} ...  done\n", path.display())).map_err(|e| CliError::Io { path: "stdout".into(), source: e })
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|source| CliError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    file.write_all(text.as_bytes())
+        .map_err(|source| CliError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    emit(&format!("  Generating {} ...  done\n", path.display())).map_err(|e| CliError::Io {
+        path: "stdout".into(),
+        source: e,
+    })
 }
 
 #[cfg(test)]
@@ -288,19 +373,34 @@ mod tests {
         assert_eq!(slug("Create users table", 40), "create_users_table");
         assert_eq!(slug("add e-mail: index!", 40), "add_e_mail_index");
         assert_eq!(slug("", 40), "");
-        assert_eq!(slug("one two three four five six seven eight nine", 20), "one_two_three_four_");
+        assert_eq!(
+            slug("one two three four five six seven eight nine", 20),
+            "one_two_three_four_"
+        );
         assert_eq!(slug("Ünïcode wörds", 40), "ünïcode_wörds");
     }
 
     #[test]
     fn file_templates() {
         let now = Local.with_ymd_and_hms(2026, 3, 7, 9, 5, 1).unwrap();
-        assert_eq!(render_template("%(rev)s_%(slug)s", "abc", "x_y", now).unwrap(), "abc_x_y");
         assert_eq!(
-            render_template("%(year)d_%(month).2d_%(day).2d_%(hour).2d%(minute).2d-%(second).2d_%(rev)s", "abc", "s", now).unwrap(),
+            render_template("%(rev)s_%(slug)s", "abc", "x_y", now).unwrap(),
+            "abc_x_y"
+        );
+        assert_eq!(
+            render_template(
+                "%(year)d_%(month).2d_%(day).2d_%(hour).2d%(minute).2d-%(second).2d_%(rev)s",
+                "abc",
+                "s",
+                now
+            )
+            .unwrap(),
             "2026_03_07_0905-01_abc"
         );
-        assert_eq!(render_template("%(epoch)s", "a", "s", now).unwrap(), now.timestamp().to_string());
+        assert_eq!(
+            render_template("%(epoch)s", "a", "s", now).unwrap(),
+            now.timestamp().to_string()
+        );
         assert!(render_template("%(nope)s", "a", "s", now).is_err());
         assert!(render_template("%(rev", "a", "s", now).is_err());
     }
