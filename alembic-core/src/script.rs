@@ -3,19 +3,26 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Mutex;
 
 use crate::errors::LoadError;
 use crate::graph::RevisionMap;
 use crate::revision::Revision;
 
-/// Lists the revision files under `versions`, recursively and sorted
-/// (`read_dir` order is unspecified). Hidden files and folders are skipped.
-pub fn revision_files(versions: &Path) -> Result<Vec<PathBuf>, LoadError> {
+/// How many paths the lister hands to a worker at once.
+const BATCH: usize = 64;
+
+/// Walks `versions` recursively, handing `.sql` paths to `found` in
+/// batches as they are listed. Hidden files and folders are skipped;
+/// symlinked folders are followed (a versions folder may link shared
+/// revisions).
+fn walk(versions: &Path, mut found: impl FnMut(Vec<PathBuf>)) -> Result<(), LoadError> {
     if !versions.is_dir() {
         return Err(LoadError::NoVersions(versions.to_owned()));
     }
-    let mut out = Vec::new();
     let mut stack = vec![versions.to_owned()];
+    let mut batch = Vec::with_capacity(BATCH);
     while let Some(dir) = stack.pop() {
         let io = |source| LoadError::Io {
             path: dir.clone(),
@@ -24,70 +31,82 @@ pub fn revision_files(versions: &Path) -> Result<Vec<PathBuf>, LoadError> {
         for entry in std::fs::read_dir(&dir).map_err(io)? {
             let entry = entry.map_err(io)?;
             let name = entry.file_name();
-            if name.as_encoded_bytes().first() == Some(&b'.') {
+            let bytes = name.as_encoded_bytes();
+            if bytes.first() == Some(&b'.') {
                 continue;
             }
-            let path = entry.path();
             let kind = entry.file_type().map_err(io)?;
-            // Follow symlinks: a versions folder may link shared revisions.
-            let is_dir = kind.is_dir() || (kind.is_symlink() && path.is_dir());
-            if is_dir {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "sql") {
-                out.push(path);
+            if kind.is_dir() || (kind.is_symlink() && entry.path().is_dir()) {
+                stack.push(entry.path());
+            } else if bytes.ends_with(b".sql") {
+                batch.push(entry.path());
+                if batch.len() == BATCH {
+                    found(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                }
             }
         }
     }
-    // Byte order of the whole path: deterministic, and much cheaper than
-    // comparing `Path`s component by component on large chains.
-    out.sort_unstable_by(|a, b| {
-        a.as_os_str()
-            .as_encoded_bytes()
-            .cmp(b.as_os_str().as_encoded_bytes())
-    });
+    if !batch.is_empty() {
+        found(batch);
+    }
+    Ok(())
+}
+
+/// Byte order of the whole path: deterministic (`read_dir` order is not),
+/// and much cheaper than comparing `Path`s component by component.
+fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    a.as_os_str()
+        .as_encoded_bytes()
+        .cmp(b.as_os_str().as_encoded_bytes())
+}
+
+/// Lists the revision files under `versions`, recursively and sorted.
+pub fn revision_files(versions: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    walk(versions, |batch| out.extend(batch))?;
+    out.sort_unstable_by(|a, b| path_order(a, b));
     Ok(out)
 }
 
 /// Reads, parses and validates every revision under `versions`.
 ///
+/// Listing, reading and parsing overlap: the current thread lists the
+/// folder and hands batches of paths to workers (one per core), then
+/// parses alongside them; revisions are put back in path order after.
 /// All parse errors are reported together; the graph is validated only
 /// when every file parses, so that one broken file does not also show up
 /// as a missing parent.
 pub fn load_versions(versions: &Path) -> Result<RevisionMap, LoadError> {
-    let mut files = revision_files(versions)?;
-    let total = files.len();
-    // Reading and parsing is most of the work on large chains: spread it
-    // over the cores, keeping the sorted order.
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    let chunk = total.div_ceil(workers).max(256);
-    let mut parts = Vec::new();
-    while files.len() > chunk {
-        let rest = files.split_off(chunk);
-        parts.push(std::mem::replace(&mut files, rest));
-    }
-    parts.push(files);
-    let results: Vec<Vec<Result<Revision, LoadError>>> = if parts.len() == 1 {
-        parts.into_iter().map(read_all).collect()
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = parts
-                .into_iter()
-                .map(|part| scope.spawn(move || read_all(part)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        })
-    };
-    let mut revs = Vec::with_capacity(total);
+    let (tx, rx) = channel::<Vec<PathBuf>>();
+    let rx = Mutex::new(rx);
+    let (listed, mut results) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..workers)
+            .map(|_| scope.spawn(|| parse_batches(&rx)))
+            .collect();
+        let listed = {
+            let tx = tx;
+            walk(versions, |batch| {
+                // A worker only stops once the sender is gone: send cannot fail.
+                let _ = tx.send(batch);
+            })
+        };
+        let mut all = parse_batches(&rx);
+        for h in handles {
+            all.extend(
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        (listed, all)
+    });
+    listed?;
+    results.sort_unstable_by(|a, b| path_order(result_path(a), result_path(b)));
+    let mut revs = Vec::with_capacity(results.len());
     let mut problems = Vec::new();
-    for result in results.into_iter().flatten() {
+    for result in results {
         match result {
             Ok(r) => revs.push(r),
             Err(e) => problems.push(e),
@@ -99,35 +118,109 @@ pub fn load_versions(versions: &Path) -> Result<RevisionMap, LoadError> {
     RevisionMap::new(revs)
 }
 
-/// Reads and parses files with one reused buffer.
+fn result_path(r: &Result<Revision, LoadError>) -> &Path {
+    match r {
+        Ok(rev) => &rev.path,
+        Err(LoadError::Parse(e)) => &e.path,
+        Err(LoadError::Io { path, .. }) => path,
+        Err(_) => Path::new(""),
+    }
+}
+
+/// Takes batches of paths until the lister is done, reading each file into
+/// one reused buffer.
 ///
 /// `fs::read` and `File::read_to_end` ask for the file's size first
 /// (`statx`, `lseek`): on a 10,000-file chain that is a third of all system
 /// calls. Reading into a reused buffer until end of file needs only `open`,
 /// `read`, `read`, `close`.
-fn read_all(paths: Vec<PathBuf>) -> Vec<Result<Revision, LoadError>> {
+fn parse_batches(rx: &Mutex<Receiver<Vec<PathBuf>>>) -> Vec<Result<Revision, LoadError>> {
+    let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    paths
-        .into_iter()
-        .map(|path| {
-            let io = |source| LoadError::Io {
-                path: path.clone(),
-                source,
+    loop {
+        // A poisoned lock means another worker panicked; the scope re-raises it.
+        let batch = match rx.lock().map(|r| r.recv()) {
+            Ok(Ok(batch)) => batch,
+            _ => break,
+        };
+        out.extend(batch.into_iter().map(|path| read_one(path, &mut buf)));
+    }
+    out
+}
+
+fn read_one(path: PathBuf, buf: &mut Vec<u8>) -> Result<Revision, LoadError> {
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(source) => return Err(LoadError::Io { path, source }),
+    };
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(LoadError::Io { path, source }),
+        }
+    }
+    Ok(Revision::parse_owned(path, &buf[..len])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_nested_folders_in_path_order_and_skips_hidden_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = dir.path().join("versions");
+        std::fs::create_dir_all(v.join("b_sub")).unwrap();
+        std::fs::create_dir_all(v.join(".hidden")).unwrap();
+        let rev = |id: &str, down: &str| {
+            format!("-- r\n-- revision: {id}\n-- down_revision: {down}\n-- alembic:upgrade\nSELECT 1;\n")
+        };
+        std::fs::write(v.join("a.sql"), rev("r1", "None")).unwrap();
+        std::fs::write(v.join("b_sub/c.sql"), rev("r2", "r1")).unwrap();
+        std::fs::write(v.join("z.sql"), rev("r3", "r2")).unwrap();
+        std::fs::write(v.join(".hidden/x.sql"), "not a revision").unwrap();
+        std::fs::write(v.join(".#a.sql"), "an editor's lock file").unwrap();
+        std::fs::write(v.join("notes.txt"), "ignored").unwrap();
+        // More files than one batch, so that several workers take part.
+        for i in 0..300usize {
+            let down = if i == 0 {
+                "r3".to_owned()
+            } else {
+                format!("m{:03}", i - 1)
             };
-            let mut file = std::fs::File::open(&path).map_err(io)?;
-            let mut len = 0;
-            loop {
-                if len == buf.len() {
-                    buf.resize(buf.len() * 2, 0);
-                }
-                match file.read(&mut buf[len..]) {
-                    Ok(0) => break,
-                    Ok(n) => len += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(io(e)),
-                }
-            }
-            Ok(Revision::parse_owned(path, &buf[..len])?)
-        })
-        .collect()
+            std::fs::write(
+                v.join(format!("m{i:03}.sql")),
+                rev(&format!("m{i:03}"), &down),
+            )
+            .unwrap();
+        }
+        let files = revision_files(&v).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .take(3)
+            .map(|p| p.strip_prefix(&v).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["a.sql", "b_sub/c.sql", "m000.sql"]);
+        assert_eq!(files.len(), 303);
+        let map = load_versions(&v).unwrap();
+        assert_eq!(map.len(), 303);
+        let paths: Vec<&Path> = map.revisions().iter().map(|r| r.path.as_path()).collect();
+        let mut sorted = paths.clone();
+        sorted.sort_by(|a, b| path_order(a, b));
+        assert_eq!(paths, sorted, "revisions come back in path order");
+        assert_eq!(map.rev(map.heads()[0]).id, "m299");
+    }
+
+    #[test]
+    fn missing_versions_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_versions(&dir.path().join("versions")).unwrap_err();
+        assert!(matches!(err, LoadError::NoVersions(_)), "{err}");
+    }
 }
