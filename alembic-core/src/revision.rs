@@ -273,6 +273,14 @@ pub fn parse_list(raw: &str) -> Result<Vec<String>, String> {
     if v.is_empty() || v == "None" {
         return Ok(Vec::new());
     }
+    // The common case, one bare id: no splitting, no quotes.
+    if !v
+        .bytes()
+        .any(|b| matches!(b, b',' | b'(' | b'[' | b'\'' | b'"'))
+    {
+        validate_id(v)?;
+        return Ok(vec![v.to_owned()]);
+    }
     let inner = match (v.chars().next(), v.chars().last()) {
         (Some('('), Some(')')) | (Some('['), Some(']')) => &v[1..v.len() - 1],
         (Some('(' | '['), _) => return Err(format!("`{v}` opens a bracket that is not closed")),

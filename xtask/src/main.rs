@@ -1,1 +1,404 @@
-fn main() {}
+//! Project automation: `cargo xtask <task>`.
+//!
+//! - `bench`: times `cargo alembic heads` and `history` as whole processes on
+//!   generated chains, side by side with Python Alembic on the same chains,
+//!   and writes the figures into BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> Result<()> {
+    // Work from the project root, wherever cargo was run.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives in the workspace")?
+        .to_owned();
+    std::env::set_current_dir(&root)?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bench") => bench(&root, &args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask bench [--runs N] [--no-python] [--write]");
+            bail!("unknown task")
+        }
+    }
+}
+
+/// Chain shapes the benchmark generates.
+#[derive(Clone, Copy)]
+enum Shape {
+    Linear,
+    /// Blocks of 20: a branch point, two branches of 9, a merge.
+    Branchy,
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Linear => "linear",
+            Shape::Branchy => "branchy",
+        }
+    }
+}
+
+/// One revision of a generated chain: id, parents, index.
+struct Rev {
+    id: String,
+    parents: Vec<String>,
+    n: usize,
+}
+
+fn chain(shape: Shape, count: usize) -> Vec<Rev> {
+    let id = |n: usize| format!("{:012x}", 0xa000_0000_0000u64 + n as u64);
+    let mut revs: Vec<Rev> = Vec::with_capacity(count);
+    match shape {
+        Shape::Linear => {
+            for n in 0..count {
+                let parents = if n == 0 { vec![] } else { vec![id(n - 1)] };
+                revs.push(Rev {
+                    id: id(n),
+                    parents,
+                    n,
+                });
+            }
+        }
+        Shape::Branchy => {
+            let mut tip: Option<String> = None;
+            let mut n = 0;
+            while n < count {
+                let start = n;
+                let bp = id(n);
+                revs.push(Rev {
+                    id: bp.clone(),
+                    parents: tip.iter().cloned().collect(),
+                    n,
+                });
+                n += 1;
+                let mut ends = Vec::new();
+                for _branch in 0..2 {
+                    let mut prev = bp.clone();
+                    for _ in 0..9 {
+                        if n >= count {
+                            break;
+                        }
+                        revs.push(Rev {
+                            id: id(n),
+                            parents: vec![prev.clone()],
+                            n,
+                        });
+                        prev = id(n);
+                        n += 1;
+                    }
+                    ends.push(prev);
+                }
+                ends.dedup();
+                if n < count && n - start == 19 {
+                    revs.push(Rev {
+                        id: id(n),
+                        parents: ends.clone(),
+                        n,
+                    });
+                    tip = Some(id(n));
+                    n += 1;
+                } else {
+                    // A short last block: join what is there so that the
+                    // chain keeps one head.
+                    if ends.len() > 1 && n < count {
+                        revs.push(Rev {
+                            id: id(n),
+                            parents: ends.clone(),
+                            n,
+                        });
+                        n += 1;
+                    }
+                    tip = revs.last().map(|r| r.id.clone());
+                }
+            }
+        }
+    }
+    revs
+}
+
+fn write_sql_chain(dir: &Path, revs: &[Rev]) -> Result<()> {
+    let versions = dir.join("versions");
+    std::fs::create_dir_all(&versions)?;
+    for r in revs {
+        let down = if r.parents.is_empty() {
+            "None".to_owned()
+        } else {
+            r.parents.join(", ")
+        };
+        let text = format!(
+            "-- create table t{n}\n--\n-- revision: {id}\n-- down_revision: {down}\n-- branch_labels: None\n-- depends_on: None\n\
+             -- create_date: 2026-11-21 10:00:00.000000\n\n-- alembic:upgrade\nCREATE TABLE t{n} (\n    id bigint PRIMARY KEY,\n    \
+             name text NOT NULL\n);\n\n-- alembic:downgrade\nDROP TABLE t{n};\n",
+            n = r.n,
+            id = r.id
+        );
+        std::fs::write(
+            versions.join(format!("{}_create_table_t{}.sql", r.id, r.n)),
+            text,
+        )?;
+    }
+    Ok(())
+}
+
+fn write_python_chain(dir: &Path, revs: &[Rev]) -> Result<()> {
+    let versions = dir.join("alembic/versions");
+    std::fs::create_dir_all(&versions)?;
+    std::fs::write(
+        dir.join("alembic.ini"),
+        "[alembic]\nscript_location = %(here)s/alembic\n",
+    )?;
+    for r in revs {
+        let down = match r.parents.as_slice() {
+            [] => "None".to_owned(),
+            [one] => format!("'{one}'"),
+            many => format!(
+                "({})",
+                many.iter()
+                    .map(|p| format!("'{p}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let text = format!(
+            "\"\"\"create table t{n}\n\nRevision ID: {id}\nRevises: {revises}\nCreate Date: 2026-11-21 10:00:00.000000\n\n\"\"\"\n\
+             from alembic import op\n\nrevision = '{id}'\ndown_revision = {down}\nbranch_labels = None\ndepends_on = None\n\n\n\
+             def upgrade():\n    op.execute(\"CREATE TABLE t{n} (id bigint PRIMARY KEY, name text NOT NULL)\")\n\n\n\
+             def downgrade():\n    op.execute(\"DROP TABLE t{n}\")\n",
+            n = r.n,
+            id = r.id,
+            revises = r.parents.join(", ")
+        );
+        std::fs::write(
+            versions.join(format!("{}_create_table_t{}.py", r.id, r.n)),
+            text,
+        )?;
+    }
+    Ok(())
+}
+
+/// Timing of one command: median and minimum wall time over `runs`.
+struct Timing {
+    median: Duration,
+    min: Duration,
+    runs: usize,
+}
+
+fn time(cmd: &[&str], cwd: &Path, runs: usize, warmup: usize) -> Result<Timing> {
+    let run_once = || -> Result<Duration> {
+        let start = Instant::now();
+        let status = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .current_dir(cwd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()?;
+        let elapsed = start.elapsed();
+        if !status.status.success() {
+            bail!(
+                "{} failed: {}",
+                cmd.join(" "),
+                String::from_utf8_lossy(&status.stderr)
+            );
+        }
+        Ok(elapsed)
+    };
+    for _ in 0..warmup {
+        run_once()?;
+    }
+    let mut all: Vec<Duration> = (0..runs).map(|_| run_once()).collect::<Result<_>>()?;
+    all.sort();
+    Ok(Timing {
+        median: all[all.len() / 2],
+        min: all[0],
+        runs,
+    })
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+fn python_alembic(bench: &Path) -> Option<PathBuf> {
+    let venv = bench.join("venv");
+    let exe = venv.join("bin/alembic");
+    if exe.is_file() {
+        return Some(exe);
+    }
+    eprintln!(
+        "installing Python Alembic 1.20 into {} (for comparison)",
+        venv.display()
+    );
+    let ok = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "alembic>=1.20,<1.21"])
+            .status()
+            .is_ok_and(|s| s.success());
+    (ok && exe.is_file()).then_some(exe)
+}
+
+fn bench(root: &Path, args: &[String]) -> Result<()> {
+    let runs: usize = match args.iter().position(|a| a == "--runs") {
+        Some(i) => args.get(i + 1).context("--runs takes a number")?.parse()?,
+        None => 30,
+    };
+    let with_python = !args.iter().any(|a| a == "--no-python");
+    let write = args.iter().any(|a| a == "--write");
+
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", "cargo-alembic"])
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    let exe = root.join("target/release/cargo-alembic");
+    let exe_s = exe.to_str().context("utf-8 path")?;
+    let bench = root.join("target/bench");
+    let python = if with_python {
+        python_alembic(&bench)
+    } else {
+        None
+    };
+
+    let mut table = String::new();
+    writeln!(table, "| chain | command | cargo-alembic (median / min) | Python Alembic 1.20 (median) | speed-up |")?;
+    writeln!(table, "| --- | --- | --- | --- | --- |")?;
+    let mut notes = Vec::new();
+    for count in [1000usize, 10_000] {
+        for shape in [Shape::Linear, Shape::Branchy] {
+            let label = format!("{} × {count}", shape.name());
+            let dir = bench.join(format!("chains/{}-{count}", shape.name()));
+            let revs = chain(shape, count);
+            if !dir.join("versions").is_dir() {
+                write_sql_chain(&dir, &revs)?;
+            }
+            let dir_s = dir.to_str().context("utf-8 path")?;
+            for command in ["heads", "history"] {
+                let ours = time(&[exe_s, "--script-location", dir_s, command], root, runs, 3)?;
+                // Python Alembic on 10,000 revisions takes seconds a run: 1,000 only.
+                let theirs = match &python {
+                    Some(alembic) if count == 1000 => {
+                        let pdir = bench.join(format!("python/{}-{count}", shape.name()));
+                        if !pdir.join("alembic/versions").is_dir() {
+                            write_python_chain(&pdir, &revs)?;
+                        }
+                        Some(time(
+                            &[alembic.to_str().context("utf-8")?, command],
+                            &pdir,
+                            5,
+                            1,
+                        )?)
+                    }
+                    _ => None,
+                };
+                let (theirs_s, ratio) = match &theirs {
+                    Some(t) => (
+                        ms(t.median),
+                        format!("{:.0}×", t.median.as_secs_f64() / ours.median.as_secs_f64()),
+                    ),
+                    None => ("".to_owned(), "".to_owned()),
+                };
+                writeln!(
+                    table,
+                    "| {label} | `{command}` | {} / {} | {theirs_s} | {ratio} |",
+                    ms(ours.median),
+                    ms(ours.min)
+                )?;
+                eprintln!(
+                    "{label:>16} {command:<8} {} (min {}, {} runs) {theirs_s}",
+                    ms(ours.median),
+                    ms(ours.min),
+                    ours.runs
+                );
+            }
+        }
+    }
+
+    // The everyday path: inside a cargo workspace, configuration read with
+    // `cargo metadata`, and through cargo as `cargo alembic`.
+    let ws = bench.join("workspace");
+    std::fs::create_dir_all(&ws)?;
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[workspace]\nmembers = []\n\n[workspace.metadata.alembic]\nscript_location = \"../chains/branchy-10000\"\n",
+    )?;
+    let in_ws = time(&[exe_s, "heads"], &ws, runs, 3)?;
+    let path = format!(
+        "{}:{}",
+        root.join("target/release").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let via_cargo = {
+        let start_env = std::env::var("PATH").ok();
+        std::env::set_var("PATH", &path);
+        let t = time(&["cargo", "alembic", "heads"], &ws, runs.min(20), 2);
+        if let Some(p) = start_env {
+            std::env::set_var("PATH", p);
+        }
+        t?
+    };
+    notes.push(format!(
+        "Inside a cargo workspace (configuration read with `cargo metadata`), branchy × 10000: `cargo-alembic heads` {} (min {}); \
+         through cargo, `cargo alembic heads` {} (min {}).",
+        ms(in_ws.median),
+        ms(in_ws.min),
+        ms(via_cargo.median),
+        ms(via_cargo.min)
+    ));
+
+    let machine = format!(
+        "{} cores, {}; {runs} runs per cargo-alembic figure after 3 warm-up runs, 5 per Python figure; whole processes, wall time.",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+            .unwrap_or_else(|| "unknown CPU".to_owned())
+    );
+    let mut section = String::new();
+    writeln!(section, "{machine}\n")?;
+    section.push_str(&table);
+    for n in &notes {
+        writeln!(section, "\n{n}")?;
+    }
+    println!("{section}");
+    std::fs::write(bench.join("graph.md"), &section)?;
+    if write {
+        replace_section(&root.join("BENCHMARKS.md"), "graph", &section)?;
+        eprintln!("BENCHMARKS.md updated");
+    }
+    Ok(())
+}
+
+/// Replaces the text between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->`.
+fn replace_section(file: &Path, name: &str, body: &str) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
+    let (start, end) = (
+        format!("<!-- bench:{name}:start -->"),
+        format!("<!-- bench:{name}:end -->"),
+    );
+    let a = text
+        .find(&start)
+        .with_context(|| format!("{start} not in {}", file.display()))?
+        + start.len();
+    let b = text
+        .find(&end)
+        .with_context(|| format!("{end} not in {}", file.display()))?;
+    let new = format!("{}\n{}\n{}", &text[..a], body.trim_end(), &text[b..]);
+    std::fs::write(file, new)?;
+    Ok(())
+}
