@@ -1,6 +1,10 @@
 //! One revision file: its header (CONTRACT section 1), its upgrade and
 //! downgrade sections, their checksums and statements.
 
+// A ParseError carries the file's text to render a snippet; errors are the
+// cold path, and a parsed Revision is larger than the error anyway.
+#![allow(clippy::result_large_err)]
+
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
