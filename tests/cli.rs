@@ -555,3 +555,17 @@ fn closed_stdout_is_not_an_error() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", render(&out));
 }
+
+#[test]
+fn manifest_path_from_outside_the_project() {
+    let dir = tempdir();
+    let manifest = workspace().join("Cargo.toml");
+    let out = ok(run_in(
+        dir.path(),
+        &["--manifest-path", manifest.to_str().unwrap(), "check"],
+    ));
+    assert!(
+        out.starts_with("10 revisions in ") && out.contains("migrations/versions"),
+        "{out}"
+    );
+}

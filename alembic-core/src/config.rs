@@ -345,3 +345,117 @@ fn dotenv_value(key: &str, cwd: &Path, root: Option<&Path>) -> Result<Option<Str
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace(metadata: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            format!("[workspace]\nmembers = []\n\n[workspace.metadata.alembic]\n{metadata}"),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn database_url_precedence_flag_env_dotenv() {
+        // A variable name of this test's own: tests share the process environment.
+        let var = "ALEMBIC_CONFIG_TEST_URL_PRECEDENCE";
+        let dir = workspace(&format!("database_url_env = \"{var}\"\n"));
+        std::fs::write(
+            dir.path().join(".env"),
+            format!("OTHER=1\n{var}=postgres://from-dotenv/db\n"),
+        )
+        .unwrap();
+        let resolve = |o: &Overrides| Config::resolve(o, dir.path()).unwrap();
+        let none = Overrides::default();
+        assert_eq!(
+            resolve(&none).database_url.as_deref(),
+            Some("postgres://from-dotenv/db")
+        );
+        std::env::set_var(var, "postgres://from-env/db");
+        assert_eq!(
+            resolve(&none).database_url.as_deref(),
+            Some("postgres://from-env/db")
+        );
+        let flag = Overrides {
+            database_url: Some("postgres://from-flag/db".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            resolve(&flag).database_url.as_deref(),
+            Some("postgres://from-flag/db")
+        );
+        std::env::remove_var(var);
+        assert_eq!(resolve(&none).database_url_env, var);
+    }
+
+    #[test]
+    fn dotenv_in_the_workspace_root_is_read_from_a_sub_folder() {
+        let var = "ALEMBIC_CONFIG_TEST_URL_ROOT";
+        let dir = workspace(&format!("database_url_env = \"{var}\"\n"));
+        std::fs::write(
+            dir.path().join(".env"),
+            format!("{var}=postgres://root/db\n"),
+        )
+        .unwrap();
+        let sub = dir.path().join("deep/er");
+        std::fs::create_dir_all(&sub).unwrap();
+        let config = Config::resolve(&Overrides::default(), &sub).unwrap();
+        assert_eq!(config.database_url.as_deref(), Some("postgres://root/db"));
+        // script_location defaults to the workspace root, not the current folder.
+        assert_eq!(
+            config.script_location,
+            dir.path().canonicalize().unwrap().join("migrations")
+        );
+    }
+
+    #[test]
+    fn metadata_values_and_their_errors() {
+        let dir = workspace("version_table = \"my_versions\"\nversion_table_schema = \"ops\"\ntransaction_per_migration = true\nallow_multiple_heads = true\n");
+        let config = Config::resolve(&Overrides::default(), dir.path()).unwrap();
+        assert_eq!(
+            (
+                config.version_table.as_str(),
+                config.version_table_schema.as_deref()
+            ),
+            ("my_versions", Some("ops"))
+        );
+        assert!(config.transaction_per_migration && config.allow_multiple_heads);
+        assert_eq!(config.file_template, "%(rev)s_%(slug)s");
+        assert_eq!(config.truncate_slug_length, 40);
+
+        let bad = workspace("transaction_per_migration = \"yes\"\n");
+        let err = Config::resolve(&Overrides::default(), bad.path()).unwrap_err();
+        assert_eq!(err.to_string(), "bad value for `transaction_per_migration` in [workspace.metadata.alembic]: expected true or false, found \"yes\"");
+        let bad = workspace("truncate_slug_length = 0\n");
+        assert!(Config::resolve(&Overrides::default(), bad.path()).is_err());
+    }
+
+    #[test]
+    fn script_location_only_skips_cargo_metadata() {
+        // A broken manifest is not read when nothing from it is needed.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Cargo.toml"), "this is not toml [").unwrap();
+        let fast = Overrides {
+            script_location: Some("db".into()),
+            script_location_only: true,
+            ..Overrides::default()
+        };
+        assert_eq!(
+            Config::resolve(&fast, dir.path()).unwrap().script_location,
+            PathBuf::from("db")
+        );
+        let full = Overrides {
+            script_location: Some("db".into()),
+            ..Overrides::default()
+        };
+        assert!(matches!(
+            Config::resolve(&full, dir.path()),
+            Err(ConfigError::Metadata(_))
+        ));
+    }
+}

@@ -126,3 +126,77 @@ proptest! {
         prop_assert!(state.iter().all(|s| !s));
     }
 }
+
+/// Fragments that reach deep into the parser and the splitter.
+fn revision_like() -> impl Strategy<Value = String> {
+    let fragment = prop::sample::select(vec![
+        "-- revision: a1\n",
+        "-- down_revision: None\n",
+        "-- down_revision: ('a1', 'b2')\n",
+        "-- branch_labels: x\n",
+        "-- depends_on: a1\n",
+        "-- transactional: false\n",
+        "-- alembic:upgrade\n",
+        "-- alembic:downgrade\n",
+        "-- alembic:\n",
+        "-- message\n",
+        "--\n",
+        "SELECT 1;\n",
+        "'",
+        "\"",
+        "$$",
+        "$a$",
+        "/*",
+        "*/",
+        "--",
+        ";",
+        "E'\\'",
+        "\r\n",
+        "\r",
+        "\u{feff}",
+        "(",
+        ")",
+        "BEGIN ATOMIC",
+        "CREATE FUNCTION f() ",
+        "END",
+        " ",
+        "\n",
+        "é",
+        "key: value\n",
+        "-- x: y\n",
+    ]);
+    prop::collection::vec(fragment, 0..40).prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #[test]
+    fn parsing_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(r) = crate::Revision::parse(std::path::Path::new("x.sql"), &bytes) {
+            let _ = r.lex();
+        }
+    }
+
+    #[test]
+    fn parsing_never_panics_on_revision_like_text(text in revision_like()) {
+        match crate::Revision::parse(std::path::Path::new("x.sql"), text.as_bytes()) {
+            Ok(r) => {
+                let _ = r.upgrade.checksum();
+                if let Err(e) = r.lex() {
+                    prop_assert!(e.line >= 1, "a statement error names a line: {}", e.located());
+                }
+            }
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+
+    #[test]
+    fn splitting_keeps_every_statement_line_in_range(text in revision_like()) {
+        let lines = text.split('\n').count();
+        if let Ok(statements) = crate::split::split_statements(&text, 1) {
+            for s in statements {
+                prop_assert!(s.line >= 1 && s.line <= lines, "line {} of {}", s.line, lines);
+                prop_assert!(!s.sql.is_empty());
+            }
+        }
+    }
+}

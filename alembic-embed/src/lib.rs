@@ -6,4 +6,6 @@
 //! the CLI share one parser, one checksum and one graph.
 #![warn(missing_docs)]
 
-pub use alembic_core::{load_versions, Checksum, Resolver, Revision, RevisionMap, Statement, Target};
+pub use alembic_core::{
+    load_versions, Checksum, Resolver, Revision, RevisionMap, Statement, Target,
+};
