@@ -103,17 +103,18 @@ pub fn load_versions(versions: &Path) -> Result<RevisionMap, LoadError> {
         (listed, all)
     });
     listed?;
-    // One allocation of the final size: a revision is hundreds of bytes.
-    let mut results = Vec::with_capacity(batches.iter().map(Vec::len).sum());
-    for batch in batches {
-        results.extend(batch);
-    }
-    // Put the results in path order by sorting indexes: a revision is
-    // hundreds of bytes, and the folder was listed in hash order.
-    let mut order: Vec<usize> = (0..results.len()).collect();
-    order.sort_unstable_by(|&a, &b| path_order(result_path(&results[a]), result_path(&results[b])));
+    // Put the results in path order by sorting indexes, then moving each
+    // revision once: a revision is hundreds of bytes, and the folder was
+    // listed in hash order. Every path starts with `versions`: compare what
+    // follows.
     let mut slots: Vec<Option<Result<Revision, LoadError>>> =
-        results.into_iter().map(Some).collect();
+        Vec::with_capacity(batches.iter().map(Vec::len).sum());
+    for batch in batches {
+        slots.extend(batch.into_iter().map(Some));
+    }
+    let skip = versions.as_os_str().len();
+    let mut order: Vec<usize> = (0..slots.len()).collect();
+    order.sort_unstable_by(|&a, &b| sort_key(&slots[a], skip).cmp(sort_key(&slots[b], skip)));
     let mut revs = Vec::with_capacity(slots.len());
     let mut problems = Vec::new();
     for result in order.into_iter().filter_map(|i| slots[i].take()) {
@@ -126,6 +127,16 @@ pub fn load_versions(versions: &Path) -> Result<RevisionMap, LoadError> {
         return Err(err);
     }
     RevisionMap::new(revs)
+}
+
+/// The bytes of a result's path after the first `skip` (the versions folder).
+fn sort_key(slot: &Option<Result<Revision, LoadError>>, skip: usize) -> &[u8] {
+    let path = slot
+        .as_ref()
+        .map_or(Path::new(""), result_path)
+        .as_os_str()
+        .as_encoded_bytes();
+    path.get(skip..).unwrap_or(path)
 }
 
 fn result_path(r: &Result<Revision, LoadError>) -> &Path {
