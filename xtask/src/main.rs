@@ -21,6 +21,8 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench") => bench(&root, &args[1..]),
+        // The floor of the loading benchmark, run as its own process.
+        Some("__read-all") => read_all(Path::new(args.get(1).context("a folder")?)),
         _ => {
             eprintln!("usage: cargo xtask bench [--runs N] [--no-python] [--write]");
             bail!("unknown task")
@@ -190,35 +192,58 @@ struct Timing {
     runs: usize,
 }
 
-fn time(cmd: &[&str], cwd: &Path, runs: usize, warmup: usize) -> Result<Timing> {
-    let run_once = || -> Result<Duration> {
-        let start = Instant::now();
-        let status = Command::new(cmd[0])
-            .args(&cmd[1..])
-            .current_dir(cwd)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()?;
-        let elapsed = start.elapsed();
-        if !status.status.success() {
-            bail!(
-                "{} failed: {}",
-                cmd.join(" "),
-                String::from_utf8_lossy(&status.stderr)
-            );
-        }
-        Ok(elapsed)
-    };
-    for _ in 0..warmup {
-        run_once()?;
+fn run_once(cmd: &[&str], cwd: &Path) -> Result<Duration> {
+    let start = Instant::now();
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    let elapsed = start.elapsed();
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let mut all: Vec<Duration> = (0..runs).map(|_| run_once()).collect::<Result<_>>()?;
+    Ok(elapsed)
+}
+
+fn summarize(mut all: Vec<Duration>) -> Timing {
     all.sort();
-    Ok(Timing {
+    Timing {
         median: all[all.len() / 2],
         min: all[0],
-        runs,
-    })
+        runs: all.len(),
+    }
+}
+
+fn time(cmd: &[&str], cwd: &Path, runs: usize, warmup: usize) -> Result<Timing> {
+    Ok(time_interleaved(&[cmd], cwd, runs, warmup)?.remove(0))
+}
+
+/// Times several commands in turn (A B C A B C ...), so that the machine's
+/// load at any moment weighs on all of them alike.
+fn time_interleaved(
+    cmds: &[&[&str]],
+    cwd: &Path,
+    runs: usize,
+    warmup: usize,
+) -> Result<Vec<Timing>> {
+    for _ in 0..warmup {
+        for cmd in cmds {
+            run_once(cmd, cwd)?;
+        }
+    }
+    let mut all: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); cmds.len()];
+    for _ in 0..runs {
+        for (i, cmd) in cmds.iter().enumerate() {
+            all[i].push(run_once(cmd, cwd)?);
+        }
+    }
+    Ok(all.into_iter().map(summarize).collect())
 }
 
 fn ms(d: Duration) -> String {
@@ -279,6 +304,8 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
     writeln!(table, "| chain | command | cargo-alembic (median / min) | Python Alembic 1.20 (median) | speed-up |")?;
     writeln!(table, "| --- | --- | --- | --- | --- |")?;
     let mut notes = Vec::new();
+    let xtask = std::env::current_exe()?;
+    let xtask_s = xtask.to_str().context("utf-8 path")?.to_owned();
     for count in [1000usize, 10_000] {
         for shape in [Shape::Linear, Shape::Branchy] {
             let label = format!("{} × {count}", shape.name());
@@ -288,8 +315,18 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
                 write_sql_chain(&dir, &revs)?;
             }
             let dir_s = dir.to_str().context("utf-8 path")?;
-            for command in ["heads", "history"] {
-                let ours = time(&[exe_s, "--script-location", dir_s, command], root, runs, 3)?;
+            let versions_s = format!("{dir_s}/versions");
+            let floor_cmd: [&str; 3] = [&xtask_s, "__read-all", &versions_s];
+            let heads_cmd: [&str; 4] = [exe_s, "--script-location", dir_s, "heads"];
+            let history_cmd: [&str; 4] = [exe_s, "--script-location", dir_s, "history"];
+            let timings = time_interleaved(&[&floor_cmd, &heads_cmd, &history_cmd], root, runs, 3)?;
+            writeln!(
+                table,
+                "| {label} | floor: open and read every file, one thread | {} / {} | | |",
+                ms(timings[0].median),
+                ms(timings[0].min)
+            )?;
+            for (command, ours) in ["heads", "history"].into_iter().zip(&timings[1..]) {
                 // Python Alembic on 10,000 revisions takes seconds a run: 1,000 only.
                 let theirs = match &python {
                     Some(alembic) if count == 1000 => {
@@ -362,7 +399,7 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
     ));
 
     let machine = format!(
-        "{} cores, {}; {runs} runs per cargo-alembic figure after 3 warm-up runs, 5 per Python figure; whole processes, wall time.",
+        "{} cores, {}; {runs} runs per cargo-alembic figure after 3 warm-up runs, the floor, `heads` and `history` of a chain interleaved; 5 runs per Python figure; whole processes, wall time.",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/cpuinfo")
             .ok()
@@ -381,6 +418,26 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         replace_section(&root.join("BENCHMARKS.md"), "graph", &section)?;
         eprintln!("BENCHMARKS.md updated");
     }
+    Ok(())
+}
+
+/// Opens and reads every file of a folder in one thread, nothing else: what
+/// loading a chain costs before any parsing, on this machine, right now.
+fn read_all(dir: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0usize;
+    for entry in std::fs::read_dir(dir)? {
+        let mut file = std::fs::File::open(entry?.path())?;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+    }
+    std::hint::black_box(total);
     Ok(())
 }
 
