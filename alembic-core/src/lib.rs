@@ -10,6 +10,7 @@ mod checksum;
 mod config;
 mod errors;
 mod graph;
+mod heads;
 #[cfg(test)]
 mod proptests;
 mod resolve;
@@ -25,6 +26,7 @@ pub use errors::{
     ConfigError, GraphError, LoadError, ParseError, ParseErrorKind, ResolveError, SplitErrorKind,
 };
 pub use graph::RevisionMap;
+pub use heads::{normalized_down, HeadState, VersionOp};
 pub use resolve::{Resolver, Target, MIN_PREFIX};
 pub use revision::{
     parse_list, validate_id, HeaderFields, KeyLines, Revision, Section, HEADER_KEYS, MAX_ID_LEN,

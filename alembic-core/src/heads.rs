@@ -1,0 +1,279 @@
+//! How `alembic_version` changes as revisions are applied or undone, exactly
+//! as Alembic's `HeadMaintainer` does it, so that Python Alembic and this
+//! tool can take turns on one database.
+//!
+//! The table holds one row per head. Upgrading a revision updates its
+//! parent's row, inserts a row when it starts a branch, or deletes all but
+//! one of its parents' rows when it merges; a dependency (`depends_on`)
+//! takes part like a parent. Downgrading does the reverse.
+
+use std::collections::BTreeSet;
+
+use crate::graph::RevisionMap;
+
+/// One change to the version table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionOp {
+    /// `INSERT INTO alembic_version VALUES (id)`
+    Insert(String),
+    /// `DELETE FROM alembic_version WHERE version_num = id`
+    Delete(String),
+    /// `UPDATE alembic_version SET version_num = to WHERE version_num = from`
+    Update {
+        /// The row's current value.
+        from: String,
+        /// Its new value.
+        to: String,
+    },
+}
+
+/// The rows of the version table, as revision indexes, kept up to date step
+/// by step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeadState {
+    heads: BTreeSet<usize>,
+}
+
+impl HeadState {
+    /// The state for the given rows.
+    pub fn new(heads: impl IntoIterator<Item = usize>) -> Self {
+        HeadState {
+            heads: heads.into_iter().collect(),
+        }
+    }
+
+    /// The rows, by index.
+    pub fn heads(&self) -> Vec<usize> {
+        self.heads.iter().copied().collect()
+    }
+
+    /// Applies revision `rev` and returns what to do to the table.
+    pub fn upgrade(&mut self, map: &RevisionMap, rev: usize) -> Vec<VersionOp> {
+        let down = normalized_down(map, rev);
+        let present: Vec<usize> = down
+            .iter()
+            .copied()
+            .filter(|d| self.heads.contains(d))
+            .collect();
+        let id = |i: usize| map.rev(i).id.clone();
+        if present.is_empty() {
+            // A base, or none of the parents is a row any more (a second
+            // branch from a branch point): a new row.
+            self.heads.insert(rev);
+            return vec![VersionOp::Insert(id(rev))];
+        }
+        if down.len() > 1 && present.len() > 1 {
+            // A merge: keep one parent's row, delete the others. Parents that
+            // other rows already account for are left alone.
+            let others: Vec<usize> = self
+                .heads
+                .iter()
+                .copied()
+                .filter(|h| !down.contains(h))
+                .collect();
+            let implied = map.ancestors(&others, true);
+            let from: Vec<usize> = present.iter().copied().filter(|&d| !implied[d]).collect();
+            let from = if from.is_empty() { present } else { from };
+            let (last, rest) = from
+                .split_last()
+                .map(|(l, r)| (*l, r.to_vec()))
+                .unwrap_or((from[0], Vec::new()));
+            let mut ops: Vec<VersionOp> = rest.iter().map(|&d| VersionOp::Delete(id(d))).collect();
+            for d in rest {
+                self.heads.remove(&d);
+            }
+            ops.push(self.update(map, last, rev));
+            return ops;
+        }
+        vec![self.update(map, present[0], rev)]
+    }
+
+    /// Undoes revision `rev` and returns what to do to the table.
+    pub fn downgrade(&mut self, map: &RevisionMap, rev: usize) -> Vec<VersionOp> {
+        let id = |i: usize| map.rev(i).id.clone();
+        let down = normalized_down(map, rev);
+        if !self.heads.contains(&rev) {
+            // Not a row: the revision is implied by a row above it, which the
+            // plan removes first. Nothing to change.
+            return Vec::new();
+        }
+        let to = self.unmerge_targets(map, rev, &down);
+        if down.is_empty() || to.is_empty() {
+            // A base, or every parent is still accounted for by another row.
+            self.heads.remove(&rev);
+            return vec![VersionOp::Delete(id(rev))];
+        }
+        let (last, rest) = to
+            .split_last()
+            .map(|(l, r)| (*l, r.to_vec()))
+            .unwrap_or((to[0], Vec::new()));
+        let mut ops = Vec::new();
+        for r in rest {
+            self.heads.insert(r);
+            ops.push(VersionOp::Insert(id(r)));
+        }
+        ops.insert(0, self.update(map, rev, last));
+        ops
+    }
+
+    fn update(&mut self, map: &RevisionMap, from: usize, to: usize) -> VersionOp {
+        self.heads.remove(&from);
+        self.heads.insert(to);
+        VersionOp::Update {
+            from: map.rev(from).id.clone(),
+            to: map.rev(to).id.clone(),
+        }
+    }
+
+    /// Alembic's `_unmerge_to_revisions`: the parents that no other row
+    /// already accounts for.
+    fn unmerge_targets(&self, map: &RevisionMap, rev: usize, down: &[usize]) -> Vec<usize> {
+        let others: Vec<usize> = self.heads.iter().copied().filter(|&h| h != rev).collect();
+        if !others.is_empty() {
+            let implied = map.ancestors(&others, true);
+            return down.iter().copied().filter(|&d| !implied[d]).collect();
+        }
+        // Parents that are ancestors of other parents are accounted for.
+        down.iter()
+            .copied()
+            .filter(|&d| {
+                !down
+                    .iter()
+                    .any(|&other| other != d && map.ancestors(&[other], true)[d])
+            })
+            .collect()
+    }
+}
+
+/// Alembic's `_normalized_down_revisions`: the parents, then the
+/// dependencies that no ancestor (through parents) already depends on.
+pub fn normalized_down(map: &RevisionMap, rev: usize) -> Vec<usize> {
+    let mut out: Vec<usize> = map.parents(rev).to_vec();
+    if map.dependencies(rev).is_empty() {
+        return out;
+    }
+    let below = map.ancestors(&[rev], false);
+    for &d in map.dependencies(rev) {
+        let inherited =
+            (0..map.len()).any(|a| a != rev && below[a] && map.dependencies(a).contains(&d));
+        if !inherited && !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{ids, map};
+
+    /// Runs upgrade steps then downgrade steps, checking the rows after each.
+    fn walk(m: &RevisionMap, up: &[&str], down: &[&str]) -> Vec<(Vec<VersionOp>, Vec<String>)> {
+        let mut state = HeadState::default();
+        let mut out = Vec::new();
+        for id in up {
+            let ops = state.upgrade(m, m.index_of(id).unwrap());
+            out.push((ops, ids(m, &state.heads())));
+        }
+        for id in down {
+            let ops = state.downgrade(m, m.index_of(id).unwrap());
+            out.push((ops, ids(m, &state.heads())));
+        }
+        out
+    }
+
+    fn ins(s: &str) -> VersionOp {
+        VersionOp::Insert(s.into())
+    }
+    fn del(s: &str) -> VersionOp {
+        VersionOp::Delete(s.into())
+    }
+    fn upd(a: &str, b: &str) -> VersionOp {
+        VersionOp::Update {
+            from: a.into(),
+            to: b.into(),
+        }
+    }
+
+    #[test]
+    fn linear() {
+        let m = map(&["a", "b <- a"]);
+        let got = walk(&m, &["a", "b"], &["b", "a"]);
+        assert_eq!(got[0], (vec![ins("a")], vec!["a".to_owned()]));
+        assert_eq!(got[1], (vec![upd("a", "b")], vec!["b".to_owned()]));
+        assert_eq!(got[2], (vec![upd("b", "a")], vec!["a".to_owned()]));
+        assert_eq!(got[3], (vec![del("a")], vec![]));
+    }
+
+    #[test]
+    fn branch_and_merge() {
+        // a -> b1, a -> c1, (b1, c1) -> m
+        let m = map(&["a", "b1 <- a", "c1 <- a", "m <- b1,c1"]);
+        let got = walk(&m, &["a", "b1", "c1", "m"], &["m", "c1", "b1"]);
+        let rows: Vec<Vec<String>> = got.iter().map(|g| g.1.clone()).collect();
+        assert_eq!(got[1].0, vec![upd("a", "b1")]);
+        assert_eq!(
+            got[2].0,
+            vec![ins("c1")],
+            "a second branch from a branch point inserts"
+        );
+        assert_eq!(
+            got[3].0,
+            vec![del("b1"), upd("c1", "m")],
+            "a merge deletes one row and updates the other"
+        );
+        assert_eq!(rows[3], ["m"]);
+        assert_eq!(
+            got[4].0,
+            vec![upd("m", "c1"), ins("b1")],
+            "undoing a merge restores both rows"
+        );
+        assert_eq!(rows[4], ["b1", "c1"]);
+        assert_eq!(
+            got[5].0,
+            vec![del("c1")],
+            "the branch point is still held by b1"
+        );
+        assert_eq!(got[6].0, vec![upd("b1", "a")]);
+        assert_eq!(rows[6], ["a"]);
+    }
+
+    #[test]
+    fn a_dependency_takes_part_like_a_parent() {
+        // x is its own branch; b depends on x.
+        let m = map(&["a", "x", "b <- a {x}"]);
+        let got = walk(&m, &["a", "x", "b"], &["b"]);
+        assert_eq!(got[1].0, vec![ins("x")]);
+        assert_eq!(got[2].0, vec![del("a"), upd("x", "b")]);
+        assert_eq!(got[2].1, ["b"]);
+        assert_eq!(got[3].0, vec![upd("b", "x"), ins("a")]);
+        assert_eq!(got[3].1, ["a", "x"]);
+    }
+
+    /// Alembic's own behaviour, kept for interoperability: undoing a
+    /// revision while another row exists restores every parent and
+    /// dependency that the other row does not imply, even one implied by
+    /// another restored row (`p`, implied by `d`).
+    #[test]
+    fn unmerge_keeps_alembics_redundant_row() {
+        let m = map(&["p", "d {p}", "r <- p {d}", "o"]);
+        let got = walk(&m, &["p", "d", "r", "o"], &["r"]);
+        assert_eq!(got[2], (vec![upd("d", "r")], vec!["r".to_owned()]));
+        assert_eq!(got[4].0, vec![upd("r", "d"), ins("p")]);
+        assert_eq!(got[4].1, ["p", "d", "o"]);
+    }
+
+    #[test]
+    fn inherited_dependencies_are_not_repeated() {
+        let m = map(&["a", "x", "b <- a {x}", "c <- b {x}"]);
+        assert_eq!(
+            ids(&m, &normalized_down(&m, m.index_of("c").unwrap())),
+            ["b"]
+        );
+        assert_eq!(
+            ids(&m, &normalized_down(&m, m.index_of("b").unwrap())),
+            ["a", "x"]
+        );
+    }
+}
