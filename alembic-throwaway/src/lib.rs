@@ -1,0 +1,558 @@
+//! A throwaway PostgreSQL: a server for a test run or a `verify`, and a
+//! fresh database per test, all gone afterwards.
+//!
+//! Three providers behind one interface, picked by [`Choice`]:
+//! 1. **an existing server** ([`Choice::Url`]): a uniquely named database
+//!    is created on it and dropped afterwards;
+//! 2. **local server binaries** ([`Choice::Local`]): `initdb` into a
+//!    temporary folder, a private socket folder and a free port, `fsync=off`;
+//!    as root it runs as the `postgres` user;
+//! 3. **Docker** ([`Choice::Docker`]): probed here; see [`docker_status`].
+//!
+//! Cleanup does not depend on `Drop`: a local server runs under a small
+//! supervisor that reads this process's pipe, and stops the server and
+//! deletes its folder as soon as the pipe closes, which happens when this
+//! process exits for any reason, SIGKILL included.
+#![warn(missing_docs)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// What can go wrong starting a server or creating a database.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No provider could be used; each reason is given.
+    #[error("no PostgreSQL to use: {0}")]
+    NoProvider(String),
+    /// A server program failed.
+    #[error("{program} failed: {detail}")]
+    Program {
+        /// The program (`initdb`, `postgres`, ...).
+        program: String,
+        /// Its output, or why it could not run.
+        detail: String,
+    },
+    /// The server did not accept connections in time.
+    #[error("PostgreSQL did not start within {0:?}: {1}")]
+    Timeout(Duration, String),
+    /// A SQL command on the server failed.
+    #[error("{0}")]
+    Sql(#[from] postgres::Error),
+    /// A file operation failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Which provider to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// The first that works: an existing server if a URL is given, local
+    /// server binaries if found, Docker if a daemon answers.
+    Auto(Option<String>),
+    /// An existing server, reached with this URL (its user must be allowed
+    /// to create databases).
+    Url(String),
+    /// Local server binaries.
+    Local,
+    /// Docker.
+    Docker,
+}
+
+/// A running server to create throwaway databases on.
+pub struct Server {
+    /// A URL of the server's maintenance database (`postgres`).
+    admin_url: String,
+    /// Which provider, and why.
+    description: String,
+    local: Option<LocalServer>,
+}
+
+/// A database that is dropped when this value is.
+pub struct Database {
+    url: String,
+    name: String,
+    admin_url: String,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Server {
+    /// Starts (or reaches) a server with the chosen provider.
+    pub fn start(choice: Choice) -> Result<Server, Error> {
+        match choice {
+            Choice::Url(url) => Server::existing(url, "the given server".to_owned()),
+            Choice::Local => Server::local(String::new()),
+            Choice::Docker => Err(Error::NoProvider(docker_status().unwrap_or_else(|e| e))),
+            Choice::Auto(Some(url)) => {
+                Server::existing(url, "the given server (a URL was given)".to_owned())
+            }
+            Choice::Auto(None) => {
+                let docker = match docker_status() {
+                    Ok(ok) => ok,
+                    Err(e) => e,
+                };
+                match find_bindir() {
+                    Ok(_) => Server::local(format!("; Docker not tried ({docker})")),
+                    Err(local) => Err(Error::NoProvider(format!(
+                        "no URL was given (pass --database-url or set DATABASE_URL); {local}; {docker}"
+                    ))),
+                }
+            }
+        }
+    }
+
+    fn existing(url: String, why: String) -> Result<Server, Error> {
+        postgres::Client::connect(&url, postgres::NoTls)?.simple_query("SELECT 1")?;
+        Ok(Server {
+            admin_url: url,
+            description: format!("an existing server: {why}"),
+            local: None,
+        })
+    }
+
+    fn local(others: String) -> Result<Server, Error> {
+        let bindir = find_bindir().map_err(Error::NoProvider)?;
+        let started = Instant::now();
+        let local = LocalServer::start(&bindir)?;
+        let description = format!(
+            "local server binaries from {} (started in {} ms{})",
+            bindir.display(),
+            started.elapsed().as_millis(),
+            others
+        );
+        Ok(Server {
+            admin_url: local.url("postgres"),
+            description,
+            local: Some(local),
+        })
+    }
+
+    /// Which provider is in use, and why the others were not.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// A URL of the server's maintenance database.
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// The server's data folder, for a local server.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.local.as_ref().map(|l| l.data.as_path())
+    }
+
+    /// Creates a fresh, uniquely named database.
+    pub fn database(&self) -> Result<Database, Error> {
+        let name = format!(
+            "alembic_tmp_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            Instant::now().elapsed().subsec_nanos() % 100_000
+        );
+        let mut admin = postgres::Client::connect(&self.admin_url, postgres::NoTls)?;
+        admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        Ok(Database {
+            url: with_dbname(&self.admin_url, &name),
+            name,
+            admin_url: self.admin_url.clone(),
+        })
+    }
+}
+
+impl Database {
+    /// The database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A new connection to the database.
+    pub fn connect(&self) -> Result<postgres::Client, Error> {
+        Ok(postgres::Client::connect(&self.url, postgres::NoTls)?)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Replaces the database name in a URL or key/value connection string.
+pub fn with_dbname(url: &str, name: &str) -> String {
+    if let Some(rest) = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+    {
+        let scheme = &url[..url.len() - rest.len()];
+        let (main, query) = match rest.split_once('?') {
+            Some((m, q)) => (m, Some(q)),
+            None => (rest, None),
+        };
+        let authority = main.split_once('/').map_or(main, |(a, _)| a);
+        let mut out = format!("{scheme}{authority}/{name}");
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    } else {
+        // Key/value form: a later key wins.
+        format!("{url} dbname={name}")
+    }
+}
+
+/// Whether a Docker daemon answers: `Ok(description)` or `Err(why not)`.
+pub fn docker_status() -> Result<String, String> {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let socket = match std::env::var("DOCKER_HOST") {
+        Ok(host) => match host.strip_prefix("unix://") {
+            Some(path) => PathBuf::from(path),
+            None => {
+                return Err(format!(
+                    "DOCKER_HOST={host} is not a unix socket, which is all this build probes"
+                ))
+            }
+        },
+        Err(_) => PathBuf::from("/var/run/docker.sock"),
+    };
+    let mut stream = UnixStream::connect(&socket)
+        .map_err(|e| format!("no Docker daemon at {} ({e})", socket.display()))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    stream
+        .write_all(b"GET /_ping HTTP/1.0\r\n\r\n")
+        .map_err(|e| format!("Docker at {} did not answer ({e})", socket.display()))?;
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    if reply.ends_with("OK") {
+        Err(format!(
+            "a Docker daemon answers at {}, but this build has no Docker provider yet",
+            socket.display()
+        ))
+    } else {
+        Err(format!(
+            "Docker at {} did not answer its ping",
+            socket.display()
+        ))
+    }
+}
+
+/// Finds the server binaries: `pg_config --bindir`, then `PATH`, then
+/// Debian's `/usr/lib/postgresql/<version>/bin` (newest first).
+pub fn find_bindir() -> Result<PathBuf, String> {
+    let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_server(&dir) {
+            return Ok(dir);
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        if let Some(dir) = std::env::split_paths(&path).find(|d| has_server(d)) {
+            return Ok(dir);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, d): &(u32, PathBuf)| has_server(d))
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, d)| d).ok_or_else(|| {
+        "no local PostgreSQL server binaries (initdb and postgres: not from pg_config --bindir, PATH or /usr/lib/postgresql/*/bin; \
+         on Debian or Ubuntu: apt-get install postgresql)"
+            .to_owned()
+    })
+}
+
+/// A server started from local binaries.
+struct LocalServer {
+    data: PathBuf,
+    socket_dir: PathBuf,
+    port: u16,
+    /// Closing this pipe makes the supervisor stop the server and clean up.
+    stdin: Option<ChildStdin>,
+    child: Child,
+}
+
+/// The supervisor: start the server, wait for our pipe to close, stop the
+/// server, delete the folder.
+const SUPERVISOR: &str = r#"
+dir="$1"; shift
+"$@" >"$dir/log" 2>&1 &
+pid=$!
+cat >/dev/null
+kill -INT "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+rm -rf "$dir"
+"#;
+
+impl LocalServer {
+    fn start(bindir: &Path) -> Result<LocalServer, Error> {
+        let root = tempfile::Builder::new()
+            .prefix("alembic-pg-")
+            .tempdir()?
+            .keep();
+        let data = root.join("data");
+        let socket_dir = root.join("sock");
+        std::fs::create_dir(&socket_dir)?;
+        // initdb refuses to run as root: run the server programs as an
+        // unprivileged user that owns the folder.
+        let as_user = match std::fs::metadata("/proc/self").map(|m| m.uid()) {
+            Ok(0) => Some(unprivileged_user()?),
+            _ => None,
+        };
+        if let Some((_, uid, gid)) = &as_user {
+            for path in [&root, &socket_dir] {
+                std::os::unix::fs::chown(path, Some(*uid), Some(*gid))?;
+            }
+        }
+        let command = |program: &Path| -> Command {
+            match &as_user {
+                Some((name, _, _)) => {
+                    let mut c = Command::new("runuser");
+                    c.args(["-u", name, "--"]).arg(program);
+                    c
+                }
+                None => Command::new(program),
+            }
+        };
+        let out = command(&bindir.join("initdb"))
+            .args(["-D"])
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::Program {
+                program: "initdb".into(),
+                detail: e.to_string(),
+            })?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&root);
+            return Err(Error::Program {
+                program: "initdb".into(),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        let port = free_port()?;
+        let mut sh = command(Path::new("/bin/sh"));
+        sh.arg("-c")
+            .arg(SUPERVISOR)
+            .arg("sh")
+            .arg(&root)
+            .arg(bindir.join("postgres"));
+        sh.arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(&socket_dir)
+            .args(["-p", &port.to_string()]);
+        for setting in [
+            "listen_addresses=127.0.0.1",
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+            "max_connections=200",
+        ] {
+            sh.args(["-c", setting]);
+        }
+        let mut child = sh
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let server = LocalServer {
+            data,
+            socket_dir,
+            port,
+            stdin,
+            child,
+        };
+        // On failure, dropping `server` closes the pipe: the supervisor cleans up.
+        server.wait_ready(Duration::from_secs(30))?;
+        Ok(server)
+    }
+
+    fn url(&self, dbname: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{dbname}", self.port)
+    }
+
+    fn wait_ready(&self, limit: Duration) -> Result<(), Error> {
+        let start = Instant::now();
+        let conninfo = format!(
+            "host={} port={} user=postgres dbname=postgres connect_timeout=2",
+            self.socket_dir.display(),
+            self.port
+        );
+        loop {
+            match postgres::Client::connect(&conninfo, postgres::NoTls) {
+                Ok(_) => return Ok(()),
+                Err(e) if start.elapsed() > limit => {
+                    return Err(Error::Timeout(limit, e.to_string()))
+                }
+                Err(_) => {}
+            }
+            let log = std::fs::read_to_string(self.data.parent().unwrap_or(&self.data).join("log"))
+                .unwrap_or_default();
+            // Connection attempts during start-up log "the database system is
+            // starting up": only a failure of the server itself ends the wait.
+            if [
+                "could not bind",
+                "could not create",
+                "lock file",
+                "PANIC",
+                "invalid value for parameter",
+            ]
+            .iter()
+            .any(|m| log.contains(m))
+            {
+                return Err(Error::Program {
+                    program: "postgres".into(),
+                    detail: log.trim().to_owned(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        // The supervisor stops the server (fast shutdown) and deletes the
+        // folder; wait a little for it so that callers see a clean state.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The `postgres` user (or `nobody`), for running the server as root.
+fn unprivileged_user() -> Result<(String, u32, u32), Error> {
+    for name in ["postgres", "nobody"] {
+        let uid = Command::new("id").args(["-u", name]).output();
+        let gid = Command::new("id").args(["-g", name]).output();
+        if let (Ok(uid), Ok(gid)) = (uid, gid) {
+            let parse = |o: &std::process::Output| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+            };
+            if let (true, Some(u), Some(g)) = (uid.status.success(), parse(&uid), parse(&gid)) {
+                return Ok((name.to_owned(), u, g));
+            }
+        }
+    }
+    Err(Error::NoProvider(
+        "running as root, and there is no `postgres` or `nobody` user to run the server as".into(),
+    ))
+}
+
+fn free_port() -> Result<u16, Error> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dbname_in_urls() {
+        assert_eq!(
+            with_dbname("postgresql://u:p@h:5432/postgres", "x"),
+            "postgresql://u:p@h:5432/x"
+        );
+        assert_eq!(
+            with_dbname("postgres://u@h/db?sslmode=require", "x"),
+            "postgres://u@h/x?sslmode=require"
+        );
+        assert_eq!(with_dbname("postgresql://h", "x"), "postgresql://h/x");
+        assert_eq!(
+            with_dbname("host=h user=u dbname=postgres", "x"),
+            "host=h user=u dbname=postgres dbname=x"
+        );
+    }
+
+    #[test]
+    fn local_server_databases_and_cleanup() {
+        let server = Server::start(Choice::Local).unwrap();
+        let data = server.data_dir().unwrap().to_owned();
+        assert!(
+            server
+                .description()
+                .starts_with("local server binaries from "),
+            "{}",
+            server.description()
+        );
+        let a = server.database().unwrap();
+        let b = server.database().unwrap();
+        assert_ne!(a.name(), b.name());
+        let mut client = a.connect().unwrap();
+        client
+            .batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
+            .unwrap();
+        let n: i64 = b
+            .connect()
+            .unwrap()
+            .query_one("SELECT count(*) FROM pg_tables WHERE tablename = 't'", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "databases are separate");
+        drop(client);
+        let name = a.name().to_owned();
+        drop(a);
+        let mut admin = postgres::Client::connect(server.admin_url(), postgres::NoTls).unwrap();
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "a dropped Database is gone");
+        drop(admin);
+        drop(b);
+        drop(server);
+        assert!(!data.exists(), "the server's folder is deleted");
+    }
+
+    #[test]
+    fn existing_server_provider() {
+        let local = Server::start(Choice::Local).unwrap();
+        let server = Server::start(Choice::Url(local.admin_url().to_owned())).unwrap();
+        assert!(server.description().starts_with("an existing server"));
+        let db = server.database().unwrap();
+        db.connect().unwrap().batch_execute("SELECT 1").unwrap();
+    }
+}

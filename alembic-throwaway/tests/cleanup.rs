@@ -1,0 +1,47 @@
+//! A throwaway server is cleaned up even when its owner is killed.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn sigkill_of_the_owner_stops_the_server_and_deletes_its_folder() {
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_alembic-throwaway"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(holder.stderr.take().unwrap());
+    let mut data = None;
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 {
+        if let Some(d) = line.trim().strip_prefix("data: ") {
+            data = Some(std::path::PathBuf::from(d));
+            break;
+        }
+        line.clear();
+    }
+    let data = data.expect("the holder prints its data folder");
+    let mut out = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut out)
+        .unwrap();
+    let url = out.trim().strip_prefix("DATABASE_URL=").unwrap().to_owned();
+    postgres::Client::connect(&url, postgres::NoTls)
+        .unwrap()
+        .batch_execute("SELECT 1")
+        .unwrap();
+
+    holder.kill().unwrap(); // SIGKILL: no destructor runs
+    holder.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while data.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!data.exists(), "{} is still there", data.display());
+    assert!(
+        postgres::Client::connect(&url, postgres::NoTls).is_err(),
+        "the server is stopped"
+    );
+}
