@@ -229,7 +229,7 @@ proptest! {
         let mut state = HeadState::default();
         let mut rows: std::collections::BTreeSet<String> = Default::default();
         let mut applied = vec![false; m.len()];
-        let mut check = |ops: Vec<VersionOp>, rows: &mut std::collections::BTreeSet<String>| -> Result<(), TestCaseError> {
+        let check = |ops: Vec<VersionOp>, rows: &mut std::collections::BTreeSet<String>| -> Result<(), TestCaseError> {
             for op in ops {
                 match op {
                     VersionOp::Insert(id) => prop_assert!(rows.insert(id), "insert of an existing row"),
