@@ -138,3 +138,13 @@ mod tests {
         assert_eq!(Checksum::parse("md5:00"), None);
     }
 }
+
+/// The PostgreSQL advisory-lock key of a version table: the first eight
+/// bytes of SHA-256 over `alembic:<schema>.<table>`, so that the CLI and
+/// every embedded binary migrating one database take the same lock.
+pub fn lock_key(schema: Option<&str>, table: &str) -> i64 {
+    let digest = Sha256::digest(format!("alembic:{}.{}", schema.unwrap_or(""), table).as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}

@@ -20,7 +20,7 @@ mod split;
 #[cfg(test)]
 mod testutil;
 
-pub use checksum::Checksum;
+pub use checksum::{lock_key, Checksum};
 pub use config::{Config, Origin, Overrides, METADATA_KEYS};
 pub use errors::{
     ConfigError, GraphError, LoadError, ParseError, ParseErrorKind, ResolveError, SplitErrorKind,

@@ -1,11 +1,20 @@
 //! `alembic-embed`: the library a service depends on to carry its revision
-//! chain and migrate its database at startup.
+//! chain and migrate its database at startup, and the engine the
+//! `cargo alembic` CLI runs.
 //!
-//! The runtime and the `embed_migrations!` macro are the next milestone; the
-//! chain model they will use is re-exported here so that applications and
-//! the CLI share one parser, one checksum and one graph.
+//! The chain model (parsing, checksums, the graph, identifiers) comes from
+//! `alembic-core`, so that applications and the CLI share one parser, one
+//! checksum and one graph. The `embed_migrations!` macro and the
+//! builder-style runtime API are the next milestone.
 #![warn(missing_docs)]
+
+mod engine;
+mod errors;
 
 pub use alembic_core::{
     load_versions, Checksum, Resolver, Revision, RevisionMap, Statement, Target,
 };
+pub use engine::{
+    quote_ident, quote_literal, Current, Direction, Engine, LedgerRow, Report, Settings, Step,
+};
+pub use errors::{EngineError, SqlFailure};

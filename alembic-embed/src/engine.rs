@@ -1,0 +1,984 @@
+//! The migration engine: applies and undoes revisions on PostgreSQL and
+//! keeps `alembic_version` and the ledger, for the CLI and for embedded
+//! binaries alike.
+//!
+//! Every run that writes takes a PostgreSQL advisory lock first, then reads
+//! the state, verifies applied revisions' checksums, plans, and runs. Each
+//! revision goes to the server in one round trip: a savepoint, its
+//! statements, its version-table and ledger rows. The ledger's duration is
+//! measured by the server inside that round trip.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use alembic_core::{
+    lock_key, HeadState, Resolver, Revision, RevisionMap, Statement, Target, VersionOp,
+};
+use postgres::Client;
+
+use crate::errors::{EngineError, SqlFailure};
+
+/// How the engine names its tables and runs its transactions.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The version table (`alembic_version`).
+    pub version_table: String,
+    /// Its schema (`None`: the search path).
+    pub version_table_schema: Option<String>,
+    /// Commit each revision on its own instead of one transaction per run.
+    pub transaction_per_migration: bool,
+    /// Recorded in the ledger, e.g. `cargo-alembic 0.1.0`.
+    pub tool: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            version_table: "alembic_version".into(),
+            version_table_schema: None,
+            transaction_per_migration: false,
+            tool: format!("alembic-embed {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Upgrade or downgrade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Applying a revision.
+    Upgrade,
+    /// Undoing it.
+    Downgrade,
+}
+
+impl Direction {
+    fn word(self) -> &'static str {
+        match self {
+            Direction::Upgrade => "upgrade",
+            Direction::Downgrade => "downgrade",
+        }
+    }
+}
+
+/// One revision applied or undone.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The revision.
+    pub revision: String,
+    /// What was done.
+    pub direction: Direction,
+    /// Alembic's log line: `Running upgrade a -> b, message`.
+    pub description: String,
+    /// Wall time of the revision, as seen by this process.
+    pub duration: Duration,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The version table's rows before.
+    pub before: Vec<String>,
+    /// And after.
+    pub after: Vec<String>,
+    /// Revisions run, in order.
+    pub steps: Vec<Step>,
+    /// Applied revisions without a ledger row (adopted from Python Alembic,
+    /// or stamped): their checksums could not be verified.
+    pub unverified: Vec<String>,
+    /// Applied revisions whose downgrade section changed since.
+    pub warnings: Vec<String>,
+}
+
+/// A ledger row.
+#[derive(Clone, Debug)]
+pub struct LedgerRow {
+    /// The upgrade checksum recorded when the revision ran.
+    pub upgrade_checksum: String,
+    /// The downgrade checksum recorded then.
+    pub downgrade_checksum: Option<String>,
+    /// `applied` or `failed`.
+    pub status: String,
+    /// What failed, for a failed row.
+    pub error: Option<String>,
+    /// When, as text.
+    pub applied_at: String,
+    /// How long it took, in milliseconds.
+    pub duration_ms: Option<f64>,
+    /// Which tool ran it.
+    pub tool: String,
+}
+
+/// The database's state.
+#[derive(Clone, Debug, Default)]
+pub struct Current {
+    /// Rows of the version table.
+    pub heads: Vec<String>,
+    /// Those rows that are revisions of the chain, by index.
+    pub known: Vec<usize>,
+    /// Rows that are not in the chain.
+    pub unknown: Vec<String>,
+    /// The ledger, by revision.
+    pub ledger: HashMap<String, LedgerRow>,
+}
+
+/// Applies and undoes revisions of one chain.
+pub struct Engine<'m> {
+    map: &'m RevisionMap,
+    settings: Settings,
+}
+
+/// Quotes an identifier when it needs it (PostgreSQL folds bare names to
+/// lowercase).
+pub fn quote_ident(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if bare {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// A SQL string literal.
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// What one revision sends to the server, and where its statements are.
+struct Batch<'r> {
+    sql: String,
+    /// (byte offset in `sql`, statement)
+    statements: Vec<(usize, &'r Statement)>,
+}
+
+const SAVEPOINT: &str = "alembic_revision";
+
+impl<'m> Engine<'m> {
+    /// An engine for a chain.
+    pub fn new(map: &'m RevisionMap, settings: Settings) -> Self {
+        Engine { map, settings }
+    }
+
+    /// The chain.
+    pub fn map(&self) -> &'m RevisionMap {
+        self.map
+    }
+
+    fn qualified(&self, table: &str) -> String {
+        match &self.settings.version_table_schema {
+            Some(schema) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+            None => quote_ident(table),
+        }
+    }
+
+    /// The version table, qualified and quoted.
+    pub fn version_table(&self) -> String {
+        self.qualified(&self.settings.version_table)
+    }
+
+    /// The ledger table: `<version_table>_ledger` beside the version table.
+    pub fn ledger_table(&self) -> String {
+        self.qualified(&format!("{}_ledger", self.settings.version_table))
+    }
+
+    fn lock_key(&self) -> i64 {
+        lock_key(
+            self.settings.version_table_schema.as_deref(),
+            &self.settings.version_table,
+        )
+    }
+
+    /// `CREATE TABLE` for the version table, as Alembic creates it, and for
+    /// the ledger.
+    pub fn create_tables_sql(&self) -> String {
+        let pk = quote_ident(&format!("{}_pkc", self.settings.version_table));
+        format!(
+            "CREATE TABLE IF NOT EXISTS {v} (\n    version_num VARCHAR(32) NOT NULL,\n    CONSTRAINT {pk} PRIMARY KEY (version_num)\n);\n\n\
+             CREATE TABLE IF NOT EXISTS {l} (\n    revision VARCHAR(32) NOT NULL PRIMARY KEY,\n    upgrade_checksum TEXT NOT NULL,\n    \
+             downgrade_checksum TEXT,\n    applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n    duration_ms DOUBLE PRECISION,\n    \
+             tool TEXT NOT NULL,\n    status TEXT NOT NULL DEFAULT 'applied',\n    error TEXT,\n    \
+             accepted JSONB NOT NULL DEFAULT '[]'::jsonb\n);\n",
+            v = self.version_table(),
+            l = self.ledger_table()
+        )
+    }
+
+    fn db<T>(context: &str, r: Result<T, postgres::Error>) -> Result<T, EngineError> {
+        r.map_err(|source| EngineError::Database {
+            context: context.to_owned(),
+            source,
+        })
+    }
+
+    /// Reads the version table and the ledger without locking or writing;
+    /// missing tables read as empty.
+    pub fn current(&self, client: &mut Client) -> Result<Current, EngineError> {
+        let exists = |client: &mut Client, table: String| -> Result<bool, EngineError> {
+            let row = Self::db(
+                "cannot read the catalog",
+                client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]),
+            )?;
+            Ok(row.get(0))
+        };
+        let mut current = Current::default();
+        if exists(client, self.version_table())? {
+            let rows = Self::db(
+                "cannot read the version table",
+                client.query(
+                    &format!("SELECT version_num FROM {}", self.version_table()),
+                    &[],
+                ),
+            )?;
+            current.heads = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+        }
+        current.heads.sort();
+        for id in &current.heads {
+            match self.map.index_of(id) {
+                Some(i) => current.known.push(i),
+                None => current.unknown.push(id.clone()),
+            }
+        }
+        if exists(client, self.ledger_table())? {
+            let sql = format!(
+                "SELECT revision, upgrade_checksum, downgrade_checksum, status, error, applied_at::text, duration_ms, tool FROM {}",
+                self.ledger_table()
+            );
+            for r in Self::db("cannot read the ledger", client.query(&sql, &[]))? {
+                current.ledger.insert(
+                    r.get(0),
+                    LedgerRow {
+                        upgrade_checksum: r.get(1),
+                        downgrade_checksum: r.get(2),
+                        status: r.get(3),
+                        error: r.get(4),
+                        applied_at: r.get(5),
+                        duration_ms: r.get(6),
+                        tool: r.get(7),
+                    },
+                );
+            }
+        }
+        Ok(current)
+    }
+
+    /// Applied revisions (the rows and everything they imply) in order.
+    pub fn applied(&self, current: &Current) -> Vec<usize> {
+        let set = self.map.ancestors(&current.known, true);
+        self.map
+            .order()
+            .iter()
+            .copied()
+            .filter(|&i| set[i])
+            .collect()
+    }
+
+    /// Applied revisions without a ledger row.
+    pub fn unverified(&self, current: &Current) -> Vec<String> {
+        self.applied(current)
+            .into_iter()
+            .map(|i| &self.map.rev(i).id)
+            .filter(|id| !current.ledger.contains_key(*id))
+            .cloned()
+            .collect()
+    }
+
+    /// Runs `f` holding the advisory lock, with the tables created and the
+    /// state read after the lock is taken; the lock is released on every
+    /// path.
+    fn locked<T>(
+        &self,
+        client: &mut Client,
+        f: impl FnOnce(&mut Client, Current) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let key = self.lock_key();
+        Self::db(
+            "cannot take the migration lock",
+            client.execute("SELECT pg_advisory_lock($1)", &[&key]),
+        )?;
+        let result = (|| {
+            Self::db(
+                "cannot create the version table",
+                client.batch_execute(&self.create_tables_sql()),
+            )?;
+            let current = self.current(client)?;
+            f(client, current)
+        })();
+        // A failed transaction must end before the lock can be released.
+        let _ = client.batch_execute("ROLLBACK");
+        let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]);
+        result
+    }
+
+    fn check_state(
+        &self,
+        current: &Current,
+        direction: Direction,
+        report: &mut Report,
+    ) -> Result<(), EngineError> {
+        if !current.unknown.is_empty() {
+            return Err(EngineError::UnknownRevisions {
+                ids: current.unknown.clone(),
+            });
+        }
+        if let Some((id, row)) = current.ledger.iter().find(|(_, r)| r.status == "failed") {
+            return Err(EngineError::FailedEarlier {
+                revision: id.clone(),
+                error: row.error.clone().unwrap_or_default(),
+            });
+        }
+        for i in self.applied(current) {
+            let rev = self.map.rev(i);
+            let Some(row) = current.ledger.get(&rev.id) else {
+                report.unverified.push(rev.id.clone());
+                continue;
+            };
+            let now = rev.upgrade.checksum().as_str();
+            if direction == Direction::Upgrade && row.upgrade_checksum != now {
+                return Err(EngineError::ChecksumMismatch {
+                    revision: rev.id.clone(),
+                    file: rev.path.display().to_string(),
+                    recorded: row.upgrade_checksum.clone(),
+                    current: now.to_owned(),
+                });
+            }
+            let down_now = rev
+                .downgrade
+                .as_ref()
+                .map(|d| d.checksum().as_str().to_owned());
+            if row.downgrade_checksum != down_now {
+                report.warnings.push(format!(
+                    "the downgrade section of revision {} ({}) changed since it was applied: recorded {}, now {}",
+                    rev.id,
+                    rev.path.display(),
+                    row.downgrade_checksum.as_deref().unwrap_or("none"),
+                    down_now.as_deref().unwrap_or("none")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn statements<'r>(
+        &self,
+        rev: &'r Revision,
+        direction: Direction,
+    ) -> Result<&'r [Statement], EngineError> {
+        match direction {
+            Direction::Upgrade => rev
+                .upgrade_statements()
+                .map_err(|e| EngineError::Lex(Box::new(e))),
+            Direction::Downgrade => match rev
+                .downgrade_statements()
+                .map_err(|e| EngineError::Lex(Box::new(e)))?
+            {
+                Some(s) => Ok(s),
+                None => Err(EngineError::Irreversible {
+                    revision: rev.id.clone(),
+                    file: rev.path.display().to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Alembic's log line.
+    fn describe(&self, i: usize, direction: Direction) -> String {
+        let rev = self.map.rev(i);
+        let down = rev.down_revisions.join(", ");
+        let message = rev.message.as_deref().unwrap_or("");
+        match direction {
+            Direction::Upgrade => format!("Running upgrade {down} -> {}, {message}", rev.id),
+            Direction::Downgrade => format!("Running downgrade {} -> {down}, {message}", rev.id),
+        }
+    }
+
+    fn version_sql(&self, op: &VersionOp) -> String {
+        let v = self.version_table();
+        match op {
+            VersionOp::Insert(id) => format!(
+                "INSERT INTO {v} (version_num) VALUES ({});\n",
+                quote_literal(id)
+            ),
+            VersionOp::Delete(id) => format!(
+                "DELETE FROM {v} WHERE version_num = {};\n",
+                quote_literal(id)
+            ),
+            VersionOp::Update { from, to } => {
+                format!(
+                    "UPDATE {v} SET version_num = {} WHERE version_num = {};\n",
+                    quote_literal(to),
+                    quote_literal(from)
+                )
+            }
+        }
+    }
+
+    fn ledger_sql(&self, rev: &Revision, direction: Direction, timed: bool) -> String {
+        let l = self.ledger_table();
+        match direction {
+            Direction::Upgrade => {
+                let duration = if timed {
+                    "extract(epoch FROM clock_timestamp() - current_setting('alembic.t0')::timestamptz) * 1000"
+                } else {
+                    "NULL"
+                };
+                let down = rev
+                    .downgrade
+                    .as_ref()
+                    .map_or("NULL".to_owned(), |d| quote_literal(d.checksum().as_str()));
+                format!(
+                    "INSERT INTO {l} (revision, upgrade_checksum, downgrade_checksum, duration_ms, tool) VALUES ({}, {}, {down}, {duration}, {}) \
+                     ON CONFLICT (revision) DO UPDATE SET upgrade_checksum = EXCLUDED.upgrade_checksum, downgrade_checksum = \
+                     EXCLUDED.downgrade_checksum, applied_at = now(), duration_ms = EXCLUDED.duration_ms, tool = EXCLUDED.tool, \
+                     status = 'applied', error = NULL;\n",
+                    quote_literal(&rev.id),
+                    quote_literal(rev.upgrade.checksum().as_str()),
+                    quote_literal(&self.settings.tool)
+                )
+            }
+            Direction::Downgrade => format!(
+                "DELETE FROM {l} WHERE revision = {};\n",
+                quote_literal(&rev.id)
+            ),
+        }
+    }
+
+    /// One revision's round trip: savepoint, timer, statements, bookkeeping.
+    fn batch<'r>(
+        &self,
+        rev: &'r Revision,
+        direction: Direction,
+        ops: &[VersionOp],
+        online: bool,
+    ) -> Result<Batch<'r>, EngineError> {
+        let statements = self.statements(rev, direction)?;
+        let mut sql = String::new();
+        if online {
+            sql.push_str(&format!("SAVEPOINT {SAVEPOINT};\nSELECT set_config('alembic.t0', clock_timestamp()::text, true);\n"));
+        }
+        let mut located = Vec::with_capacity(statements.len());
+        for s in statements {
+            located.push((sql.len(), s));
+            sql.push_str(&s.sql);
+            sql.push_str(";\n");
+        }
+        for op in ops {
+            sql.push_str(&self.version_sql(op));
+        }
+        sql.push_str(&self.ledger_sql(rev, direction, online));
+        Ok(Batch {
+            sql,
+            statements: located,
+        })
+    }
+
+    /// Upgrades to `target` (`head`, `heads`, an id, `+2`, `label@head`, ...).
+    pub fn upgrade(
+        &self,
+        client: &mut Client,
+        target: &str,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<Report, EngineError> {
+        self.locked(client, |client, current| {
+            let mut report = Report {
+                before: current.heads.clone(),
+                ..Report::default()
+            };
+            self.check_state(&current, Direction::Upgrade, &mut report)?;
+            let plan =
+                Resolver::with_current(self.map, current.known.clone()).upgrade_plan(target)?;
+            let heads = self.run(
+                client,
+                &plan,
+                Direction::Upgrade,
+                HeadState::new(current.known.iter().copied()),
+                &mut report,
+                on_step,
+            )?;
+            report.after = self.ids(&heads.heads());
+            Ok(report)
+        })
+    }
+
+    /// Downgrades to `target` (`-1`, `base`, an id, `label@base`, ...).
+    pub fn downgrade(
+        &self,
+        client: &mut Client,
+        target: &str,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<Report, EngineError> {
+        self.locked(client, |client, current| {
+            let mut report = Report {
+                before: current.heads.clone(),
+                ..Report::default()
+            };
+            self.check_state(&current, Direction::Downgrade, &mut report)?;
+            let plan =
+                Resolver::with_current(self.map, current.known.clone()).downgrade_plan(target)?;
+            // An irreversible revision stops the run before anything runs.
+            for &i in &plan {
+                self.statements(self.map.rev(i), Direction::Downgrade)?;
+            }
+            let heads = self.run(
+                client,
+                &plan,
+                Direction::Downgrade,
+                HeadState::new(current.known.iter().copied()),
+                &mut report,
+                on_step,
+            )?;
+            report.after = self.ids(&heads.heads());
+            Ok(report)
+        })
+    }
+
+    fn ids(&self, revs: &[usize]) -> Vec<String> {
+        let mut v: Vec<String> = revs.iter().map(|&i| self.map.rev(i).id.clone()).collect();
+        v.sort();
+        v
+    }
+
+    fn run(
+        &self,
+        client: &mut Client,
+        plan: &[usize],
+        direction: Direction,
+        mut heads: HeadState,
+        report: &mut Report,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<HeadState, EngineError> {
+        let per_revision = self.settings.transaction_per_migration;
+        let mut open = false;
+        for &i in plan {
+            let rev = self.map.rev(i);
+            let ops = match direction {
+                Direction::Upgrade => heads.upgrade(self.map, i),
+                Direction::Downgrade => heads.downgrade(self.map, i),
+            };
+            let started = Instant::now();
+            if rev.transactional {
+                if !open {
+                    Self::db("cannot begin a transaction", client.batch_execute("BEGIN"))?;
+                    open = true;
+                }
+                let batch = self.batch(rev, direction, &ops, true)?;
+                if let Err(e) = client.batch_execute(&batch.sql) {
+                    return Err(self.locate_failure(client, rev, direction, &batch, e, true));
+                }
+                if per_revision {
+                    Self::db("cannot commit", client.batch_execute("COMMIT"))?;
+                    open = false;
+                }
+            } else {
+                if open {
+                    Self::db("cannot commit", client.batch_execute("COMMIT"))?;
+                    open = false;
+                }
+                self.run_outside_transaction(client, rev, direction, &ops)?;
+            }
+            let step = Step {
+                revision: rev.id.clone(),
+                direction,
+                description: self.describe(i, direction),
+                duration: started.elapsed(),
+            };
+            on_step(&step);
+            report.steps.push(step);
+        }
+        if open {
+            Self::db("cannot commit", client.batch_execute("COMMIT"))?;
+        }
+        Ok(heads)
+    }
+
+    /// A `transactional: false` revision: each statement on its own, then
+    /// the bookkeeping in a transaction. A failure is recorded in the ledger
+    /// so that the next run stops until someone looks.
+    fn run_outside_transaction(
+        &self,
+        client: &mut Client,
+        rev: &Revision,
+        direction: Direction,
+        ops: &[VersionOp],
+    ) -> Result<(), EngineError> {
+        let statements = self.statements(rev, direction)?;
+        let started = Instant::now();
+        for s in statements {
+            if let Err(e) = client.batch_execute(&s.sql) {
+                let failure = self.failure(rev, direction, s, &e, None);
+                let recorded = format!(
+                    "{} statement at line {}: {}",
+                    direction.word(),
+                    failure.line,
+                    failure.message
+                );
+                let l = self.ledger_table();
+                let _ = client.batch_execute(&format!(
+                    "INSERT INTO {l} (revision, upgrade_checksum, downgrade_checksum, tool, status, error) VALUES ({}, {}, NULL, {}, 'failed', {}) \
+                     ON CONFLICT (revision) DO UPDATE SET status = 'failed', error = EXCLUDED.error",
+                    quote_literal(&rev.id),
+                    quote_literal(rev.upgrade.checksum().as_str()),
+                    quote_literal(&self.settings.tool),
+                    quote_literal(&recorded)
+                ));
+                let mut failure = failure;
+                failure.advice = Some(
+                    "this revision runs outside a transaction: the statements before this one stay applied, and the ledger marks \
+                     the revision failed until the database is fixed and stamped"
+                        .into(),
+                );
+                return Err(EngineError::Sql(Box::new(failure)));
+            }
+        }
+        let mut sql = String::from("BEGIN;\n");
+        for op in ops {
+            sql.push_str(&self.version_sql(op));
+        }
+        sql.push_str(&self.ledger_sql(rev, direction, false));
+        if direction == Direction::Upgrade {
+            sql.push_str(&format!(
+                "UPDATE {} SET duration_ms = {} WHERE revision = {};\n",
+                self.ledger_table(),
+                started.elapsed().as_secs_f64() * 1000.0,
+                quote_literal(&rev.id)
+            ));
+        }
+        sql.push_str("COMMIT;\n");
+        Self::db("cannot record the revision", client.batch_execute(&sql))
+    }
+
+    /// Turns a failed batch into a failure naming the statement and line:
+    /// from PostgreSQL's error position when it gives one, else by replaying
+    /// the statements one by one after rolling back to the savepoint.
+    fn locate_failure(
+        &self,
+        client: &mut Client,
+        rev: &Revision,
+        direction: Direction,
+        batch: &Batch<'_>,
+        error: postgres::Error,
+        in_tx: bool,
+    ) -> EngineError {
+        let position = error.as_db_error().and_then(|db| match db.position() {
+            Some(postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+            _ => None,
+        });
+        if let Some(p) = position {
+            // A 1-based character position in the whole batch.
+            let byte = batch
+                .sql
+                .char_indices()
+                .nth(p.saturating_sub(1))
+                .map_or(batch.sql.len(), |(b, _)| b);
+            if let Some(&(offset, s)) = batch
+                .statements
+                .iter()
+                .rev()
+                .find(|(offset, _)| *offset <= byte)
+            {
+                if byte <= offset + s.sql.len() {
+                    let within = batch.sql[offset..byte].chars().count() + 1;
+                    return EngineError::Sql(Box::new(self.failure(
+                        rev,
+                        direction,
+                        s,
+                        &error,
+                        Some(within),
+                    )));
+                }
+            }
+        }
+        if in_tx
+            && client
+                .batch_execute(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"))
+                .is_ok()
+        {
+            for &(_, s) in &batch.statements {
+                if let Err(e) = client.batch_execute(&s.sql) {
+                    let within = e.as_db_error().and_then(|db| match db.position() {
+                        Some(postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+                        _ => None,
+                    });
+                    return EngineError::Sql(Box::new(self.failure(rev, direction, s, &e, within)));
+                }
+            }
+        }
+        EngineError::Database {
+            context: format!("cannot record revision {} in the version table", rev.id),
+            source: error,
+        }
+    }
+
+    fn failure(
+        &self,
+        rev: &Revision,
+        direction: Direction,
+        s: &Statement,
+        error: &postgres::Error,
+        position: Option<usize>,
+    ) -> SqlFailure {
+        let line = position.map_or(s.line, |p| s.line_of_position(p));
+        let (message, code, detail, hint) = match error.as_db_error() {
+            Some(db) => (
+                db.message().to_owned(),
+                db.code().code().to_owned(),
+                db.detail().map(str::to_owned),
+                db.hint().map(str::to_owned),
+            ),
+            None => (error.to_string(), String::new(), None, None),
+        };
+        let advice = match code.as_str() {
+            "42P07" | "42710" | "42701" | "42P06" => Some(format!(
+                "the object already exists: if the database already has this revision's changes (made by hand or by another \
+                 tool), record that with `cargo alembic stamp {}` instead of running it",
+                rev.id
+            )),
+            "42501" => Some("the connecting role lacks a privilege: connect as the objects' owner, or GRANT the privilege".into()),
+            _ => None,
+        };
+        SqlFailure {
+            revision: rev.id.clone(),
+            direction: direction.word(),
+            file: rev.path.clone(),
+            line,
+            statement: s.sql.lines().next().unwrap_or("").to_owned(),
+            message,
+            code,
+            detail,
+            hint,
+            advice,
+        }
+    }
+
+    /// Sets the version table to `targets` without running revisions
+    /// (`--purge` first empties it). Ledger rows of revisions that are no
+    /// longer applied are removed, and failed rows cleared.
+    pub fn stamp(
+        &self,
+        client: &mut Client,
+        targets: &[&str],
+        purge: bool,
+    ) -> Result<Report, EngineError> {
+        self.locked(client, |client, current| {
+            if !purge && !current.unknown.is_empty() {
+                return Err(EngineError::UnknownRevisions {
+                    ids: current.unknown.clone(),
+                });
+            }
+            let mut report = Report {
+                before: current.heads.clone(),
+                ..Report::default()
+            };
+            let rows = self.stamp_rows(&current, targets, purge)?;
+            let sql = self.stamp_sql(&current.heads, &rows, purge);
+            Self::db(
+                "cannot stamp",
+                client.batch_execute(&format!("BEGIN;\n{sql}COMMIT;")),
+            )?;
+            report.after = self.ids(&rows);
+            let after = Current {
+                known: rows,
+                ..Current::default()
+            };
+            report.unverified = self.unverified(&Current {
+                ledger: current.ledger.clone(),
+                ..after
+            });
+            Ok(report)
+        })
+    }
+
+    /// The version-table rows after a stamp: each target replaces the rows
+    /// on its own lineage; rows on other lineages stay.
+    fn stamp_rows(
+        &self,
+        current: &Current,
+        targets: &[&str],
+        purge: bool,
+    ) -> Result<Vec<usize>, EngineError> {
+        let resolver = Resolver::with_current(self.map, current.known.clone());
+        let mut rows: Vec<usize> = if purge {
+            Vec::new()
+        } else {
+            current.known.clone()
+        };
+        for t in targets {
+            let revs = match resolver.resolve(t)? {
+                Target::Base => {
+                    rows.clear();
+                    continue;
+                }
+                Target::Revisions(r) => r,
+                Target::BranchBase { roots, .. } => {
+                    let drop = self.map.descendants(&roots, true);
+                    rows.retain(|&r| !drop[r]);
+                    let parents: Vec<usize> = roots
+                        .iter()
+                        .flat_map(|&r| self.map.parents(r).iter().copied())
+                        .collect();
+                    rows.extend(parents);
+                    continue;
+                }
+            };
+            for r in revs {
+                let below = self.map.ancestors(&[r], true);
+                let above = self.map.descendants(&[r], true);
+                rows.retain(|&h| !below[h] && !above[h]);
+                rows.push(r);
+            }
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        let applied = self.map.ancestors(&rows, true);
+        Ok(self
+            .map
+            .tips(&applied)
+            .into_iter()
+            .filter(|t| rows.contains(t))
+            .collect())
+    }
+
+    fn stamp_sql(&self, before: &[String], rows: &[usize], purge: bool) -> String {
+        let v = self.version_table();
+        let after: Vec<String> = self.ids(rows);
+        let mut sql = String::new();
+        if purge {
+            sql.push_str(&format!("DELETE FROM {v};\n"));
+        } else {
+            for old in before.iter().filter(|b| !after.contains(b)) {
+                sql.push_str(&format!(
+                    "DELETE FROM {v} WHERE version_num = {};\n",
+                    quote_literal(old)
+                ));
+            }
+        }
+        for new in after.iter().filter(|a| purge || !before.contains(a)) {
+            sql.push_str(&format!(
+                "INSERT INTO {v} (version_num) VALUES ({});\n",
+                quote_literal(new)
+            ));
+        }
+        let applied = self.map.ancestors(rows, true);
+        let keep: Vec<String> = self
+            .map
+            .order()
+            .iter()
+            .filter(|&&i| applied[i])
+            .map(|&i| quote_literal(&self.map.rev(i).id))
+            .collect();
+        let l = self.ledger_table();
+        if keep.is_empty() {
+            sql.push_str(&format!("DELETE FROM {l};\n"));
+        } else {
+            sql.push_str(&format!(
+                "DELETE FROM {l} WHERE status = 'failed' OR revision NOT IN ({});\n",
+                keep.join(", ")
+            ));
+        }
+        sql
+    }
+
+    /// The SQL an upgrade from `from` (the current rows; empty for base)
+    /// to `target` would run, version-table and ledger statements included.
+    pub fn upgrade_sql(&self, from: &[usize], target: &str) -> Result<String, EngineError> {
+        let plan = Resolver::with_current(self.map, from.to_vec()).upgrade_plan(target)?;
+        self.offline(
+            &plan,
+            Direction::Upgrade,
+            HeadState::new(from.iter().copied()),
+            from.is_empty(),
+        )
+    }
+
+    /// The SQL a downgrade from `from` to `target` would run.
+    pub fn downgrade_sql(&self, from: &[usize], target: &str) -> Result<String, EngineError> {
+        let plan = Resolver::with_current(self.map, from.to_vec()).downgrade_plan(target)?;
+        self.offline(
+            &plan,
+            Direction::Downgrade,
+            HeadState::new(from.iter().copied()),
+            false,
+        )
+    }
+
+    /// The SQL a stamp from `from` to `targets` would run.
+    pub fn stamp_sql_offline(
+        &self,
+        from: &[usize],
+        targets: &[&str],
+        purge: bool,
+    ) -> Result<String, EngineError> {
+        let current = Current {
+            known: from.to_vec(),
+            heads: self.ids(from),
+            ..Current::default()
+        };
+        let rows = self.stamp_rows(&current, targets, purge)?;
+        let mut out = String::new();
+        if from.is_empty() {
+            out.push_str(&self.create_tables_sql());
+            out.push('\n');
+        }
+        out.push_str("BEGIN;\n\n");
+        out.push_str(&self.stamp_sql(&current.heads, &rows, purge));
+        out.push_str("\nCOMMIT;\n");
+        Ok(out)
+    }
+
+    fn offline(
+        &self,
+        plan: &[usize],
+        direction: Direction,
+        mut heads: HeadState,
+        create: bool,
+    ) -> Result<String, EngineError> {
+        let mut out = String::new();
+        if create {
+            out.push_str(&self.create_tables_sql());
+            out.push('\n');
+        }
+        let per_revision = self.settings.transaction_per_migration;
+        let mut open = false;
+        for &i in plan {
+            let rev = self.map.rev(i);
+            let ops = match direction {
+                Direction::Upgrade => heads.upgrade(self.map, i),
+                Direction::Downgrade => heads.downgrade(self.map, i),
+            };
+            if rev.transactional && !open {
+                out.push_str("BEGIN;\n\n");
+                open = true;
+            } else if !rev.transactional && open {
+                out.push_str("COMMIT;\n\n");
+                open = false;
+            }
+            out.push_str(&format!(
+                "-- {} ({})\n",
+                self.describe(i, direction),
+                file_name(&rev.path)
+            ));
+            if !rev.transactional {
+                out.push_str(
+                    "-- transactional: false: these statements run outside a transaction\n",
+                );
+            }
+            out.push_str(&self.batch(rev, direction, &ops, false)?.sql);
+            out.push('\n');
+            if open && per_revision {
+                out.push_str("COMMIT;\n\n");
+                open = false;
+            }
+        }
+        if open {
+            out.push_str("COMMIT;\n");
+        }
+        Ok(out)
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.display().to_string()
+}
