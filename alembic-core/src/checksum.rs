@@ -142,9 +142,18 @@ mod tests {
 
     #[test]
     fn lock_keys_are_stable_and_distinct() {
-        assert_eq!(lock_key(None, "alembic_version"), lock_key(None, "alembic_version"));
-        assert_ne!(lock_key(None, "alembic_version"), lock_key(Some("ops"), "alembic_version"));
-        assert_ne!(lock_key(None, "alembic_version"), lock_key(None, "other_version"));
+        assert_eq!(
+            lock_key(None, "alembic_version"),
+            lock_key(None, "alembic_version")
+        );
+        assert_ne!(
+            lock_key(None, "alembic_version"),
+            lock_key(Some("ops"), "alembic_version")
+        );
+        assert_ne!(
+            lock_key(None, "alembic_version"),
+            lock_key(None, "other_version")
+        );
     }
 
     #[test]

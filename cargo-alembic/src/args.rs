@@ -72,6 +72,14 @@ pub enum Command {
     Edit(EditArgs),
     /// Check the chain without a database: it parses, the graph is valid, one head
     Check(CheckArgs),
+    /// Upgrade the database to a revision (default: head)
+    Upgrade(UpgradeArgs),
+    /// Downgrade the database to a revision (`-1`, `base`, an id, `label@base`)
+    Downgrade(DowngradeArgs),
+    /// Set the version table to revisions without running them
+    Stamp(StampArgs),
+    /// Show the database's current revisions and whether they are verified
+    Current(CurrentArgs),
     /// Not available: autogenerate does not exist yet (see the message)
     #[command(hide = true)]
     Migrate {
@@ -171,6 +179,53 @@ pub struct HistoryArgs {
     /// Show everything about each revision
     #[arg(short, long)]
     pub verbose: bool,
+    /// Mark the database's current revisions (needs a database URL)
+    #[arg(short = 'i', long)]
+    pub indicate_current: bool,
+}
+
+/// `upgrade`.
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Target: `head`, `heads`, an id, `+2`, `label@head`; with --sql, `from:to`
+    #[arg(default_value = "head", allow_hyphen_values = true)]
+    pub revision: String,
+    /// Print the SQL instead of running it (offline; no database)
+    #[arg(long)]
+    pub sql: bool,
+}
+
+/// `downgrade`.
+#[derive(Debug, Args)]
+pub struct DowngradeArgs {
+    /// Target: `-1`, `base`, an id, `label@base`; with --sql, `from:to`
+    #[arg(allow_hyphen_values = true)]
+    pub revision: String,
+    /// Print the SQL instead of running it (offline; no database)
+    #[arg(long)]
+    pub sql: bool,
+}
+
+/// `stamp`.
+#[derive(Debug, Args)]
+pub struct StampArgs {
+    /// Revisions to set (`head`, `heads`, ids, `base`)
+    #[arg(required = true)]
+    pub revisions: Vec<String>,
+    /// Empty the version table first (even of revisions not in the chain)
+    #[arg(long)]
+    pub purge: bool,
+    /// Print the SQL instead of running it (offline; no database)
+    #[arg(long)]
+    pub sql: bool,
+}
+
+/// `current`.
+#[derive(Debug, Args)]
+pub struct CurrentArgs {
+    /// Show each revision in full, with its ledger record
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// `show`.
@@ -205,7 +260,10 @@ impl Command {
             self,
             Command::Heads(_)
                 | Command::Branches(_)
-                | Command::History(_)
+                | Command::History(HistoryArgs {
+                    indicate_current: false,
+                    ..
+                })
                 | Command::Show(_)
                 | Command::Edit(_)
         )
@@ -250,6 +308,17 @@ mod tests {
             "init db --template generic",
             "edit",
             "migrate anything --at all",
+            "upgrade",
+            "upgrade +2",
+            "upgrade ae10:head --sql",
+            "downgrade -1",
+            "downgrade base",
+            "downgrade head:base --sql",
+            "stamp head",
+            "stamp a1 b2 --purge",
+            "stamp head --sql",
+            "current -v",
+            "history -i",
         ];
         for line in ok {
             assert!(parse(line).is_ok(), "{line}: {}", parse(line).unwrap_err());
@@ -269,7 +338,7 @@ mod tests {
         let cli = parse("alembic --format json history -r c0ff:").unwrap();
         assert_eq!(cli.global.format, Format::Json);
         assert!(
-            matches!(cli.command, Command::History(HistoryArgs { rev_range: Some(ref r), verbose: false }) if r == "c0ff:")
+            matches!(cli.command, Command::History(HistoryArgs { rev_range: Some(ref r), verbose: false, indicate_current: false }) if r == "c0ff:")
         );
     }
 }

@@ -62,7 +62,10 @@ pub fn main() -> ExitCode {
                 .terminal_links(false)
                 .unicode(fancy)
                 .color(fancy && std::env::var_os("NO_COLOR").is_none())
+                // Wrap for people at a terminal; keep one line per message in
+                // logs and CI output, where grep reads it.
                 .width(100)
+                .wrap_lines(fancy)
                 .build(),
         )
     }));

@@ -17,6 +17,8 @@ pub struct LineStyle {
     pub parents: bool,
     /// ` (branchpoint)` and ` (mergepoint)`.
     pub tree: bool,
+    /// ` (current)`: the database is at this revision.
+    pub current: bool,
 }
 
 fn down_revisions(map: &RevisionMap, i: usize) -> String {
@@ -52,6 +54,9 @@ pub fn one_line(map: &RevisionMap, i: usize, style: LineStyle) -> String {
         } else {
             " (effective head)"
         });
+    }
+    if style.current {
+        text.push_str(" (current)");
     }
     if style.tree {
         if map.children(i).len() > 1 {

@@ -78,22 +78,44 @@ pub(crate) fn heads(ctx: &Ctx, args: &HeadsArgs) -> Result<(), CliError> {
 /// Runs `history`.
 pub(crate) fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
     let map = ctx.load()?;
+    let current = if args.indicate_current {
+        Some(super::database::read_current(ctx, &map)?.known)
+    } else {
+        None
+    };
+    let resolver = match &current {
+        Some(rows) => Resolver::with_current(&map, rows.clone()),
+        None => Resolver::new(&map),
+    };
     let revs = match &args.rev_range {
-        Some(range) => Resolver::new(&map).history(range)?,
+        Some(range) => resolver.history(range)?,
         None => map.order().iter().rev().copied().collect(),
     };
-    list(
-        ctx,
-        map,
-        &revs,
-        args.verbose,
-        LineStyle {
-            branches: true,
-            doc: true,
-            parents: true,
-            tree: true,
-        },
-    )
+    let style = LineStyle {
+        branches: true,
+        doc: true,
+        parents: true,
+        tree: true,
+        current: false,
+    };
+    match current {
+        Some(rows) if ctx.format == Format::Human && !args.verbose => {
+            let mut out = String::new();
+            for &i in &revs {
+                out.push_str(&one_line(
+                    &map,
+                    i,
+                    LineStyle {
+                        current: rows.contains(&i),
+                        ..style
+                    },
+                ));
+                out.push('\n');
+            }
+            print(&out)
+        }
+        _ => list(ctx, map, &revs, args.verbose, style),
+    }
 }
 
 /// Runs `show`.

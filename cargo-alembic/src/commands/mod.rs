@@ -1,6 +1,7 @@
 //! One module per group of commands; `dispatch` picks the command.
 
 mod check;
+mod database;
 mod edit;
 mod init;
 mod inspect;
@@ -22,6 +23,10 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Show(a) => inspect::show(ctx, &a),
         Command::Edit(a) => no_json(ctx, "edit").and_then(|()| edit::run(ctx, &a)),
         Command::Check(a) => check::run(ctx, &a),
+        Command::Upgrade(a) => database::upgrade(ctx, &a),
+        Command::Downgrade(a) => database::downgrade(ctx, &a),
+        Command::Stamp(a) => database::stamp(ctx, &a),
+        Command::Current(a) => database::current(ctx, &a),
         Command::Migrate { .. } => Err(autogenerate_unavailable("migrate")),
     }
 }

@@ -1,0 +1,354 @@
+//! Commands that use a database: `upgrade`, `downgrade`, `stamp`,
+//! `current`, and `history --indicate-current`; `--sql` prints instead.
+
+use std::str::FromStr;
+
+use alembic_core::{Resolver, RevisionMap, Target};
+use alembic_embed::{Current, Engine, EngineError, Report, Settings};
+use serde::Serialize;
+
+use crate::args::{CurrentArgs, DowngradeArgs, Format, StampArgs, UpgradeArgs};
+use crate::errors::CliError;
+use crate::output::{emit, log_entry, one_line, to_json, LineStyle};
+use crate::Ctx;
+
+fn print(text: &str) -> Result<(), CliError> {
+    emit(text).map_err(|e| CliError::Io {
+        path: "stdout".into(),
+        source: e,
+    })
+}
+
+fn settings(ctx: &Ctx) -> Settings {
+    Settings {
+        version_table: ctx.config.version_table.clone(),
+        version_table_schema: ctx.config.version_table_schema.clone(),
+        transaction_per_migration: ctx.config.transaction_per_migration,
+        tool: format!("cargo-alembic {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// Where a URL points, without its password: `host:port/dbname`.
+pub(crate) fn describe_target(url: &str) -> String {
+    match postgres::Config::from_str(url) {
+        Ok(config) => {
+            let host = config
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    postgres::config::Host::Tcp(name) => name.clone(),
+                    postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .unwrap_or_else(|| "localhost".into());
+            let port = config.get_ports().first().copied().unwrap_or(5432);
+            let db = config
+                .get_dbname()
+                .or(config.get_user())
+                .unwrap_or("postgres");
+            format!("{host}:{port}/{db}")
+        }
+        Err(_) => "the configured database".into(),
+    }
+}
+
+/// Connects with the configured URL; failures are one clear line.
+pub(crate) fn connect(ctx: &Ctx) -> Result<postgres::Client, CliError> {
+    let url = ctx.config.database_url.as_deref().ok_or_else(|| {
+        CliError::usage(
+            "no database URL",
+            Some(format!(
+                "pass --database-url, set {} (or put it in .env), or use --sql to print the SQL instead",
+                ctx.config.database_url_env
+            )),
+        )
+    })?;
+    let config = postgres::Config::from_str(url)
+        // The parser's message never contains the URL.
+        .map_err(|e| CliError::usage(format!("the database URL does not parse: {e}"), None))?;
+    config.connect(postgres::NoTls).map_err(|e| {
+        // One line: PostgreSQL's message, or the system's reason for an
+        // unreachable server (the driver's own text says only "error
+        // connecting to server").
+        let reason = match (e.as_db_error(), std::error::Error::source(&e)) {
+            (Some(db), _) => db.message().to_owned(),
+            (None, Some(inner)) => inner.to_string(),
+            (None, None) => e.to_string(),
+        };
+        CliError::failed(
+            format!("cannot connect to {}: {reason}", describe_target(url)),
+            None,
+        )
+    })
+}
+
+fn engine_error(e: EngineError) -> CliError {
+    match e {
+        EngineError::Resolve(r) => CliError::Resolve(r),
+        other => CliError::failed(other.to_string(), None),
+    }
+}
+
+fn print_report(ctx: &Ctx, map: &RevisionMap, report: &Report, verb: &str) -> Result<(), CliError> {
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !report.unverified.is_empty() {
+        eprintln!(
+            "note: {} applied revision{} without a ledger row (adopted from Python Alembic, or stamped), so not verified: {}",
+            report.unverified.len(),
+            if report.unverified.len() == 1 { "" } else { "s" },
+            report.unverified.join(", ")
+        );
+    }
+    if ctx.format == Format::Json {
+        #[derive(Serialize)]
+        struct StepJson<'a> {
+            revision: &'a str,
+            description: &'a str,
+            duration_ms: f64,
+        }
+        #[derive(Serialize)]
+        struct ReportJson<'a> {
+            before: &'a [String],
+            after: &'a [String],
+            steps: Vec<StepJson<'a>>,
+            unverified: &'a [String],
+            warnings: &'a [String],
+        }
+        let steps = report
+            .steps
+            .iter()
+            .map(|s| StepJson {
+                revision: &s.revision,
+                description: &s.description,
+                duration_ms: s.duration.as_secs_f64() * 1000.0,
+            })
+            .collect();
+        return print(&to_json(&ReportJson {
+            before: &report.before,
+            after: &report.after,
+            steps,
+            unverified: &report.unverified,
+            warnings: &report.warnings,
+        }));
+    }
+    let at = if report.after.is_empty() {
+        "base".to_owned()
+    } else {
+        report.after.join(", ")
+    };
+    if report.steps.is_empty() {
+        print(&format!("Nothing to {verb}: the database is at {at}\n"))
+    } else {
+        let _ = map;
+        print(&format!(
+            "Done: {} revision{} in {:.0} ms; the database is at {at}\n",
+            report.steps.len(),
+            if report.steps.len() == 1 { "" } else { "s" },
+            report
+                .steps
+                .iter()
+                .map(|s| s.duration.as_secs_f64() * 1000.0)
+                .sum::<f64>()
+        ))
+    }
+}
+
+fn step_printer(ctx: &Ctx) -> impl FnMut(&alembic_embed::Step) + '_ {
+    move |s| {
+        if ctx.format == Format::Human {
+            let _ = emit(&format!(
+                "{} ({:.0} ms)\n",
+                s.description,
+                s.duration.as_secs_f64() * 1000.0
+            ));
+        }
+    }
+}
+
+/// Resolves the `from` side of an offline range to version-table rows.
+fn offline_from(map: &RevisionMap, from: &str) -> Result<Vec<usize>, CliError> {
+    if from.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(match Resolver::new(map).resolve(from)? {
+        Target::Base => Vec::new(),
+        Target::Revisions(r) => r,
+        Target::BranchBase { roots, .. } => roots,
+    })
+}
+
+/// Runs `upgrade`.
+pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
+    let map = ctx.load()?;
+    map.lex_all()?;
+    let engine = Engine::new(&map, settings(ctx));
+    if args.sql {
+        let (from, to) = args
+            .revision
+            .split_once(':')
+            .unwrap_or(("", args.revision.as_str()));
+        let from = offline_from(&map, from)?;
+        return print(
+            &engine
+                .upgrade_sql(&from, if to.is_empty() { "heads" } else { to })
+                .map_err(engine_error)?,
+        );
+    }
+    if args.revision.contains(':') {
+        return Err(CliError::usage(
+            "a range `from:to` needs --sql",
+            Some("online, `upgrade` starts from the database's current state".into()),
+        ));
+    }
+    let mut client = connect(ctx)?;
+    let report = engine
+        .upgrade(&mut client, &args.revision, &mut step_printer(ctx))
+        .map_err(engine_error)?;
+    print_report(ctx, &map, &report, "upgrade")
+}
+
+/// Runs `downgrade`.
+pub(crate) fn downgrade(ctx: &Ctx, args: &DowngradeArgs) -> Result<(), CliError> {
+    let map = ctx.load()?;
+    map.lex_all()?;
+    let engine = Engine::new(&map, settings(ctx));
+    if args.sql {
+        let Some((from, to)) = args.revision.split_once(':') else {
+            return Err(CliError::usage(
+                "downgrade --sql needs a range `from:to`, e.g. `head:base`",
+                None,
+            ));
+        };
+        let from = offline_from(&map, from)?;
+        return print(&engine.downgrade_sql(&from, to).map_err(engine_error)?);
+    }
+    let mut client = connect(ctx)?;
+    let report = engine
+        .downgrade(&mut client, &args.revision, &mut step_printer(ctx))
+        .map_err(engine_error)?;
+    print_report(ctx, &map, &report, "downgrade")
+}
+
+/// Runs `stamp`.
+pub(crate) fn stamp(ctx: &Ctx, args: &StampArgs) -> Result<(), CliError> {
+    let map = ctx.load()?;
+    let engine = Engine::new(&map, settings(ctx));
+    let targets: Vec<&str> = args.revisions.iter().map(String::as_str).collect();
+    if args.sql {
+        return print(
+            &engine
+                .stamp_sql_offline(&[], &targets, args.purge)
+                .map_err(engine_error)?,
+        );
+    }
+    let mut client = connect(ctx)?;
+    let report = engine
+        .stamp(&mut client, &targets, args.purge)
+        .map_err(engine_error)?;
+    if ctx.format == Format::Json {
+        return print_report(ctx, &map, &report, "stamp");
+    }
+    let at = if report.after.is_empty() {
+        "base".to_owned()
+    } else {
+        report.after.join(", ")
+    };
+    print(&format!(
+        "Stamped: the database is at {at} (was {})\n",
+        if report.before.is_empty() {
+            "base".to_owned()
+        } else {
+            report.before.join(", ")
+        }
+    ))
+}
+
+/// The database's state, for `current` and `history -i`.
+pub(crate) fn read_current(ctx: &Ctx, map: &RevisionMap) -> Result<Current, CliError> {
+    let mut client = connect(ctx)?;
+    Engine::new(map, settings(ctx))
+        .current(&mut client)
+        .map_err(engine_error)
+}
+
+/// Runs `current`.
+pub(crate) fn current(ctx: &Ctx, args: &CurrentArgs) -> Result<(), CliError> {
+    let map = ctx.load()?;
+    let engine = Engine::new(&map, settings(ctx));
+    let current = read_current(ctx, &map)?;
+    let unverified = engine.unverified(&current);
+    let edited: Vec<String> = engine
+        .applied(&current)
+        .into_iter()
+        .filter(|&i| {
+            current
+                .ledger
+                .get(&map.rev(i).id)
+                .is_some_and(|row| row.upgrade_checksum != map.rev(i).upgrade.checksum().as_str())
+        })
+        .map(|i| map.rev(i).id.clone())
+        .collect();
+    if ctx.format == Format::Json {
+        #[derive(Serialize)]
+        struct CurrentJson<'a> {
+            heads: &'a [String],
+            unknown: &'a [String],
+            applied: usize,
+            unverified: &'a [String],
+            edited: &'a [String],
+        }
+        return print(&to_json(&CurrentJson {
+            heads: &current.heads,
+            unknown: &current.unknown,
+            applied: engine.applied(&current).len(),
+            unverified: &unverified,
+            edited: &edited,
+        }));
+    }
+    let mut out = String::new();
+    for &i in &current.known {
+        if args.verbose {
+            out.push_str(&log_entry(&map, i));
+            if let Some(row) = current.ledger.get(&map.rev(i).id) {
+                out.push_str(&format!(
+                    "Applied: {} by {} in {:.1} ms ({})\n",
+                    row.applied_at,
+                    row.tool,
+                    row.duration_ms.unwrap_or(0.0),
+                    row.status
+                ));
+            }
+            out.push('\n');
+        } else {
+            out.push_str(&one_line(
+                &map,
+                i,
+                LineStyle {
+                    branches: true,
+                    ..LineStyle::default()
+                },
+            ));
+            out.push('\n');
+        }
+    }
+    for id in &current.unknown {
+        out.push_str(&format!("{id} (not in the revision chain)\n"));
+    }
+    print(&out)?;
+    if !unverified.is_empty() {
+        eprintln!(
+            "note: {} applied revision{} without a ledger row, not verified: {}",
+            unverified.len(),
+            if unverified.len() == 1 { "" } else { "s" },
+            unverified.join(", ")
+        );
+    }
+    if !edited.is_empty() {
+        return Err(CliError::failed(
+            format!("applied revision{} edited since {} ran: {}", if edited.len() == 1 { "" } else { "s" }, if edited.len() == 1 { "it" } else { "they" }, edited.join(", ")),
+            Some("`cargo alembic upgrade` will refuse to run until the files are restored or the edit is accepted".into()),
+        ));
+    }
+    Ok(())
+}

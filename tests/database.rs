@@ -1,0 +1,335 @@
+//! End-to-end tests of the commands that use a database, against a real
+//! PostgreSQL: one throwaway server for this test binary, a fresh database
+//! per test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use alembic_throwaway::{Choice, Database, Server};
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| Server::start(Choice::Local).expect("a throwaway PostgreSQL"))
+}
+
+fn db() -> Database {
+    server().database().expect("a fresh database")
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn alembic(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run cargo-alembic")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+macro_rules! snapshot {
+    ($name:expr, $out:expr) => {
+        insta::with_settings!({
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+            filters => vec![(r"\(\d+ ms\)", "(N ms)"), (r"in \d+ ms;", "in N ms;"), (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"), (r"alembic_tmp_\w+", "DB")],
+        }, {
+            insta::assert_snapshot!($name, text(&$out));
+        })
+    };
+}
+
+#[test]
+fn upgrade_current_history_downgrade_stamp() {
+    let db = db();
+    let url = db.url();
+    let ws = workspace();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--database-url", url];
+        all.extend_from_slice(args);
+        alembic(&ws, &all)
+    };
+    snapshot!("db_upgrade_head", run(&["upgrade"]));
+    snapshot!("db_current", run(&["current"]));
+    snapshot!("db_upgrade_again", run(&["upgrade", "head"]));
+    snapshot!("db_downgrade_one", run(&["downgrade", "-1"]));
+    let history = ok(run(&["history", "-i", "-r", "e3c2:"]));
+    assert!(
+        history.contains("-> e9c8a3d0f1b2 (audit) (current) (mergepoint), merge"),
+        "{history}"
+    );
+    snapshot!("db_downgrade_branch", run(&["downgrade", "audit@base"]));
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&["current", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json["heads"], serde_json::json!(["a5e4c9f6b7d8"]));
+    assert_eq!(json["applied"], 5);
+    snapshot!("db_stamp_head", run(&["stamp", "head"]));
+    // The stamped revisions have no ledger row: reported, not an error.
+    let current = run(&["current"]);
+    assert_eq!(current.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&current.stderr)
+            .contains("without a ledger row, not verified: b6f5d0a7c8e9"),
+        "{}",
+        text(&current)
+    );
+    // The stamped revisions never ran: stamp back before downgrading.
+    assert!(String::from_utf8_lossy(&run(&["downgrade", "base"]).stderr)
+        .contains("relation \"project_activity\" does not exist"));
+    ok(run(&["stamp", "a5e4"]));
+    ok(run(&["downgrade", "base"]));
+    assert_eq!(ok(run(&["current"])), "");
+}
+
+#[test]
+fn failing_sql_names_file_and_line_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = dir.path().join("db/versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    std::fs::write(
+        versions.join("a1_broken.sql"),
+        "-- broken\n-- revision: a1\n-- down_revision: None\n\n-- alembic:upgrade\nCREATE TABLE good (id int);\nCREATE TABEL bad (id int);\n",
+    )
+    .unwrap();
+    let db = db();
+    let out = alembic(
+        dir.path(),
+        &[
+            "--script-location",
+            "db",
+            "--database-url",
+            db.url(),
+            "upgrade",
+        ],
+    );
+    snapshot!("db_failing_sql", out);
+}
+
+#[test]
+fn eight_processes_at_once_apply_each_revision_exactly_once() {
+    // Each revision counts its own runs in a table.
+    let dir = tempfile::tempdir().unwrap();
+    let versions = dir.path().join("db/versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    let mut down = "None".to_owned();
+    for n in 0..20 {
+        let id = format!("r{n:02}");
+        let create = if n == 0 {
+            "CREATE TABLE runs (revision text NOT NULL);\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            versions.join(format!("{id}.sql")),
+            format!(
+                "-- revision {n}\n-- revision: {id}\n-- down_revision: {down}\n\n-- alembic:upgrade\n{create}INSERT INTO runs VALUES ('{id}');\nSELECT pg_sleep(0.01);\n\n-- alembic:downgrade\nDELETE FROM runs WHERE revision = '{id}';\n"
+            ),
+        )
+        .unwrap();
+        down = id;
+    }
+    let db = db();
+    // Start them truly at once.
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let cwd = dir.path().to_owned();
+            let url = db.url().to_owned();
+            std::thread::spawn(move || {
+                Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
+                    .args([
+                        "--script-location",
+                        "db",
+                        "--database-url",
+                        &url,
+                        "upgrade",
+                        "head",
+                    ])
+                    .current_dir(cwd)
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for h in handles {
+        let out = h.join().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let mut c = db.connect().unwrap();
+    let counts: Vec<(String, i64)> = c
+        .query(
+            "SELECT revision, count(*) FROM runs GROUP BY revision ORDER BY revision",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(counts.len(), 20);
+    assert!(counts.iter().all(|(_, n)| *n == 1), "{counts:?}");
+    let ledger: i64 = c
+        .query_one("SELECT count(*) FROM alembic_version_ledger", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(ledger, 20);
+}
+
+#[test]
+fn connection_errors_are_one_clear_line_and_never_show_the_password() {
+    let db = db();
+    let password = "Pw-9f8e7d6c5b4a";
+    let mut admin = db.connect().unwrap();
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pwuser') THEN CREATE ROLE pwuser LOGIN PASSWORD '{password}'; END IF; END $$;\
+             GRANT ALL ON DATABASE {} TO pwuser; GRANT ALL ON SCHEMA public TO pwuser;",
+            db.name()
+        ))
+        .unwrap();
+    // Password authentication for this role only.
+    let hba = server().data_dir().unwrap().join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    if !old.contains("pwuser") {
+        std::fs::write(
+            &hba,
+            format!("host all pwuser 127.0.0.1/32 scram-sha-256\n{old}"),
+        )
+        .unwrap();
+        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let port = db
+        .url()
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let good = format!(
+        "postgresql://pwuser:{password}@127.0.0.1:{port}/{}",
+        db.name()
+    );
+    let wrong = format!(
+        "postgresql://pwuser:{password}x@127.0.0.1:{port}/{}",
+        db.name()
+    );
+    let missing = format!("postgresql://pwuser:{password}@127.0.0.1:{port}/no_such_db");
+    let refused = format!("postgresql://pwuser:{password}@127.0.0.1:1/x");
+    let ws = workspace();
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["--database-url", &good, "upgrade"],
+        vec!["--database-url", &good, "current", "-v"],
+        vec!["--database-url", &good, "--format", "json", "current"],
+        vec!["--database-url", &good, "downgrade", "base"],
+        vec!["--database-url", &wrong, "current"],
+        vec!["--database-url", &missing, "current"],
+        vec!["--database-url", &refused, "upgrade"],
+        vec![
+            "--database-url",
+            "postgresql://pwuser:{password}@[bad",
+            "upgrade",
+        ],
+    ] {
+        outputs.push((args.clone(), alembic(&ws, &args)));
+    }
+    for (args, out) in &outputs {
+        let all = text(out);
+        assert!(
+            !all.contains(password),
+            "{args:?} printed the password:\n{all}"
+        );
+    }
+    let stderr = |i: usize| String::from_utf8_lossy(&outputs[i].1.stderr).into_owned();
+    assert_eq!(
+        outputs[0].1.status.code(),
+        Some(0),
+        "{}",
+        text(&outputs[0].1)
+    );
+    assert!(stderr(4).contains(&format!("cannot connect to 127.0.0.1:{port}/{}: password authentication failed for user \"pwuser\"", db.name())), "{}", stderr(4));
+    assert!(
+        stderr(5).contains("cannot connect to 127.0.0.1:")
+            && stderr(5).contains("database \"no_such_db\" does not exist"),
+        "{}",
+        stderr(5)
+    );
+    assert!(
+        stderr(6).contains("cannot connect to 127.0.0.1:1/x: Connection refused"),
+        "{}",
+        stderr(6)
+    );
+    for i in 4..7 {
+        assert_eq!(outputs[i].1.status.code(), Some(1));
+        assert_eq!(
+            stderr(i).trim().lines().count(),
+            1,
+            "one line: {}",
+            stderr(i)
+        );
+    }
+}
+
+#[test]
+fn no_url_is_a_usage_error_and_dotenv_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("migrations/versions")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/versions/a1.sql"),
+        "-- one\n-- revision: a1\n-- down_revision: None\n\n-- alembic:upgrade\nCREATE TABLE e1 (id int);\n\n-- alembic:downgrade\nDROP TABLE e1;\n",
+    )
+    .unwrap();
+    let none = alembic(dir.path(), &["current"]);
+    assert_eq!(none.status.code(), Some(2), "{}", text(&none));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no database URL"));
+    let db = db();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("# local settings\nDATABASE_URL={}\n", db.url()),
+    )
+    .unwrap();
+    ok(alembic(dir.path(), &["upgrade"]));
+    assert_eq!(ok(alembic(dir.path(), &["current"])), "a1 (head)\n");
+}
+
+#[test]
+fn offline_sql_needs_no_database() {
+    let ws = workspace();
+    let sql = ok(alembic(&ws, &["upgrade", "--sql"]));
+    assert!(sql.contains("-- Running upgrade  -> c1a0e5b2d3f4, create accounts"));
+    assert!(sql.ends_with("COMMIT;\n"));
+    let range = ok(alembic(&ws, &["upgrade", "e9c8:head", "--sql"]));
+    assert!(
+        !range.contains("CREATE TABLE IF NOT EXISTS"),
+        "starting above base: no table creation"
+    );
+    assert!(range.contains("UPDATE alembic_version SET version_num = 'f0d9b4e1a2c3' WHERE version_num = 'e9c8a3d0f1b2';"));
+    let down = ok(alembic(&ws, &["downgrade", "head:e9c8", "--sql"]));
+    assert!(down.contains("DROP VIEW project_activity;"));
+    let needs_range = alembic(&ws, &["downgrade", "-1", "--sql"]);
+    assert_eq!(needs_range.status.code(), Some(2));
+    let stamp = ok(alembic(&ws, &["stamp", "head", "--sql"]));
+    assert!(stamp.contains("INSERT INTO alembic_version (version_num) VALUES ('f0d9b4e1a2c3');"));
+}
