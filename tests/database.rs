@@ -281,14 +281,10 @@ fn connection_errors_are_one_clear_line_and_never_show_the_password() {
         "{}",
         stderr(6)
     );
-    for i in 4..7 {
-        assert_eq!(outputs[i].1.status.code(), Some(1));
-        assert_eq!(
-            stderr(i).trim().lines().count(),
-            1,
-            "one line: {}",
-            stderr(i)
-        );
+    for (args, out) in &outputs[4..7] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     }
 }
 
