@@ -223,67 +223,42 @@ struct Table {
     values: serde_json::Map<String, Value>,
 }
 
+/// What configuration needs from a cargo workspace.
+#[derive(Debug, PartialEq)]
+struct Layout {
+    root: PathBuf,
+    /// The selected package: name, folder, its `metadata.alembic` table.
+    package: Option<(String, PathBuf, Option<Value>)>,
+    /// `workspace.metadata.alembic`.
+    workspace_alembic: Option<Value>,
+}
+
 fn read_metadata(overrides: &Overrides, cwd: &Path) -> Result<Found, ConfigError> {
-    let mut cmd = MetadataCommand::new();
-    cmd.no_deps().current_dir(cwd);
-    if let Some(path) = &overrides.manifest_path {
-        cmd.manifest_path(cwd.join(path));
-    }
-    let meta = cmd.exec().map_err(|e| match e {
-        // Show cargo's own message (`error: failed to parse manifest ...`).
-        cargo_metadata::Error::CargoMetadata { stderr } => {
-            ConfigError::Metadata(cargo_message(&stderr))
-        }
-        other => ConfigError::Metadata(other.to_string()),
-    })?;
-    let root: PathBuf = meta.workspace_root.clone().into_std_path_buf();
-    let members: Vec<&cargo_metadata::Package> = meta.workspace_packages();
-    let selected = match &overrides.package {
-        Some(name) => Some(
-            *members
-                .iter()
-                .find(|p| p.name.as_str() == name)
-                .ok_or_else(|| ConfigError::NoSuchPackage(name.clone()))?,
-        ),
-        None => {
-            // The package whose directory holds the current directory (the
-            // deepest one), as cargo picks it; none at a virtual root.
-            let manifest_dir = |p: &&&cargo_metadata::Package| {
-                p.manifest_path.parent().map(|d| d.as_std_path().to_owned())
-            };
-            members
-                .iter()
-                .filter(|p| {
-                    manifest_dir(p).is_some_and(|d| {
-                        cwd.starts_with(&d) && (d != root || meta.root_package().is_some())
-                    })
-                })
-                .max_by_key(|p| manifest_dir(p).map(|d| d.components().count()))
-                .copied()
-        }
+    // `cargo metadata` costs 20 to 40 ms a run. When no package or manifest
+    // is named, the two manifests that matter are read directly; anything
+    // the direct reading is not sure of goes to `cargo metadata`.
+    let direct = if overrides.package.is_none() && overrides.manifest_path.is_none() {
+        layout_from_files(cwd)
+    } else {
+        None
     };
-    let package_table = selected.and_then(|p| {
-        p.metadata.get("alembic").map(|v| {
-            (
-                format!("package.metadata.alembic` of `{}", p.name),
-                p.manifest_path
-                    .parent()
-                    .map(|d| d.as_std_path().to_owned())
-                    .unwrap_or_else(|| root.clone()),
-                v,
-            )
-        })
-    });
-    let (name, origin, base, value) = match package_table {
-        Some((name, base, v)) => (name, Origin::Package, base, v.clone()),
-        None => (
+    let layout = match direct {
+        Some(layout) => layout,
+        None => layout_from_cargo(overrides, cwd)?,
+    };
+    let root = layout.root.clone();
+    let (name, origin, base, value) = match layout.package {
+        Some((pkg, dir, Some(v))) => (
+            format!("package.metadata.alembic` of `{pkg}"),
+            Origin::Package,
+            dir,
+            v,
+        ),
+        _ => (
             "workspace.metadata.alembic".to_owned(),
             Origin::Workspace,
             root.clone(),
-            meta.workspace_metadata
-                .get("alembic")
-                .cloned()
-                .unwrap_or(Value::Null),
+            layout.workspace_alembic.unwrap_or(Value::Null),
         ),
     };
     let values = match value {
@@ -313,6 +288,164 @@ fn read_metadata(overrides: &Overrides, cwd: &Path) -> Result<Found, ConfigError
             values,
         },
     })
+}
+
+/// The layout as `cargo metadata` reports it.
+fn layout_from_cargo(overrides: &Overrides, cwd: &Path) -> Result<Layout, ConfigError> {
+    let mut cmd = MetadataCommand::new();
+    cmd.no_deps().current_dir(cwd);
+    if let Some(path) = &overrides.manifest_path {
+        cmd.manifest_path(cwd.join(path));
+    }
+    let meta = cmd.exec().map_err(|e| match e {
+        // Show cargo's own message (`error: failed to parse manifest ...`).
+        cargo_metadata::Error::CargoMetadata { stderr } => {
+            ConfigError::Metadata(cargo_message(&stderr))
+        }
+        other => ConfigError::Metadata(other.to_string()),
+    })?;
+    let root: PathBuf = meta.workspace_root.clone().into_std_path_buf();
+    let members: Vec<&cargo_metadata::Package> = meta.workspace_packages();
+    let dir_of = |p: &cargo_metadata::Package| {
+        p.manifest_path
+            .parent()
+            .map(|d| d.as_std_path().to_owned())
+            .unwrap_or_else(|| root.clone())
+    };
+    let selected = match &overrides.package {
+        Some(name) => Some(
+            *members
+                .iter()
+                .find(|p| p.name.as_str() == name)
+                .ok_or_else(|| ConfigError::NoSuchPackage(name.clone()))?,
+        ),
+        None => {
+            // The package whose folder holds the current directory (the
+            // deepest one), as cargo picks it; none at a virtual root.
+            members
+                .iter()
+                .filter(|p| {
+                    let d = dir_of(p);
+                    cwd.starts_with(&d) && (d != root || meta.root_package().is_some())
+                })
+                .max_by_key(|p| dir_of(p).components().count())
+                .copied()
+        }
+    };
+    Ok(Layout {
+        package: selected.map(|p| {
+            (
+                p.name.to_string(),
+                dir_of(p),
+                p.metadata.get("alembic").cloned(),
+            )
+        }),
+        workspace_alembic: meta.workspace_metadata.get("alembic").cloned(),
+        root,
+    })
+}
+
+/// The layout read from the manifests themselves: the nearest package
+/// above `cwd`, and the workspace above it. `None` when unsure (a package
+/// naming its workspace, a folder outside the members, a manifest that does
+/// not parse): `cargo metadata` then decides, and reports errors.
+fn layout_from_files(cwd: &Path) -> Option<Layout> {
+    let mut manifests: Vec<(PathBuf, toml::Table)> = Vec::new();
+    for dir in cwd.ancestors() {
+        let path = dir.join("Cargo.toml");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            manifests.push((dir.to_owned(), text.parse::<toml::Table>().ok()?));
+        }
+    }
+    let package = manifests.iter().find(|(_, t)| t.contains_key("package"));
+    let workspace_start = package.map_or(0, |p| {
+        manifests.iter().position(|m| m.0 == p.0).unwrap_or(0)
+    });
+    let workspace = manifests[workspace_start..]
+        .iter()
+        .find(|(_, t)| t.contains_key("workspace"));
+    let table = |t: &toml::Table, outer: &str| -> Option<Value> {
+        let alembic = t.get(outer)?.get("metadata")?.get("alembic")?;
+        serde_json::to_value(alembic).ok()
+    };
+    let (root, ws_table) = match (workspace, package) {
+        (Some((dir, t)), _) => (dir.clone(), Some(t)),
+        (None, Some((dir, _))) => (dir.clone(), None),
+        (None, None) => return None,
+    };
+    let selected = match package {
+        None => None,
+        Some((dir, t)) => {
+            let pkg = t.get("package")?;
+            if pkg.get("workspace").is_some() {
+                return None;
+            }
+            if let Some(ws) = ws_table.and_then(|w| w.get("workspace")) {
+                if *dir != root && !is_member(ws, dir.strip_prefix(&root).ok()?) {
+                    return None;
+                }
+            }
+            Some((
+                pkg.get("name")?.as_str()?.to_owned(),
+                dir.clone(),
+                table(t, "package"),
+            ))
+        }
+    };
+    Some(Layout {
+        root,
+        package: selected,
+        workspace_alembic: ws_table.and_then(|t| table(t, "workspace")),
+    })
+}
+
+/// Whether a folder (relative to the workspace root) is listed in
+/// `members` and not in `exclude`; globs as cargo takes them (`*`, `?`).
+fn is_member(workspace: &toml::Value, rel: &Path) -> bool {
+    let list = |key: &str| -> Vec<String> {
+        workspace
+            .get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let matches = |pattern: &str| {
+        let pat: Vec<&str> = Path::new(pattern)
+            .components()
+            .filter_map(|c| c.as_os_str().to_str())
+            .filter(|c| *c != ".")
+            .collect();
+        let got: Vec<&str> = rel
+            .components()
+            .filter_map(|c| c.as_os_str().to_str())
+            .collect();
+        pat.len() == got.len()
+            && pat
+                .iter()
+                .zip(&got)
+                .all(|(p, g)| glob(p.as_bytes(), g.as_bytes()))
+    };
+    list("members").iter().any(|m| matches(m))
+        && !list("exclude")
+            .iter()
+            .any(|e| matches(e) || rel.starts_with(e))
+}
+
+/// `*` and `?` within one path component.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.first(), text.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            glob(&pattern[1..], text) || (!text.is_empty() && glob(pattern, &text[1..]))
+        }
+        (Some(b'?'), Some(_)) => glob(&pattern[1..], &text[1..]),
+        (Some(p), Some(t)) if p == t => glob(&pattern[1..], &text[1..]),
+        _ => false,
+    }
 }
 
 fn cargo_message(stderr: &str) -> String {
@@ -457,5 +590,85 @@ mod tests {
             Config::resolve(&full, dir.path()),
             Err(ConfigError::Metadata(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    fn write(root: &Path, files: &[(&str, &str)]) {
+        for (path, text) in files {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+    }
+
+    /// The direct reading agrees with `cargo metadata` wherever it answers,
+    /// and answers in the common layouts.
+    #[test]
+    fn reading_manifests_agrees_with_cargo_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let pkg = |name: &str, meta: &str| {
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n{meta}")
+        };
+        write(
+            &root,
+            &[
+                ("virtual/Cargo.toml", "[workspace]\nmembers = [\"svc\", \"crates/*\"]\nexclude = [\"crates/skip\"]\n\n[workspace.metadata.alembic]\nscript_location = \"db\"\n"),
+                ("virtual/svc/Cargo.toml", &pkg("svc", "\n[package.metadata.alembic]\nscript_location = \"own\"\nversion_table = \"svc_version\"\n")),
+                ("virtual/svc/src/lib.rs", ""),
+                ("virtual/crates/one/Cargo.toml", &pkg("one", "")),
+                ("virtual/crates/one/src/lib.rs", ""),
+                ("virtual/docs/readme.txt", ""),
+                ("single/Cargo.toml", &pkg("single", "\n[package.metadata.alembic]\nscript_location = \"m\"\n")),
+                ("single/src/lib.rs", ""),
+                ("rooted/Cargo.toml", &format!("{}\n[workspace]\nmembers = [\"sub\"]\n\n[workspace.metadata.alembic]\nfile_template = \"%(rev)s\"\n", pkg("rooted", ""))),
+                ("rooted/src/lib.rs", ""),
+                ("rooted/sub/Cargo.toml", &pkg("sub", "")),
+                ("rooted/sub/src/lib.rs", ""),
+            ],
+        );
+        let cases = [
+            "virtual",
+            "virtual/svc",
+            "virtual/svc/src",
+            "virtual/crates/one",
+            "virtual/docs",
+            "single",
+            "single/src",
+            "rooted",
+            "rooted/sub",
+        ];
+        for case in cases {
+            let cwd = root.join(case);
+            let direct = layout_from_files(&cwd)
+                .unwrap_or_else(|| panic!("{case}: the direct reading declined"));
+            let cargo = layout_from_cargo(&Overrides::default(), &cwd).unwrap();
+            assert_eq!(direct, cargo, "{case}");
+        }
+        // A member's own folder that is excluded: left to cargo.
+        write(
+            &root,
+            &[
+                ("virtual/crates/skip/Cargo.toml", &pkg("skip", "")),
+                ("virtual/crates/skip/src/lib.rs", ""),
+            ],
+        );
+        assert_eq!(layout_from_files(&root.join("virtual/crates/skip")), None);
+        // A broken manifest: left to cargo, which reports it.
+        write(&root, &[("broken/Cargo.toml", "[package\n")]);
+        assert_eq!(layout_from_files(&root.join("broken")), None);
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob(b"*", b"anything"));
+        assert!(glob(b"crate-?", b"crate-a"));
+        assert!(!glob(b"crate-?", b"crate-ab"));
+        assert!(glob(b"a*c", b"abbbc"));
+        assert!(!glob(b"a*c", b"abbb"));
     }
 }

@@ -155,8 +155,6 @@ struct Batch<'r> {
     statements: Vec<(usize, &'r Statement)>,
 }
 
-const SAVEPOINT: &str = "alembic_revision";
-
 impl<'m> Engine<'m> {
     /// An engine for a chain.
     pub fn new(map: &'m RevisionMap, settings: Settings) -> Self {
@@ -457,7 +455,7 @@ impl<'m> Engine<'m> {
         let statements = self.statements(rev, direction)?;
         let mut sql = String::new();
         if online {
-            sql.push_str(&format!("SAVEPOINT {SAVEPOINT};\nSELECT set_config('alembic.t0', clock_timestamp()::text, true);\n"));
+            sql.push_str("SELECT set_config('alembic.t0', clock_timestamp()::text, true);\n");
         }
         let mut located = Vec::with_capacity(statements.len());
         for s in statements {
@@ -550,8 +548,16 @@ impl<'m> Engine<'m> {
         report: &mut Report,
         on_step: &mut dyn FnMut(&Step),
     ) -> Result<HeadState, EngineError> {
+        // Every statement of the plan is split before anything runs, so that
+        // a broken file stops the run before its first revision.
+        for &i in plan {
+            self.statements(self.map.rev(i), direction)?;
+        }
         let per_revision = self.settings.transaction_per_migration;
         let mut open = false;
+        // What this transaction ran so far, to replay if a failure must be
+        // located statement by statement.
+        let mut in_transaction: Vec<String> = Vec::new();
         for &i in plan {
             let rev = self.map.rev(i);
             let ops = match direction {
@@ -566,16 +572,27 @@ impl<'m> Engine<'m> {
                 }
                 let batch = self.batch(rev, direction, &ops, true)?;
                 if let Err(e) = client.batch_execute(&batch.sql) {
-                    return Err(self.locate_failure(client, rev, direction, &batch, e, true));
+                    return Err(self.locate_failure(
+                        client,
+                        rev,
+                        direction,
+                        &batch,
+                        e,
+                        &in_transaction,
+                    ));
                 }
                 if per_revision {
                     Self::db("cannot commit", client.batch_execute("COMMIT"))?;
                     open = false;
+                    in_transaction.clear();
+                } else {
+                    in_transaction.push(batch.sql);
                 }
             } else {
                 if open {
                     Self::db("cannot commit", client.batch_execute("COMMIT"))?;
                     open = false;
+                    in_transaction.clear();
                 }
                 self.run_outside_transaction(client, rev, direction, &ops)?;
             }
@@ -651,8 +668,11 @@ impl<'m> Engine<'m> {
     }
 
     /// Turns a failed batch into a failure naming the statement and line:
-    /// from PostgreSQL's error position when it gives one, else by replaying
-    /// the statements one by one after rolling back to the savepoint.
+    /// from PostgreSQL's error position when it gives one, else by rolling
+    /// back, replaying what the transaction had run before, and running the
+    /// revision's statements one by one (only on this failure path: a
+    /// savepoint per revision would cost every run, and thousands of
+    /// subtransactions slow PostgreSQL down).
     fn locate_failure(
         &self,
         client: &mut Client,
@@ -660,12 +680,9 @@ impl<'m> Engine<'m> {
         direction: Direction,
         batch: &Batch<'_>,
         error: postgres::Error,
-        in_tx: bool,
+        before: &[String],
     ) -> EngineError {
-        let position = error.as_db_error().and_then(|db| match db.position() {
-            Some(postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
-            _ => None,
-        });
+        let position = error_position(&error);
         if let Some(p) = position {
             // A 1-based character position in the whole batch.
             let byte = batch
@@ -691,21 +708,18 @@ impl<'m> Engine<'m> {
                 }
             }
         }
-        if in_tx
-            && client
-                .batch_execute(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"))
-                .is_ok()
-        {
+        let replayed = client.batch_execute("ROLLBACK; BEGIN").is_ok()
+            && before.iter().all(|sql| client.batch_execute(sql).is_ok());
+        if replayed {
             for &(_, s) in &batch.statements {
                 if let Err(e) = client.batch_execute(&s.sql) {
-                    let within = e.as_db_error().and_then(|db| match db.position() {
-                        Some(postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
-                        _ => None,
-                    });
+                    let _ = client.batch_execute("ROLLBACK");
+                    let within = error_position(&e);
                     return EngineError::Sql(Box::new(self.failure(rev, direction, s, &e, within)));
                 }
             }
         }
+        let _ = client.batch_execute("ROLLBACK");
         EngineError::Database {
             context: format!("cannot record revision {} in the version table", rev.id),
             source: error,
@@ -977,6 +991,14 @@ impl<'m> Engine<'m> {
         }
         Ok(out)
     }
+}
+
+/// PostgreSQL's 1-based character position of an error in the query sent.
+fn error_position(error: &postgres::Error) -> Option<usize> {
+    error.as_db_error().and_then(|db| match db.position() {
+        Some(postgres::error::ErrorPosition::Original(p)) => usize::try_from(*p).ok(),
+        _ => None,
+    })
 }
 
 fn file_name(path: &Path) -> String {

@@ -193,6 +193,9 @@ pub struct UpgradeArgs {
     /// Print the SQL instead of running it (offline; no database)
     #[arg(long)]
     pub sql: bool,
+    /// Commit each revision on its own (overrides `transaction_per_migration`)
+    #[arg(long)]
+    pub transaction_per_migration: bool,
 }
 
 /// `downgrade`.
@@ -204,6 +207,9 @@ pub struct DowngradeArgs {
     /// Print the SQL instead of running it (offline; no database)
     #[arg(long)]
     pub sql: bool,
+    /// Commit each revision on its own (overrides `transaction_per_migration`)
+    #[arg(long)]
+    pub transaction_per_migration: bool,
 }
 
 /// `stamp`.

@@ -20,11 +20,14 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root)?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("bench") if args.get(1).map(String::as_str) == Some("engine") => {
+            bench_engine(&root, &args[2..])
+        }
         Some("bench") => bench(&root, &args[1..]),
         // The floor of the loading benchmark, run as its own process.
         Some("__read-all") => read_all(Path::new(args.get(1).context("a folder")?)),
         _ => {
-            eprintln!("usage: cargo xtask bench [--runs N] [--no-python] [--write]");
+            eprintln!("usage: cargo xtask bench [engine] [--runs N] [--no-python] [--write]");
             bail!("unknown task")
         }
     }
@@ -416,6 +419,198 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
     std::fs::write(bench.join("graph.md"), &section)?;
     if write {
         replace_section(&root.join("BENCHMARKS.md"), "graph", &section)?;
+        eprintln!("BENCHMARKS.md updated");
+    }
+    Ok(())
+}
+
+/// Applying 1,000 revisions from empty: `psql -1 -f` of the same statements
+/// (the floor), cargo-alembic, and Python Alembic, each on a fresh database
+/// of one throwaway server, interleaved; then a no-op `upgrade head`.
+fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
+    use alembic_throwaway::{Choice, Server};
+    let runs: usize = match args.iter().position(|a| a == "--runs") {
+        Some(i) => args.get(i + 1).context("--runs takes a number")?.parse()?,
+        None => 10,
+    };
+    let with_python = !args.iter().any(|a| a == "--no-python");
+    let write = args.iter().any(|a| a == "--write");
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", "cargo-alembic"])
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    let exe = root.join("target/release/cargo-alembic");
+    let exe_s = exe.to_str().context("utf-8 path")?.to_owned();
+    let bench = root.join("target/bench");
+    let count = 1000;
+    let revs = chain(Shape::Linear, count);
+    let dir = bench.join(format!("chains/linear-{count}"));
+    if !dir.join("versions").is_dir() {
+        write_sql_chain(&dir, &revs)?;
+    }
+    let dir_s = dir.to_str().context("utf-8 path")?.to_owned();
+    // The floor: the same statements in one file, for psql.
+    let script = bench.join("engine-psql.sql");
+    let mut sql = String::new();
+    for r in &revs {
+        writeln!(
+            sql,
+            "CREATE TABLE t{n} (\n    id bigint PRIMARY KEY,\n    name text NOT NULL\n);",
+            n = r.n
+        )?;
+    }
+    std::fs::write(&script, sql)?;
+    let python = if with_python {
+        python_alembic(&bench)
+    } else {
+        None
+    };
+    let python_ready = match &python {
+        Some(alembic) => {
+            let pip = alembic.with_file_name("pip");
+            Command::new(pip)
+                .args(["install", "-q", "psycopg2-binary"])
+                .status()
+                .is_ok_and(|s| s.success())
+        }
+        None => false,
+    };
+    let pdir = bench.join(format!("python-engine/linear-{count}"));
+    if python_ready && !pdir.join("alembic/versions").is_dir() {
+        write_python_chain(&pdir, &revs)?;
+        std::fs::write(
+            pdir.join("alembic/env.py"),
+            "import os\nfrom alembic import context\nfrom sqlalchemy import create_engine\n\n\
+             engine = create_engine(os.environ['ALEMBIC_URL'])\nwith engine.connect() as connection:\n    \
+             context.configure(connection=connection, target_metadata=None)\n    with context.begin_transaction():\n        \
+             context.run_migrations()\n",
+        )?;
+    }
+
+    let server = Server::start(Choice::Local).map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("server: {}", server.description());
+    let fresh = || server.database().map_err(|e| anyhow::anyhow!("{e}"));
+    let timed = |cmd: &mut Command| -> Result<Duration> {
+        let start = Instant::now();
+        let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+        let elapsed = start.elapsed();
+        if !out.status.success() {
+            bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(elapsed)
+    };
+    let mut psql_times = Vec::new();
+    let mut ours = Vec::new();
+    let mut ours_per = Vec::new();
+    let mut theirs = Vec::new();
+    for run in 0..runs {
+        let db = fresh()?;
+        psql_times.push(timed(
+            Command::new("psql")
+                .args([db.url(), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f"])
+                .arg(&script),
+        )?);
+        let db = fresh()?;
+        ours.push(timed(Command::new(&exe_s).args([
+            "--script-location",
+            &dir_s,
+            "--database-url",
+            db.url(),
+            "upgrade",
+            "head",
+        ]))?);
+        let db = fresh()?;
+        let mut per = Command::new(&exe_s);
+        per.args([
+            "--script-location",
+            &dir_s,
+            "--database-url",
+            db.url(),
+            "upgrade",
+            "head",
+            "--transaction-per-migration",
+        ]);
+        ours_per.push(timed(&mut per)?);
+        if python_ready && run < 3 {
+            let db = fresh()?;
+            let url = db
+                .url()
+                .replacen("postgresql://", "postgresql+psycopg2://", 1);
+            let alembic = python.as_ref().context("python")?;
+            theirs.push(timed(
+                Command::new(alembic)
+                    .args(["upgrade", "head"])
+                    .current_dir(&pdir)
+                    .env("ALEMBIC_URL", url),
+            )?);
+        }
+    }
+    // No-op: everything applied, checksums verified.
+    let db = fresh()?;
+    timed(Command::new(&exe_s).args([
+        "--script-location",
+        &dir_s,
+        "--database-url",
+        db.url(),
+        "upgrade",
+        "head",
+    ]))?;
+    let noop_cmd = [
+        exe_s.as_str(),
+        "--script-location",
+        dir_s.as_str(),
+        "--database-url",
+        db.url(),
+        "upgrade",
+        "head",
+    ];
+    let noop = time(&noop_cmd, root, runs * 3, 3)?;
+    let heads_cmd = [exe_s.as_str(), "--script-location", dir_s.as_str(), "heads"];
+    let load_only = time(&heads_cmd, root, runs * 3, 3)?;
+
+    let (p, o, op) = (summarize(psql_times), summarize(ours), summarize(ours_per));
+    let ratio = |t: &Timing| t.median.as_secs_f64() / p.median.as_secs_f64();
+    let mut section = String::new();
+    writeln!(section, "{count} revisions, each creating a table, applied from empty on a fresh database of one throwaway server (local PostgreSQL 15, fsync off); {runs} runs each, interleaved; whole processes, wall time.\n")?;
+    writeln!(section, "| what | median | min | × psql |")?;
+    writeln!(section, "| --- | --- | --- | --- |")?;
+    writeln!(
+        section,
+        "| `psql -1 -f` of the same statements (the floor) | {} | {} | 1.00 |",
+        ms(p.median),
+        ms(p.min)
+    )?;
+    writeln!(
+        section,
+        "| `cargo alembic upgrade head` (one transaction, the default) | {} | {} | {:.2} |",
+        ms(o.median),
+        ms(o.min),
+        ratio(&o)
+    )?;
+    writeln!(
+        section,
+        "| `cargo alembic upgrade head` (`transaction_per_migration`) | {} | {} | {:.2} |",
+        ms(op.median),
+        ms(op.min),
+        ratio(&op)
+    )?;
+    if !theirs.is_empty() {
+        let t = summarize(theirs);
+        writeln!(
+            section,
+            "| Python Alembic 1.20 `alembic upgrade head` ({} runs) | {} | {} | {:.2} |",
+            t.runs,
+            ms(t.median),
+            ms(t.min),
+            ratio(&t)
+        )?;
+    }
+    writeln!(section, "\nNo-op `upgrade head` with all {count} revisions applied and every checksum verified: {} median, {} min ({} runs); of which loading the chain (`heads` alone): {} median.", ms(noop.median), ms(noop.min), noop.runs, ms(load_only.median))?;
+    println!("{section}");
+    if write {
+        replace_section(&root.join("BENCHMARKS.md"), "engine", &section)?;
         eprintln!("BENCHMARKS.md updated");
     }
     Ok(())

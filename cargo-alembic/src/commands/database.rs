@@ -20,10 +20,14 @@ fn print(text: &str) -> Result<(), CliError> {
 }
 
 fn settings(ctx: &Ctx) -> Settings {
+    settings_with(ctx, false)
+}
+
+fn settings_with(ctx: &Ctx, per_migration_flag: bool) -> Settings {
     Settings {
         version_table: ctx.config.version_table.clone(),
         version_table_schema: ctx.config.version_table_schema.clone(),
-        transaction_per_migration: ctx.config.transaction_per_migration,
+        transaction_per_migration: per_migration_flag || ctx.config.transaction_per_migration,
         tool: format!("cargo-alembic {}", env!("CARGO_PKG_VERSION")),
     }
 }
@@ -78,6 +82,20 @@ pub(crate) fn connect(ctx: &Ctx) -> Result<postgres::Client, CliError> {
             format!("cannot connect to {}: {reason}", describe_target(url)),
             None,
         )
+    })
+}
+
+/// Loads the chain and connects at the same time: each takes milliseconds,
+/// and a no-op `upgrade` is little else. A chain that does not load is
+/// reported first.
+fn load_and_connect(ctx: &Ctx) -> Result<(RevisionMap, postgres::Client), CliError> {
+    std::thread::scope(|scope| {
+        let connecting = scope.spawn(|| connect(ctx));
+        let map = ctx.load();
+        let client = connecting
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((map?, client?))
     })
 }
 
@@ -180,10 +198,9 @@ fn offline_from(map: &RevisionMap, from: &str) -> Result<Vec<usize>, CliError> {
 
 /// Runs `upgrade`.
 pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
-    let map = ctx.load()?;
-    map.lex_all()?;
-    let engine = Engine::new(&map, settings(ctx));
     if args.sql {
+        let map = ctx.load()?;
+        let engine = Engine::new(&map, settings_with(ctx, args.transaction_per_migration));
         let (from, to) = args
             .revision
             .split_once(':')
@@ -201,7 +218,8 @@ pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
             Some("online, `upgrade` starts from the database's current state".into()),
         ));
     }
-    let mut client = connect(ctx)?;
+    let (map, mut client) = load_and_connect(ctx)?;
+    let engine = Engine::new(&map, settings_with(ctx, args.transaction_per_migration));
     let report = engine
         .upgrade(&mut client, &args.revision, &mut step_printer(ctx))
         .map_err(engine_error)?;
@@ -210,10 +228,9 @@ pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
 
 /// Runs `downgrade`.
 pub(crate) fn downgrade(ctx: &Ctx, args: &DowngradeArgs) -> Result<(), CliError> {
-    let map = ctx.load()?;
-    map.lex_all()?;
-    let engine = Engine::new(&map, settings(ctx));
     if args.sql {
+        let map = ctx.load()?;
+        let engine = Engine::new(&map, settings_with(ctx, args.transaction_per_migration));
         let Some((from, to)) = args.revision.split_once(':') else {
             return Err(CliError::usage(
                 "downgrade --sql needs a range `from:to`, e.g. `head:base`",
@@ -223,7 +240,8 @@ pub(crate) fn downgrade(ctx: &Ctx, args: &DowngradeArgs) -> Result<(), CliError>
         let from = offline_from(&map, from)?;
         return print(&engine.downgrade_sql(&from, to).map_err(engine_error)?);
     }
-    let mut client = connect(ctx)?;
+    let (map, mut client) = load_and_connect(ctx)?;
+    let engine = Engine::new(&map, settings_with(ctx, args.transaction_per_migration));
     let report = engine
         .downgrade(&mut client, &args.revision, &mut step_printer(ctx))
         .map_err(engine_error)?;
