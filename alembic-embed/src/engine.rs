@@ -32,6 +32,121 @@ pub struct Settings {
     pub tool: String,
 }
 
+impl Settings {
+    fn qualified(&self, table: &str) -> String {
+        match &self.version_table_schema {
+            Some(schema) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+            None => quote_ident(table),
+        }
+    }
+
+    /// The version table, qualified and quoted.
+    pub fn version_table_sql(&self) -> String {
+        self.qualified(&self.version_table)
+    }
+
+    /// The ledger table, `<version_table>_ledger` beside the version table.
+    pub fn ledger_table_sql(&self) -> String {
+        self.qualified(&format!("{}_ledger", self.version_table))
+    }
+
+    /// The advisory-lock key of this version table.
+    pub fn lock_key(&self) -> i64 {
+        lock_key(self.version_table_schema.as_deref(), &self.version_table)
+    }
+
+    /// `CREATE TABLE` for the version table, as Alembic creates it, and for
+    /// the ledger: exactly two statements.
+    pub fn create_tables_sql(&self) -> String {
+        let pk = quote_ident(&format!("{}_pkc", self.version_table));
+        format!(
+            "CREATE TABLE IF NOT EXISTS {v} (\n    version_num VARCHAR(32) NOT NULL,\n    CONSTRAINT {pk} PRIMARY KEY (version_num)\n);\n\n\
+             CREATE TABLE IF NOT EXISTS {l} (\n    revision VARCHAR(32) NOT NULL PRIMARY KEY,\n    upgrade_checksum TEXT NOT NULL,\n    \
+             downgrade_checksum TEXT,\n    applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n    duration_ms DOUBLE PRECISION,\n    \
+             tool TEXT NOT NULL,\n    status TEXT NOT NULL DEFAULT 'applied',\n    error TEXT,\n    \
+             accepted JSONB NOT NULL DEFAULT '[]'::jsonb\n);\n",
+            v = self.version_table_sql(),
+            l = self.ledger_table_sql()
+        )
+    }
+
+    const LEDGER_COLUMNS: &'static str = "revision, upgrade_checksum, downgrade_checksum, status, error, applied_at::text, duration_ms::text, tool";
+
+    /// Takes the advisory lock, creates the tables if needed and reads the
+    /// version table and the ledger, in one round trip and without the
+    /// chain (so that it can overlap with loading it). The lock is held
+    /// until the run ends, or until the connection closes.
+    pub fn open_session(&self, client: &mut Client) -> Result<Session, EngineError> {
+        let key = self.lock_key();
+        let sql = format!(
+            "SELECT pg_advisory_lock({key});\n{}SELECT version_num FROM {};\nSELECT {} FROM {};",
+            self.create_tables_sql(),
+            self.version_table_sql(),
+            Self::LEDGER_COLUMNS,
+            self.ledger_table_sql()
+        );
+        let messages = match client.simple_query(&sql) {
+            Ok(m) => m,
+            Err(source) => {
+                release(client, key);
+                return Err(EngineError::Database {
+                    context: "cannot lock and read the version table".into(),
+                    source,
+                });
+            }
+        };
+        let mut session = Session {
+            key,
+            heads: Vec::new(),
+            ledger: HashMap::new(),
+        };
+        // Statements: 0 lock, 1 and 2 the tables, 3 the versions, 4 the ledger.
+        let mut statement = 0;
+        for message in messages {
+            match message {
+                postgres::SimpleQueryMessage::CommandComplete(_) => statement += 1,
+                postgres::SimpleQueryMessage::Row(row) if statement == 3 => session
+                    .heads
+                    .push(row.get(0).unwrap_or_default().to_owned()),
+                postgres::SimpleQueryMessage::Row(row) if statement == 4 => {
+                    let text = |i: usize| row.get(i).map(str::to_owned);
+                    session.ledger.insert(
+                        text(0).unwrap_or_default(),
+                        LedgerRow {
+                            upgrade_checksum: text(1).unwrap_or_default(),
+                            downgrade_checksum: text(2),
+                            status: text(3).unwrap_or_default(),
+                            error: text(4),
+                            applied_at: text(5).unwrap_or_default(),
+                            duration_ms: row.get(6).and_then(|d| d.parse().ok()),
+                            tool: text(7).unwrap_or_default(),
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        session.heads.sort();
+        Ok(session)
+    }
+}
+
+/// Ends any transaction and releases the advisory lock.
+fn release(client: &mut Client, key: i64) {
+    // One round trip; a failed transaction must end before the lock can be
+    // released, and without one ROLLBACK is only a warning.
+    let _ = client.batch_execute(&format!("ROLLBACK; SELECT pg_advisory_unlock({key})"));
+}
+
+/// A run's database side: the advisory lock held, the tables there, and
+/// the state as read after the lock was taken.
+#[derive(Debug)]
+pub struct Session {
+    key: i64,
+    heads: Vec<String>,
+    ledger: HashMap<String, LedgerRow>,
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -166,43 +281,19 @@ impl<'m> Engine<'m> {
         self.map
     }
 
-    fn qualified(&self, table: &str) -> String {
-        match &self.settings.version_table_schema {
-            Some(schema) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
-            None => quote_ident(table),
-        }
-    }
-
     /// The version table, qualified and quoted.
     pub fn version_table(&self) -> String {
-        self.qualified(&self.settings.version_table)
+        self.settings.version_table_sql()
     }
 
     /// The ledger table: `<version_table>_ledger` beside the version table.
     pub fn ledger_table(&self) -> String {
-        self.qualified(&format!("{}_ledger", self.settings.version_table))
+        self.settings.ledger_table_sql()
     }
 
-    fn lock_key(&self) -> i64 {
-        lock_key(
-            self.settings.version_table_schema.as_deref(),
-            &self.settings.version_table,
-        )
-    }
-
-    /// `CREATE TABLE` for the version table, as Alembic creates it, and for
-    /// the ledger.
+    /// `CREATE TABLE` for the version table and the ledger.
     pub fn create_tables_sql(&self) -> String {
-        let pk = quote_ident(&format!("{}_pkc", self.settings.version_table));
-        format!(
-            "CREATE TABLE IF NOT EXISTS {v} (\n    version_num VARCHAR(32) NOT NULL,\n    CONSTRAINT {pk} PRIMARY KEY (version_num)\n);\n\n\
-             CREATE TABLE IF NOT EXISTS {l} (\n    revision VARCHAR(32) NOT NULL PRIMARY KEY,\n    upgrade_checksum TEXT NOT NULL,\n    \
-             downgrade_checksum TEXT,\n    applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n    duration_ms DOUBLE PRECISION,\n    \
-             tool TEXT NOT NULL,\n    status TEXT NOT NULL DEFAULT 'applied',\n    error TEXT,\n    \
-             accepted JSONB NOT NULL DEFAULT '[]'::jsonb\n);\n",
-            v = self.version_table(),
-            l = self.ledger_table()
-        )
+        self.settings.create_tables_sql()
     }
 
     fn db<T>(context: &str, r: Result<T, postgres::Error>) -> Result<T, EngineError> {
@@ -292,22 +383,31 @@ impl<'m> Engine<'m> {
         client: &mut Client,
         f: impl FnOnce(&mut Client, Current) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
-        let key = self.lock_key();
-        Self::db(
-            "cannot take the migration lock",
-            client.execute("SELECT pg_advisory_lock($1)", &[&key]),
-        )?;
-        let result = (|| {
-            Self::db(
-                "cannot create the version table",
-                client.batch_execute(&self.create_tables_sql()),
-            )?;
-            let current = self.current(client)?;
-            f(client, current)
-        })();
-        // A failed transaction must end before the lock can be released.
-        let _ = client.batch_execute("ROLLBACK");
-        let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]);
+        let session = self.settings.open_session(client)?;
+        self.in_session(client, session, f)
+    }
+
+    /// Runs `f` in an open session and releases the lock on every path.
+    fn in_session<T>(
+        &self,
+        client: &mut Client,
+        session: Session,
+        f: impl FnOnce(&mut Client, Current) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let key = session.key;
+        let mut current = Current {
+            heads: session.heads,
+            ledger: session.ledger,
+            ..Current::default()
+        };
+        for id in &current.heads {
+            match self.map.index_of(id) {
+                Some(i) => current.known.push(i),
+                None => current.unknown.push(id.clone()),
+            }
+        }
+        let result = f(client, current);
+        release(client, key);
         result
     }
 
@@ -480,24 +580,21 @@ impl<'m> Engine<'m> {
         target: &str,
         on_step: &mut dyn FnMut(&Step),
     ) -> Result<Report, EngineError> {
-        self.locked(client, |client, current| {
-            let mut report = Report {
-                before: current.heads.clone(),
-                ..Report::default()
-            };
-            self.check_state(&current, Direction::Upgrade, &mut report)?;
-            let plan =
-                Resolver::with_current(self.map, current.known.clone()).upgrade_plan(target)?;
-            let heads = self.run(
-                client,
-                &plan,
-                Direction::Upgrade,
-                HeadState::new(current.known.iter().copied()),
-                &mut report,
-                on_step,
-            )?;
-            report.after = self.ids(&heads.heads());
-            Ok(report)
+        let session = self.settings.open_session(client)?;
+        self.upgrade_in(client, session, target, on_step)
+    }
+
+    /// [`Engine::upgrade`] in a session opened with [`Settings::open_session`]
+    /// (for instance while the chain was loading); releases its lock.
+    pub fn upgrade_in(
+        &self,
+        client: &mut Client,
+        session: Session,
+        target: &str,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<Report, EngineError> {
+        self.in_session(client, session, |client, current| {
+            self.run_to(client, current, target, Direction::Upgrade, on_step)
         })
     }
 
@@ -508,29 +605,51 @@ impl<'m> Engine<'m> {
         target: &str,
         on_step: &mut dyn FnMut(&Step),
     ) -> Result<Report, EngineError> {
-        self.locked(client, |client, current| {
-            let mut report = Report {
-                before: current.heads.clone(),
-                ..Report::default()
-            };
-            self.check_state(&current, Direction::Downgrade, &mut report)?;
-            let plan =
-                Resolver::with_current(self.map, current.known.clone()).downgrade_plan(target)?;
-            // An irreversible revision stops the run before anything runs.
-            for &i in &plan {
-                self.statements(self.map.rev(i), Direction::Downgrade)?;
-            }
-            let heads = self.run(
-                client,
-                &plan,
-                Direction::Downgrade,
-                HeadState::new(current.known.iter().copied()),
-                &mut report,
-                on_step,
-            )?;
-            report.after = self.ids(&heads.heads());
-            Ok(report)
+        let session = self.settings.open_session(client)?;
+        self.downgrade_in(client, session, target, on_step)
+    }
+
+    /// [`Engine::downgrade`] in an open session; releases its lock.
+    pub fn downgrade_in(
+        &self,
+        client: &mut Client,
+        session: Session,
+        target: &str,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<Report, EngineError> {
+        self.in_session(client, session, |client, current| {
+            self.run_to(client, current, target, Direction::Downgrade, on_step)
         })
+    }
+
+    fn run_to(
+        &self,
+        client: &mut Client,
+        current: Current,
+        target: &str,
+        direction: Direction,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<Report, EngineError> {
+        let mut report = Report {
+            before: current.heads.clone(),
+            ..Report::default()
+        };
+        self.check_state(&current, direction, &mut report)?;
+        let resolver = Resolver::with_current(self.map, current.known.clone());
+        let plan = match direction {
+            Direction::Upgrade => resolver.upgrade_plan(target)?,
+            Direction::Downgrade => resolver.downgrade_plan(target)?,
+        };
+        let heads = self.run(
+            client,
+            &plan,
+            direction,
+            HeadState::new(current.known.iter().copied()),
+            &mut report,
+            on_step,
+        )?;
+        report.after = self.ids(&heads.heads());
+        Ok(report)
     }
 
     fn ids(&self, revs: &[usize]) -> Vec<String> {

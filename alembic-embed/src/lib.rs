@@ -15,6 +15,7 @@ pub use alembic_core::{
     load_versions, Checksum, Resolver, Revision, RevisionMap, Statement, Target,
 };
 pub use engine::{
-    quote_ident, quote_literal, Current, Direction, Engine, LedgerRow, Report, Settings, Step,
+    quote_ident, quote_literal, Current, Direction, Engine, LedgerRow, Report, Session, Settings,
+    Step,
 };
 pub use errors::{EngineError, SqlFailure};

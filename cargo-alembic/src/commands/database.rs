@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use alembic_core::{Resolver, RevisionMap, Target};
-use alembic_embed::{Current, Engine, EngineError, Report, Settings};
+use alembic_embed::{Current, Engine, EngineError, Report, Session, Settings};
 use serde::Serialize;
 
 use crate::args::{CurrentArgs, DowngradeArgs, Format, StampArgs, UpgradeArgs};
@@ -85,17 +85,27 @@ pub(crate) fn connect(ctx: &Ctx) -> Result<postgres::Client, CliError> {
     })
 }
 
-/// Loads the chain and connects at the same time: each takes milliseconds,
-/// and a no-op `upgrade` is little else. A chain that does not load is
-/// reported first.
-fn load_and_connect(ctx: &Ctx) -> Result<(RevisionMap, postgres::Client), CliError> {
+/// Loads the chain while another thread connects, takes the migration lock
+/// and reads the database's state: each takes milliseconds, and a no-op
+/// `upgrade` is little else. A chain that does not load is reported first
+/// (dropping the connection releases the lock).
+fn load_and_lock(
+    ctx: &Ctx,
+    settings: &Settings,
+) -> Result<(RevisionMap, postgres::Client, Session), CliError> {
     std::thread::scope(|scope| {
-        let connecting = scope.spawn(|| connect(ctx));
+        let locking = scope.spawn(|| -> Result<(postgres::Client, Session), CliError> {
+            let mut client = connect(ctx)?;
+            let session = settings.open_session(&mut client).map_err(engine_error)?;
+            Ok((client, session))
+        });
         let map = ctx.load();
-        let client = connecting
+        let locked = locking
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        Ok((map?, client?))
+        let map = map?;
+        let (client, session) = locked?;
+        Ok((map, client, session))
     })
 }
 
@@ -218,10 +228,11 @@ pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
             Some("online, `upgrade` starts from the database's current state".into()),
         ));
     }
-    let (map, mut client) = load_and_connect(ctx)?;
-    let engine = Engine::new(&map, settings_with(ctx, args.transaction_per_migration));
+    let settings = settings_with(ctx, args.transaction_per_migration);
+    let (map, mut client, session) = load_and_lock(ctx, &settings)?;
+    let engine = Engine::new(&map, settings);
     let report = engine
-        .upgrade(&mut client, &args.revision, &mut step_printer(ctx))
+        .upgrade_in(&mut client, session, &args.revision, &mut step_printer(ctx))
         .map_err(engine_error)?;
     print_report(ctx, &map, &report, "upgrade")
 }
@@ -240,10 +251,11 @@ pub(crate) fn downgrade(ctx: &Ctx, args: &DowngradeArgs) -> Result<(), CliError>
         let from = offline_from(&map, from)?;
         return print(&engine.downgrade_sql(&from, to).map_err(engine_error)?);
     }
-    let (map, mut client) = load_and_connect(ctx)?;
-    let engine = Engine::new(&map, settings_with(ctx, args.transaction_per_migration));
+    let settings = settings_with(ctx, args.transaction_per_migration);
+    let (map, mut client, session) = load_and_lock(ctx, &settings)?;
+    let engine = Engine::new(&map, settings);
     let report = engine
-        .downgrade(&mut client, &args.revision, &mut step_printer(ctx))
+        .downgrade_in(&mut client, session, &args.revision, &mut step_printer(ctx))
         .map_err(engine_error)?;
     print_report(ctx, &map, &report, "downgrade")
 }
