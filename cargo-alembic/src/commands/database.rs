@@ -100,6 +100,16 @@ fn load_and_lock(
             Ok((client, session))
         });
         let map = ctx.load();
+        // The lock and the state usually arrive after the chain: meanwhile,
+        // compute the checksums that the run verifies.
+        if let Ok(map) = &map {
+            for r in map.revisions() {
+                r.upgrade.checksum();
+                if let Some(d) = &r.downgrade {
+                    d.checksum();
+                }
+            }
+        }
         let locked = locking
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
