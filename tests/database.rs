@@ -329,3 +329,46 @@ fn offline_sql_needs_no_database() {
     let stamp = ok(alembic(&ws, &["stamp", "head", "--sql"]));
     assert!(stamp.contains("INSERT INTO alembic_version (version_num) VALUES ('f0d9b4e1a2c3');"));
 }
+
+#[test]
+fn an_edited_revision_is_refused_until_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = dir.path().join("db/versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    let file = versions.join("a1.sql");
+    let text = |body: &str| {
+        format!("-- one\n-- revision: a1\n-- down_revision: None\n\n-- alembic:upgrade\n{body}\n\n-- alembic:downgrade\nDROP TABLE ed;\n")
+    };
+    std::fs::write(&file, text("CREATE TABLE ed (id int);")).unwrap();
+    let db = db();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--script-location", "db", "--database-url", db.url()];
+        all.extend_from_slice(args);
+        alembic(dir.path(), &all)
+    };
+    ok(run(&["upgrade"]));
+    std::fs::write(&file, text("CREATE TABLE ed (id bigint);")).unwrap();
+    let refused = run(&["upgrade"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("revision a1 (db/versions/a1.sql) was edited after it was applied: the database recorded sha256:"), "{stderr}");
+    assert!(
+        stderr.contains("cargo alembic accept a1 --reason"),
+        "{stderr}"
+    );
+    assert_eq!(run(&["current"]).status.code(), Some(1));
+    let accepted = ok(run(&[
+        "accept",
+        "a1",
+        "--reason",
+        "widened the id before any data",
+        "--by",
+        "dba@example.com",
+    ]));
+    assert!(
+        accepted.starts_with("Accepted the edit of a1 by dba@example.com: sha256:"),
+        "{accepted}"
+    );
+    ok(run(&["upgrade"]));
+    ok(run(&["current"]));
+}

@@ -888,6 +888,57 @@ impl<'m> Engine<'m> {
         }
     }
 
+    /// Records a deliberate edit of an applied revision: the ledger takes
+    /// the file's checksums now, and keeps the old ones with the reason, who
+    /// and when in its `accepted` list. An applied revision without a
+    /// ledger row (adopted from Python Alembic) gets one. Returns the
+    /// checksums replaced (upgrade, downgrade), `None` for a new row.
+    pub fn accept(
+        &self,
+        client: &mut Client,
+        revision: &str,
+        reason: &str,
+        by: &str,
+    ) -> Result<Option<(String, Option<String>)>, EngineError> {
+        self.locked(client, |client, current| {
+            let resolver = Resolver::with_current(self.map, current.known.clone());
+            let i = resolver.revision(revision)?;
+            let rev = self.map.rev(i);
+            if !self.applied(&current).contains(&i) {
+                return Err(EngineError::NotApplied { revision: rev.id.clone() });
+            }
+            let up = rev.upgrade.checksum().as_str().to_owned();
+            let down = rev.downgrade.as_ref().map(|d| d.checksum().as_str().to_owned());
+            let previous = current.ledger.get(&rev.id).map(|row| (row.upgrade_checksum.clone(), row.downgrade_checksum.clone()));
+            if let Some((old_up, old_down)) = &previous {
+                if *old_up == up && *old_down == down {
+                    return Err(EngineError::NothingToAccept { revision: rev.id.clone() });
+                }
+            }
+            let entry = format!(
+                "jsonb_build_object('upgrade_from', {}, 'downgrade_from', {}, 'upgrade_to', {}, 'downgrade_to', {}, 'reason', {}, 'by', {}, 'at', now())",
+                previous.as_ref().map_or("NULL".into(), |p| quote_literal(&p.0)),
+                previous.as_ref().and_then(|p| p.1.as_deref()).map_or("NULL".into(), quote_literal),
+                quote_literal(&up),
+                down.as_deref().map_or("NULL".into(), quote_literal),
+                quote_literal(reason),
+                quote_literal(by)
+            );
+            let l = self.ledger_table();
+            let down_sql = down.as_deref().map_or("NULL".into(), quote_literal);
+            let sql = format!(
+                "INSERT INTO {l} (revision, upgrade_checksum, downgrade_checksum, tool, accepted) VALUES ({}, {}, {down_sql}, {}, jsonb_build_array({entry})) \
+                 ON CONFLICT (revision) DO UPDATE SET upgrade_checksum = EXCLUDED.upgrade_checksum, downgrade_checksum = EXCLUDED.downgrade_checksum, \
+                 accepted = {l}.accepted || EXCLUDED.accepted",
+                quote_literal(&rev.id),
+                quote_literal(&up),
+                quote_literal(&self.settings.tool)
+            );
+            Self::db("cannot record the accepted edit", client.batch_execute(&sql))?;
+            Ok(previous)
+        })
+    }
+
     /// Sets the version table to `targets` without running revisions
     /// (`--purge` first empties it). Ledger rows of revisions that are no
     /// longer applied are removed, and failed rows cleared.

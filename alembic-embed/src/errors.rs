@@ -125,6 +125,18 @@ pub enum EngineError {
         /// What failed, as recorded.
         error: String,
     },
+    /// `accept` of a revision the database does not have.
+    #[error("revision {revision} is not applied to this database: there is no recorded checksum to replace")]
+    NotApplied {
+        /// The revision.
+        revision: String,
+    },
+    /// `accept` of a revision whose file matches the ledger.
+    #[error("revision {revision} matches its recorded checksums: nothing to accept")]
+    NothingToAccept {
+        /// The revision.
+        revision: String,
+    },
     /// A statement failed.
     #[error("{0}")]
     Sql(Box<SqlFailure>),

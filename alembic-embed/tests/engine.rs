@@ -525,3 +525,64 @@ fn psql(db: &Database, sql: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn accept_records_a_deliberate_edit_and_keeps_the_old_checksum() {
+    let (dir, map) = chain(&[(
+        "a.sql",
+        &rev(
+            "a1",
+            "None",
+            "CREATE TABLE acc (id int);",
+            "DROP TABLE acc;",
+        ),
+    )]);
+    let db = db();
+    let mut c = db.connect().unwrap();
+    Engine::new(&map, Settings::default())
+        .upgrade(&mut c, "head", &mut |_| {})
+        .unwrap();
+    let old = map.get("a1").unwrap().upgrade.checksum().to_string();
+    std::fs::write(
+        dir.path().join("versions/a.sql"),
+        rev(
+            "a1",
+            "None",
+            "-- a comment\nCREATE TABLE acc (id int);",
+            "DROP TABLE acc;",
+        ),
+    )
+    .unwrap();
+    let edited = load_versions(&dir.path().join("versions")).unwrap();
+    let engine = Engine::new(&edited, Settings::default());
+    assert!(matches!(
+        engine.upgrade(&mut c, "head", &mut |_| {}),
+        Err(EngineError::ChecksumMismatch { .. })
+    ));
+    let previous = engine
+        .accept(&mut c, "a1", "added a comment", "dba@example.com")
+        .unwrap();
+    assert_eq!(previous.map(|p| p.0), Some(old.clone()));
+    engine.upgrade(&mut c, "head", &mut |_| {}).unwrap();
+    let row = c
+        .query_one("SELECT accepted->0->>'upgrade_from', accepted->0->>'reason', accepted->0->>'by', jsonb_array_length(accepted) FROM alembic_version_ledger WHERE revision = 'a1'", &[])
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2),
+            row.get::<_, i32>(3)
+        ),
+        (old, "added a comment".into(), "dba@example.com".into(), 1)
+    );
+    assert!(matches!(
+        engine.accept(&mut c, "a1", "again", "x"),
+        Err(EngineError::NothingToAccept { .. })
+    ));
+    engine.downgrade(&mut c, "base", &mut |_| {}).unwrap();
+    assert!(matches!(
+        engine.accept(&mut c, "a1", "gone", "x"),
+        Err(EngineError::NotApplied { .. })
+    ));
+}

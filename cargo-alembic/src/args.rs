@@ -80,6 +80,8 @@ pub enum Command {
     Stamp(StampArgs),
     /// Show the database's current revisions and whether they are verified
     Current(CurrentArgs),
+    /// Record a deliberate edit of an applied revision (the old checksum is kept)
+    Accept(AcceptArgs),
     /// Not available: autogenerate does not exist yet (see the message)
     #[command(hide = true)]
     Migrate {
@@ -226,6 +228,19 @@ pub struct StampArgs {
     pub sql: bool,
 }
 
+/// `accept`.
+#[derive(Debug, Args)]
+pub struct AcceptArgs {
+    /// The edited revision
+    pub revision: String,
+    /// Why the edit is safe, kept in the ledger
+    #[arg(long, required = true)]
+    pub reason: String,
+    /// Who accepts it [default: git's user.email, else $USER]
+    #[arg(long)]
+    pub by: Option<String>,
+}
+
 /// `current`.
 #[derive(Debug, Args)]
 pub struct CurrentArgs {
@@ -325,6 +340,7 @@ mod tests {
             "stamp head --sql",
             "current -v",
             "history -i",
+            "accept ae10 --reason fixed-a-comment",
         ];
         for line in ok {
             assert!(parse(line).is_ok(), "{line}: {}", parse(line).unwrap_err());

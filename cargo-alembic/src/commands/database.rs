@@ -7,7 +7,7 @@ use alembic_core::{Resolver, RevisionMap, Target};
 use alembic_embed::{Current, Engine, EngineError, Report, Session, Settings};
 use serde::Serialize;
 
-use crate::args::{CurrentArgs, DowngradeArgs, Format, StampArgs, UpgradeArgs};
+use crate::args::{AcceptArgs, CurrentArgs, DowngradeArgs, Format, StampArgs, UpgradeArgs};
 use crate::errors::CliError;
 use crate::output::{emit, log_entry, one_line, to_json, LineStyle};
 use crate::Ctx;
@@ -391,4 +391,50 @@ pub(crate) fn current(ctx: &Ctx, args: &CurrentArgs) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+/// Who accepts an edit: `--by`, else git's `user.email`, else `$USER`.
+fn who(args: &AcceptArgs) -> String {
+    if let Some(by) = &args.by {
+        return by.clone();
+    }
+    let git = std::process::Command::new("git")
+        .args(["config", "user.email"])
+        .output();
+    if let Ok(out) = git {
+        let email = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && !email.is_empty() {
+            return email;
+        }
+    }
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+}
+
+/// Runs `accept`.
+pub(crate) fn accept(ctx: &Ctx, args: &AcceptArgs) -> Result<(), CliError> {
+    if args.reason.trim().is_empty() {
+        return Err(CliError::usage(
+            "--reason must say why the edit is safe",
+            None,
+        ));
+    }
+    let map = ctx.load()?;
+    let mut client = connect(ctx)?;
+    let by = who(args);
+    let engine = Engine::new(&map, settings(ctx));
+    let previous = engine
+        .accept(&mut client, &args.revision, &args.reason, &by)
+        .map_err(engine_error)?;
+    let rev = Resolver::new(&map).revision(&args.revision)?;
+    let now = map.rev(rev).upgrade.checksum();
+    match previous {
+        Some((old, _)) => print(&format!(
+            "Accepted the edit of {} by {by}: {old} -> {now}\n",
+            map.rev(rev).id
+        )),
+        None => print(&format!(
+            "Recorded {} (it had no ledger row) by {by}: {now}\n",
+            map.rev(rev).id
+        )),
+    }
 }

@@ -27,6 +27,7 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Downgrade(a) => database::downgrade(ctx, &a),
         Command::Stamp(a) => database::stamp(ctx, &a),
         Command::Current(a) => database::current(ctx, &a),
+        Command::Accept(a) => database::accept(ctx, &a),
         Command::Migrate { .. } => Err(autogenerate_unavailable("migrate")),
     }
 }
