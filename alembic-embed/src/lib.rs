@@ -10,6 +10,7 @@
 
 mod engine;
 mod errors;
+pub mod tls;
 
 pub use alembic_core::{
     load_versions, Checksum, Resolver, Revision, RevisionMap, Statement, Target,

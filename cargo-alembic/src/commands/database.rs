@@ -1,8 +1,6 @@
 //! Commands that use a database: `upgrade`, `downgrade`, `stamp`,
 //! `current`, and `history --indicate-current`; `--sql` prints instead.
 
-use std::str::FromStr;
-
 use alembic_core::{Resolver, RevisionMap, Target};
 use alembic_embed::{Current, Engine, EngineError, Report, Session, Settings};
 use serde::Serialize;
@@ -32,30 +30,8 @@ fn settings_with(ctx: &Ctx, per_migration_flag: bool) -> Settings {
     }
 }
 
-/// Where a URL points, without its password: `host:port/dbname`.
-pub(crate) fn describe_target(url: &str) -> String {
-    match postgres::Config::from_str(url) {
-        Ok(config) => {
-            let host = config
-                .get_hosts()
-                .first()
-                .map(|h| match h {
-                    postgres::config::Host::Tcp(name) => name.clone(),
-                    postgres::config::Host::Unix(path) => path.display().to_string(),
-                })
-                .unwrap_or_else(|| "localhost".into());
-            let port = config.get_ports().first().copied().unwrap_or(5432);
-            let db = config
-                .get_dbname()
-                .or(config.get_user())
-                .unwrap_or("postgres");
-            format!("{host}:{port}/{db}")
-        }
-        Err(_) => "the configured database".into(),
-    }
-}
-
-/// Connects with the configured URL; failures are one clear line.
+/// Connects with the configured URL (TLS as libpq's `sslmode` says); a
+/// failure is one clear line without the password.
 pub(crate) fn connect(ctx: &Ctx) -> Result<postgres::Client, CliError> {
     let url = ctx.config.database_url.as_deref().ok_or_else(|| {
         CliError::usage(
@@ -66,22 +42,9 @@ pub(crate) fn connect(ctx: &Ctx) -> Result<postgres::Client, CliError> {
             )),
         )
     })?;
-    let config = postgres::Config::from_str(url)
-        // The parser's message never contains the URL.
-        .map_err(|e| CliError::usage(format!("the database URL does not parse: {e}"), None))?;
-    config.connect(postgres::NoTls).map_err(|e| {
-        // One line: PostgreSQL's message, or the system's reason for an
-        // unreachable server (the driver's own text says only "error
-        // connecting to server").
-        let reason = match (e.as_db_error(), std::error::Error::source(&e)) {
-            (Some(db), _) => db.message().to_owned(),
-            (None, Some(inner)) => inner.to_string(),
-            (None, None) => e.to_string(),
-        };
-        CliError::failed(
-            format!("cannot connect to {}: {reason}", describe_target(url)),
-            None,
-        )
+    alembic_embed::tls::connect(url).map_err(|e| match e {
+        alembic_embed::tls::ConnectError::Url(_) => CliError::usage(e.to_string(), None),
+        other => CliError::failed(other.to_string(), None),
     })
 }
 

@@ -1,0 +1,370 @@
+//! Connecting with libpq's URL and TLS settings, TLS done by rustls.
+//!
+//! The driver understands `sslmode=disable|prefer|require` and rejects
+//! libpq's other TLS keys, so they are read here first: `sslmode` also takes
+//! `allow`, `verify-ca` and `verify-full`, and `sslrootcert` names the
+//! certificates to trust (a PEM file, `system` for the Mozilla roots, or by
+//! default `~/.postgresql/root.crt` as in libpq). As in libpq, `require`
+//! encrypts without checking the server's certificate, `verify-ca` checks
+//! the chain, and `verify-full` also checks the host name.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+/// What can go wrong before or while connecting. Messages never contain the
+/// URL (it may hold a password).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL does not parse.
+    #[error("the database URL does not parse: {0}")]
+    Url(String),
+    /// A TLS setting cannot be used.
+    #[error("{0}")]
+    Tls(String),
+    /// The server could not be reached or refused the connection.
+    #[error("cannot connect to {target}: {reason}")]
+    Connect {
+        /// `host:port/dbname`, without credentials.
+        target: String,
+        /// PostgreSQL's message or the system's.
+        reason: String,
+    },
+}
+
+/// libpq's `sslmode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS if the server wants it (treated as `prefer`).
+    Allow,
+    /// TLS if the server offers it.
+    Prefer,
+    /// TLS, certificate not checked.
+    Require,
+    /// TLS, certificate chain checked.
+    VerifyCa,
+    /// TLS, chain and host name checked.
+    VerifyFull,
+}
+
+/// A URL split into what the driver takes and the TLS settings.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The URL or key/value string without the keys the driver rejects.
+    pub driver: String,
+    /// The TLS mode.
+    pub mode: SslMode,
+    /// `sslrootcert`.
+    pub root_cert: Option<String>,
+}
+
+fn mode_of(value: &str) -> Result<SslMode, ConnectError> {
+    Ok(match value {
+        "disable" => SslMode::Disable,
+        "allow" => SslMode::Allow,
+        "prefer" => SslMode::Prefer,
+        "require" => SslMode::Require,
+        "verify-ca" => SslMode::VerifyCa,
+        "verify-full" => SslMode::VerifyFull,
+        other => return Err(ConnectError::Url(format!(
+            "unknown sslmode `{other}` (disable, allow, prefer, require, verify-ca, verify-full)"
+        ))),
+    })
+}
+
+/// Splits libpq's TLS keys out of a URL or key/value string.
+pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
+    let mut mode = SslMode::Prefer;
+    let mut root_cert = None;
+    let driver_mode = |m: SslMode| match m {
+        SslMode::Disable => "disable",
+        SslMode::Allow | SslMode::Prefer => "prefer",
+        _ => "require",
+    };
+    let driver = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "sslmode" => mode = mode_of(v)?,
+                "sslrootcert" => root_cert = Some(percent_decode(v)),
+                _ => kept.push(pair.to_owned()),
+            }
+        }
+        kept.push(format!("sslmode={}", driver_mode(mode)));
+        format!("{base}?{}", kept.join("&"))
+    } else {
+        let mut kept = Vec::new();
+        for part in url.split_whitespace() {
+            match part.split_once('=') {
+                Some(("sslmode", v)) => mode = mode_of(v.trim_matches('\''))?,
+                Some(("sslrootcert", v)) => root_cert = Some(v.trim_matches('\'').to_owned()),
+                _ => kept.push(part.to_owned()),
+            }
+        }
+        kept.push(format!("sslmode={}", driver_mode(mode)));
+        kept.join(" ")
+    };
+    Ok(Parsed {
+        driver,
+        mode,
+        root_cert,
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Where a URL points, without its password: `host:port/dbname`.
+pub fn describe_target(url: &str) -> String {
+    let driver = parse(url).map(|p| p.driver).unwrap_or_default();
+    match postgres::Config::from_str(&driver) {
+        Ok(config) => {
+            let host = config
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    postgres::config::Host::Tcp(name) => name.clone(),
+                    postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .unwrap_or_else(|| "localhost".into());
+            let port = config.get_ports().first().copied().unwrap_or(5432);
+            let db = config
+                .get_dbname()
+                .or(config.get_user())
+                .unwrap_or("postgres");
+            format!("{host}:{port}/{db}")
+        }
+        Err(_) => "the configured database".into(),
+    }
+}
+
+fn roots(root_cert: Option<&str>) -> Result<RootCertStore, ConnectError> {
+    let mut store = RootCertStore::empty();
+    let default = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql/root.crt"));
+    let file = match root_cert {
+        Some("system") => None,
+        Some(path) => Some(PathBuf::from(path)),
+        None => default.filter(|p| p.is_file()),
+    };
+    match file {
+        Some(path) => {
+            let pem = std::fs::read(&path).map_err(|e| {
+                ConnectError::Tls(format!("cannot read sslrootcert {}: {e}", path.display()))
+            })?;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert = cert.map_err(|e| {
+                    ConnectError::Tls(format!("sslrootcert {} is not PEM: {e}", path.display()))
+                })?;
+                store.add(cert).map_err(|e| {
+                    ConnectError::Tls(format!("sslrootcert {}: {e}", path.display()))
+                })?;
+            }
+            if store.is_empty() {
+                return Err(ConnectError::Tls(format!(
+                    "sslrootcert {} holds no certificate",
+                    path.display()
+                )));
+            }
+        }
+        None => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    Ok(store)
+}
+
+/// Accepts any certificate (libpq's `require`), still checking the
+/// handshake's signatures; with `chain_only`, checks the chain but not the
+/// host name (`verify-ca`).
+#[derive(Debug)]
+struct Lenient {
+    inner: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Lenient {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match &self.inner {
+            None => Ok(ServerCertVerified::assertion()),
+            Some(v) => {
+                match v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+                    Err(rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForName,
+                    ))
+                    | Err(rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForNameContext { .. },
+                    )) => Ok(ServerCertVerified::assertion()),
+                    other => other,
+                }
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The rustls connector for a TLS mode.
+pub fn connector(
+    mode: SslMode,
+    root_cert: Option<&str>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, ConnectError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConnectError::Tls(e.to_string()))?;
+    let config = match mode {
+        SslMode::VerifyFull => builder
+            .with_root_certificates(roots(root_cert)?)
+            .with_no_client_auth(),
+        SslMode::VerifyCa => {
+            let inner = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots(root_cert)?),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| ConnectError::Tls(e.to_string()))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Lenient {
+                    inner: Some(inner),
+                    provider,
+                }))
+                .with_no_client_auth()
+        }
+        _ => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Lenient {
+                inner: None,
+                provider,
+            }))
+            .with_no_client_auth(),
+    };
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Connects with libpq's URL and TLS settings.
+pub fn connect(url: &str) -> Result<postgres::Client, ConnectError> {
+    let parsed = parse(url)?;
+    // The driver's parse errors never contain the URL.
+    let config =
+        postgres::Config::from_str(&parsed.driver).map_err(|e| ConnectError::Url(e.to_string()))?;
+    let target = describe_target(url);
+    let result = match parsed.mode {
+        SslMode::Disable => config.connect(postgres::NoTls),
+        mode => config.connect(connector(mode, parsed.root_cert.as_deref())?),
+    };
+    result.map_err(|e| {
+        // One line: PostgreSQL's message, or the system's (or the TLS
+        // layer's) reason; the driver's own text says only "error
+        // connecting to server".
+        let reason = match (e.as_db_error(), std::error::Error::source(&e)) {
+            (Some(db), _) => db.message().to_owned(),
+            (None, Some(inner)) => inner.to_string(),
+            (None, None) => e.to_string(),
+        };
+        ConnectError::Connect { target, reason }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_tls_keys_are_taken_out_for_the_driver() {
+        let p = parse("postgresql://u:p@h:5432/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&application_name=x").unwrap();
+        assert_eq!(p.mode, SslMode::VerifyFull);
+        assert_eq!(p.root_cert.as_deref(), Some("/tmp/ca.pem"));
+        assert_eq!(
+            p.driver,
+            "postgresql://u:p@h:5432/db?application_name=x&sslmode=require"
+        );
+        let p = parse("host=h user=u sslmode=verify-ca sslrootcert=/ca.pem").unwrap();
+        assert_eq!(
+            (p.mode, p.driver.as_str()),
+            (SslMode::VerifyCa, "host=h user=u sslmode=require")
+        );
+        assert_eq!(
+            parse("postgresql://h/db").unwrap().driver,
+            "postgresql://h/db?sslmode=prefer"
+        );
+        assert_eq!(
+            parse("postgresql://h/db?sslmode=disable").unwrap().mode,
+            SslMode::Disable
+        );
+        assert!(parse("postgresql://h/db?sslmode=always").is_err());
+    }
+
+    #[test]
+    fn targets_never_show_credentials() {
+        assert_eq!(
+            describe_target("postgresql://u:secret@db.example:6543/app?sslmode=verify-full"),
+            "db.example:6543/app"
+        );
+        assert_eq!(
+            describe_target("host=h port=1 user=u password=secret dbname=d"),
+            "h:1/d"
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! TLS with rustls against a local server whose certificate is signed by a
+//! test CA made here: `require`, `verify-ca`, `verify-full`, and the failures
+//! that must fail.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use alembic_embed::tls::connect;
+use alembic_throwaway::{Choice, Server};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+#[test]
+fn sslmodes_against_a_server_with_a_test_ca() {
+    let server = Server::start(Choice::Local).unwrap();
+    let data = server.data_dir().unwrap().to_owned();
+
+    // A CA, and a server certificate for `localhost` signed by it.
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "cargo-alembic test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+
+    let owner = std::fs::metadata(&data).unwrap();
+    for (name, text, mode) in [
+        ("server.crt", server_cert.pem(), 0o644),
+        ("server.key", server_key.serialize_pem(), 0o600),
+    ] {
+        let path = data.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+
+    let mut admin = postgres::Client::connect(server.admin_url(), postgres::NoTls).unwrap();
+    admin.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let port = server
+        .admin_url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let ca = ca_file.display().to_string();
+    let url =
+        |host: &str, query: &str| format!("postgresql://postgres@{host}:{port}/postgres?{query}");
+    let uses_tls = |url: &str| -> bool {
+        let mut c = connect(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        c.query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+
+    assert!(
+        uses_tls(&url("127.0.0.1", "sslmode=require")),
+        "require encrypts"
+    );
+    assert!(uses_tls(&url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca}")
+    )));
+    assert!(
+        uses_tls(&url(
+            "127.0.0.1",
+            &format!("sslmode=verify-ca&sslrootcert={ca}")
+        )),
+        "verify-ca ignores the host name"
+    );
+    assert!(!uses_tls(&url("127.0.0.1", "sslmode=disable")));
+    assert!(uses_tls(&format!("host=localhost port={port} user=postgres dbname=postgres sslmode=verify-full sslrootcert={ca}")));
+
+    // The host name does not match the certificate.
+    let wrong_host = connect(&url(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    ))
+    .err()
+    .expect("must fail");
+    assert!(
+        wrong_host.to_string().contains("certificate"),
+        "{wrong_host}"
+    );
+    // An unknown issuer (the public roots do not hold the test CA).
+    let unknown = connect(&url("localhost", "sslmode=verify-full"))
+        .err()
+        .expect("must fail");
+    assert!(
+        unknown.to_string().contains("UnknownIssuer") || unknown.to_string().contains("issuer"),
+        "{unknown}"
+    );
+    assert!(
+        unknown
+            .to_string()
+            .starts_with(&format!("cannot connect to localhost:{port}/postgres: ")),
+        "{unknown}"
+    );
+}
