@@ -372,3 +372,52 @@ fn an_edited_revision_is_refused_until_accepted() {
     ok(run(&["upgrade"]));
     ok(run(&["current"]));
 }
+
+#[test]
+fn a_long_run_on_a_terminal_shows_a_progress_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = dir.path().join("db/versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    let mut down = "None".to_owned();
+    for n in 0..25 {
+        let id = format!("p{n:02}");
+        std::fs::write(
+            versions.join(format!("{id}.sql")),
+            format!("-- step {n}\n-- revision: {id}\n-- down_revision: {down}\n\n-- alembic:upgrade\nSELECT pg_sleep(0.03);\n\n-- alembic:downgrade\n"),
+        )
+        .unwrap();
+        down = id;
+    }
+    let db = db();
+    // `script` gives the command a terminal for stdout.
+    let command = format!(
+        "{} --script-location db --database-url '{}' upgrade",
+        env!("CARGO_BIN_EXE_cargo-alembic"),
+        db.url()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .output()
+        .expect("script(1)");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(screen.contains("/25 revisions"), "a progress bar: {screen}");
+    assert!(
+        screen.contains("Running upgrade p23 -> p24, step 24"),
+        "the lines stay: {screen}"
+    );
+    // Without a terminal: lines only.
+    let piped = alembic(
+        dir.path(),
+        &[
+            "--script-location",
+            "db",
+            "--database-url",
+            db.url(),
+            "downgrade",
+            "base",
+        ],
+    );
+    assert!(!String::from_utf8_lossy(&piped.stdout).contains("revisions,"));
+}

@@ -189,6 +189,10 @@ pub struct Step {
     pub description: String,
     /// Wall time of the revision, as seen by this process.
     pub duration: Duration,
+    /// 1-based position of this revision in the run.
+    pub position: usize,
+    /// How many revisions the run has.
+    pub total: usize,
 }
 
 /// What a run did.
@@ -722,6 +726,8 @@ impl<'m> Engine<'m> {
                 direction,
                 description: self.describe(i, direction),
                 duration: started.elapsed(),
+                position: report.steps.len() + 1,
+                total: plan.len(),
             };
             on_step(&step);
             report.steps.push(step);

@@ -73,9 +73,11 @@ fn mode_of(value: &str) -> Result<SslMode, ConnectError> {
         "require" => SslMode::Require,
         "verify-ca" => SslMode::VerifyCa,
         "verify-full" => SslMode::VerifyFull,
-        other => return Err(ConnectError::Url(format!(
+        other => {
+            return Err(ConnectError::Url(format!(
             "unknown sslmode `{other}` (disable, allow, prefer, require, verify-ca, verify-full)"
-        ))),
+        )))
+        }
     })
 }
 

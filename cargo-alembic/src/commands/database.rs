@@ -1,6 +1,8 @@
 //! Commands that use a database: `upgrade`, `downgrade`, `stamp`,
 //! `current`, and `history --indicate-current`; `--sql` prints instead.
 
+use std::io::IsTerminal;
+
 use alembic_core::{Resolver, RevisionMap, Target};
 use alembic_embed::{Current, Engine, EngineError, Report, Session, Settings};
 use serde::Serialize;
@@ -155,14 +157,51 @@ fn print_report(ctx: &Ctx, map: &RevisionMap, report: &Report, verb: &str) -> Re
     }
 }
 
+/// Runs at least this long get a progress bar (on a terminal).
+const BAR_FROM: usize = 20;
+
+/// Whether a run shows a progress bar: on a terminal, and long.
+pub(crate) fn wants_bar(stdout_is_terminal: bool, total: usize) -> bool {
+    stdout_is_terminal && total >= BAR_FROM
+}
+
+/// Prints Alembic's line for each revision, and keeps a progress bar below
+/// the lines when stdout is a terminal and the run is long.
 fn step_printer(ctx: &Ctx) -> impl FnMut(&alembic_embed::Step) + '_ {
+    let terminal = std::io::stdout().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
     move |s| {
-        if ctx.format == Format::Human {
-            let _ = emit(&format!(
-                "{} ({:.0} ms)\n",
-                s.description,
-                s.duration.as_secs_f64() * 1000.0
-            ));
+        if ctx.format != Format::Human {
+            return;
+        }
+        let line = format!(
+            "{} ({:.0} ms)",
+            s.description,
+            s.duration.as_secs_f64() * 1000.0
+        );
+        if bar.is_none() && wants_bar(terminal, s.total) {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(s.total as u64),
+                indicatif::ProgressDrawTarget::stdout(),
+            );
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} revisions, {elapsed}")
+            {
+                b.set_style(style);
+            }
+            bar = Some(b);
+        }
+        match &bar {
+            Some(b) => {
+                b.println(line);
+                b.inc(1);
+                if s.position == s.total {
+                    b.finish_and_clear();
+                }
+            }
+            None => {
+                let _ = emit(&format!("{line}\n"));
+            }
         }
     }
 }
