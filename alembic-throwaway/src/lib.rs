@@ -7,7 +7,9 @@
 //! 2. **local server binaries** ([`Choice::Local`]): `initdb` into a
 //!    temporary folder, a private socket folder and a free port, `fsync=off`;
 //!    as root it runs as the `postgres` user;
-//! 3. **Docker** ([`Choice::Docker`]): probed here; see [`docker_status`].
+//! 3. **Docker** ([`Choice::Docker`], with the `docker` feature): a
+//!    `postgres:17-alpine` container through testcontainers, used when a
+//!    Docker daemon answers ([`docker_status`] probes it first).
 //!
 //! Cleanup does not depend on `Drop`: a local server runs under a small
 //! supervisor that reads this process's pipe, and stops the server and
@@ -70,7 +72,13 @@ pub struct Server {
     /// Which provider, and why.
     description: String,
     local: Option<LocalServer>,
+    /// The Docker container, removed when dropped.
+    #[allow(dead_code)]
+    container: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
+
+/// The Postgres image the Docker provider runs.
+pub const DOCKER_IMAGE: (&str, &str) = ("postgres", "17-alpine");
 
 /// A database that is dropped when this value is.
 pub struct Database {
@@ -87,22 +95,25 @@ impl Server {
         match choice {
             Choice::Url(url) => Server::existing(url, "the given server".to_owned()),
             Choice::Local => Server::local(String::new()),
-            Choice::Docker => Err(Error::NoProvider(docker_status().unwrap_or_else(|e| e))),
+            Choice::Docker => match docker_status() {
+                Ok(daemon) => Server::docker(daemon),
+                Err(why) => Err(Error::NoProvider(why)),
+            },
             Choice::Auto(Some(url)) => {
                 Server::existing(url, "the given server (a URL was given)".to_owned())
             }
-            Choice::Auto(None) => {
-                let docker = match docker_status() {
-                    Ok(ok) => ok,
-                    Err(e) => e,
-                };
-                match find_bindir() {
-                    Ok(_) => Server::local(format!("; Docker not tried ({docker})")),
-                    Err(local) => Err(Error::NoProvider(format!(
-                        "no URL was given (pass --database-url or set DATABASE_URL); {local}; {docker}"
-                    ))),
+            Choice::Auto(None) => match (find_bindir(), docker_status()) {
+                // Local binaries start fastest; Docker is the fallback.
+                (Ok(_), _) => Server::local(
+                    "; no URL was given; local binaries start faster than Docker".to_owned(),
+                ),
+                (Err(local), Ok(daemon)) => {
+                    Server::docker(format!("{daemon}; no URL was given; {local}"))
                 }
-            }
+                (Err(local), Err(docker)) => Err(Error::NoProvider(format!(
+                    "no URL was given (pass --database-url or set DATABASE_URL); {local}; {docker}"
+                ))),
+            },
         }
     }
 
@@ -112,6 +123,7 @@ impl Server {
             admin_url: url,
             description: format!("an existing server: {why}"),
             local: None,
+            container: None,
         })
     }
 
@@ -129,7 +141,57 @@ impl Server {
             admin_url: local.url("postgres"),
             description,
             local: Some(local),
+            container: None,
         })
+    }
+
+    #[cfg(feature = "docker")]
+    fn docker(why: String) -> Result<Server, Error> {
+        use testcontainers_modules::postgres::Postgres;
+        use testcontainers_modules::testcontainers::runners::SyncRunner;
+        use testcontainers_modules::testcontainers::ImageExt;
+        let started = Instant::now();
+        let docker = |e: &dyn std::fmt::Display| Error::Program {
+            program: "docker".into(),
+            detail: e.to_string(),
+        };
+        let container = Postgres::default()
+            .with_tag(DOCKER_IMAGE.1)
+            .start()
+            .map_err(|e| docker(&e))?;
+        let port = container.get_host_port_ipv4(5432).map_err(|e| docker(&e))?;
+        let host = container.get_host().map_err(|e| docker(&e))?;
+        let admin_url = format!("postgresql://postgres:postgres@{host}:{port}/postgres");
+        // The container accepts connections a moment after it reports ready.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while postgres::Client::connect(&admin_url, postgres::NoTls).is_err() {
+            if Instant::now() > deadline {
+                return Err(Error::Timeout(
+                    Duration::from_secs(30),
+                    "the container's server does not answer".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let description = format!(
+            "Docker: {}:{} via testcontainers (started in {} ms; {why})",
+            DOCKER_IMAGE.0,
+            DOCKER_IMAGE.1,
+            started.elapsed().as_millis()
+        );
+        Ok(Server {
+            admin_url,
+            description,
+            local: None,
+            container: Some(Box::new(container)),
+        })
+    }
+
+    #[cfg(not(feature = "docker"))]
+    fn docker(why: String) -> Result<Server, Error> {
+        Err(Error::NoProvider(format!(
+            "{why}, but this build has no Docker provider (build with the `docker` feature)"
+        )))
     }
 
     /// Which provider is in use, and why the others were not.
@@ -241,10 +303,7 @@ pub fn docker_status() -> Result<String, String> {
     let mut reply = String::new();
     let _ = stream.read_to_string(&mut reply);
     if reply.ends_with("OK") {
-        Err(format!(
-            "a Docker daemon answers at {}, but this build has no Docker provider yet",
-            socket.display()
-        ))
+        Ok(format!("a Docker daemon answers at {}", socket.display()))
     } else {
         Err(format!(
             "Docker at {} did not answer its ping",
