@@ -89,6 +89,43 @@ pub struct Database {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// Databases alive on existing servers: (admin URL, name), for cleanup on
+/// an interrupt (a local server cleans itself up).
+static LIVE: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once an interrupt is being handled: the process is about to exit
+/// with 130 after the cleanup, so it should not finish on its own.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Makes Ctrl-C (and SIGTERM, SIGHUP) drop every throwaway database still
+/// alive on an existing server, then exit with status 130. For programs
+/// (the CLI's `verify`, `alembic-throwaway`), not libraries: it installs
+/// the process's signal handler.
+pub fn cleanup_on_interrupt() -> Result<(), Error> {
+    ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        let live = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
+        for (admin, name) in live {
+            drop_database(&admin, &name);
+        }
+        std::process::exit(130);
+    })
+    .map_err(|e| Error::Program {
+        program: "signal handler".into(),
+        detail: e.to_string(),
+    })
+}
+
+fn drop_database(admin_url: &str, name: &str) {
+    if let Ok(mut admin) = postgres::Client::connect(admin_url, postgres::NoTls) {
+        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+}
+
 impl Server {
     /// Starts (or reaches) a server with the chosen provider.
     pub fn start(choice: Choice) -> Result<Server, Error> {
@@ -219,6 +256,11 @@ impl Server {
         );
         let mut admin = postgres::Client::connect(&self.admin_url, postgres::NoTls)?;
         admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        if self.local.is_none() {
+            if let Ok(mut live) = LIVE.lock() {
+                live.push((self.admin_url.clone(), name.clone()));
+            }
+        }
         Ok(Database {
             url: with_dbname(&self.admin_url, &name),
             name,
@@ -246,11 +288,9 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
+        drop_database(&self.admin_url, &self.name);
+        if let Ok(mut live) = LIVE.lock() {
+            live.retain(|(_, n)| *n != self.name);
         }
     }
 }

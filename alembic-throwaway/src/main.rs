@@ -24,6 +24,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Err(e) = alembic_throwaway::cleanup_on_interrupt() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(1);
+    }
     let server = match Server::start(choice) {
         Ok(s) => s,
         Err(e) => {
@@ -45,5 +49,9 @@ fn main() -> std::process::ExitCode {
     println!("DATABASE_URL={}", db.url());
     // Hold until standard input ends (Ctrl-D, or the parent closing it).
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    // An interrupt's cleanup ends the process with 130; do not race it.
+    while alembic_throwaway::interrupted() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     std::process::ExitCode::SUCCESS
 }

@@ -45,3 +45,44 @@ fn sigkill_of_the_owner_stops_the_server_and_deletes_its_folder() {
         "the server is stopped"
     );
 }
+
+#[test]
+fn ctrl_c_drops_a_database_made_on_an_existing_server() {
+    let local = alembic_throwaway::Server::start(alembic_throwaway::Choice::Local).unwrap();
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_alembic-throwaway"))
+        .args(["--url", local.admin_url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Keep its input open: `wait` would close it, which also ends the holder.
+    let _stdin = holder.stdin.take();
+    let mut out = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut out)
+        .unwrap();
+    let url = out.trim().strip_prefix("DATABASE_URL=").unwrap().to_owned();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let exists = |name: &str| -> bool {
+        let mut admin = postgres::Client::connect(local.admin_url(), postgres::NoTls).unwrap();
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    };
+    assert!(exists(&name));
+    // Ctrl-C.
+    let status = Command::new("kill")
+        .args(["-INT", &holder.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = holder.wait().unwrap().code();
+    assert_eq!(code, Some(130));
+    assert!(!exists(&name), "the database was dropped");
+}
