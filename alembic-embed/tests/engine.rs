@@ -586,3 +586,33 @@ fn accept_records_a_deliberate_edit_and_keeps_the_old_checksum() {
         Err(EngineError::NotApplied { .. })
     ));
 }
+
+#[test]
+fn stamp_purge_replaces_rows_the_chain_does_not_know() {
+    let map = repo_chain();
+    let db = db();
+    let mut c = db.connect().unwrap();
+    let engine = Engine::new(&map, Settings::default());
+    c.batch_execute(&engine.create_tables_sql()).unwrap();
+    c.batch_execute("INSERT INTO alembic_version VALUES ('feedfacecafe')")
+        .unwrap();
+    assert!(matches!(
+        engine.stamp(&mut c, &["head"], false),
+        Err(EngineError::UnknownRevisions { .. })
+    ));
+    let report = engine.stamp(&mut c, &["e3c2", "a5e4"], true).unwrap();
+    assert_eq!(report.before, ["feedfacecafe"]);
+    assert_eq!(
+        rows(&mut c, "SELECT version_num FROM alembic_version"),
+        ["a5e4c9f6b7d8"],
+        "e3c2 is implied by a5e4"
+    );
+    engine.stamp(&mut c, &["b6f5"], false).unwrap();
+    assert_eq!(
+        rows(&mut c, "SELECT version_num FROM alembic_version"),
+        ["a5e4c9f6b7d8", "b6f5d0a7c8e9"],
+        "another lineage adds a row"
+    );
+    engine.stamp(&mut c, &["base"], false).unwrap();
+    assert!(rows(&mut c, "SELECT version_num FROM alembic_version").is_empty());
+}

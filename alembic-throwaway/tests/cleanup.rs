@@ -86,3 +86,27 @@ fn ctrl_c_drops_a_database_made_on_an_existing_server() {
     assert_eq!(code, Some(130));
     assert!(!exists(&name), "the database was dropped");
 }
+
+#[test]
+fn runs_a_command_with_database_url_and_passes_its_status() {
+    let out = Command::new(env!("CARGO_BIN_EXE_alembic-throwaway"))
+        .args([
+            "sh",
+            "-c",
+            "psql \"$DATABASE_URL\" -XAtc 'select 40 + 2' && exit 3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "42",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let bad = Command::new(env!("CARGO_BIN_EXE_alembic-throwaway"))
+        .args(["--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
