@@ -246,7 +246,15 @@ pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
     let report = engine
         .upgrade_in(&mut client, session, &args.revision, &mut step_printer(ctx))
         .map_err(engine_error)?;
-    print_report(ctx, &map, &report, "upgrade")
+    let printed = print_report(ctx, &map, &report, "upgrade");
+    // Close the connection properly; but the process ends next, so the
+    // chain is not freed revision by revision (about a millisecond per
+    // thousand revisions, on a run that is otherwise ~10 ms when nothing
+    // is pending).
+    drop(client);
+    std::mem::forget(engine);
+    std::mem::forget(map);
+    printed
 }
 
 /// Runs `downgrade`.
