@@ -573,6 +573,12 @@ impl<'m> Engine<'m> {
             sql.push_str(&self.version_sql(op));
         }
         sql.push_str(&self.ledger_sql(rev, direction, online));
+        if online {
+            sql.push_str(&format!(
+                "SELECT '{TIMING}', {}, extract(epoch FROM clock_timestamp() - current_setting('alembic.t0')::timestamptz) * 1000;\n",
+                quote_literal(&rev.id)
+            ));
+        }
         Ok(Batch {
             sql,
             statements: located,
@@ -683,35 +689,46 @@ impl<'m> Engine<'m> {
         // What this transaction ran so far, to replay if a failure must be
         // located statement by statement.
         let mut in_transaction: Vec<String> = Vec::new();
-        for &i in plan {
+        let mut group: Vec<(usize, Batch<'m>)> = Vec::new();
+        let mut group_len = 0;
+        for (n, &i) in plan.iter().enumerate() {
             let rev = self.map.rev(i);
             let ops = match direction {
                 Direction::Upgrade => heads.upgrade(self.map, i),
                 Direction::Downgrade => heads.downgrade(self.map, i),
             };
-            let started = Instant::now();
             if rev.transactional {
-                if !open {
-                    Self::db("cannot begin a transaction", client.batch_execute("BEGIN"))?;
-                    open = true;
-                }
                 let batch = self.batch(rev, direction, &ops, true)?;
-                if let Err(e) = client.batch_execute(&batch.sql) {
-                    return Err(self.locate_failure(
+                group_len += batch.sql.len();
+                group.push((i, batch));
+                let next_joins = plan
+                    .get(n + 1)
+                    .is_some_and(|&j| self.map.rev(j).transactional);
+                if per_revision
+                    || !next_joins
+                    || group.len() == GROUP_REVISIONS
+                    || group_len > GROUP_BYTES
+                {
+                    if !open {
+                        Self::db("cannot begin a transaction", client.batch_execute("BEGIN"))?;
+                        open = true;
+                    }
+                    self.send_group(
                         client,
-                        rev,
                         direction,
-                        &batch,
-                        e,
-                        &in_transaction,
-                    ));
-                }
-                if per_revision {
-                    Self::db("cannot commit", client.batch_execute("COMMIT"))?;
-                    open = false;
-                    in_transaction.clear();
-                } else {
-                    in_transaction.push(batch.sql);
+                        &group,
+                        &mut in_transaction,
+                        plan.len(),
+                        report,
+                        on_step,
+                    )?;
+                    group.clear();
+                    group_len = 0;
+                    if per_revision {
+                        Self::db("cannot commit", client.batch_execute("COMMIT"))?;
+                        open = false;
+                        in_transaction.clear();
+                    }
                 }
             } else {
                 if open {
@@ -719,23 +736,153 @@ impl<'m> Engine<'m> {
                     open = false;
                     in_transaction.clear();
                 }
+                let started = Instant::now();
                 self.run_outside_transaction(client, rev, direction, &ops)?;
+                self.step_done(i, direction, started.elapsed(), plan.len(), report, on_step);
             }
-            let step = Step {
-                revision: rev.id.clone(),
-                direction,
-                description: self.describe(i, direction),
-                duration: started.elapsed(),
-                position: report.steps.len() + 1,
-                total: plan.len(),
-            };
-            on_step(&step);
-            report.steps.push(step);
         }
         if open {
             Self::db("cannot commit", client.batch_execute("COMMIT"))?;
         }
         Ok(heads)
+    }
+
+    fn step_done(
+        &self,
+        i: usize,
+        direction: Direction,
+        duration: Duration,
+        total: usize,
+        report: &mut Report,
+        on_step: &mut dyn FnMut(&Step),
+    ) {
+        let step = Step {
+            revision: self.map.rev(i).id.clone(),
+            direction,
+            description: self.describe(i, direction),
+            duration,
+            position: report.steps.len() + 1,
+            total,
+        };
+        on_step(&step);
+        report.steps.push(step);
+    }
+
+    /// Sends consecutive revisions in one round trip; each reports its own
+    /// duration as measured by the server.
+    #[allow(clippy::too_many_arguments)]
+    fn send_group(
+        &self,
+        client: &mut Client,
+        direction: Direction,
+        group: &[(usize, Batch<'m>)],
+        in_transaction: &mut Vec<String>,
+        total: usize,
+        report: &mut Report,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<(), EngineError> {
+        let mut sql = String::with_capacity(group.iter().map(|(_, b)| b.sql.len()).sum());
+        let mut starts = Vec::with_capacity(group.len());
+        for (_, batch) in group {
+            starts.push(sql.len());
+            sql.push_str(&batch.sql);
+        }
+        let started = Instant::now();
+        let messages = match client.simple_query(&sql) {
+            Ok(m) => m,
+            Err(error) => {
+                return Err(self.locate_group_failure(
+                    client,
+                    direction,
+                    group,
+                    &sql,
+                    &starts,
+                    error,
+                    in_transaction,
+                ))
+            }
+        };
+        let elapsed = started.elapsed();
+        let mut measured: HashMap<String, f64> = HashMap::new();
+        for message in &messages {
+            if let postgres::SimpleQueryMessage::Row(row) = message {
+                if row.len() == 3 && row.get(0) == Some(TIMING) {
+                    if let (Some(id), Some(ms)) =
+                        (row.get(1), row.get(2).and_then(|m| m.parse::<f64>().ok()))
+                    {
+                        measured.insert(id.to_owned(), ms);
+                    }
+                }
+            }
+        }
+        for (i, _) in group {
+            let fallback = elapsed / u32::try_from(group.len()).unwrap_or(1).max(1);
+            let duration = measured
+                .get(&self.map.rev(*i).id)
+                .map_or(fallback, |ms| Duration::from_secs_f64(ms / 1000.0));
+            self.step_done(*i, direction, duration, total, report, on_step);
+        }
+        in_transaction.push(sql);
+        Ok(())
+    }
+
+    /// A failed group: PostgreSQL's position points into one revision's
+    /// statements, or the revisions are replayed one by one to find it.
+    #[allow(clippy::too_many_arguments)]
+    fn locate_group_failure(
+        &self,
+        client: &mut Client,
+        direction: Direction,
+        group: &[(usize, Batch<'m>)],
+        sql: &str,
+        starts: &[usize],
+        error: postgres::Error,
+        before: &[String],
+    ) -> EngineError {
+        if let Some(p) = error_position(&error) {
+            let byte = sql
+                .char_indices()
+                .nth(p.saturating_sub(1))
+                .map_or(sql.len(), |(b, _)| b);
+            if let Some(k) = starts.iter().rposition(|&s| s <= byte) {
+                let (i, batch) = &group[k];
+                if let Some((statement, within)) = statement_at(batch, byte - starts[k]) {
+                    return EngineError::Sql(Box::new(self.failure(
+                        self.map.rev(*i),
+                        direction,
+                        statement,
+                        &error,
+                        Some(within),
+                    )));
+                }
+            }
+        }
+        let mut done: Vec<String> = before.to_vec();
+        let replayed = client.batch_execute("ROLLBACK; BEGIN").is_ok()
+            && before.iter().all(|s| client.batch_execute(s).is_ok());
+        if replayed {
+            for (i, batch) in group {
+                if let Err(e) = client.batch_execute(&batch.sql) {
+                    return self.locate_failure(
+                        client,
+                        self.map.rev(*i),
+                        direction,
+                        batch,
+                        e,
+                        &done,
+                    );
+                }
+                done.push(batch.sql.clone());
+            }
+        }
+        let _ = client.batch_execute("ROLLBACK");
+        let first = group
+            .first()
+            .map_or_else(String::new, |(i, _)| self.map.rev(*i).id.clone());
+        EngineError::Database {
+            context: format!("cannot run the revisions from {first} on"),
+            source: error,
+        }
     }
 
     /// A `transactional: false` revision: each statement on its own, then
@@ -1169,6 +1316,24 @@ impl<'m> Engine<'m> {
         }
         Ok(out)
     }
+}
+
+/// Consecutive transactional revisions sent in one round trip, at most.
+const GROUP_REVISIONS: usize = 16;
+/// And at most this much SQL in one round trip.
+const GROUP_BYTES: usize = 256 * 1024;
+/// Marks the row each revision returns with its server-measured duration.
+const TIMING: &str = "alembic:timing";
+
+/// The statement of a batch at a byte offset, and the 1-based character
+/// position inside it.
+fn statement_at<'b>(batch: &'b Batch<'_>, byte: usize) -> Option<(&'b Statement, usize)> {
+    let &(offset, s) = batch
+        .statements
+        .iter()
+        .rev()
+        .find(|(offset, _)| *offset <= byte)?;
+    (byte <= offset + s.sql.len()).then(|| (s, batch.sql[offset..byte].chars().count() + 1))
 }
 
 /// PostgreSQL's 1-based character position of an error in the query sent.

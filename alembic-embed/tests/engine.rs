@@ -616,3 +616,66 @@ fn stamp_purge_replaces_rows_the_chain_does_not_know() {
     engine.stamp(&mut c, &["base"], false).unwrap();
     assert!(rows(&mut c, "SELECT version_num FROM alembic_version").is_empty());
 }
+
+#[test]
+fn grouped_revisions_report_their_own_time_and_failures_their_own_line() {
+    let mut files = Vec::new();
+    let mut down = "None".to_owned();
+    for n in 0..40 {
+        let id = format!("g{n:02}");
+        let up = if n == 27 {
+            "CREATE TABLE g27 (id int);\nSELECT 1 / 0;".to_owned()
+        } else {
+            format!("CREATE TABLE g{n:02} (id int);\nSELECT pg_sleep(0.005);")
+        };
+        files.push((
+            format!("{id}.sql"),
+            rev(&id, &down, &up, &format!("DROP TABLE g{n:02};")),
+        ));
+        down = id;
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let (_dir, map) = chain(&refs);
+    let db = db();
+    let mut c = db.connect().unwrap();
+    let engine = Engine::new(&map, Settings::default());
+    let mut seen = Vec::new();
+    let err = engine
+        .upgrade(&mut c, "g26", &mut |s| seen.push(s.duration))
+        .ok_summary();
+    assert_eq!(seen.len(), 27, "{err}");
+    assert!(
+        seen.iter().all(|d| d.as_millis() >= 5),
+        "each revision's own time: {seen:?}"
+    );
+    let err = engine.upgrade(&mut c, "head", &mut |_| {}).unwrap_err();
+    let EngineError::Sql(f) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (f.revision.as_str(), f.line, f.code.as_str()),
+        ("g27", 7, "22012"),
+        "{err}"
+    );
+    assert_eq!(
+        rows(&mut c, "SELECT version_num FROM alembic_version"),
+        ["g26"],
+        "the failed run changed nothing"
+    );
+}
+
+trait OkSummary {
+    fn ok_summary(self) -> String;
+}
+
+impl OkSummary for Result<alembic_embed::Report, EngineError> {
+    fn ok_summary(self) -> String {
+        match self {
+            Ok(r) => format!("{} steps", r.steps.len()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
