@@ -280,22 +280,50 @@ fn python_alembic(bench: &Path) -> Option<PathBuf> {
     (ok && exe.is_file()).then_some(exe)
 }
 
-fn bench(root: &Path, args: &[String]) -> Result<()> {
-    let runs: usize = match args.iter().position(|a| a == "--runs") {
-        Some(i) => args.get(i + 1).context("--runs takes a number")?.parse()?,
-        None => 30,
-    };
-    let with_python = !args.iter().any(|a| a == "--no-python");
-    let write = args.iter().any(|a| a == "--write");
+/// The options both benchmarks take.
+struct BenchOptions {
+    runs: usize,
+    with_python: bool,
+    write: bool,
+}
 
+impl BenchOptions {
+    fn parse(args: &[String], default_runs: usize) -> Result<Self> {
+        let runs = match args.iter().position(|a| a == "--runs") {
+            Some(i) => args.get(i + 1).context("--runs takes a number")?.parse()?,
+            None => default_runs,
+        };
+        Ok(BenchOptions {
+            runs,
+            with_python: !args.iter().any(|a| a == "--no-python"),
+            write: args.iter().any(|a| a == "--write"),
+        })
+    }
+}
+
+/// Builds the release binary and returns its path.
+fn release_binary(root: &Path) -> Result<String> {
     let status = Command::new("cargo")
         .args(["build", "--release", "--quiet", "-p", "cargo-alembic"])
         .status()?;
     if !status.success() {
         bail!("cargo build --release failed");
     }
-    let exe = root.join("target/release/cargo-alembic");
-    let exe_s = exe.to_str().context("utf-8 path")?;
+    Ok(root
+        .join("target/release/cargo-alembic")
+        .to_str()
+        .context("utf-8 path")?
+        .to_owned())
+}
+
+fn bench(root: &Path, args: &[String]) -> Result<()> {
+    let BenchOptions {
+        runs,
+        with_python,
+        write,
+    } = BenchOptions::parse(args, 30)?;
+    let exe = release_binary(root)?;
+    let exe_s = exe.as_str();
     let bench = root.join("target/bench");
     let python = if with_python {
         python_alembic(&bench)
@@ -393,7 +421,7 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         t?
     };
     notes.push(format!(
-        "Inside a cargo workspace (configuration read with `cargo metadata`), branchy × 10000: `cargo-alembic heads` {} (min {}); \
+        "Inside a cargo workspace (the configuration comes from its Cargo.toml), branchy × 10000: `cargo-alembic heads` {} (min {}); \
          through cargo, `cargo alembic heads` {} (min {}).",
         ms(in_ws.median),
         ms(in_ws.min),
@@ -429,20 +457,12 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
 /// of one throwaway server, interleaved; then a no-op `upgrade head`.
 fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
     use alembic_throwaway::{Choice, Server};
-    let runs: usize = match args.iter().position(|a| a == "--runs") {
-        Some(i) => args.get(i + 1).context("--runs takes a number")?.parse()?,
-        None => 10,
-    };
-    let with_python = !args.iter().any(|a| a == "--no-python");
-    let write = args.iter().any(|a| a == "--write");
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "-p", "cargo-alembic"])
-        .status()?;
-    if !status.success() {
-        bail!("cargo build --release failed");
-    }
-    let exe = root.join("target/release/cargo-alembic");
-    let exe_s = exe.to_str().context("utf-8 path")?.to_owned();
+    let BenchOptions {
+        runs,
+        with_python,
+        write,
+    } = BenchOptions::parse(args, 10)?;
+    let exe_s = release_binary(root)?;
     let bench = root.join("target/bench");
     let count = 1000;
     let revs = chain(Shape::Linear, count);
