@@ -956,30 +956,21 @@ impl<'m> Engine<'m> {
         error: postgres::Error,
         before: &[String],
     ) -> EngineError {
-        let position = error_position(&error);
-        if let Some(p) = position {
+        if let Some(p) = error_position(&error) {
             // A 1-based character position in the whole batch.
             let byte = batch
                 .sql
                 .char_indices()
                 .nth(p.saturating_sub(1))
                 .map_or(batch.sql.len(), |(b, _)| b);
-            if let Some(&(offset, s)) = batch
-                .statements
-                .iter()
-                .rev()
-                .find(|(offset, _)| *offset <= byte)
-            {
-                if byte <= offset + s.sql.len() {
-                    let within = batch.sql[offset..byte].chars().count() + 1;
-                    return EngineError::Sql(Box::new(self.failure(
-                        rev,
-                        direction,
-                        s,
-                        &error,
-                        Some(within),
-                    )));
-                }
+            if let Some((s, within)) = statement_at(batch, byte) {
+                return EngineError::Sql(Box::new(self.failure(
+                    rev,
+                    direction,
+                    s,
+                    &error,
+                    Some(within),
+                )));
             }
         }
         let replayed = client.batch_execute("ROLLBACK; BEGIN").is_ok()
