@@ -421,3 +421,49 @@ fn a_long_run_on_a_terminal_shows_a_progress_bar() {
     );
     assert!(!String::from_utf8_lossy(&piped.stdout).contains("revisions,"));
 }
+
+fn verify(fixture: &str) -> Output {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(fixture);
+    alembic(&dir, &["--script-location", ".", "verify", "--local"])
+}
+
+#[test]
+fn verify_passes_the_repository_chain() {
+    let out = alembic(&workspace(), &["verify", "--local"]);
+    let stdout = ok(out);
+    assert!(
+        stdout.contains("stairway: 10 of 10 revisions upgraded, downgraded and upgraded again"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verify: all checks passed"), "{stdout}");
+}
+
+#[test]
+fn verify_finds_a_downgrade_that_forgets_an_index() {
+    let out = verify("verify_forgets_index");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the downgrade of revision b2 (versions/b2_index.sql) does not undo its upgrade"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("+ index public.things_name_idx: CREATE INDEX things_name_idx ON public.things USING btree (name)"), "{stderr}");
+}
+
+#[test]
+fn verify_finds_a_downgrade_that_drops_too_much() {
+    let out = verify("verify_drops_too_much");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the downgrade of revision b2 (versions/b2_second.sql) does not undo its upgrade"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("- table public.first_table"), "{stderr}");
+}

@@ -634,6 +634,66 @@ impl<'m> Engine<'m> {
         })
     }
 
+    /// Applies or undoes exactly one revision (for `verify`'s stairway:
+    /// `-1` is ambiguous at merge points). Upgrading needs its parents and
+    /// dependencies applied; undoing needs nothing applied above it.
+    pub fn step_one(
+        &self,
+        client: &mut Client,
+        revision: &str,
+        direction: Direction,
+    ) -> Result<Report, EngineError> {
+        let session = self.settings.open_session(client)?;
+        self.in_session(client, session, |client, current| {
+            let mut report = Report {
+                before: current.heads.clone(),
+                ..Report::default()
+            };
+            self.check_state(&current, direction, &mut report)?;
+            let i = Resolver::with_current(self.map, current.known.clone()).revision(revision)?;
+            let applied = self.map.ancestors(&current.known, true);
+            let ready = match direction {
+                Direction::Upgrade => {
+                    !applied[i]
+                        && self
+                            .map
+                            .parents(i)
+                            .iter()
+                            .chain(self.map.dependencies(i))
+                            .all(|&p| applied[p])
+                }
+                Direction::Downgrade => {
+                    applied[i]
+                        && !self
+                            .map
+                            .children(i)
+                            .iter()
+                            .chain(self.map.dependents(i))
+                            .any(|&c| applied[c])
+                }
+            };
+            if !ready {
+                return Err(EngineError::Resolve(
+                    alembic_core::ResolveError::InvalidTarget {
+                        ident: revision.to_owned(),
+                        direction: direction.word(),
+                        current: current.heads.clone(),
+                    },
+                ));
+            }
+            let heads = self.run(
+                client,
+                &[i],
+                direction,
+                HeadState::new(current.known.iter().copied()),
+                &mut report,
+                &mut |_| {},
+            )?;
+            report.after = self.ids(&heads.heads());
+            Ok(report)
+        })
+    }
+
     fn run_to(
         &self,
         client: &mut Client,

@@ -82,6 +82,8 @@ pub enum Command {
     Current(CurrentArgs),
     /// Record a deliberate edit of an applied revision (the old checksum is kept)
     Accept(AcceptArgs),
+    /// Prove the chain against a throwaway PostgreSQL (no database URL needed)
+    Verify(VerifyArgs),
     /// Not available: autogenerate does not exist yet (see the message)
     #[command(hide = true)]
     Migrate {
@@ -228,6 +230,20 @@ pub struct StampArgs {
     pub sql: bool,
 }
 
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Use local PostgreSQL server binaries
+    #[arg(long, conflicts_with = "docker")]
+    pub local: bool,
+    /// Use Docker (testcontainers)
+    #[arg(long)]
+    pub docker: bool,
+    /// Accept several heads (also `allow_multiple_heads = true` in the metadata)
+    #[arg(long)]
+    pub allow_multiple_heads: bool,
+}
+
 /// `accept`.
 #[derive(Debug, Args)]
 pub struct AcceptArgs {
@@ -341,6 +357,9 @@ mod tests {
             "current -v",
             "history -i",
             "accept ae10 --reason fixed-a-comment",
+            "verify",
+            "verify --local --allow-multiple-heads",
+            "verify --database-url postgresql://admin@db/postgres",
         ];
         for line in ok {
             assert!(parse(line).is_ok(), "{line}: {}", parse(line).unwrap_err());

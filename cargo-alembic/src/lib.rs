@@ -10,6 +10,7 @@ mod commands;
 mod errors;
 pub mod exit_codes;
 mod output;
+mod snapshot;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -27,6 +28,9 @@ pub(crate) struct Ctx {
     pub(crate) config: Config,
     pub(crate) format: Format,
     pub(crate) cwd: PathBuf,
+    /// `--database-url` as given: `verify` uses an existing server only
+    /// when asked explicitly, never `DATABASE_URL` from the environment.
+    pub(crate) database_url_flag: Option<String>,
 }
 
 impl Ctx {
@@ -101,6 +105,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         config,
         format: g.format,
         cwd,
+        database_url_flag: g.database_url.clone(),
     };
     commands::dispatch(&ctx, cli.command)
 }

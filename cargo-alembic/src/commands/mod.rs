@@ -6,6 +6,7 @@ mod edit;
 mod init;
 mod inspect;
 mod revision;
+mod verify;
 
 use crate::args::{Command, Format};
 use crate::errors::CliError;
@@ -28,6 +29,7 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Stamp(a) => database::stamp(ctx, &a),
         Command::Current(a) => database::current(ctx, &a),
         Command::Accept(a) => database::accept(ctx, &a),
+        Command::Verify(a) => no_json(ctx, "verify").and_then(|()| verify::run(ctx, &a)),
         Command::Migrate { .. } => Err(autogenerate_unavailable("migrate")),
     }
 }
