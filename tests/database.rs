@@ -467,3 +467,59 @@ fn verify_finds_a_downgrade_that_drops_too_much() {
     );
     assert!(stderr.contains("- table public.first_table"), "{stderr}");
 }
+
+#[test]
+fn verify_speaks_github_annotations_and_json() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/verify_drops_too_much");
+    let github = alembic(
+        &dir,
+        &[
+            "--script-location",
+            ".",
+            "--format",
+            "github",
+            "verify",
+            "--local",
+        ],
+    );
+    assert_eq!(github.status.code(), Some(1), "{}", text(&github));
+    let stdout = String::from_utf8_lossy(&github.stdout);
+    let annotation = stdout
+        .lines()
+        .find(|l| l.starts_with("::error "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        annotation.starts_with("::error file=tests/fixtures/verify_drops_too_much/versions/b2_second.sql,line=9,title=cargo alembic verify%3A stairway::"),
+        "{annotation}"
+    );
+    assert!(
+        annotation.contains("%0A    - table public.first_table"),
+        "newlines are escaped: {annotation}"
+    );
+
+    let json = alembic(
+        &dir,
+        &[
+            "--script-location",
+            ".",
+            "--format",
+            "json",
+            "verify",
+            "--local",
+        ],
+    );
+    assert_eq!(json.status.code(), Some(1));
+    let report: serde_json::Value =
+        serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&json)));
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["problems"][0]["revision"], "b2");
+    assert_eq!(report["problems"][0]["line"], 9);
+    assert_eq!(report["problems"][0]["check"], "stairway");
+    assert!(report["timings"]["server_ms"].as_u64().is_some());
+
+    let not_here = alembic(
+        &dir,
+        &["--script-location", ".", "--format", "github", "heads"],
+    );
+    assert_eq!(not_here.status.code(), Some(2));
+}

@@ -49,6 +49,8 @@ pub enum Format {
     Human,
     /// One JSON document on stdout.
     Json,
+    /// GitHub Actions annotations (`verify`).
+    Github,
 }
 
 /// The commands.

@@ -34,6 +34,15 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// A path as GitHub wants it in annotations: relative to the
+    /// repository (the workspace root, else the current directory).
+    pub(crate) fn annotation_path(&self, path: &str) -> String {
+        let full = self.cwd.join(path);
+        let root = self.config.workspace_root.as_deref().unwrap_or(&self.cwd);
+        full.strip_prefix(root)
+            .map_or_else(|_| path.to_owned(), |p| p.display().to_string())
+    }
+
     /// Loads and validates the chain under the configured versions folder.
     pub(crate) fn load(&self) -> Result<RevisionMap, CliError> {
         Ok(load_versions(&self.config.versions_dir())?)

@@ -14,6 +14,12 @@ use crate::Ctx;
 
 /// Runs a parsed command.
 pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
+    if ctx.format == Format::Github && !matches!(command, Command::Verify(_)) {
+        return Err(CliError::usage(
+            "--format github is only for `verify`",
+            None,
+        ));
+    }
     match command {
         Command::Init(a) => no_json(ctx, "init").and_then(|()| init::run(ctx, &a)),
         Command::Revision(a) => no_json(ctx, "revision").and_then(|()| revision::revision(ctx, &a)),
@@ -29,7 +35,7 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Stamp(a) => database::stamp(ctx, &a),
         Command::Current(a) => database::current(ctx, &a),
         Command::Accept(a) => database::accept(ctx, &a),
-        Command::Verify(a) => no_json(ctx, "verify").and_then(|()| verify::run(ctx, &a)),
+        Command::Verify(a) => verify::run(ctx, &a),
         Command::Migrate { .. } => Err(autogenerate_unavailable("migrate")),
     }
 }
@@ -37,10 +43,21 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
 fn no_json(ctx: &Ctx, command: &str) -> Result<(), CliError> {
     match ctx.format {
         Format::Human => Ok(()),
-        Format::Json => Err(CliError::usage(
-            format!("--format json is not available for `{command}`"),
+        other => Err(CliError::usage(
+            format!(
+                "--format {} is not available for `{command}`",
+                format_name(other)
+            ),
             None,
         )),
+    }
+}
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Human => "human",
+        Format::Json => "json",
+        Format::Github => "github",
     }
 }
 

@@ -3,29 +3,111 @@
 //! order, upgrade it, snapshot, downgrade it, compare with the snapshot
 //! taken before the upgrade, and upgrade it again (which also upgrades the
 //! whole chain one revision at a time).
+//!
+//! Output: text for people, `--format json`, or `--format github` (GitHub
+//! Actions annotations that land on the revision's file and line).
 
 use std::time::Instant;
 
-use alembic_embed::{Direction, Engine, Settings};
+use alembic_core::RevisionMap;
+use alembic_embed::{Direction, Engine, EngineError, Settings};
 use alembic_throwaway::{Choice, Server};
+use serde::Serialize;
 
-use crate::args::VerifyArgs;
+use crate::args::{Format, VerifyArgs};
 use crate::errors::CliError;
-use crate::output::emit;
+use crate::output::{emit, to_json};
 use crate::snapshot;
 use crate::Ctx;
 
-fn say(text: &str) -> Result<(), CliError> {
+/// One thing `verify` found.
+#[derive(Debug, Serialize)]
+struct Problem {
+    /// `static`, `upgrade` or `stairway`.
+    check: &'static str,
+    revision: Option<String>,
+    file: Option<String>,
+    line: Option<usize>,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct Timings {
+    static_ms: u128,
+    server_ms: u128,
+    stairway_ms: u128,
+    total_ms: u128,
+}
+
+#[derive(Serialize)]
+struct VerifyJson<'a> {
+    ok: bool,
+    revisions: usize,
+    heads: Vec<&'a str>,
+    irreversible: Vec<&'a str>,
+    server: String,
+    stairway_checked: usize,
+    timings: Timings,
+    problems: &'a [Problem],
+}
+
+fn say(ctx: &Ctx, text: &str) -> Result<(), CliError> {
+    if ctx.format == Format::Json {
+        return Ok(());
+    }
     emit(text).map_err(|e| CliError::Io {
         path: "stdout".into(),
         source: e,
     })
 }
 
+/// A problem about revision `i`, pointing at `line` (default: its
+/// downgrade marker, else its upgrade marker).
+fn about(
+    map: &RevisionMap,
+    i: usize,
+    check: &'static str,
+    line: Option<usize>,
+    message: String,
+) -> Problem {
+    let rev = map.rev(i);
+    let marker = rev
+        .downgrade
+        .as_ref()
+        .map_or(rev.upgrade.marker_line, |d| d.marker_line);
+    Problem {
+        check,
+        revision: Some(rev.id.clone()),
+        file: Some(rev.path.display().to_string()),
+        line: Some(line.unwrap_or(marker)),
+        message,
+    }
+}
+
+/// The line an engine error points at, if any.
+fn error_line(e: &EngineError) -> Option<usize> {
+    match e {
+        EngineError::Sql(f) => Some(f.line),
+        _ => None,
+    }
+}
+
+/// GitHub's escaping for annotation messages and properties.
+fn escape(text: &str, property: bool) -> String {
+    let mut out = text
+        .replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A");
+    if property {
+        out = out.replace(':', "%3A").replace(',', "%2C");
+    }
+    out
+}
+
 /// Runs `verify`.
 pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
     let started = Instant::now();
-    let mut problems: Vec<String> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
 
     // 1. Static.
     let map = ctx.load()?;
@@ -36,10 +118,16 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
         .map(|&h| map.rev(h).id.as_str())
         .collect();
     if heads.len() > 1 && !(args.allow_multiple_heads || ctx.config.allow_multiple_heads) {
-        problems.push(format!(
-            "multiple heads: {}; merge them, or pass --allow-multiple-heads",
-            heads.join(", ")
-        ));
+        problems.push(Problem {
+            check: "static",
+            revision: None,
+            file: None,
+            line: None,
+            message: format!(
+                "multiple heads: {}; merge them, or pass --allow-multiple-heads",
+                heads.join(", ")
+            ),
+        });
     }
     let irreversible: Vec<&str> = map
         .order()
@@ -47,39 +135,45 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
         .filter(|&&i| map.rev(i).downgrade.is_none())
         .map(|&i| map.rev(i).id.as_str())
         .collect();
-    say(&format!(
-        "static: {} revisions, {} head{} ({}), {} irreversible{}\n",
-        map.len(),
-        heads.len(),
-        if heads.len() == 1 { "" } else { "s" },
-        heads.join(", "),
-        irreversible.len(),
-        if irreversible.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", irreversible.join(", "))
-        }
-    ))?;
+    say(
+        ctx,
+        &format!(
+            "static: {} revisions, {} head{} ({}), {} irreversible{}\n",
+            map.len(),
+            heads.len(),
+            if heads.len() == 1 { "" } else { "s" },
+            heads.join(", "),
+            irreversible.len(),
+            if irreversible.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", irreversible.join(", "))
+            }
+        ),
+    )?;
+    let static_ms = started.elapsed().as_millis();
 
-    // 2. A throwaway server.
+    // 2. A throwaway server: an existing one only when asked explicitly.
     let choice = match (&ctx.database_url_flag, args.local, args.docker) {
         (Some(url), _, _) => Choice::Url(url.clone()),
         (None, true, _) => Choice::Local,
         (None, _, true) => Choice::Docker,
         (None, false, false) => Choice::Auto(None),
     };
-    // Best effort: a second handler (in tests, say) is not an error.
+    // Best effort: a handler installed earlier is not an error.
     let _ = alembic_throwaway::cleanup_on_interrupt();
     let t = Instant::now();
-    let server = Server::start(choice).map_err(|e| CliError::failed(e.to_string(), Some("install the PostgreSQL server (initdb, postgres), run Docker, or pass --database-url".into())))?;
+    let server = Server::start(choice).map_err(|e| {
+        CliError::failed(e.to_string(), Some("install the PostgreSQL server (initdb, postgres), run Docker, or pass --database-url".into()))
+    })?;
     let db = server
         .database()
         .map_err(|e| CliError::failed(e.to_string(), None))?;
-    say(&format!(
-        "server: {} ({} ms)\n",
-        server.description(),
-        t.elapsed().as_millis()
-    ))?;
+    let server_ms = t.elapsed().as_millis();
+    say(
+        ctx,
+        &format!("server: {} ({server_ms} ms)\n", server.description()),
+    )?;
     let mut client =
         alembic_embed::tls::connect(db.url()).map_err(|e| CliError::failed(e.to_string(), None))?;
     let settings = Settings {
@@ -110,47 +204,67 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
         let rev = map.rev(i);
         let file = rev.path.display();
         if let Err(e) = engine.step_one(&mut client, &rev.id, Direction::Upgrade) {
-            problems.push(format!(
-                "upgrade of revision {} ({file}) failed: {e}",
-                rev.id
+            problems.push(about(
+                &map,
+                i,
+                "upgrade",
+                error_line(&e).or(Some(rev.upgrade.marker_line)),
+                format!("upgrade of revision {} ({file}) failed: {e}", rev.id),
             ));
             break;
         }
         let after = snap(&mut client)?;
         if rev.downgrade.is_some() {
             if let Err(e) = engine.step_one(&mut client, &rev.id, Direction::Downgrade) {
-                problems.push(format!(
-                    "downgrade of revision {} ({file}) failed: {e}",
-                    rev.id
+                problems.push(about(
+                    &map,
+                    i,
+                    "stairway",
+                    error_line(&e),
+                    format!("downgrade of revision {} ({file}) failed: {e}", rev.id),
                 ));
                 break;
             }
             let undone = snap(&mut client)?;
             let left = snapshot::diff(&before, &undone);
             if !left.is_empty() {
-                problems.push(format!(
-                    "the downgrade of revision {} ({file}) does not undo its upgrade; compared with the schema before the upgrade (- missing, + left behind):\n    {}",
-                    rev.id,
-                    left.join("\n    ")
+                problems.push(about(
+                    &map,
+                    i,
+                    "stairway",
+                    None,
+                    format!(
+                        "the downgrade of revision {} ({file}) does not undo its upgrade; compared with the schema before the upgrade (- missing, + left behind):\n    {}",
+                        rev.id,
+                        left.join("\n    ")
+                    ),
                 ));
                 // What follows would fail for this reason: stop here.
-                say(&format!("stairway: stopped at revision {}\n", rev.id))?;
+                say(ctx, &format!("stairway: stopped at revision {}\n", rev.id))?;
                 break;
             }
             if let Err(e) = engine.step_one(&mut client, &rev.id, Direction::Upgrade) {
-                problems.push(format!(
-                    "upgrade of revision {} ({file}) after its downgrade failed: {e}",
-                    rev.id
+                problems.push(about(
+                    &map,
+                    i,
+                    "stairway",
+                    error_line(&e),
+                    format!(
+                        "upgrade of revision {} ({file}) after its downgrade failed: {e}",
+                        rev.id
+                    ),
                 ));
                 break;
             }
             let again = snap(&mut client)?;
             let differs = snapshot::diff(&after, &again);
             if !differs.is_empty() {
-                problems.push(format!(
-                    "upgrading revision {} ({file}) again gives another schema than the first time:\n    {}",
-                    rev.id,
-                    differs.join("\n    ")
+                problems.push(about(
+                    &map,
+                    i,
+                    "stairway",
+                    Some(rev.upgrade.marker_line),
+                    format!("upgrading revision {} ({file}) again gives another schema than the first time:\n    {}", rev.id, differs.join("\n    ")),
                 ));
             }
             before = again;
@@ -159,24 +273,75 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
         }
         checked += 1;
     }
-    say(&format!(
-        "stairway: {checked} of {} revisions upgraded, downgraded and upgraded again, schemas compared ({} ms)\n",
-        map.len(),
-        t.elapsed().as_millis()
-    ))?;
+    let stairway_ms = t.elapsed().as_millis();
+    say(ctx, &format!("stairway: {checked} of {} revisions upgraded, downgraded and upgraded again, schemas compared ({stairway_ms} ms)\n", map.len()))?;
+    let description = server.description().to_owned();
     drop(client);
     drop(db);
     drop(server);
 
-    for p in &problems {
-        eprintln!("error: {p}");
+    let total_ms = started.elapsed().as_millis();
+    match ctx.format {
+        Format::Json => {
+            let report = VerifyJson {
+                ok: problems.is_empty(),
+                revisions: map.len(),
+                heads,
+                irreversible,
+                server: description,
+                stairway_checked: checked,
+                timings: Timings {
+                    static_ms,
+                    server_ms,
+                    stairway_ms,
+                    total_ms,
+                },
+                problems: &problems,
+            };
+            emit(&to_json(&report)).map_err(|e| CliError::Io {
+                path: "stdout".into(),
+                source: e,
+            })?;
+        }
+        Format::Github => {
+            let mut out = String::new();
+            for p in &problems {
+                let mut props = Vec::new();
+                if let Some(f) = &p.file {
+                    props.push(format!("file={}", escape(&ctx.annotation_path(f), true)));
+                }
+                if let Some(l) = p.line {
+                    props.push(format!("line={l}"));
+                }
+                props.push(format!(
+                    "title={}",
+                    escape(&format!("cargo alembic verify: {}", p.check), true)
+                ));
+                out.push_str(&format!(
+                    "::error {}::{}\n",
+                    props.join(","),
+                    escape(&p.message, false)
+                ));
+            }
+            emit(&out).map_err(|e| CliError::Io {
+                path: "stdout".into(),
+                source: e,
+            })?;
+        }
+        Format::Human => {
+            for p in &problems {
+                eprintln!("error: {}", p.message);
+            }
+        }
     }
-    let total = started.elapsed().as_millis();
     if problems.is_empty() {
-        say(&format!("verify: all checks passed in {total} ms\n"))
+        say(
+            ctx,
+            &format!("verify: all checks passed in {total_ms} ms\n"),
+        )
     } else {
         Err(CliError::CheckFailed(format!(
-            "verify: {} problem{} ({total} ms)",
+            "verify: {} problem{} ({total_ms} ms)",
             problems.len(),
             if problems.len() == 1 { "" } else { "s" }
         )))
