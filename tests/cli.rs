@@ -569,3 +569,67 @@ fn manifest_path_from_outside_the_project() {
         "{out}"
     );
 }
+
+// The GitHub workflow and the reusable action.
+
+fn yaml(path: &str) -> (String, serde_yaml::Value) {
+    let text =
+        std::fs::read_to_string(workspace().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path} does not parse: {e}"));
+    (text, value)
+}
+
+#[test]
+fn the_action_parses_and_uses_every_input() {
+    let (text, action) = yaml(".github/actions/verify/action.yml");
+    assert_eq!(action["runs"]["using"], "composite");
+    let inputs = action["inputs"].as_mapping().expect("inputs");
+    assert!(!inputs.is_empty());
+    for (name, spec) in inputs {
+        let name = name.as_str().unwrap();
+        assert!(
+            spec["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "input {name} has a description"
+        );
+        assert!(
+            text.contains(&format!("inputs.{name} }}}}")),
+            "input {name} is used"
+        );
+    }
+    let steps = action["runs"]["steps"].as_sequence().unwrap();
+    assert!(steps.iter().any(|s| s["run"]
+        .as_str()
+        .is_some_and(|r| r.contains("cargo alembic") && r.contains("--format github"))));
+}
+
+#[test]
+fn the_workflow_parses_and_runs_the_test_command_and_the_action() {
+    let (_, ci) = yaml(".github/workflows/ci.yml");
+    let jobs = ci["jobs"].as_mapping().expect("jobs");
+    let steps = |job: &str| -> Vec<serde_yaml::Value> {
+        ci["jobs"][job]["steps"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("job {job}"))
+            .clone()
+    };
+    assert!(
+        steps("test").iter().any(|s| s["run"] == "bash .ci/run"),
+        "the test job runs .ci/run"
+    );
+    assert!(
+        steps("chain")
+            .iter()
+            .any(|s| s["uses"] == "./.github/actions/verify"),
+        "the chain job runs the action"
+    );
+    assert!(steps("docker").iter().any(|s| s["run"]
+        .as_str()
+        .is_some_and(|r| r.contains("--features docker-tests"))));
+    for (name, job) in jobs {
+        assert!(
+            job["timeout-minutes"].as_u64().is_some(),
+            "job {name:?} has a timeout"
+        );
+    }
+}

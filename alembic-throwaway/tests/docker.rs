@@ -1,5 +1,5 @@
 //! The Docker provider, run where a Docker daemon answers (the CI job
-//! `docker`: `cargo test -p alembic-throwaway --features docker --test docker`).
+//! `docker`: `cargo test -p alembic-throwaway --features docker-tests --test docker`).
 
 use alembic_throwaway::{docker_status, Choice, Server, DOCKER_IMAGE};
 
