@@ -523,3 +523,19 @@ fn verify_speaks_github_annotations_and_json() {
     );
     assert_eq!(not_here.status.code(), Some(2));
 }
+
+#[test]
+fn verify_lints_a_concurrent_index_in_a_transactional_revision() {
+    let out = verify("verify_concurrently_in_transaction");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: revision b2 (versions/b2_index.sql:8): `CREATE INDEX CONCURRENTLY` cannot run inside a transaction block; mark the revision `transactional: false`"),
+        "{stderr}"
+    );
+    // The downgrade's DROP INDEX CONCURRENTLY too.
+    assert!(
+        stderr.contains("(versions/b2_index.sql:11): `DROP INDEX CONCURRENTLY` cannot run"),
+        "{stderr}"
+    );
+}

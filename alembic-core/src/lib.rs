@@ -11,6 +11,7 @@ mod config;
 mod errors;
 mod graph;
 mod heads;
+mod lint;
 #[cfg(test)]
 mod proptests;
 mod resolve;
@@ -27,6 +28,7 @@ pub use errors::{
 };
 pub use graph::RevisionMap;
 pub use heads::{normalized_down, HeadState, VersionOp};
+pub use lint::{lint, Finding, Severity, WARNING_RULES};
 pub use resolve::{Resolver, Target, MIN_PREFIX};
 pub use revision::{
     parse_list, validate_id, HeaderFields, KeyLines, Revision, Section, HEADER_KEYS, MAX_ID_LEN,

@@ -16,13 +16,14 @@ use crate::errors::{ParseError, ParseErrorKind, SplitErrorKind};
 use crate::split::{split_statements, SplitError, Statement};
 
 /// The header keys of CONTRACT section 1, in the order they are written.
-pub const HEADER_KEYS: [&str; 6] = [
+pub const HEADER_KEYS: [&str; 7] = [
     "revision",
     "down_revision",
     "branch_labels",
     "depends_on",
     "create_date",
     "transactional",
+    "allow",
 ];
 
 /// Alembic's `version_num` column is `VARCHAR(32)`.
@@ -43,6 +44,8 @@ pub struct Revision {
     pub create_date: Option<String>,
     /// `false` runs the revision outside a transaction.
     pub transactional: bool,
+    /// Lint warnings silenced for this revision (`allow: drop-table, ...`).
+    pub allow: Vec<String>,
     /// The first comment line that is not `key: value`.
     pub message: Option<String>,
     /// The file, as found under the versions folder.
@@ -623,6 +626,7 @@ impl Parser {
                 }
             },
         };
+        let (allow, _) = list_of("allow")?;
         let create_date = header
             .get("create_date")
             .map(|e| e.2.to_owned())
@@ -677,6 +681,7 @@ impl Parser {
             depends_on,
             create_date,
             transactional,
+            allow,
             message: header.message.map(str::to_owned),
             path: std::mem::take(&mut self.path),
             key_lines: KeyLines {
@@ -831,7 +836,7 @@ DROP TABLE users;
             (
                 "-- revision: a\n-- down_revision: None\n-- owner: me\n-- alembic:upgrade\n",
                 3,
-                "unknown header key `owner` (allowed: revision, down_revision, branch_labels, depends_on, create_date, transactional)",
+                "unknown header key `owner` (allowed: revision, down_revision, branch_labels, depends_on, create_date, transactional, allow)",
             ),
             (
                 "-- revision: a\n-- down_revision: None\n-- alembic:upgrade\nSELECT 1;\n-- alembic:upgrade\nSELECT 2;\n",

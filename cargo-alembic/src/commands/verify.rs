@@ -49,6 +49,7 @@ struct VerifyJson<'a> {
     stairway_checked: usize,
     timings: Timings,
     problems: &'a [Problem],
+    warnings: &'a [Problem],
 }
 
 fn say(ctx: &Ctx, text: &str) -> Result<(), CliError> {
@@ -128,6 +129,29 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
                 heads.join(", ")
             ),
         });
+    }
+    // Lint: errors are problems, warnings are reported.
+    let mut warnings: Vec<Problem> = Vec::new();
+    for &i in map.order() {
+        for f in alembic_core::lint(map.rev(i)).map_err(|e| CliError::Load(e.into()))? {
+            let p = about(
+                &map,
+                i,
+                "lint",
+                Some(f.line),
+                format!(
+                    "revision {} ({}:{}): {}",
+                    map.rev(i).id,
+                    map.rev(i).path.display(),
+                    f.line,
+                    f.message
+                ),
+            );
+            match f.severity {
+                alembic_core::Severity::Error => problems.push(p),
+                alembic_core::Severity::Warning => warnings.push(p),
+            }
+        }
     }
     let irreversible: Vec<&str> = map
         .order()
@@ -297,6 +321,7 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
                     total_ms,
                 },
                 problems: &problems,
+                warnings: &warnings,
             };
             emit(&to_json(&report)).map_err(|e| CliError::Io {
                 path: "stdout".into(),
@@ -305,7 +330,11 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
         }
         Format::Github => {
             let mut out = String::new();
-            for p in &problems {
+            for (level, p) in problems
+                .iter()
+                .map(|p| ("error", p))
+                .chain(warnings.iter().map(|p| ("warning", p)))
+            {
                 let mut props = Vec::new();
                 if let Some(f) = &p.file {
                     props.push(format!("file={}", escape(&ctx.annotation_path(f), true)));
@@ -318,7 +347,7 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
                     escape(&format!("cargo alembic verify: {}", p.check), true)
                 ));
                 out.push_str(&format!(
-                    "::error {}::{}\n",
+                    "::{level} {}::{}\n",
                     props.join(","),
                     escape(&p.message, false)
                 ));
@@ -329,6 +358,9 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
             })?;
         }
         Format::Human => {
+            for p in &warnings {
+                eprintln!("warning: {}", p.message);
+            }
             for p in &problems {
                 eprintln!("error: {}", p.message);
             }

@@ -1,0 +1,214 @@
+//! Static checks of a revision's statements: what PostgreSQL refuses in a
+//! transaction (errors, in transactional revisions), and what loses data or
+//! depends on it (warnings, in upgrades), silenced per revision with the
+//! header key `allow: <rule>, ...`.
+
+use crate::errors::ParseError;
+use crate::revision::Revision;
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The revision cannot run as written.
+    Error,
+    /// The revision may lose data or fail on existing data.
+    Warning,
+}
+
+/// One finding.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The rule, as `allow:` names it (`drop-table`, ...).
+    pub rule: &'static str,
+    /// 1-based line of the statement in the file.
+    pub line: usize,
+    /// What is wrong, and what to do.
+    pub message: String,
+}
+
+/// Rules whose warnings `allow:` can silence.
+pub const WARNING_RULES: [&str; 5] = [
+    "drop-table",
+    "drop-column",
+    "truncate",
+    "set-not-null",
+    "unique-index",
+];
+
+/// The statement's leading words, upper-cased, without punctuation.
+fn words(sql: &str, n: usize) -> Vec<String> {
+    sql.split(|c: char| c.is_whitespace() || c == '(' || c == ';' || c == ',')
+        .filter(|w| !w.is_empty())
+        .take(n)
+        .map(|w| w.to_ascii_uppercase())
+        .collect()
+}
+
+/// Lints one revision. Statements that do not lex are reported by the
+/// parser, not here.
+pub fn lint(rev: &Revision) -> Result<Vec<Finding>, ParseError> {
+    let mut out = Vec::new();
+    let sections = [
+        (true, Some(rev.upgrade_statements()?)),
+        (false, rev.downgrade_statements()?),
+    ];
+    // Tables this revision creates: a unique index on them is no risk.
+    let created: Vec<String> = rev
+        .upgrade_statements()?
+        .iter()
+        .filter_map(|s| {
+            let w = words(&s.sql, 8);
+            let at = w.iter().position(|x| x == "TABLE")?;
+            (w.first().map(String::as_str) == Some("CREATE"))
+                .then(|| {
+                    w[at + 1..]
+                        .iter()
+                        .find(|x| !matches!(x.as_str(), "IF" | "NOT" | "EXISTS"))
+                        .cloned()
+                })
+                .flatten()
+        })
+        .collect();
+    for (is_upgrade, statements) in sections {
+        let Some(statements) = statements else {
+            continue;
+        };
+        for s in statements {
+            let w = words(&s.sql, 12);
+            let w: Vec<&str> = w.iter().map(String::as_str).collect();
+            let upper = s.sql.to_ascii_uppercase();
+            if rev.transactional {
+                let refused = match w.as_slice() {
+                    ["CREATE", "INDEX", "CONCURRENTLY", ..]
+                    | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY", ..] => {
+                        Some("CREATE INDEX CONCURRENTLY")
+                    }
+                    ["DROP", "INDEX", "CONCURRENTLY", ..] => Some("DROP INDEX CONCURRENTLY"),
+                    ["REINDEX", ..] if w.contains(&"CONCURRENTLY") => Some("REINDEX CONCURRENTLY"),
+                    ["VACUUM", ..] => Some("VACUUM"),
+                    ["ALTER", "SYSTEM", ..] => Some("ALTER SYSTEM"),
+                    ["CREATE", "DATABASE", ..] => Some("CREATE DATABASE"),
+                    ["DROP", "DATABASE", ..] => Some("DROP DATABASE"),
+                    ["CREATE", "TABLESPACE", ..] => Some("CREATE TABLESPACE"),
+                    ["DROP", "TABLESPACE", ..] => Some("DROP TABLESPACE"),
+                    _ => None,
+                };
+                if let Some(what) = refused {
+                    out.push(Finding {
+                        severity: Severity::Error,
+                        rule: "transaction",
+                        line: s.line,
+                        message: format!("`{what}` cannot run inside a transaction block; mark the revision `transactional: false`"),
+                    });
+                }
+            }
+            if !is_upgrade {
+                continue;
+            }
+            let warning = match w.as_slice() {
+                ["DROP", "TABLE", ..] => Some(("drop-table", "drops a table: its data is lost".to_owned())),
+                ["TRUNCATE", ..] => Some(("truncate", "empties a table: its data is lost".to_owned())),
+                ["ALTER", "TABLE", ..] if upper.contains(" DROP COLUMN ") => Some(("drop-column", "drops a column: its data is lost".to_owned())),
+                ["ALTER", "TABLE", ..] if upper.contains(" SET NOT NULL") => Some((
+                    "set-not-null",
+                    "`SET NOT NULL` fails if existing rows hold NULL, and scans the table under a lock".to_owned(),
+                )),
+                ["CREATE", "UNIQUE", "INDEX", ..] | ["ALTER", "TABLE", ..] if upper.contains("UNIQUE") => {
+                    let table = w.iter().position(|x| *x == "ON" || *x == "TABLE").and_then(|i| w.get(i + 1)).map(|t| t.to_string());
+                    match table {
+                        Some(t) if !created.contains(&t) && !t.is_empty() => Some((
+                            "unique-index",
+                            format!("a new uniqueness rule on an existing table ({}) fails if its rows hold duplicates", t.to_ascii_lowercase()),
+                        )),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some((rule, text)) = warning {
+                if !rev.allow.iter().any(|a| a == rule) {
+                    out.push(Finding {
+                        severity: Severity::Warning,
+                        rule,
+                        line: s.line,
+                        message: format!("{text}; if that is intended, add `{rule}` to the revision's `-- allow:` header line"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn findings(header_extra: &str, up: &str) -> Vec<(Severity, &'static str, usize)> {
+        let text = format!("-- r\n-- revision: a1\n-- down_revision: None\n{header_extra}-- alembic:upgrade\n{up}\n-- alembic:downgrade\n");
+        let rev = Revision::parse(std::path::Path::new("a.sql"), text.as_bytes()).unwrap();
+        lint(&rev)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.severity, f.rule, f.line))
+            .collect()
+    }
+
+    #[test]
+    fn table() {
+        use Severity::*;
+        let cases: &[(&str, &str, &[(Severity, &str, usize)])] = &[
+            ("", "CREATE TABLE t (id int);", &[]),
+            (
+                "",
+                "SELECT 1;\nCREATE INDEX CONCURRENTLY i ON t (x);",
+                &[(Error, "transaction", 6)],
+            ),
+            (
+                "-- transactional: false\n",
+                "CREATE INDEX CONCURRENTLY i ON t (x);",
+                &[],
+            ),
+            (
+                "",
+                "create unique index concurrently i on t (x);",
+                &[(Error, "transaction", 5), (Warning, "unique-index", 5)],
+            ),
+            ("", "VACUUM ANALYZE t;", &[(Error, "transaction", 5)]),
+            ("", "DROP TABLE t;", &[(Warning, "drop-table", 5)]),
+            ("-- allow: drop-table\n", "DROP TABLE t;", &[]),
+            (
+                "",
+                "ALTER TABLE t DROP COLUMN c;",
+                &[(Warning, "drop-column", 5)],
+            ),
+            ("", "TRUNCATE t;", &[(Warning, "truncate", 5)]),
+            (
+                "",
+                "ALTER TABLE t ALTER COLUMN c SET NOT NULL;",
+                &[(Warning, "set-not-null", 5)],
+            ),
+            (
+                "",
+                "CREATE UNIQUE INDEX u ON users (email);",
+                &[(Warning, "unique-index", 5)],
+            ),
+            (
+                "",
+                "CREATE TABLE users (id int);\nCREATE UNIQUE INDEX u ON users (email);",
+                &[],
+            ),
+            (
+                "-- allow: unique-index, set-not-null\n",
+                "CREATE UNIQUE INDEX u ON users (email);",
+                &[],
+            ),
+        ];
+        for (header, up, expect) in cases {
+            assert_eq!(findings(header, up), *expect, "{header}{up}");
+        }
+    }
+}
