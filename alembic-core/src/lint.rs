@@ -49,6 +49,7 @@ fn words(sql: &str, n: usize) -> Vec<String> {
 
 /// Lints one revision. Statements that do not lex are reported by the
 /// parser, not here.
+#[allow(clippy::result_large_err)] // the parser's error, on the cold path
 pub fn lint(rev: &Revision) -> Result<Vec<Finding>, ParseError> {
     let mut out = Vec::new();
     let sections = [
