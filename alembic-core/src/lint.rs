@@ -161,7 +161,9 @@ mod tests {
     #[test]
     fn table() {
         use Severity::*;
-        let cases: &[(&str, &str, &[(Severity, &str, usize)])] = &[
+        // (extra header lines, upgrade section, expected (severity, rule, line))
+        type Case<'a> = (&'a str, &'a str, &'a [(Severity, &'a str, usize)]);
+        let cases: &[Case] = &[
             ("", "CREATE TABLE t (id int);", &[]),
             (
                 "",
