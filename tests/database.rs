@@ -515,7 +515,7 @@ fn verify_speaks_github_annotations_and_json() {
     assert_eq!(report["problems"][0]["revision"], "b2");
     assert_eq!(report["problems"][0]["line"], 9);
     assert_eq!(report["problems"][0]["check"], "stairway");
-    assert!(report["timings"]["server_ms"].as_u64().is_some());
+    assert!(report["run"]["timings"]["server_ms"].as_u64().is_some());
 
     let not_here = alembic(
         &dir,
@@ -538,4 +538,56 @@ fn verify_lints_a_concurrent_index_in_a_transactional_revision() {
         stderr.contains("(versions/b2_index.sql:11): `DROP INDEX CONCURRENTLY` cannot run"),
         "{stderr}"
     );
+}
+
+#[test]
+fn verify_against_a_real_database_finds_edits_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = dir.path().join("db/versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    let revision_text = |id: &str, down: &str, up: &str| {
+        format!("-- {id}\n-- revision: {id}\n-- down_revision: {down}\n\n-- alembic:upgrade\n{up}\n\n-- alembic:downgrade\nSELECT 1;\n")
+    };
+    std::fs::write(
+        versions.join("a1.sql"),
+        revision_text("a1", "None", "CREATE TABLE ag (id int);"),
+    )
+    .unwrap();
+    std::fs::write(
+        versions.join("b2.sql"),
+        revision_text("b2", "a1", "CREATE TABLE ag2 (id int);"),
+    )
+    .unwrap();
+    let db = db();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--script-location", "db"];
+        all.extend_from_slice(args);
+        alembic(dir.path(), &all)
+    };
+    ok(run(&["--database-url", db.url(), "upgrade", "a1"]));
+    // Clean: one applied, one pending.
+    let clean = ok(run(&["verify", "--against", db.url()]));
+    assert!(
+        clean.contains(": 1 applied (0 unverified), 1 pending: b2"),
+        "{clean}"
+    );
+    // Edited after it was applied.
+    std::fs::write(
+        versions.join("a1.sql"),
+        revision_text("a1", "None", "CREATE TABLE ag (id bigint);"),
+    )
+    .unwrap();
+    let edited = run(&["verify", "--against", db.url()]);
+    assert_eq!(edited.status.code(), Some(1), "{}", text(&edited));
+    let stderr = String::from_utf8_lossy(&edited.stderr);
+    assert!(stderr.contains("revision a1 (db/versions/a1.sql) was edited after it was applied: the database recorded sha256:"), "{stderr}");
+    // Nothing was written: b2 is still pending, the version table unchanged.
+    let mut c = db.connect().unwrap();
+    let rows: Vec<String> = c
+        .query("SELECT version_num FROM alembic_version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, ["a1"]);
 }

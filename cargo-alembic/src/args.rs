@@ -244,6 +244,10 @@ pub struct VerifyArgs {
     /// Accept several heads (also `allow_multiple_heads = true` in the metadata)
     #[arg(long)]
     pub allow_multiple_heads: bool,
+    /// Check a real database read-only instead: edited, unknown, pending and
+    /// unverified revisions (writes nothing)
+    #[arg(long, value_name = "URL", conflicts_with_all = ["local", "docker"])]
+    pub against: Option<String>,
 }
 
 /// `accept`.

@@ -45,9 +45,9 @@ struct VerifyJson<'a> {
     revisions: usize,
     heads: Vec<&'a str>,
     irreversible: Vec<&'a str>,
-    server: String,
-    stairway_checked: usize,
-    timings: Timings,
+    /// The throwaway-server part (absent with `--against`).
+    run: Option<Run>,
+    total_ms: u128,
     problems: &'a [Problem],
     warnings: &'a [Problem],
 }
@@ -176,6 +176,9 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
         ),
     )?;
     let static_ms = started.elapsed().as_millis();
+    if let Some(url) = &args.against {
+        return against(ctx, &map, url, problems, warnings, started);
+    }
 
     // 2. A throwaway server: an existing one only when asked explicitly.
     let choice = match (&ctx.database_url_flag, args.local, args.docker) {
@@ -299,29 +302,66 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
     }
     let stairway_ms = t.elapsed().as_millis();
     say(ctx, &format!("stairway: {checked} of {} revisions upgraded, downgraded and upgraded again, schemas compared ({stairway_ms} ms)\n", map.len()))?;
-    let description = server.description().to_owned();
+    let run = Run {
+        server: server.description().to_owned(),
+        stairway_checked: checked,
+        timings: Timings {
+            static_ms,
+            server_ms,
+            stairway_ms,
+            total_ms: 0,
+        },
+    };
     drop(client);
     drop(db);
     drop(server);
+    finish(ctx, &map, &problems, &warnings, started, Some(run))
+}
 
+/// What the throwaway-server part did, for the JSON report.
+#[derive(Serialize)]
+struct Run {
+    server: String,
+    stairway_checked: usize,
+    timings: Timings,
+}
+
+/// Reports problems and warnings in the chosen format; exit 1 on problems.
+fn finish(
+    ctx: &Ctx,
+    map: &RevisionMap,
+    problems: &[Problem],
+    warnings: &[Problem],
+    started: Instant,
+    run: Option<Run>,
+) -> Result<(), CliError> {
     let total_ms = started.elapsed().as_millis();
+    let heads: Vec<&str> = map
+        .heads()
+        .iter()
+        .map(|&h| map.rev(h).id.as_str())
+        .collect();
+    let irreversible: Vec<&str> = map
+        .order()
+        .iter()
+        .filter(|&&i| map.rev(i).downgrade.is_none())
+        .map(|&i| map.rev(i).id.as_str())
+        .collect();
     match ctx.format {
         Format::Json => {
+            let run = run.map(|mut r| {
+                r.timings.total_ms = total_ms;
+                r
+            });
             let report = VerifyJson {
                 ok: problems.is_empty(),
                 revisions: map.len(),
                 heads,
                 irreversible,
-                server: description,
-                stairway_checked: checked,
-                timings: Timings {
-                    static_ms,
-                    server_ms,
-                    stairway_ms,
-                    total_ms,
-                },
-                problems: &problems,
-                warnings: &warnings,
+                run,
+                total_ms,
+                problems,
+                warnings,
             };
             emit(&to_json(&report)).map_err(|e| CliError::Io {
                 path: "stdout".into(),
@@ -358,10 +398,10 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
             })?;
         }
         Format::Human => {
-            for p in &warnings {
+            for p in warnings {
                 eprintln!("warning: {}", p.message);
             }
-            for p in &problems {
+            for p in problems {
                 eprintln!("error: {}", p.message);
             }
         }
@@ -378,4 +418,113 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
             if problems.len() == 1 { "" } else { "s" }
         )))
     }
+}
+
+/// `verify --against URL`: the database's applied revisions against the
+/// files, read-only.
+fn against(
+    ctx: &Ctx,
+    map: &RevisionMap,
+    url: &str,
+    mut problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+    started: Instant,
+) -> Result<(), CliError> {
+    let mut client =
+        alembic_embed::tls::connect(url).map_err(|e| CliError::failed(e.to_string(), None))?;
+    // Read-only for sure: the session cannot write.
+    client
+        .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        .map_err(|e| CliError::failed(format!("cannot make the session read-only: {e}"), None))?;
+    let settings = Settings {
+        version_table: ctx.config.version_table.clone(),
+        version_table_schema: ctx.config.version_table_schema.clone(),
+        ..Settings::default()
+    };
+    let engine = Engine::new(map, settings);
+    let current = engine
+        .current(&mut client)
+        .map_err(|e| CliError::failed(e.to_string(), None))?;
+    for id in &current.unknown {
+        problems.push(Problem {
+            check: "against",
+            revision: Some(id.clone()),
+            file: None,
+            line: None,
+            message: format!("the database has revision {id}, which has no file here: the database is ahead of these files, or they come from another project"),
+        });
+    }
+    let applied = engine.applied(&current);
+    for &i in &applied {
+        let rev = map.rev(i);
+        let Some(row) = current.ledger.get(&rev.id) else {
+            continue;
+        };
+        let now = rev.upgrade.checksum().as_str();
+        if row.upgrade_checksum != now {
+            problems.push(about(
+                map,
+                i,
+                "against",
+                Some(rev.upgrade.marker_line),
+                format!(
+                    "revision {} ({}) was edited after it was applied: the database recorded {}, the file has {now}",
+                    rev.id,
+                    rev.path.display(),
+                    row.upgrade_checksum
+                ),
+            ));
+        }
+        let down_now = rev
+            .downgrade
+            .as_ref()
+            .map(|d| d.checksum().as_str().to_owned());
+        if row.downgrade_checksum != down_now {
+            say(
+                ctx,
+                &format!(
+                    "note: the downgrade of revision {} ({}) changed since it was applied: recorded {}, the file has {}\n",
+                    rev.id,
+                    rev.path.display(),
+                    row.downgrade_checksum.as_deref().unwrap_or("none"),
+                    down_now.as_deref().unwrap_or("none")
+                ),
+            )?;
+        }
+    }
+    let unverified = engine.unverified(&current);
+    let pending = if current.unknown.is_empty() {
+        alembic_core::Resolver::with_current(map, current.known.clone())
+            .upgrade_plan("heads")
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let ids = |v: &[usize]| {
+        v.iter()
+            .map(|&i| map.rev(i).id.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    say(
+        ctx,
+        &format!(
+            "against {}: {} applied ({} unverified{}), {} pending{}\n",
+            alembic_embed::tls::describe_target(url),
+            applied.len(),
+            unverified.len(),
+            if unverified.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", unverified.join(", "))
+            },
+            pending.len(),
+            if pending.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", ids(&pending))
+            }
+        ),
+    )?;
+    finish(ctx, map, &problems, &warnings, started, None)
 }
