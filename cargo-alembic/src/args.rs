@@ -51,6 +51,8 @@ pub enum Format {
     Json,
     /// GitHub Actions annotations (`verify`).
     Github,
+    /// A JUnit XML report (`verify`).
+    Junit,
 }
 
 /// The commands.

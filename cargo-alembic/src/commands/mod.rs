@@ -14,9 +14,11 @@ use crate::Ctx;
 
 /// Runs a parsed command.
 pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
-    if ctx.format == Format::Github && !matches!(command, Command::Verify(_)) {
+    if matches!(ctx.format, Format::Github | Format::Junit)
+        && !matches!(command, Command::Verify(_))
+    {
         return Err(CliError::usage(
-            "--format github is only for `verify`",
+            format!("--format {} is only for `verify`", format_name(ctx.format)),
             None,
         ));
     }
@@ -58,6 +60,7 @@ fn format_name(format: Format) -> &'static str {
         Format::Human => "human",
         Format::Json => "json",
         Format::Github => "github",
+        Format::Junit => "junit",
     }
 }
 

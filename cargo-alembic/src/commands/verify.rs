@@ -53,7 +53,7 @@ struct VerifyJson<'a> {
 }
 
 fn say(ctx: &Ctx, text: &str) -> Result<(), CliError> {
-    if ctx.format == Format::Json {
+    if matches!(ctx.format, Format::Json | Format::Junit) {
         return Ok(());
     }
     emit(text).map_err(|e| CliError::Io {
@@ -397,6 +397,12 @@ fn finish(
                 source: e,
             })?;
         }
+        Format::Junit => {
+            emit(&junit(map, problems, total_ms)).map_err(|e| CliError::Io {
+                path: "stdout".into(),
+                source: e,
+            })?;
+        }
         Format::Human => {
             for p in warnings {
                 eprintln!("warning: {}", p.message);
@@ -527,4 +533,69 @@ fn against(
         ),
     )?;
     finish(ctx, map, &problems, &warnings, started, None)
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A JUnit report: one test case for the chain, one per revision; each
+/// problem is a failure of the case it concerns.
+fn junit(map: &RevisionMap, problems: &[Problem], total_ms: u128) -> String {
+    let case = |class: &str, name: &str, file: Option<&str>, failures: Vec<&Problem>| {
+        let mut out = format!(
+            "    <testcase classname=\"{}\" name=\"{}\"",
+            xml(class),
+            xml(name)
+        );
+        if let Some(f) = file {
+            out.push_str(&format!(" file=\"{}\"", xml(f)));
+        }
+        if failures.is_empty() {
+            out.push_str("/>\n");
+        } else {
+            out.push_str(">\n");
+            for p in failures {
+                let first = p.message.lines().next().unwrap_or("");
+                out.push_str(&format!(
+                    "      <failure type=\"{}\" message=\"{}\">{}</failure>\n",
+                    p.check,
+                    xml(first),
+                    xml(&p.message)
+                ));
+            }
+            out.push_str("    </testcase>\n");
+        }
+        out
+    };
+    let mut cases = vec![case(
+        "static",
+        "chain",
+        None,
+        problems.iter().filter(|p| p.revision.is_none()).collect(),
+    )];
+    let mut failed = usize::from(problems.iter().any(|p| p.revision.is_none()));
+    for &i in map.order() {
+        let rev = map.rev(i);
+        let failures: Vec<&Problem> = problems
+            .iter()
+            .filter(|p| p.revision.as_deref() == Some(rev.id.as_str()))
+            .collect();
+        failed += usize::from(!failures.is_empty());
+        cases.push(case(
+            "revision",
+            &rev.id,
+            Some(&rev.path.display().to_string()),
+            failures,
+        ));
+    }
+    let seconds = total_ms as f64 / 1000.0;
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cargo alembic verify\" tests=\"{n}\" failures=\"{failed}\" time=\"{seconds:.3}\">\n  <testsuite name=\"cargo alembic verify\" tests=\"{n}\" failures=\"{failed}\" time=\"{seconds:.3}\">\n{}  </testsuite>\n</testsuites>\n",
+        cases.concat(),
+        n = cases.len()
+    )
 }
