@@ -517,11 +517,38 @@ fn verify_speaks_github_annotations_and_json() {
     assert_eq!(report["problems"][0]["check"], "stairway");
     assert!(report["run"]["timings"]["server_ms"].as_u64().is_some());
 
-    let not_here = alembic(
+    let junit = alembic(
         &dir,
-        &["--script-location", ".", "--format", "github", "heads"],
+        &[
+            "--script-location",
+            ".",
+            "--format",
+            "junit",
+            "verify",
+            "--local",
+        ],
     );
-    assert_eq!(not_here.status.code(), Some(2));
+    assert_eq!(junit.status.code(), Some(1));
+    let xml = String::from_utf8_lossy(&junit.stdout);
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cargo alembic verify\" tests=\"3\" failures=\"1\""), "{xml}");
+    assert!(
+        xml.contains(
+            "<testcase classname=\"revision\" name=\"a1\" file=\"versions/a1_first.sql\"/>"
+        ),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure type=\"stairway\" message=\"the downgrade of revision b2"),
+        "{xml}"
+    );
+
+    for format in ["github", "junit"] {
+        let not_here = alembic(
+            &dir,
+            &["--script-location", ".", "--format", format, "heads"],
+        );
+        assert_eq!(not_here.status.code(), Some(2), "{format}");
+    }
 }
 
 #[test]
