@@ -302,6 +302,24 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
     }
     let stairway_ms = t.elapsed().as_millis();
     say(ctx, &format!("stairway: {checked} of {} revisions upgraded, downgraded and upgraded again, schemas compared ({stairway_ms} ms)\n", map.len()))?;
+    // 4. Branch order: at each merge point, the branches applied each first.
+    let merges: Vec<usize> = map.merge_points();
+    if !merges.is_empty() {
+        let t = Instant::now();
+        for &m in &merges {
+            branch_order(&map, &engine, &server, &skip, m, &mut problems)?;
+        }
+        say(
+            ctx,
+            &format!(
+                "branch order: {} merge point{} checked, each branch applied first ({} ms)\n",
+                merges.len(),
+                if merges.len() == 1 { "" } else { "s" },
+                t.elapsed().as_millis()
+            ),
+        )?;
+    }
+
     let run = Run {
         server: server.description().to_owned(),
         stairway_checked: checked,
@@ -598,4 +616,108 @@ fn junit(map: &RevisionMap, problems: &[Problem], total_ms: u128) -> String {
         cases.concat(),
         n = cases.len()
     )
+}
+
+/// A topological order of `set` that takes the revisions of `preferred`
+/// whenever they are ready.
+fn preferring(map: &RevisionMap, set: &[bool], preferred: &[bool]) -> Vec<usize> {
+    let mut done = vec![false; map.len()];
+    let mut out = Vec::new();
+    loop {
+        let ready = |i: usize, done: &[bool]| {
+            set[i]
+                && !done[i]
+                && map
+                    .parents(i)
+                    .iter()
+                    .chain(map.dependencies(i))
+                    .all(|&p| done[p] || !set[p])
+        };
+        let next = map
+            .order()
+            .iter()
+            .copied()
+            .filter(|&i| ready(i, &done))
+            .min_by_key(|&i| (!preferred[i], map.rank(i)));
+        match next {
+            Some(i) => {
+                done[i] = true;
+                out.push(i);
+            }
+            None => return out,
+        }
+    }
+}
+
+/// Applies everything below merge point `m` in two orders, each branch first,
+/// on two fresh databases, and compares the schemas.
+fn branch_order(
+    map: &RevisionMap,
+    engine: &Engine<'_>,
+    server: &Server,
+    skip: &[String],
+    m: usize,
+    problems: &mut Vec<Problem>,
+) -> Result<(), CliError> {
+    let parents = map.parents(m);
+    let below: Vec<Vec<bool>> = parents.iter().map(|&p| map.ancestors(&[p], true)).collect();
+    let set = map.ancestors(parents, true);
+    // Revisions of branch k: below parent k and below no other parent.
+    let branch = |k: usize| -> Vec<bool> {
+        (0..map.len())
+            .map(|i| below[k][i] && below.iter().enumerate().all(|(j, b)| j == k || !b[i]))
+            .collect()
+    };
+    let failed = |e: &dyn std::fmt::Display| CliError::failed(e.to_string(), None);
+    let mut results = Vec::new();
+    for k in 0..parents.len().min(2) {
+        let order = preferring(map, &set, &branch(k));
+        let db = server.database().map_err(|e| failed(&e))?;
+        let mut client = alembic_embed::tls::connect(db.url()).map_err(|e| failed(&e))?;
+        let mut ok = true;
+        for &i in &order {
+            if let Err(e) = engine.step_one(&mut client, &map.rev(i).id, Direction::Upgrade) {
+                problems.push(about(
+                    map,
+                    m,
+                    "branch-order",
+                    None,
+                    format!(
+                        "the branches merged by revision {} ({}) depend on their order: with the branch of {} first, revision {} fails: {e}",
+                        map.rev(m).id,
+                        map.rev(m).path.display(),
+                        map.rev(parents[k]).id,
+                        map.rev(i).id
+                    ),
+                ));
+                ok = false;
+                break;
+            }
+        }
+        if !ok {
+            return Ok(());
+        }
+        let snap = snapshot::take(&mut client, skip).map_err(|e| failed(&e))?;
+        results.push((parents[k], snap));
+    }
+    if let [(a, first), (b, second)] = results.as_slice() {
+        let differs = snapshot::diff(first, second);
+        if !differs.is_empty() {
+            problems.push(about(
+                map,
+                m,
+                "branch-order",
+                None,
+                format!(
+                    "the branches merged by revision {} ({}) are not independent: the schema with the branch of {} first differs from the one with the branch of {} first (- only in the first, + only in the second):\n    {}",
+                    map.rev(m).id,
+                    map.rev(m).path.display(),
+                    map.rev(*a).id,
+                    map.rev(*b).id,
+                    differs.join("\n    ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
