@@ -670,7 +670,7 @@ fn branch_order(
     };
     let failed = |e: &dyn std::fmt::Display| CliError::failed(e.to_string(), None);
     let mut results = Vec::new();
-    for k in 0..parents.len().min(2) {
+    for (k, &parent) in parents.iter().enumerate().take(2) {
         let order = preferring(map, &set, &branch(k));
         let db = server.database().map_err(|e| failed(&e))?;
         let mut client = alembic_embed::tls::connect(db.url()).map_err(|e| failed(&e))?;
@@ -686,7 +686,7 @@ fn branch_order(
                         "the branches merged by revision {} ({}) depend on their order: with the branch of {} first, revision {} fails: {e}",
                         map.rev(m).id,
                         map.rev(m).path.display(),
-                        map.rev(parents[k]).id,
+                        map.rev(parent).id,
                         map.rev(i).id
                     ),
                 ));
@@ -698,7 +698,7 @@ fn branch_order(
             return Ok(());
         }
         let snap = snapshot::take(&mut client, skip).map_err(|e| failed(&e))?;
-        results.push((parents[k], snap));
+        results.push((parent, snap));
     }
     if let [(a, first), (b, second)] = results.as_slice() {
         let differs = snapshot::diff(first, second);
