@@ -624,8 +624,20 @@ fn verify_finds_branches_that_are_not_independent() {
     let out = verify("verify_branch_order");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("branch order: 1 merge point checked"), "{stdout}");
+    assert!(
+        stdout.contains("branch order: 1 merge point checked"),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("the branches merged by revision m4 (versions/m4_merge.sql) are not independent"), "{stderr}");
-    assert!(stderr.contains("- column public.people.nickname: text") && stderr.contains("+ column public.people.nickname: character varying(20)"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the branches merged by revision m4 (versions/m4_merge.sql) are not independent"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("- column public.people.nickname: text")
+            && stderr.contains("+ column public.people.nickname: character varying(20)"),
+        "{stderr}"
+    );
 }

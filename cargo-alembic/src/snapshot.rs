@@ -13,12 +13,44 @@ pub(crate) struct Snapshot {
     pub(crate) lines: Vec<String>,
 }
 
-/// Takes a snapshot, leaving out the given tables (the version table and
-/// the ledger, which change on purpose).
-pub(crate) fn take(
-    client: &mut Client,
-    skip_tables: &[String],
-) -> Result<Snapshot, postgres::Error> {
+/// The snapshot query, prepared once per connection: planning this union
+/// of catalog queries costs more than running it, and a stairway takes
+/// three snapshots per revision.
+pub(crate) struct Snapshotter {
+    statement: postgres::Statement,
+}
+
+impl Snapshotter {
+    /// Prepares the query on a connection, leaving out the given tables
+    /// (the version table and the ledger, which change on purpose).
+    pub(crate) fn prepare(
+        client: &mut Client,
+        skip_tables: &[String],
+    ) -> Result<Snapshotter, postgres::Error> {
+        Ok(Snapshotter {
+            statement: client.prepare(&sql(skip_tables))?,
+        })
+    }
+
+    /// Takes a snapshot.
+    pub(crate) fn take(&self, client: &mut Client) -> Result<Snapshot, postgres::Error> {
+        let lines = client
+            .query(&self.statement, &[])?
+            .iter()
+            .map(|row| {
+                row.get::<_, String>(0)
+                    .replace('\n', " ")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        Ok(Snapshot { lines })
+    }
+}
+
+/// The query: one text line per object, sorted.
+fn sql(skip_tables: &[String]) -> String {
     let skip = if skip_tables.is_empty() {
         "''".to_owned()
     } else {
@@ -75,20 +107,7 @@ pub(crate) fn take(
            SELECT 'schema', format('%I', n.nspname), NULL FROM pg_namespace n WHERE {SYSTEM} AND n.nspname <> 'public'
          ) objects ORDER BY 1"
     );
-    let rows = client.simple_query(&sql)?;
-    let lines = rows
-        .iter()
-        .filter_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|l| {
-                l.replace('\n', " ")
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }),
-            _ => None,
-        })
-        .collect();
-    Ok(Snapshot { lines })
+    sql
 }
 
 /// What is in `after` and not in `before` (`+`) and the reverse (`-`).

@@ -23,6 +23,9 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("engine") => {
             bench_engine(&root, &args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("verify") => {
+            bench_verify(&root, &args[2..])
+        }
         Some("bench") => bench(&root, &args[1..]),
         // The floor of the loading benchmark, run as its own process.
         Some("__read-all") => read_all(Path::new(args.get(1).context("a folder")?)),
@@ -654,6 +657,93 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
     if write {
         replace_section(&root.join("BENCHMARKS.md"), "engine", &section)?;
         eprintln!("BENCHMARKS.md updated");
+    }
+    Ok(())
+}
+
+/// A 100-revision chain of tables, indexes, views, functions and types,
+/// each with an exact downgrade.
+fn write_verify_chain(dir: &Path, count: usize) -> Result<()> {
+    let versions = dir.join("versions");
+    std::fs::create_dir_all(&versions)?;
+    for n in 0..count {
+        let id = format!("{:012x}", 0xb000_0000_0000u64 + n as u64);
+        let down = if n == 0 {
+            "None".to_owned()
+        } else {
+            format!("{:012x}", 0xb000_0000_0000u64 + n as u64 - 1)
+        };
+        let (up, undo) = match n % 5 {
+            0 if n % 20 == 0 => (
+                format!("CREATE TYPE mood{n} AS ENUM ('calm', 'busy');\nCREATE TABLE t{n} (id bigint PRIMARY KEY, name text, mood mood{n} NOT NULL DEFAULT 'calm');"),
+                format!("DROP TABLE t{n};\nDROP TYPE mood{n};"),
+            ),
+            1 if n > 1 => (format!("CREATE INDEX t{p}_name_idx ON t{p} (name);", p = n - 1), format!("DROP INDEX t{p}_name_idx;", p = n - 1)),
+            2 if n > 2 && n % 10 == 2 => (
+                format!("CREATE VIEW v{n} AS SELECT id FROM t{p};\nGRANT SELECT ON v{n} TO PUBLIC;", p = n - 2),
+                format!("REVOKE SELECT ON v{n} FROM PUBLIC;\nDROP VIEW v{n};"),
+            ),
+            3 if n % 15 == 3 => (
+                format!("CREATE FUNCTION f{n}(x int) RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n  RETURN x + {n};\nEND;\n$$;"),
+                format!("DROP FUNCTION f{n}(int);"),
+            ),
+            _ => (
+                format!("CREATE TABLE t{n} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());"),
+                format!("DROP TABLE t{n};"),
+            ),
+        };
+        std::fs::write(
+            versions.join(format!("{id}_step_{n}.sql")),
+            format!("-- step {n}\n--\n-- revision: {id}\n-- down_revision: {down}\n\n-- alembic:upgrade\n{up}\n\n-- alembic:downgrade\n{undo}\n"),
+        )?;
+    }
+    Ok(())
+}
+
+/// `verify` on a 100-revision chain, cold (a new throwaway server each
+/// run), with the time split reported by `verify --format json`.
+fn bench_verify(root: &Path, args: &[String]) -> Result<()> {
+    let BenchOptions { runs, write, .. } = BenchOptions::parse(args, 5)?;
+    let exe = release_binary(root)?;
+    let dir = root.join("target/bench/chains/verify-100");
+    if !dir.join("versions").is_dir() {
+        write_verify_chain(&dir, 100)?;
+    }
+    let mut rows = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let out = Command::new(&exe)
+            .args(["--script-location"])
+            .arg(&dir)
+            .args(["--format", "json", "verify", "--local"])
+            .output()?;
+        let wall = start.elapsed();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| String::from_utf8_lossy(&out.stderr).into_owned())?;
+        if report["ok"] != true {
+            bail!(
+                "verify failed on the benchmark chain: {}",
+                report["problems"]
+            );
+        }
+        rows.push((wall, report["run"]["timings"].clone()));
+    }
+    rows.sort_by_key(|r| r.0);
+    let (wall, t) = &rows[rows.len() / 2];
+    let get = |k: &str| t[k].as_u64().unwrap_or(0);
+    let section = format!(
+        "`cargo alembic verify --local` on 100 revisions (tables, indexes, views with grants, functions, enum types), cold: a new throwaway server each run; median of {runs} runs by wall time.\n\n         | phase | time |\n| --- | --- |\n| whole process (wall) | {} |\n| throwaway server start and database | {} ms |\n| stairway (300 revision steps: upgrade, downgrade, upgrade again) | {} ms |\n| of which {} schema snapshots | {} ms ({:.1} ms each) |\n| static checks | {} ms |\n",
+        ms(*wall),
+        get("server_ms"),
+        get("stairway_ms"),
+        get("snapshots"),
+        get("snapshot_ms"),
+        get("snapshot_ms") as f64 / get("snapshots").max(1) as f64,
+        get("static_ms")
+    );
+    println!("{section}");
+    if write {
+        replace_section(&root.join("BENCHMARKS.md"), "verify", &section)?;
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! version runs the static checks, then the stairway: for each revision in
 //! order, upgrade it, snapshot, downgrade it, compare with the snapshot
 //! taken before the upgrade, and upgrade it again (which also upgrades the
-//! whole chain one revision at a time).
+//! whole chain one revision at a time). Two snapshots per revision; the
+//! query is prepared once.
 //!
 //! Output: text for people, `--format json`, or `--format github` (GitHub
 //! Actions annotations that land on the revision's file and line).
@@ -36,6 +37,10 @@ struct Timings {
     static_ms: u128,
     server_ms: u128,
     stairway_ms: u128,
+    /// Of the stairway: taking schema snapshots.
+    snapshot_ms: u128,
+    snapshots: usize,
+    branch_order_ms: u128,
     total_ms: u128,
 }
 
@@ -217,8 +222,15 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
 
     // 3. Stairway.
     let t = Instant::now();
+    let snapper = snapshot::Snapshotter::prepare(&mut client, &skip)
+        .map_err(|e| CliError::failed(format!("cannot read the catalogs: {e}"), None))?;
+    let snapshot_time = std::cell::Cell::new((std::time::Duration::ZERO, 0usize));
     let snap = |client: &mut postgres::Client| {
-        snapshot::take(client, &skip).map_err(|e| {
+        let t = Instant::now();
+        let taken = snapper.take(client);
+        let (total, n) = snapshot_time.get();
+        snapshot_time.set((total + t.elapsed(), n + 1));
+        taken.map_err(|e| {
             let reason = e
                 .as_db_error()
                 .map_or_else(|| e.to_string(), |db| db.message().to_owned());
@@ -283,27 +295,17 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
                 ));
                 break;
             }
-            let again = snap(&mut client)?;
-            let differs = snapshot::diff(&after, &again);
-            if !differs.is_empty() {
-                problems.push(about(
-                    &map,
-                    i,
-                    "stairway",
-                    Some(rev.upgrade.marker_line),
-                    format!("upgrading revision {} ({file}) again gives another schema than the first time:\n    {}", rev.id, differs.join("\n    ")),
-                ));
-            }
-            before = again;
-        } else {
-            before = after;
         }
+        // Two snapshots per revision: the downgrade's (compared above) and
+        // the upgrade's, which is also the next revision's "before".
+        before = after;
         checked += 1;
     }
     let stairway_ms = t.elapsed().as_millis();
     say(ctx, &format!("stairway: {checked} of {} revisions upgraded, downgraded and upgraded again, schemas compared ({stairway_ms} ms)\n", map.len()))?;
     // 4. Branch order: at each merge point, the branches applied each first.
     let merges: Vec<usize> = map.merge_points();
+    let mut branch_order_ms = 0;
     if !merges.is_empty() {
         let t = Instant::now();
         for &m in &merges {
@@ -318,6 +320,7 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
                 t.elapsed().as_millis()
             ),
         )?;
+        branch_order_ms = t.elapsed().as_millis();
     }
 
     let run = Run {
@@ -327,6 +330,9 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
             static_ms,
             server_ms,
             stairway_ms,
+            snapshot_ms: snapshot_time.get().0.as_millis(),
+            snapshots: snapshot_time.get().1,
+            branch_order_ms,
             total_ms: 0,
         },
     };
@@ -697,7 +703,9 @@ fn branch_order(
         if !ok {
             return Ok(());
         }
-        let snap = snapshot::take(&mut client, skip).map_err(|e| failed(&e))?;
+        let snap = snapshot::Snapshotter::prepare(&mut client, skip)
+            .and_then(|s| s.take(&mut client))
+            .map_err(|e| failed(&e))?;
         results.push((parent, snap));
     }
     if let [(a, first), (b, second)] = results.as_slice() {
