@@ -641,3 +641,24 @@ fn verify_finds_branches_that_are_not_independent() {
         "{stderr}"
     );
 }
+
+#[test]
+fn verify_colours_only_a_terminal() {
+    let command = format!("{} verify --local", env!("CARGO_BIN_EXE_cargo-alembic"));
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(workspace())
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("verify: \u{1b}[1m\u{1b}[32mall checks passed"),
+        "green on a terminal: {screen:?}"
+    );
+    let piped = ok(alembic(&workspace(), &["verify", "--local"]));
+    assert!(
+        piped.contains("verify: all checks passed in ") && !piped.contains('\u{1b}'),
+        "plain when piped: {piped}"
+    );
+}

@@ -8,6 +8,7 @@
 //! Output: text for people, `--format json`, or `--format github` (GitHub
 //! Actions annotations that land on the revision's file and line).
 
+use std::io::IsTerminal;
 use std::time::Instant;
 
 use alembic_core::RevisionMap;
@@ -429,17 +430,30 @@ fn finish(
         }
         Format::Human => {
             for p in warnings {
-                eprintln!("warning: {}", p.message);
+                eprintln!(
+                    "{}: {}",
+                    paint("warning", anstyle::AnsiColor::Yellow, colour_stderr()),
+                    p.message
+                );
             }
             for p in problems {
-                eprintln!("error: {}", p.message);
+                eprintln!(
+                    "{}: {}",
+                    paint("error", anstyle::AnsiColor::Red, colour_stderr()),
+                    p.message
+                );
             }
         }
     }
     if problems.is_empty() {
+        let colour =
+            ctx.format == Format::Human && std::io::stdout().is_terminal() && no_color_unset();
         say(
             ctx,
-            &format!("verify: all checks passed in {total_ms} ms\n"),
+            &format!(
+                "verify: {} in {total_ms} ms\n",
+                paint("all checks passed", anstyle::AnsiColor::Green, colour)
+            ),
         )
     } else {
         Err(CliError::CheckFailed(format!(
@@ -728,4 +742,22 @@ fn branch_order(
         }
     }
     Ok(())
+}
+
+fn no_color_unset() -> bool {
+    std::env::var_os("NO_COLOR").is_none()
+}
+
+fn colour_stderr() -> bool {
+    std::io::stderr().is_terminal() && no_color_unset()
+}
+
+/// Bold and coloured on a terminal, plain otherwise.
+fn paint(text: &str, colour: anstyle::AnsiColor, on: bool) -> String {
+    if on {
+        let style = anstyle::Style::new().bold().fg_color(Some(colour.into()));
+        format!("{}{text}{}", style.render(), style.render_reset())
+    } else {
+        text.to_owned()
+    }
 }
