@@ -119,11 +119,7 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
     // 1. Static.
     let map = ctx.load()?;
     map.lex_all()?;
-    let heads: Vec<&str> = map
-        .heads()
-        .iter()
-        .map(|&h| map.rev(h).id.as_str())
-        .collect();
+    let heads = heads(&map);
     if heads.len() > 1 && !(args.allow_multiple_heads || ctx.config.allow_multiple_heads) {
         problems.push(Problem {
             check: "static",
@@ -159,12 +155,7 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
             }
         }
     }
-    let irreversible: Vec<&str> = map
-        .order()
-        .iter()
-        .filter(|&&i| map.rev(i).downgrade.is_none())
-        .map(|&i| map.rev(i).id.as_str())
-        .collect();
+    let irreversible = irreversible(&map);
     say(
         ctx,
         &format!(
@@ -361,17 +352,8 @@ fn finish(
     run: Option<Run>,
 ) -> Result<(), CliError> {
     let total_ms = started.elapsed().as_millis();
-    let heads: Vec<&str> = map
-        .heads()
-        .iter()
-        .map(|&h| map.rev(h).id.as_str())
-        .collect();
-    let irreversible: Vec<&str> = map
-        .order()
-        .iter()
-        .filter(|&&i| map.rev(i).downgrade.is_none())
-        .map(|&i| map.rev(i).id.as_str())
-        .collect();
+    let heads = heads(map);
+    let irreversible = irreversible(map);
     match ctx.format {
         Format::Json => {
             let run = run.map(|mut r| {
@@ -760,4 +742,21 @@ fn paint(text: &str, colour: anstyle::AnsiColor, on: bool) -> String {
     } else {
         text.to_owned()
     }
+}
+
+/// The chain's heads, by id.
+fn heads(map: &RevisionMap) -> Vec<&str> {
+    map.heads()
+        .iter()
+        .map(|&h| map.rev(h).id.as_str())
+        .collect()
+}
+
+/// Revisions without a downgrade section, by id.
+fn irreversible(map: &RevisionMap) -> Vec<&str> {
+    map.order()
+        .iter()
+        .filter(|&&i| map.rev(i).downgrade.is_none())
+        .map(|&i| map.rev(i).id.as_str())
+        .collect()
 }
