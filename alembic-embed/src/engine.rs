@@ -9,7 +9,6 @@
 //! measured by the server inside that round trip.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use alembic_core::{
@@ -1348,7 +1347,7 @@ impl<'m> Engine<'m> {
             out.push_str(&format!(
                 "-- {} ({})\n",
                 self.describe(i, direction),
-                file_name(&rev.path)
+                rev.path.display()
             ));
             if !rev.transactional {
                 out.push_str(
@@ -1393,8 +1392,4 @@ fn error_position(error: &postgres::Error) -> Option<usize> {
         Some(postgres::error::ErrorPosition::Original(p)) => usize::try_from(*p).ok(),
         _ => None,
     })
-}
-
-fn file_name(path: &Path) -> String {
-    path.display().to_string()
 }

@@ -19,7 +19,8 @@ fn print(text: &str) -> Result<(), CliError> {
     })
 }
 
-fn settings(ctx: &Ctx) -> Settings {
+/// The engine's settings from the resolved configuration.
+pub(crate) fn settings(ctx: &Ctx) -> Settings {
     settings_with(ctx, false)
 }
 

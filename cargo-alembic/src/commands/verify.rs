@@ -201,10 +201,8 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
     let mut client =
         alembic_embed::tls::connect(db.url()).map_err(|e| CliError::failed(e.to_string(), None))?;
     let settings = Settings {
-        version_table: ctx.config.version_table.clone(),
-        version_table_schema: ctx.config.version_table_schema.clone(),
-        transaction_per_migration: ctx.config.transaction_per_migration,
         tool: format!("cargo-alembic {} verify", env!("CARGO_PKG_VERSION")),
+        ..super::database::settings(ctx)
     };
     let skip = vec![
         settings.version_table.clone(),
@@ -462,12 +460,7 @@ fn against(
     client
         .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         .map_err(|e| CliError::failed(format!("cannot make the session read-only: {e}"), None))?;
-    let settings = Settings {
-        version_table: ctx.config.version_table.clone(),
-        version_table_schema: ctx.config.version_table_schema.clone(),
-        ..Settings::default()
-    };
-    let engine = Engine::new(map, settings);
+    let engine = Engine::new(map, super::database::settings(ctx));
     let current = engine
         .current(&mut client)
         .map_err(|e| CliError::failed(e.to_string(), None))?;
