@@ -3,10 +3,12 @@
 //! binaries alike.
 //!
 //! Every run that writes takes a PostgreSQL advisory lock first, then reads
-//! the state, verifies applied revisions' checksums, plans, and runs. Each
-//! revision goes to the server in one round trip: a savepoint, its
-//! statements, its version-table and ledger rows. The ledger's duration is
-//! measured by the server inside that round trip.
+//! the state, verifies applied revisions' checksums, plans, and runs.
+//! Consecutive transactional revisions go to the server in one round trip:
+//! their statements, version-table and ledger rows, each revision's
+//! duration measured by the server. The engine is written once, `async`,
+//! over [`Connection`]; the synchronous methods drive it over a
+//! `postgres::Client`, the `_async` ones over a `tokio_postgres::Client`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -14,7 +16,11 @@ use std::time::{Duration, Instant};
 use alembic_core::{
     lock_key, HeadState, Resolver, Revision, RevisionMap, Statement, Target, VersionOp,
 };
-use postgres::Client;
+use tokio_postgres::SimpleQueryMessage;
+
+#[cfg(feature = "sync")]
+use crate::connection::wait;
+use crate::connection::Connection;
 
 use crate::errors::{EngineError, SqlFailure};
 
@@ -77,7 +83,16 @@ impl Settings {
     /// version table and the ledger, in one round trip and without the
     /// chain (so that it can overlap with loading it). The lock is held
     /// until the run ends, or until the connection closes.
-    pub fn open_session(&self, client: &mut Client) -> Result<Session, EngineError> {
+    #[cfg(feature = "sync")]
+    pub fn open_session(&self, client: &mut postgres::Client) -> Result<Session, EngineError> {
+        wait(self.open_session_async(client))
+    }
+
+    /// [`Settings::open_session`] on any [`Connection`].
+    pub async fn open_session_async<C: Connection>(
+        &self,
+        client: &mut C,
+    ) -> Result<Session, EngineError> {
         let key = self.lock_key();
         let sql = format!(
             "SELECT pg_advisory_lock({key});\n{}SELECT version_num FROM {};\nSELECT {} FROM {};",
@@ -86,10 +101,10 @@ impl Settings {
             Self::LEDGER_COLUMNS,
             self.ledger_table_sql()
         );
-        let messages = match client.simple_query(&sql) {
+        let messages = match client.simple_query(&sql).await {
             Ok(m) => m,
             Err(source) => {
-                release(client, key);
+                release(client, key).await;
                 return Err(EngineError::Database {
                     context: "cannot lock and read the version table".into(),
                     source,
@@ -105,11 +120,11 @@ impl Settings {
         let mut statement = 0;
         for message in messages {
             match message {
-                postgres::SimpleQueryMessage::CommandComplete(_) => statement += 1,
-                postgres::SimpleQueryMessage::Row(row) if statement == 3 => session
+                SimpleQueryMessage::CommandComplete(_) => statement += 1,
+                SimpleQueryMessage::Row(row) if statement == 3 => session
                     .heads
                     .push(row.get(0).unwrap_or_default().to_owned()),
-                postgres::SimpleQueryMessage::Row(row) if statement == 4 => {
+                SimpleQueryMessage::Row(row) if statement == 4 => {
                     let text = |i: usize| row.get(i).map(str::to_owned);
                     session.ledger.insert(
                         text(0).unwrap_or_default(),
@@ -132,11 +147,27 @@ impl Settings {
     }
 }
 
+/// Rolls the failed transaction back and runs again, in a new one, what it
+/// had run before the failing batch; false if any of it fails.
+async fn replay<C: Connection>(client: &mut C, before: &[String]) -> bool {
+    if client.batch_execute("ROLLBACK; BEGIN").await.is_err() {
+        return false;
+    }
+    for sql in before {
+        if client.batch_execute(sql).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// Ends any transaction and releases the advisory lock.
-fn release(client: &mut Client, key: i64) {
+async fn release<C: Connection>(client: &mut C, key: i64) {
     // One round trip; a failed transaction must end before the lock can be
     // released, and without one ROLLBACK is only a warning.
-    let _ = client.batch_execute(&format!("ROLLBACK; SELECT pg_advisory_unlock({key})"));
+    let _ = client
+        .batch_execute(&format!("ROLLBACK; SELECT pg_advisory_unlock({key})"))
+        .await;
 }
 
 /// A run's database side: the advisory lock held, the tables there, and
@@ -301,7 +332,7 @@ impl<'m> Engine<'m> {
         self.settings.create_tables_sql()
     }
 
-    fn db<T>(context: &str, r: Result<T, postgres::Error>) -> Result<T, EngineError> {
+    fn db<T>(context: &str, r: Result<T, tokio_postgres::Error>) -> Result<T, EngineError> {
         r.map_err(|source| EngineError::Database {
             context: context.to_owned(),
             source,
@@ -310,24 +341,48 @@ impl<'m> Engine<'m> {
 
     /// Reads the version table and the ledger without locking or writing;
     /// missing tables read as empty.
-    pub fn current(&self, client: &mut Client) -> Result<Current, EngineError> {
-        let exists = |client: &mut Client, table: String| -> Result<bool, EngineError> {
-            let row = Self::db(
-                "cannot read the catalog",
-                client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]),
-            )?;
-            Ok(row.get(0))
-        };
+    #[cfg(feature = "sync")]
+    pub fn current(&self, client: &mut postgres::Client) -> Result<Current, EngineError> {
+        wait(self.current_async(client))
+    }
+
+    /// [`Engine::current`] on any [`Connection`]: one round trip.
+    pub async fn current_async<C: Connection>(
+        &self,
+        client: &mut C,
+    ) -> Result<Current, EngineError> {
+        let (v, l) = (self.version_table(), self.ledger_table());
+        // A missing table reads as empty.
+        let sql = format!(
+            "SELECT to_regclass({}) IS NOT NULL, to_regclass({}) IS NOT NULL;",
+            quote_literal(&v),
+            quote_literal(&l)
+        );
+        let messages = Self::db("cannot read the catalog", client.simple_query(&sql).await)?;
+        let (has_versions, has_ledger) = messages
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(row) => {
+                    Some((row.get(0) == Some("t"), row.get(1) == Some("t")))
+                }
+                _ => None,
+            })
+            .unwrap_or((false, false));
         let mut current = Current::default();
-        if exists(client, self.version_table())? {
+        if has_versions {
             let rows = Self::db(
                 "cannot read the version table",
-                client.query(
-                    &format!("SELECT version_num FROM {}", self.version_table()),
-                    &[],
-                ),
+                client
+                    .simple_query(&format!("SELECT version_num FROM {v}"))
+                    .await,
             )?;
-            current.heads = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+            current.heads = rows
+                .iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .collect();
         }
         current.heads.sort();
         for id in &current.heads {
@@ -336,22 +391,25 @@ impl<'m> Engine<'m> {
                 None => current.unknown.push(id.clone()),
             }
         }
-        if exists(client, self.ledger_table())? {
+        if has_ledger {
             let sql = format!(
-                "SELECT revision, upgrade_checksum, downgrade_checksum, status, error, applied_at::text, duration_ms, tool FROM {}",
-                self.ledger_table()
+                "SELECT revision, upgrade_checksum, downgrade_checksum, status, error, applied_at::text, duration_ms, tool FROM {l}"
             );
-            for r in Self::db("cannot read the ledger", client.query(&sql, &[]))? {
+            for m in Self::db("cannot read the ledger", client.simple_query(&sql).await)? {
+                let SimpleQueryMessage::Row(r) = m else {
+                    continue;
+                };
+                let text = |i: usize| r.get(i).map(str::to_owned);
                 current.ledger.insert(
-                    r.get(0),
+                    text(0).unwrap_or_default(),
                     LedgerRow {
-                        upgrade_checksum: r.get(1),
-                        downgrade_checksum: r.get(2),
-                        status: r.get(3),
-                        error: r.get(4),
-                        applied_at: r.get(5),
-                        duration_ms: r.get(6),
-                        tool: r.get(7),
+                        upgrade_checksum: text(1).unwrap_or_default(),
+                        downgrade_checksum: text(2),
+                        status: text(3).unwrap_or_default(),
+                        error: text(4),
+                        applied_at: text(5).unwrap_or_default(),
+                        duration_ms: r.get(6).and_then(|d| d.parse().ok()),
+                        tool: text(7).unwrap_or_default(),
                     },
                 );
             }
@@ -380,26 +438,9 @@ impl<'m> Engine<'m> {
             .collect()
     }
 
-    /// Runs `f` holding the advisory lock, with the tables created and the
-    /// state read after the lock is taken; the lock is released on every
-    /// path.
-    fn locked<T>(
-        &self,
-        client: &mut Client,
-        f: impl FnOnce(&mut Client, Current) -> Result<T, EngineError>,
-    ) -> Result<T, EngineError> {
-        let session = self.settings.open_session(client)?;
-        self.in_session(client, session, f)
-    }
-
-    /// Runs `f` in an open session and releases the lock on every path.
-    fn in_session<T>(
-        &self,
-        client: &mut Client,
-        session: Session,
-        f: impl FnOnce(&mut Client, Current) -> Result<T, EngineError>,
-    ) -> Result<T, EngineError> {
-        let key = session.key;
+    /// The state read when `session` opened, against this chain; and the
+    /// key of the lock to release when the run ends.
+    fn state(&self, session: Session) -> (i64, Current) {
         let mut current = Current {
             heads: session.heads,
             ledger: session.ledger,
@@ -411,9 +452,7 @@ impl<'m> Engine<'m> {
                 None => current.unknown.push(id.clone()),
             }
         }
-        let result = f(client, current);
-        release(client, key);
-        result
+        (session.key, current)
     }
 
     fn check_state(
@@ -585,121 +624,172 @@ impl<'m> Engine<'m> {
     }
 
     /// Upgrades to `target` (`head`, `heads`, an id, `+2`, `label@head`, ...).
+    #[cfg(feature = "sync")]
     pub fn upgrade(
         &self,
-        client: &mut Client,
+        client: &mut postgres::Client,
         target: &str,
         on_step: &mut dyn FnMut(&Step),
     ) -> Result<Report, EngineError> {
-        let session = self.settings.open_session(client)?;
-        self.upgrade_in(client, session, target, on_step)
+        wait(self.run_async(client, None, target, Direction::Upgrade, on_step))
     }
 
     /// [`Engine::upgrade`] in a session opened with [`Settings::open_session`]
     /// (for instance while the chain was loading); releases its lock.
+    #[cfg(feature = "sync")]
     pub fn upgrade_in(
         &self,
-        client: &mut Client,
+        client: &mut postgres::Client,
         session: Session,
         target: &str,
         on_step: &mut dyn FnMut(&Step),
     ) -> Result<Report, EngineError> {
-        self.in_session(client, session, |client, current| {
-            self.run_to(client, current, target, Direction::Upgrade, on_step)
-        })
+        wait(self.run_async(client, Some(session), target, Direction::Upgrade, on_step))
     }
 
     /// Downgrades to `target` (`-1`, `base`, an id, `label@base`, ...).
+    #[cfg(feature = "sync")]
     pub fn downgrade(
         &self,
-        client: &mut Client,
+        client: &mut postgres::Client,
         target: &str,
         on_step: &mut dyn FnMut(&Step),
     ) -> Result<Report, EngineError> {
-        let session = self.settings.open_session(client)?;
-        self.downgrade_in(client, session, target, on_step)
+        wait(self.run_async(client, None, target, Direction::Downgrade, on_step))
     }
 
     /// [`Engine::downgrade`] in an open session; releases its lock.
+    #[cfg(feature = "sync")]
     pub fn downgrade_in(
         &self,
-        client: &mut Client,
+        client: &mut postgres::Client,
         session: Session,
         target: &str,
         on_step: &mut dyn FnMut(&Step),
     ) -> Result<Report, EngineError> {
-        self.in_session(client, session, |client, current| {
-            self.run_to(client, current, target, Direction::Downgrade, on_step)
-        })
+        wait(self.run_async(client, Some(session), target, Direction::Downgrade, on_step))
+    }
+
+    /// Upgrades or downgrades to `target` on any [`Connection`], in `session`
+    /// if one is open (else one is opened); releases the lock on every path.
+    /// `on_step` is called after each revision.
+    pub async fn run_async<C, S>(
+        &self,
+        client: &mut C,
+        session: Option<Session>,
+        target: &str,
+        direction: Direction,
+        on_step: &mut S,
+    ) -> Result<Report, EngineError>
+    where
+        C: Connection,
+        S: FnMut(&Step) + ?Sized,
+    {
+        let session = match session {
+            Some(s) => s,
+            None => self.settings.open_session_async(client).await?,
+        };
+        let (key, current) = self.state(session);
+        let result = self
+            .run_to(client, current, target, direction, on_step)
+            .await;
+        release(client, key).await;
+        result
     }
 
     /// Applies or undoes exactly one revision (for `verify`'s stairway:
     /// `-1` is ambiguous at merge points). Upgrading needs its parents and
     /// dependencies applied; undoing needs nothing applied above it.
+    #[cfg(feature = "sync")]
     pub fn step_one(
         &self,
-        client: &mut Client,
+        client: &mut postgres::Client,
         revision: &str,
         direction: Direction,
     ) -> Result<Report, EngineError> {
-        let session = self.settings.open_session(client)?;
-        self.in_session(client, session, |client, current| {
-            let mut report = Report {
-                before: current.heads.clone(),
-                ..Report::default()
-            };
-            self.check_state(&current, direction, &mut report)?;
-            let i = Resolver::with_current(self.map, current.known.clone()).revision(revision)?;
-            let applied = self.map.ancestors(&current.known, true);
-            let ready = match direction {
-                Direction::Upgrade => {
-                    !applied[i]
-                        && self
-                            .map
-                            .parents(i)
-                            .iter()
-                            .chain(self.map.dependencies(i))
-                            .all(|&p| applied[p])
-                }
-                Direction::Downgrade => {
-                    applied[i]
-                        && !self
-                            .map
-                            .children(i)
-                            .iter()
-                            .chain(self.map.dependents(i))
-                            .any(|&c| applied[c])
-                }
-            };
-            if !ready {
-                return Err(EngineError::Resolve(
-                    alembic_core::ResolveError::InvalidTarget {
-                        ident: revision.to_owned(),
-                        direction: direction.word(),
-                        current: current.heads.clone(),
-                    },
-                ));
+        wait(self.step_one_async(client, revision, direction))
+    }
+
+    /// [`Engine::step_one`] on any [`Connection`].
+    pub async fn step_one_async<C: Connection>(
+        &self,
+        client: &mut C,
+        revision: &str,
+        direction: Direction,
+    ) -> Result<Report, EngineError> {
+        let session = self.settings.open_session_async(client).await?;
+        let (key, current) = self.state(session);
+        let result = self
+            .step_one_locked(client, current, revision, direction)
+            .await;
+        release(client, key).await;
+        result
+    }
+
+    async fn step_one_locked<C: Connection>(
+        &self,
+        client: &mut C,
+        current: Current,
+        revision: &str,
+        direction: Direction,
+    ) -> Result<Report, EngineError> {
+        let mut report = Report {
+            before: current.heads.clone(),
+            ..Report::default()
+        };
+        self.check_state(&current, direction, &mut report)?;
+        let i = Resolver::with_current(self.map, current.known.clone()).revision(revision)?;
+        let applied = self.map.ancestors(&current.known, true);
+        let ready = match direction {
+            Direction::Upgrade => {
+                !applied[i]
+                    && self
+                        .map
+                        .parents(i)
+                        .iter()
+                        .chain(self.map.dependencies(i))
+                        .all(|&p| applied[p])
             }
-            let heads = self.run(
+            Direction::Downgrade => {
+                applied[i]
+                    && !self
+                        .map
+                        .children(i)
+                        .iter()
+                        .chain(self.map.dependents(i))
+                        .any(|&c| applied[c])
+            }
+        };
+        if !ready {
+            return Err(EngineError::Resolve(
+                alembic_core::ResolveError::InvalidTarget {
+                    ident: revision.to_owned(),
+                    direction: direction.word(),
+                    current: current.heads.clone(),
+                },
+            ));
+        }
+        let heads = self
+            .run(
                 client,
                 &[i],
                 direction,
                 HeadState::new(current.known.iter().copied()),
                 &mut report,
-                &mut |_| {},
-            )?;
-            report.after = self.ids(&heads.heads());
-            Ok(report)
-        })
+                &mut |_: &Step| {},
+            )
+            .await?;
+        report.after = self.ids(&heads.heads());
+        Ok(report)
     }
 
-    fn run_to(
+    async fn run_to<C: Connection, S: FnMut(&Step) + ?Sized>(
         &self,
-        client: &mut Client,
+        client: &mut C,
         current: Current,
         target: &str,
         direction: Direction,
-        on_step: &mut dyn FnMut(&Step),
+        on_step: &mut S,
     ) -> Result<Report, EngineError> {
         let mut report = Report {
             before: current.heads.clone(),
@@ -711,14 +801,16 @@ impl<'m> Engine<'m> {
             Direction::Upgrade => resolver.upgrade_plan(target)?,
             Direction::Downgrade => resolver.downgrade_plan(target)?,
         };
-        let heads = self.run(
-            client,
-            &plan,
-            direction,
-            HeadState::new(current.known.iter().copied()),
-            &mut report,
-            on_step,
-        )?;
+        let heads = self
+            .run(
+                client,
+                &plan,
+                direction,
+                HeadState::new(current.known.iter().copied()),
+                &mut report,
+                on_step,
+            )
+            .await?;
         report.after = self.ids(&heads.heads());
         Ok(report)
     }
@@ -729,14 +821,14 @@ impl<'m> Engine<'m> {
         v
     }
 
-    fn run(
+    async fn run<C: Connection, S: FnMut(&Step) + ?Sized>(
         &self,
-        client: &mut Client,
+        client: &mut C,
         plan: &[usize],
         direction: Direction,
         mut heads: HeadState,
         report: &mut Report,
-        on_step: &mut dyn FnMut(&Step),
+        on_step: &mut S,
     ) -> Result<HeadState, EngineError> {
         // Every statement of the plan is split before anything runs, so that
         // a broken file stops the run before its first revision.
@@ -769,7 +861,10 @@ impl<'m> Engine<'m> {
                     || group_len > GROUP_BYTES
                 {
                     if !open {
-                        Self::db("cannot begin a transaction", client.batch_execute("BEGIN"))?;
+                        Self::db(
+                            "cannot begin a transaction",
+                            client.batch_execute("BEGIN").await,
+                        )?;
                         open = true;
                     }
                     self.send_group(
@@ -780,40 +875,42 @@ impl<'m> Engine<'m> {
                         plan.len(),
                         report,
                         on_step,
-                    )?;
+                    )
+                    .await?;
                     group.clear();
                     group_len = 0;
                     if per_revision {
-                        Self::db("cannot commit", client.batch_execute("COMMIT"))?;
+                        Self::db("cannot commit", client.batch_execute("COMMIT").await)?;
                         open = false;
                         in_transaction.clear();
                     }
                 }
             } else {
                 if open {
-                    Self::db("cannot commit", client.batch_execute("COMMIT"))?;
+                    Self::db("cannot commit", client.batch_execute("COMMIT").await)?;
                     open = false;
                     in_transaction.clear();
                 }
                 let started = Instant::now();
-                self.run_outside_transaction(client, rev, direction, &ops)?;
+                self.run_outside_transaction(client, rev, direction, &ops)
+                    .await?;
                 self.step_done(i, direction, started.elapsed(), plan.len(), report, on_step);
             }
         }
         if open {
-            Self::db("cannot commit", client.batch_execute("COMMIT"))?;
+            Self::db("cannot commit", client.batch_execute("COMMIT").await)?;
         }
         Ok(heads)
     }
 
-    fn step_done(
+    fn step_done<S: FnMut(&Step) + ?Sized>(
         &self,
         i: usize,
         direction: Direction,
         duration: Duration,
         total: usize,
         report: &mut Report,
-        on_step: &mut dyn FnMut(&Step),
+        on_step: &mut S,
     ) {
         let step = Step {
             revision: self.map.rev(i).id.clone(),
@@ -830,15 +927,15 @@ impl<'m> Engine<'m> {
     /// Sends consecutive revisions in one round trip; each reports its own
     /// duration as measured by the server.
     #[allow(clippy::too_many_arguments)]
-    fn send_group(
+    async fn send_group<C: Connection, S: FnMut(&Step) + ?Sized>(
         &self,
-        client: &mut Client,
+        client: &mut C,
         direction: Direction,
         group: &[(usize, Batch<'m>)],
         in_transaction: &mut Vec<String>,
         total: usize,
         report: &mut Report,
-        on_step: &mut dyn FnMut(&Step),
+        on_step: &mut S,
     ) -> Result<(), EngineError> {
         let mut sql = String::with_capacity(group.iter().map(|(_, b)| b.sql.len()).sum());
         let mut starts = Vec::with_capacity(group.len());
@@ -847,24 +944,26 @@ impl<'m> Engine<'m> {
             sql.push_str(&batch.sql);
         }
         let started = Instant::now();
-        let messages = match client.simple_query(&sql) {
+        let messages = match client.simple_query(&sql).await {
             Ok(m) => m,
             Err(error) => {
-                return Err(self.locate_group_failure(
-                    client,
-                    direction,
-                    group,
-                    &sql,
-                    &starts,
-                    error,
-                    in_transaction,
-                ))
+                return Err(self
+                    .locate_group_failure(
+                        client,
+                        direction,
+                        group,
+                        &sql,
+                        &starts,
+                        error,
+                        in_transaction,
+                    )
+                    .await)
             }
         };
         let elapsed = started.elapsed();
         let mut measured: HashMap<String, f64> = HashMap::new();
         for message in &messages {
-            if let postgres::SimpleQueryMessage::Row(row) = message {
+            if let SimpleQueryMessage::Row(row) = message {
                 if row.len() == 3 && row.get(0) == Some(TIMING) {
                     if let (Some(id), Some(ms)) =
                         (row.get(1), row.get(2).and_then(|m| m.parse::<f64>().ok()))
@@ -888,14 +987,14 @@ impl<'m> Engine<'m> {
     /// A failed group: PostgreSQL's position points into one revision's
     /// statements, or the revisions are replayed one by one to find it.
     #[allow(clippy::too_many_arguments)]
-    fn locate_group_failure(
+    async fn locate_group_failure<C: Connection>(
         &self,
-        client: &mut Client,
+        client: &mut C,
         direction: Direction,
         group: &[(usize, Batch<'m>)],
         sql: &str,
         starts: &[usize],
-        error: postgres::Error,
+        error: tokio_postgres::Error,
         before: &[String],
     ) -> EngineError {
         if let Some(p) = error_position(&error) {
@@ -917,24 +1016,18 @@ impl<'m> Engine<'m> {
             }
         }
         let mut done: Vec<String> = before.to_vec();
-        let replayed = client.batch_execute("ROLLBACK; BEGIN").is_ok()
-            && before.iter().all(|s| client.batch_execute(s).is_ok());
+        let replayed = replay(client, before).await;
         if replayed {
             for (i, batch) in group {
-                if let Err(e) = client.batch_execute(&batch.sql) {
-                    return self.locate_failure(
-                        client,
-                        self.map.rev(*i),
-                        direction,
-                        batch,
-                        e,
-                        &done,
-                    );
+                if let Err(e) = client.batch_execute(&batch.sql).await {
+                    return self
+                        .locate_failure(client, self.map.rev(*i), direction, batch, e, &done)
+                        .await;
                 }
                 done.push(batch.sql.clone());
             }
         }
-        let _ = client.batch_execute("ROLLBACK");
+        let _ = client.batch_execute("ROLLBACK").await;
         let first = group
             .first()
             .map_or_else(String::new, |(i, _)| self.map.rev(*i).id.clone());
@@ -947,9 +1040,9 @@ impl<'m> Engine<'m> {
     /// A `transactional: false` revision: each statement on its own, then
     /// the bookkeeping in a transaction. A failure is recorded in the ledger
     /// so that the next run stops until someone looks.
-    fn run_outside_transaction(
+    async fn run_outside_transaction<C: Connection>(
         &self,
-        client: &mut Client,
+        client: &mut C,
         rev: &Revision,
         direction: Direction,
         ops: &[VersionOp],
@@ -957,7 +1050,7 @@ impl<'m> Engine<'m> {
         let statements = self.statements(rev, direction)?;
         let started = Instant::now();
         for s in statements {
-            if let Err(e) = client.batch_execute(&s.sql) {
+            if let Err(e) = client.batch_execute(&s.sql).await {
                 let failure = self.failure(rev, direction, s, &e, None);
                 let recorded = format!(
                     "{} statement at line {}: {}",
@@ -973,7 +1066,7 @@ impl<'m> Engine<'m> {
                     quote_literal(rev.upgrade.checksum().as_str()),
                     quote_literal(&self.settings.tool),
                     quote_literal(&recorded)
-                ));
+                )).await;
                 let mut failure = failure;
                 failure.advice = Some(
                     "this revision runs outside a transaction: the statements before this one stay applied, and the ledger marks \
@@ -997,7 +1090,10 @@ impl<'m> Engine<'m> {
             ));
         }
         sql.push_str("COMMIT;\n");
-        Self::db("cannot record the revision", client.batch_execute(&sql))
+        Self::db(
+            "cannot record the revision",
+            client.batch_execute(&sql).await,
+        )
     }
 
     /// Turns a failed batch into a failure naming the statement and line:
@@ -1006,13 +1102,13 @@ impl<'m> Engine<'m> {
     /// revision's statements one by one (only on this failure path: a
     /// savepoint per revision would cost every run, and thousands of
     /// subtransactions slow PostgreSQL down).
-    fn locate_failure(
+    async fn locate_failure<C: Connection>(
         &self,
-        client: &mut Client,
+        client: &mut C,
         rev: &Revision,
         direction: Direction,
         batch: &Batch<'_>,
-        error: postgres::Error,
+        error: tokio_postgres::Error,
         before: &[String],
     ) -> EngineError {
         if let Some(p) = error_position(&error) {
@@ -1032,18 +1128,17 @@ impl<'m> Engine<'m> {
                 )));
             }
         }
-        let replayed = client.batch_execute("ROLLBACK; BEGIN").is_ok()
-            && before.iter().all(|sql| client.batch_execute(sql).is_ok());
+        let replayed = replay(client, before).await;
         if replayed {
             for &(_, s) in &batch.statements {
-                if let Err(e) = client.batch_execute(&s.sql) {
-                    let _ = client.batch_execute("ROLLBACK");
+                if let Err(e) = client.batch_execute(&s.sql).await {
+                    let _ = client.batch_execute("ROLLBACK").await;
                     let within = error_position(&e);
                     return EngineError::Sql(Box::new(self.failure(rev, direction, s, &e, within)));
                 }
             }
         }
-        let _ = client.batch_execute("ROLLBACK");
+        let _ = client.batch_execute("ROLLBACK").await;
         EngineError::Database {
             context: format!("cannot record revision {} in the version table", rev.id),
             source: error,
@@ -1055,7 +1150,7 @@ impl<'m> Engine<'m> {
         rev: &Revision,
         direction: Direction,
         s: &Statement,
-        error: &postgres::Error,
+        error: &tokio_postgres::Error,
         position: Option<usize>,
     ) -> SqlFailure {
         let line = position.map_or(s.line, |p| s.line_of_position(p));
@@ -1096,26 +1191,65 @@ impl<'m> Engine<'m> {
     /// and when in its `accepted` list. An applied revision without a
     /// ledger row (adopted from Python Alembic) gets one. Returns the
     /// checksums replaced (upgrade, downgrade), `None` for a new row.
+    #[cfg(feature = "sync")]
     pub fn accept(
         &self,
-        client: &mut Client,
+        client: &mut postgres::Client,
         revision: &str,
         reason: &str,
         by: &str,
     ) -> Result<Option<(String, Option<String>)>, EngineError> {
-        self.locked(client, |client, current| {
+        wait(self.accept_async(client, revision, reason, by))
+    }
+
+    /// [`Engine::accept`] on any [`Connection`].
+    pub async fn accept_async<C: Connection>(
+        &self,
+        client: &mut C,
+        revision: &str,
+        reason: &str,
+        by: &str,
+    ) -> Result<Option<(String, Option<String>)>, EngineError> {
+        let session = self.settings.open_session_async(client).await?;
+        let (key, current) = self.state(session);
+        let result = self
+            .accept_locked(client, current, revision, reason, by)
+            .await;
+        release(client, key).await;
+        result
+    }
+
+    async fn accept_locked<C: Connection>(
+        &self,
+        client: &mut C,
+        current: Current,
+        revision: &str,
+        reason: &str,
+        by: &str,
+    ) -> Result<Option<(String, Option<String>)>, EngineError> {
+        {
             let resolver = Resolver::with_current(self.map, current.known.clone());
             let i = resolver.revision(revision)?;
             let rev = self.map.rev(i);
             if !self.applied(&current).contains(&i) {
-                return Err(EngineError::NotApplied { revision: rev.id.clone() });
+                return Err(EngineError::NotApplied {
+                    revision: rev.id.clone(),
+                });
             }
             let up = rev.upgrade.checksum().as_str().to_owned();
-            let down = rev.downgrade.as_ref().map(|d| d.checksum().as_str().to_owned());
-            let previous = current.ledger.get(&rev.id).map(|row| (row.upgrade_checksum.clone(), row.downgrade_checksum.clone()));
+            let down = rev
+                .downgrade
+                .as_ref()
+                .map(|d| d.checksum().as_str().to_owned());
+            let previous = current
+                .ledger
+                .get(&rev.id)
+                .map(|row| (row.upgrade_checksum.clone(), row.downgrade_checksum.clone()));
             if let Some((old_up, old_down)) = &previous {
                 if *old_up == up && *old_down == down {
-                    return Err(EngineError::NothingToAccept { revision: rev.id.clone() });
+                    return Err(EngineError::NothingToAccept {
+                        revision: rev.id.clone(),
+                    });
                 }
             }
             let entry = format!(
@@ -1137,21 +1271,49 @@ impl<'m> Engine<'m> {
                 quote_literal(&up),
                 quote_literal(&self.settings.tool)
             );
-            Self::db("cannot record the accepted edit", client.batch_execute(&sql))?;
+            Self::db(
+                "cannot record the accepted edit",
+                client.batch_execute(&sql).await,
+            )?;
             Ok(previous)
-        })
+        }
     }
 
     /// Sets the version table to `targets` without running revisions
     /// (`--purge` first empties it). Ledger rows of revisions that are no
     /// longer applied are removed, and failed rows cleared.
+    #[cfg(feature = "sync")]
     pub fn stamp(
         &self,
-        client: &mut Client,
+        client: &mut postgres::Client,
         targets: &[&str],
         purge: bool,
     ) -> Result<Report, EngineError> {
-        self.locked(client, |client, current| {
+        wait(self.stamp_async(client, targets, purge))
+    }
+
+    /// [`Engine::stamp`] on any [`Connection`].
+    pub async fn stamp_async<C: Connection>(
+        &self,
+        client: &mut C,
+        targets: &[&str],
+        purge: bool,
+    ) -> Result<Report, EngineError> {
+        let session = self.settings.open_session_async(client).await?;
+        let (key, current) = self.state(session);
+        let result = self.stamp_locked(client, current, targets, purge).await;
+        release(client, key).await;
+        result
+    }
+
+    async fn stamp_locked<C: Connection>(
+        &self,
+        client: &mut C,
+        current: Current,
+        targets: &[&str],
+        purge: bool,
+    ) -> Result<Report, EngineError> {
+        {
             if !purge && !current.unknown.is_empty() {
                 return Err(EngineError::UnknownRevisions {
                     ids: current.unknown.clone(),
@@ -1165,7 +1327,7 @@ impl<'m> Engine<'m> {
             let sql = self.stamp_sql(&current.heads, &rows, purge);
             Self::db(
                 "cannot stamp",
-                client.batch_execute(&format!("BEGIN;\n{sql}COMMIT;")),
+                client.batch_execute(&format!("BEGIN;\n{sql}COMMIT;")).await,
             )?;
             report.after = self.ids(&rows);
             let after = Current {
@@ -1177,7 +1339,7 @@ impl<'m> Engine<'m> {
                 ..after
             });
             Ok(report)
-        })
+        }
     }
 
     /// The version-table rows after a stamp: each target replaces the rows
@@ -1387,9 +1549,9 @@ fn statement_at<'b>(batch: &'b Batch<'_>, byte: usize) -> Option<(&'b Statement,
 }
 
 /// PostgreSQL's 1-based character position of an error in the query sent.
-fn error_position(error: &postgres::Error) -> Option<usize> {
+fn error_position(error: &tokio_postgres::Error) -> Option<usize> {
     error.as_db_error().and_then(|db| match db.position() {
-        Some(postgres::error::ErrorPosition::Original(p)) => usize::try_from(*p).ok(),
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => usize::try_from(*p).ok(),
         _ => None,
     })
 }

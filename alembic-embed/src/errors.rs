@@ -72,7 +72,7 @@ pub enum EngineError {
         /// What was being done.
         context: String,
         /// The driver's error.
-        source: postgres::Error,
+        source: tokio_postgres::Error,
     },
     /// An identifier does not resolve.
     #[error(transparent)]
@@ -143,7 +143,7 @@ pub enum EngineError {
 }
 
 /// PostgreSQL's message and code, or the driver's message.
-pub(crate) fn db_message(e: &postgres::Error) -> String {
+pub(crate) fn db_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
         None => e.to_string(),

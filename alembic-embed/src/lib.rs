@@ -8,6 +8,7 @@
 //! builder-style runtime API are the next milestone.
 #![warn(missing_docs)]
 
+mod connection;
 mod engine;
 mod errors;
 pub mod tls;
@@ -15,6 +16,7 @@ pub mod tls;
 pub use alembic_core::{
     load_versions, Checksum, Resolver, Revision, RevisionMap, Statement, Target,
 };
+pub use connection::Connection;
 pub use engine::{
     quote_ident, quote_literal, Current, Direction, Engine, LedgerRow, Report, Session, Settings,
     Step,

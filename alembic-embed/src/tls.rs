@@ -143,14 +143,14 @@ fn percent_decode(text: &str) -> String {
 /// Where a URL points, without its password: `host:port/dbname`.
 pub fn describe_target(url: &str) -> String {
     let driver = parse(url).map(|p| p.driver).unwrap_or_default();
-    match postgres::Config::from_str(&driver) {
+    match tokio_postgres::Config::from_str(&driver) {
         Ok(config) => {
             let host = config
                 .get_hosts()
                 .first()
                 .map(|h| match h {
-                    postgres::config::Host::Tcp(name) => name.clone(),
-                    postgres::config::Host::Unix(path) => path.display().to_string(),
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
                 })
                 .unwrap_or_else(|| "localhost".into());
             let port = config.get_ports().first().copied().unwrap_or(5432);
@@ -305,28 +305,78 @@ pub fn connector(
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
-/// Connects with libpq's URL and TLS settings.
-pub fn connect(url: &str) -> Result<postgres::Client, ConnectError> {
+/// The driver's configuration and TLS mode for a libpq URL, and the
+/// target as shown in messages.
+fn prepare(url: &str) -> Result<(tokio_postgres::Config, Parsed, String), ConnectError> {
     let parsed = parse(url)?;
     // The driver's parse errors never contain the URL.
-    let config =
-        postgres::Config::from_str(&parsed.driver).map_err(|e| ConnectError::Url(e.to_string()))?;
-    let target = describe_target(url);
+    let config = tokio_postgres::Config::from_str(&parsed.driver)
+        .map_err(|e| ConnectError::Url(e.to_string()))?;
+    Ok((config, parsed, describe_target(url)))
+}
+
+/// One line: PostgreSQL's message, or the system's (or the TLS layer's)
+/// reason; the driver's own text says only "error connecting to server".
+fn connect_error(target: String, e: &tokio_postgres::Error) -> ConnectError {
+    let reason = match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => db.message().to_owned(),
+        (None, Some(inner)) => inner.to_string(),
+        (None, None) => e.to_string(),
+    };
+    ConnectError::Connect { target, reason }
+}
+
+/// Connects with libpq's URL and TLS settings (synchronous client).
+#[cfg(feature = "sync")]
+pub fn connect(url: &str) -> Result<postgres::Client, ConnectError> {
+    let (config, parsed, target) = prepare(url)?;
+    let config = postgres::Config::from(config);
     let result = match parsed.mode {
         SslMode::Disable => config.connect(postgres::NoTls),
         mode => config.connect(connector(mode, parsed.root_cert.as_deref())?),
     };
-    result.map_err(|e| {
-        // One line: PostgreSQL's message, or the system's (or the TLS
-        // layer's) reason; the driver's own text says only "error
-        // connecting to server".
-        let reason = match (e.as_db_error(), std::error::Error::source(&e)) {
-            (Some(db), _) => db.message().to_owned(),
-            (None, Some(inner)) => inner.to_string(),
-            (None, None) => e.to_string(),
-        };
-        ConnectError::Connect { target, reason }
-    })
+    result.map_err(|e| connect_error(target, &e))
+}
+
+/// Connects with libpq's URL and TLS settings (asynchronous client); the
+/// connection is driven by a task spawned on the current Tokio runtime.
+#[cfg(feature = "async")]
+pub async fn connect_async(url: &str) -> Result<tokio_postgres::Client, ConnectError> {
+    let (config, parsed, target) = prepare(url)?;
+    let result = match parsed.mode {
+        SslMode::Disable => {
+            config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map(|(client, connection)| {
+                    spawn_connection(connection);
+                    client
+                })
+        }
+        mode => config
+            .connect(connector(mode, parsed.root_cert.as_deref())?)
+            .await
+            .map(|(client, connection)| {
+                spawn_connection(connection);
+                client
+            }),
+    };
+    result.map_err(|e| connect_error(target, &e))
+}
+
+#[cfg(feature = "async")]
+fn spawn_connection<F>(connection: F)
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            log::warn!(
+                "the database connection ended: {}",
+                crate::errors::db_message(&e)
+            );
+        }
+    });
 }
 
 #[cfg(test)]
