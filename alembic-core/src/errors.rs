@@ -367,3 +367,31 @@ impl From<GraphError> for LoadError {
         LoadError::Graph(e)
     }
 }
+
+/// `embed_migrations!` cannot embed the chain; rendered as a compile error
+/// on the macro's argument.
+#[derive(Debug, Error)]
+pub enum EmbedError {
+    /// The path is absolute: a binary built elsewhere would not find it.
+    #[error(
+        "`{0}` is absolute: give the path relative to the package's folder (CARGO_MANIFEST_DIR)"
+    )]
+    AbsolutePath(String),
+    /// The package's configuration cannot be read.
+    #[error("{0}")]
+    Config(ConfigError),
+    /// The chain does not load, each problem with its file and line.
+    #[error("the revision chain is broken:\n{}", .0.join("\n"))]
+    Chain(Vec<String>),
+    /// Several heads, and none was allowed.
+    #[error(
+        "the revision chain has {} heads ({}): merge them with `cargo alembic merge heads`, \
+         or write `allow_multiple_heads = true` in the macro's arguments",
+        .heads.len(),
+        .heads.join(", ")
+    )]
+    MultipleHeads {
+        /// The heads.
+        heads: Vec<String>,
+    },
+}

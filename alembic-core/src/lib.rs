@@ -6,8 +6,11 @@
 //! crate, so that they can never disagree about a chain.
 #![warn(missing_docs)]
 
+pub mod build;
 mod checksum;
 mod config;
+pub mod display;
+pub mod embed;
 mod errors;
 mod graph;
 mod heads;
@@ -24,7 +27,8 @@ mod testutil;
 pub use checksum::{lock_key, Checksum};
 pub use config::{Config, Origin, Overrides, METADATA_KEYS};
 pub use errors::{
-    ConfigError, GraphError, LoadError, ParseError, ParseErrorKind, ResolveError, SplitErrorKind,
+    ConfigError, EmbedError, GraphError, LoadError, ParseError, ParseErrorKind, ResolveError,
+    SplitErrorKind,
 };
 pub use graph::RevisionMap;
 pub use heads::{normalized_down, HeadState, VersionOp};
@@ -33,5 +37,5 @@ pub use resolve::{Resolver, Target, MIN_PREFIX};
 pub use revision::{
     parse_list, validate_id, HeaderFields, KeyLines, Revision, Section, HEADER_KEYS, MAX_ID_LEN,
 };
-pub use script::{load_versions, revision_files};
+pub use script::{load_versions, revision_files, version_folders};
 pub use split::Statement;

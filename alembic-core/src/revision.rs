@@ -80,11 +80,13 @@ pub struct Section {
     pub marker_line: usize,
     /// Byte range of the section's text in [`Revision::source`].
     pub range: Range<usize>,
-    source: Arc<str>,
+    pub(crate) source: Arc<str>,
     /// Computed on first use: listing a chain needs no checksum.
-    checksum: OnceLock<Checksum>,
+    pub(crate) checksum: OnceLock<Checksum>,
     /// Split on first use: listing a chain needs no statements.
-    statements: OnceLock<Result<Vec<Statement>, SplitError>>,
+    pub(crate) statements: OnceLock<Result<Vec<Statement>, SplitError>>,
+    /// Statements split at compile time by `embed_migrations!`.
+    pub(crate) embedded: Option<&'static [(&'static str, usize)]>,
 }
 
 impl Section {
@@ -101,8 +103,16 @@ impl Section {
 
     fn split(&self) -> &Result<Vec<Statement>, SplitError> {
         let first_line = self.marker_line + 1;
-        self.statements
-            .get_or_init(|| split_statements(self.sql(), first_line))
+        self.statements.get_or_init(|| match self.embedded {
+            Some(statements) => Ok(statements
+                .iter()
+                .map(|&(sql, line)| Statement {
+                    sql: sql.to_owned(),
+                    line,
+                })
+                .collect()),
+            None => split_statements(self.sql(), first_line),
+        })
     }
 
     /// True when the section holds no statement (Alembic's `pass`); a
@@ -645,6 +655,7 @@ impl Parser {
                 source: Arc::clone(&self.source),
                 checksum: OnceLock::new(),
                 statements: OnceLock::new(),
+                embedded: None,
             }))
         };
         let upgrade = section("upgrade")?.ok_or_else(|| {

@@ -17,13 +17,18 @@ const BATCH: usize = 64;
 /// batches as they are listed. Hidden files and folders are skipped;
 /// symlinked folders are followed (a versions folder may link shared
 /// revisions).
-fn walk(versions: &Path, mut found: impl FnMut(Vec<PathBuf>)) -> Result<(), LoadError> {
+fn walk(
+    versions: &Path,
+    mut found: impl FnMut(Vec<PathBuf>),
+    mut entered: impl FnMut(&Path),
+) -> Result<(), LoadError> {
     if !versions.is_dir() {
         return Err(LoadError::NoVersions(versions.to_owned()));
     }
     let mut stack = vec![versions.to_owned()];
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(dir) = stack.pop() {
+        entered(&dir);
         let io = |source| LoadError::Io {
             path: dir.clone(),
             source,
@@ -63,7 +68,16 @@ fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
 /// Lists the revision files under `versions`, recursively and sorted.
 pub fn revision_files(versions: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
-    walk(versions, |batch| out.extend(batch))?;
+    walk(versions, |batch| out.extend(batch), |_| {})?;
+    out.sort_unstable_by(|a, b| path_order(a, b));
+    Ok(out)
+}
+
+/// Lists `versions` and every folder under it that may hold revision files,
+/// sorted: what a build script watches so that an added file rebuilds.
+pub fn version_folders(versions: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    walk(versions, |_| {}, |dir| out.push(dir.to_owned()))?;
     out.sort_unstable_by(|a, b| path_order(a, b));
     Ok(out)
 }
@@ -88,10 +102,14 @@ pub fn load_versions(versions: &Path) -> Result<RevisionMap, LoadError> {
             .collect();
         let listed = {
             let tx = tx;
-            walk(versions, |batch| {
-                // A worker only stops once the sender is gone: send cannot fail.
-                let _ = tx.send(batch);
-            })
+            walk(
+                versions,
+                |batch| {
+                    // A worker only stops once the sender is gone: send cannot fail.
+                    let _ = tx.send(batch);
+                },
+                |_| {},
+            )
         };
         let mut all = parse_batches(&rx);
         for h in handles {

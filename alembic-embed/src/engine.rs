@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use alembic_core::display::{log_entry, one_line, LineStyle};
 use alembic_core::{
     lock_key, HeadState, Resolver, Revision, RevisionMap, Statement, Target, VersionOp,
 };
@@ -35,6 +36,34 @@ pub struct Settings {
     pub transaction_per_migration: bool,
     /// Recorded in the ledger, e.g. `cargo-alembic 0.1.0`.
     pub tool: String,
+    /// What an upgrade does when an applied revision's upgrade section
+    /// changed since it ran.
+    pub checksum_mismatch: ChecksumPolicy,
+    /// What an upgrade does when the version table names revisions the
+    /// chain does not have.
+    pub database_ahead: AheadPolicy,
+}
+
+/// What an upgrade does when an applied revision was edited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChecksumPolicy {
+    /// Stop before any SQL runs, naming the revision and both checksums.
+    #[default]
+    Refuse,
+    /// Carry on, with the same message as a warning in the report (and the
+    /// log).
+    Warn,
+}
+
+/// What an upgrade does when the database has revisions the chain does not
+/// know, typically after a binary was rolled back to an older release.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AheadPolicy {
+    /// Stop with an error naming the unknown revisions.
+    #[default]
+    Refuse,
+    /// Run nothing and report a warning: the database is left as it is.
+    Allow,
 }
 
 impl Settings {
@@ -186,6 +215,8 @@ impl Default for Settings {
             version_table_schema: None,
             transaction_per_migration: false,
             tool: format!("alembic-embed {}", env!("CARGO_PKG_VERSION")),
+            checksum_mismatch: ChecksumPolicy::Refuse,
+            database_ahead: AheadPolicy::Refuse,
         }
     }
 }
@@ -200,7 +231,8 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn word(self) -> &'static str {
+    /// `upgrade` or `downgrade`.
+    pub fn word(self) -> &'static str {
         match self {
             Direction::Upgrade => "upgrade",
             Direction::Downgrade => "downgrade",
@@ -239,6 +271,49 @@ pub struct Report {
     pub unverified: Vec<String>,
     /// Applied revisions whose downgrade section changed since.
     pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// The closing line: what ran and where the database is.
+    pub fn summary(&self, verb: &str) -> String {
+        let at = if self.after.is_empty() {
+            "base".to_owned()
+        } else {
+            self.after.join(", ")
+        };
+        if self.steps.is_empty() {
+            format!("Nothing to {verb}: the database is at {at}")
+        } else {
+            format!(
+                "Done: {} revision{} in {:.0} ms; the database is at {at}",
+                self.steps.len(),
+                if self.steps.len() == 1 { "" } else { "s" },
+                self.steps
+                    .iter()
+                    .map(|s| s.duration.as_secs_f64() * 1000.0)
+                    .sum::<f64>()
+            )
+        }
+    }
+
+    /// Warnings and notes for stderr: edited downgrades (and edited
+    /// upgrades under [`ChecksumPolicy::Warn`]), unverified revisions.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self
+            .warnings
+            .iter()
+            .map(|w| format!("warning: {w}"))
+            .collect();
+        if !self.unverified.is_empty() {
+            notes.push(format!(
+                "note: {} applied revision{} without a ledger row (adopted from Python Alembic, or stamped), so not verified: {}",
+                self.unverified.len(),
+                if self.unverified.len() == 1 { "" } else { "s" },
+                self.unverified.join(", ")
+            ));
+        }
+        notes
+    }
 }
 
 /// A ledger row.
@@ -428,6 +503,56 @@ impl<'m> Engine<'m> {
             .collect()
     }
 
+    /// Applied revisions whose upgrade section differs from the ledger's.
+    pub fn edited(&self, current: &Current) -> Vec<String> {
+        self.applied(current)
+            .into_iter()
+            .map(|i| self.map.rev(i))
+            .filter(|rev| {
+                current
+                    .ledger
+                    .get(&rev.id)
+                    .is_some_and(|row| row.upgrade_checksum != rev.upgrade.checksum().as_str())
+            })
+            .map(|rev| rev.id.clone())
+            .collect()
+    }
+
+    /// `current`'s text: each row in Alembic's one-line form, or verbosely
+    /// with its ledger record; rows not in the chain are marked.
+    pub fn current_text(&self, current: &Current, verbose: bool) -> String {
+        let mut out = String::new();
+        for &i in &current.known {
+            if verbose {
+                out.push_str(&log_entry(self.map, i));
+                if let Some(row) = current.ledger.get(&self.map.rev(i).id) {
+                    out.push_str(&format!(
+                        "Applied: {} by {} in {:.1} ms ({})\n",
+                        row.applied_at,
+                        row.tool,
+                        row.duration_ms.unwrap_or(0.0),
+                        row.status
+                    ));
+                }
+                out.push('\n');
+            } else {
+                out.push_str(&one_line(
+                    self.map,
+                    i,
+                    LineStyle {
+                        branches: true,
+                        ..LineStyle::default()
+                    },
+                ));
+                out.push('\n');
+            }
+        }
+        for id in &current.unknown {
+            out.push_str(&format!("{id} (not in the revision chain)\n"));
+        }
+        out
+    }
+
     /// Applied revisions without a ledger row.
     pub fn unverified(&self, current: &Current) -> Vec<String> {
         self.applied(current)
@@ -480,12 +605,16 @@ impl<'m> Engine<'m> {
             };
             let now = rev.upgrade.checksum().as_str();
             if direction == Direction::Upgrade && row.upgrade_checksum != now {
-                return Err(EngineError::ChecksumMismatch {
+                let error = EngineError::ChecksumMismatch {
                     revision: rev.id.clone(),
                     file: rev.path.display().to_string(),
                     recorded: row.upgrade_checksum.clone(),
                     current: now.to_owned(),
-                });
+                };
+                match self.settings.checksum_mismatch {
+                    ChecksumPolicy::Refuse => return Err(error),
+                    ChecksumPolicy::Warn => report.warnings.push(error.to_string()),
+                }
             }
             let down_now = rev
                 .downgrade
@@ -795,6 +924,19 @@ impl<'m> Engine<'m> {
             before: current.heads.clone(),
             ..Report::default()
         };
+        if !current.unknown.is_empty()
+            && direction == Direction::Upgrade
+            && self.settings.database_ahead == AheadPolicy::Allow
+        {
+            report.warnings.push(format!(
+                "{}; nothing was run",
+                EngineError::UnknownRevisions {
+                    ids: current.unknown.clone()
+                }
+            ));
+            report.after = current.heads;
+            return Ok(report);
+        }
         self.check_state(&current, direction, &mut report)?;
         let resolver = Resolver::with_current(self.map, current.known.clone());
         let plan = match direction {
@@ -1453,6 +1595,37 @@ impl<'m> Engine<'m> {
             HeadState::new(from.iter().copied()),
             false,
         )
+    }
+
+    /// `upgrade --sql`: Alembic's `from:to` (an empty `from` is base) or a
+    /// target alone (from base).
+    pub fn upgrade_sql_range(&self, range: &str) -> Result<String, EngineError> {
+        let (from, to) = range.split_once(':').unwrap_or(("", range));
+        let from = self.offline_from(from)?;
+        self.upgrade_sql(&from, if to.is_empty() { "heads" } else { to })
+    }
+
+    /// `downgrade --sql`: Alembic's `from:to`, which it requires.
+    pub fn downgrade_sql_range(&self, range: &str) -> Result<String, EngineError> {
+        let Some((from, to)) = range.split_once(':') else {
+            return Err(EngineError::OfflineRange {
+                given: range.to_owned(),
+            });
+        };
+        let from = self.offline_from(from)?;
+        self.downgrade_sql(&from, to)
+    }
+
+    /// The `from` side of an offline range as version-table rows.
+    fn offline_from(&self, from: &str) -> Result<Vec<usize>, EngineError> {
+        if from.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(match Resolver::new(self.map).resolve(from)? {
+            Target::Base => Vec::new(),
+            Target::Revisions(r) => r,
+            Target::BranchBase { roots, .. } => roots,
+        })
     }
 
     /// The SQL a stamp from `from` to `targets` would run.

@@ -140,6 +140,19 @@ pub enum EngineError {
     /// A statement failed.
     #[error("{0}")]
     Sql(Box<SqlFailure>),
+    /// `downgrade --sql` without a `from:to` range.
+    #[error("offline downgrade needs a range `from:to`, e.g. `head:base` (given `{given}`)")]
+    OfflineRange {
+        /// What was given.
+        given: String,
+    },
+    /// An embedded chain that does not form a graph (only possible for a
+    /// chain not written by `embed_migrations!`).
+    #[error("the embedded revision chain is broken: {reason}")]
+    Embedded {
+        /// The problems.
+        reason: String,
+    },
 }
 
 /// PostgreSQL's message and code, or the driver's message.

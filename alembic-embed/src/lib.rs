@@ -1,24 +1,69 @@
-//! `alembic-embed`: the library a service depends on to carry its revision
-//! chain and migrate its database at startup, and the engine the
-//! `cargo alembic` CLI runs.
+//! `alembic-embed`: compile an Alembic-style revision chain into a Rust
+//! binary and upgrade its PostgreSQL database at startup; also the engine
+//! the `cargo alembic` CLI runs.
+//!
+//! ```ignore
+//! alembic_embed::embed_migrations!("migrations"); // defines `mod migrations`
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let mut client = alembic_embed::tls::connect(&std::env::var("DATABASE_URL")?)?;
+//!     let report = migrations::runner().upgrade(&mut client)?;
+//!     Ok(())
+//! }
+//! ```
 //!
 //! The chain model (parsing, checksums, the graph, identifiers) comes from
-//! `alembic-core`, so that applications and the CLI share one parser, one
-//! checksum and one graph. The `embed_migrations!` macro and the
-//! builder-style runtime API are the next milestone.
+//! `alembic-core`, so that the macro, applications and the CLI share one
+//! parser, one checksum and one graph.
+//!
+//! Features: `sync` (default) for `postgres::Client`, `async` for
+//! `tokio_postgres::Client`, `cli` for a `migrate` subcommand in the
+//! service's own command line.
 #![warn(missing_docs)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod connection;
 mod engine;
 mod errors;
+mod runner;
 pub mod tls;
+
+/// The embedded chain's data, as `embed_migrations!` writes it.
+pub mod embedded {
+    pub use alembic_core::embed::{EmbeddedRevision, EmbeddedSection, EmbeddedSettings};
+}
+
+/// For a package's `build.rs`: rebuild when a revision file is added or
+/// removed (editing one rebuilds on its own).
+pub use alembic_core::build;
+
+/// Compiles the revision chain into the crate as `mod migrations`.
+///
+/// - `embed_migrations!()`: the script location from
+///   `[package.metadata.alembic]` or `[workspace.metadata.alembic]`, as
+///   `cargo alembic` resolves it (default `migrations/` at the workspace
+///   root).
+/// - `embed_migrations!("migrations")`: a path relative to the package's
+///   folder (`CARGO_MANIFEST_DIR`); absolute paths are refused.
+/// - `allow_multiple_heads = true` accepts a chain with several heads.
+///
+/// The chain is parsed, validated and checksummed at compile time by the
+/// same code as the CLI; a broken chain is a compile error naming the file
+/// and line, or the revisions. The module holds `CHAIN` and `runner()`.
+///
+/// Editing a revision file rebuilds the crate. To rebuild when a file is
+/// added or removed, add a `build.rs` calling [`build::rerun_if_changed`]
+/// (or printing `cargo::rerun-if-changed=<versions folder>`).
+pub use alembic_embed_macros::embed_migrations;
 
 pub use alembic_core::{
     load_versions, Checksum, Resolver, Revision, RevisionMap, Statement, Target,
 };
 pub use connection::Connection;
 pub use engine::{
-    quote_ident, quote_literal, Current, Direction, Engine, LedgerRow, Report, Session, Settings,
-    Step,
+    quote_ident, quote_literal, AheadPolicy, ChecksumPolicy, Current, Direction, Engine, LedgerRow,
+    Report, Session, Settings, Step,
 };
 pub use errors::{EngineError, SqlFailure};
+pub use runner::{Chain, Runner, Status};

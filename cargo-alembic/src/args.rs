@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Shared with the `migrate` command of embedded binaries.
+pub use alembic_embed::cli::{CurrentArgs, DowngradeArgs, HistoryArgs, UpgradeArgs};
+
 /// Alembic's revision graph for Rust and PostgreSQL.
 #[derive(Debug, Parser)]
 #[command(
@@ -178,48 +181,6 @@ pub struct HeadsArgs {
     pub resolve_dependencies: bool,
 }
 
-/// `history`.
-#[derive(Debug, Args)]
-pub struct HistoryArgs {
-    /// Range `[start]:[end]`, e.g. `base:head`, `ae10:`, `:ae10`
-    #[arg(short = 'r', long, value_name = "RANGE", allow_hyphen_values = true)]
-    pub rev_range: Option<String>,
-    /// Show everything about each revision
-    #[arg(short, long)]
-    pub verbose: bool,
-    /// Mark the database's current revisions (needs a database URL)
-    #[arg(short = 'i', long)]
-    pub indicate_current: bool,
-}
-
-/// `upgrade`.
-#[derive(Debug, Args)]
-pub struct UpgradeArgs {
-    /// Target: `head`, `heads`, an id, `+2`, `label@head`; with --sql, `from:to`
-    #[arg(default_value = "head", allow_hyphen_values = true)]
-    pub revision: String,
-    /// Print the SQL instead of running it (offline; no database)
-    #[arg(long)]
-    pub sql: bool,
-    /// Commit each revision on its own (overrides `transaction_per_migration`)
-    #[arg(long)]
-    pub transaction_per_migration: bool,
-}
-
-/// `downgrade`.
-#[derive(Debug, Args)]
-pub struct DowngradeArgs {
-    /// Target: `-1`, `base`, an id, `label@base`; with --sql, `from:to`
-    #[arg(allow_hyphen_values = true)]
-    pub revision: String,
-    /// Print the SQL instead of running it (offline; no database)
-    #[arg(long)]
-    pub sql: bool,
-    /// Commit each revision on its own (overrides `transaction_per_migration`)
-    #[arg(long)]
-    pub transaction_per_migration: bool,
-}
-
 /// `stamp`.
 #[derive(Debug, Args)]
 pub struct StampArgs {
@@ -263,14 +224,6 @@ pub struct AcceptArgs {
     /// Who accepts it [default: git's user.email, else $USER]
     #[arg(long)]
     pub by: Option<String>,
-}
-
-/// `current`.
-#[derive(Debug, Args)]
-pub struct CurrentArgs {
-    /// Show each revision in full, with its ledger record
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 /// `show`.

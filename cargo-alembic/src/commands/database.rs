@@ -3,13 +3,13 @@
 
 use std::io::IsTerminal;
 
-use alembic_core::{Resolver, RevisionMap, Target};
+use alembic_core::{Resolver, RevisionMap};
 use alembic_embed::{Current, Engine, EngineError, Report, Session, Settings};
 use serde::Serialize;
 
 use crate::args::{AcceptArgs, CurrentArgs, DowngradeArgs, Format, StampArgs, UpgradeArgs};
 use crate::errors::CliError;
-use crate::output::{emit, log_entry, one_line, to_json, LineStyle};
+use crate::output::{emit, to_json};
 use crate::Ctx;
 
 fn print(text: &str) -> Result<(), CliError> {
@@ -30,6 +30,7 @@ fn settings_with(ctx: &Ctx, per_migration_flag: bool) -> Settings {
         version_table_schema: ctx.config.version_table_schema.clone(),
         transaction_per_migration: per_migration_flag || ctx.config.transaction_per_migration,
         tool: format!("cargo-alembic {}", env!("CARGO_PKG_VERSION")),
+        ..Settings::default()
     }
 }
 
@@ -88,21 +89,14 @@ fn load_and_lock(
 fn engine_error(e: EngineError) -> CliError {
     match e {
         EngineError::Resolve(r) => CliError::Resolve(r),
+        e @ EngineError::OfflineRange { .. } => CliError::usage(e.to_string(), None),
         other => CliError::failed(other.to_string(), None),
     }
 }
 
 fn print_report(ctx: &Ctx, map: &RevisionMap, report: &Report, verb: &str) -> Result<(), CliError> {
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    if !report.unverified.is_empty() {
-        eprintln!(
-            "note: {} applied revision{} without a ledger row (adopted from Python Alembic, or stamped), so not verified: {}",
-            report.unverified.len(),
-            if report.unverified.len() == 1 { "" } else { "s" },
-            report.unverified.join(", ")
-        );
+    for note in report.notes() {
+        eprintln!("{note}");
     }
     if ctx.format == Format::Json {
         #[derive(Serialize)]
@@ -136,26 +130,8 @@ fn print_report(ctx: &Ctx, map: &RevisionMap, report: &Report, verb: &str) -> Re
             warnings: &report.warnings,
         }));
     }
-    let at = if report.after.is_empty() {
-        "base".to_owned()
-    } else {
-        report.after.join(", ")
-    };
-    if report.steps.is_empty() {
-        print(&format!("Nothing to {verb}: the database is at {at}\n"))
-    } else {
-        let _ = map;
-        print(&format!(
-            "Done: {} revision{} in {:.0} ms; the database is at {at}\n",
-            report.steps.len(),
-            if report.steps.len() == 1 { "" } else { "s" },
-            report
-                .steps
-                .iter()
-                .map(|s| s.duration.as_secs_f64() * 1000.0)
-                .sum::<f64>()
-        ))
-    }
+    let _ = map;
+    print(&format!("{}\n", report.summary(verb)))
 }
 
 /// Runs at least this long get a progress bar (on a terminal).
@@ -207,31 +183,14 @@ fn step_printer(ctx: &Ctx) -> impl FnMut(&alembic_embed::Step) + '_ {
     }
 }
 
-/// Resolves the `from` side of an offline range to version-table rows.
-fn offline_from(map: &RevisionMap, from: &str) -> Result<Vec<usize>, CliError> {
-    if from.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(match Resolver::new(map).resolve(from)? {
-        Target::Base => Vec::new(),
-        Target::Revisions(r) => r,
-        Target::BranchBase { roots, .. } => roots,
-    })
-}
-
 /// Runs `upgrade`.
 pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
     if args.sql {
         let map = ctx.load()?;
         let engine = Engine::new(&map, settings_with(ctx, args.transaction_per_migration));
-        let (from, to) = args
-            .revision
-            .split_once(':')
-            .unwrap_or(("", args.revision.as_str()));
-        let from = offline_from(&map, from)?;
         return print(
             &engine
-                .upgrade_sql(&from, if to.is_empty() { "heads" } else { to })
+                .upgrade_sql_range(&args.revision)
                 .map_err(engine_error)?,
         );
     }
@@ -263,14 +222,11 @@ pub(crate) fn downgrade(ctx: &Ctx, args: &DowngradeArgs) -> Result<(), CliError>
     if args.sql {
         let map = ctx.load()?;
         let engine = Engine::new(&map, settings_with(ctx, args.transaction_per_migration));
-        let Some((from, to)) = args.revision.split_once(':') else {
-            return Err(CliError::usage(
-                "downgrade --sql needs a range `from:to`, e.g. `head:base`",
-                None,
-            ));
-        };
-        let from = offline_from(&map, from)?;
-        return print(&engine.downgrade_sql(&from, to).map_err(engine_error)?);
+        return print(
+            &engine
+                .downgrade_sql_range(&args.revision)
+                .map_err(engine_error)?,
+        );
     }
     let settings = settings_with(ctx, args.transaction_per_migration);
     let (map, mut client, session) = load_and_lock(ctx, &settings)?;
@@ -329,17 +285,7 @@ pub(crate) fn current(ctx: &Ctx, args: &CurrentArgs) -> Result<(), CliError> {
     let engine = Engine::new(&map, settings(ctx));
     let current = read_current(ctx, &map)?;
     let unverified = engine.unverified(&current);
-    let edited: Vec<String> = engine
-        .applied(&current)
-        .into_iter()
-        .filter(|&i| {
-            current
-                .ledger
-                .get(&map.rev(i).id)
-                .is_some_and(|row| row.upgrade_checksum != map.rev(i).upgrade.checksum().as_str())
-        })
-        .map(|i| map.rev(i).id.clone())
-        .collect();
+    let edited = engine.edited(&current);
     if ctx.format == Format::Json {
         #[derive(Serialize)]
         struct CurrentJson<'a> {
@@ -357,35 +303,7 @@ pub(crate) fn current(ctx: &Ctx, args: &CurrentArgs) -> Result<(), CliError> {
             edited: &edited,
         }));
     }
-    let mut out = String::new();
-    for &i in &current.known {
-        if args.verbose {
-            out.push_str(&log_entry(&map, i));
-            if let Some(row) = current.ledger.get(&map.rev(i).id) {
-                out.push_str(&format!(
-                    "Applied: {} by {} in {:.1} ms ({})\n",
-                    row.applied_at,
-                    row.tool,
-                    row.duration_ms.unwrap_or(0.0),
-                    row.status
-                ));
-            }
-            out.push('\n');
-        } else {
-            out.push_str(&one_line(
-                &map,
-                i,
-                LineStyle {
-                    branches: true,
-                    ..LineStyle::default()
-                },
-            ));
-            out.push('\n');
-        }
-    }
-    for id in &current.unknown {
-        out.push_str(&format!("{id} (not in the revision chain)\n"));
-    }
+    let out = engine.current_text(&current, args.verbose);
     print(&out)?;
     if !unverified.is_empty() {
         eprintln!(

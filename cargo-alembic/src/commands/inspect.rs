@@ -1,5 +1,6 @@
 //! Read-only views of the chain: `heads`, `branches`, `history`, `show`.
 
+use alembic_core::display::{listing, HISTORY_STYLE};
 use alembic_core::{Resolver, RevisionMap, Target};
 use serde::Serialize;
 
@@ -41,17 +42,7 @@ fn print_list(
         let items: Vec<RevisionJson<'_>> = revs.iter().map(|&i| json(map, i)).collect();
         return print(&to_json(&items));
     }
-    let mut out = String::with_capacity(revs.len() * 64);
-    for &i in revs {
-        if verbose {
-            out.push_str(&log_entry(map, i));
-            out.push('\n');
-        } else {
-            out.push_str(&one_line(map, i, style));
-            out.push('\n');
-        }
-    }
-    print(&out)
+    print(&listing(map, revs, verbose, style, None))
 }
 
 /// Runs `heads`.
@@ -91,30 +82,11 @@ pub(crate) fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
         Some(range) => resolver.history(range)?,
         None => map.order().iter().rev().copied().collect(),
     };
-    let style = LineStyle {
-        branches: true,
-        doc: true,
-        parents: true,
-        tree: true,
-        current: false,
-    };
     match current {
         Some(rows) if ctx.format == Format::Human && !args.verbose => {
-            let mut out = String::new();
-            for &i in &revs {
-                out.push_str(&one_line(
-                    &map,
-                    i,
-                    LineStyle {
-                        current: rows.contains(&i),
-                        ..style
-                    },
-                ));
-                out.push('\n');
-            }
-            print(&out)
+            print(&listing(&map, &revs, false, HISTORY_STYLE, Some(&rows)))
         }
-        _ => list(ctx, map, &revs, args.verbose, style),
+        _ => list(ctx, map, &revs, args.verbose, HISTORY_STYLE),
     }
 }
 

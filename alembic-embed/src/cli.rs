@@ -1,0 +1,244 @@
+//! The `cli` feature: a `migrate` command for the service's own command
+//! line (`myapp migrate upgrade|downgrade|current|history`), for init
+//! containers and operators, with the arguments and output of
+//! `cargo alembic` (the CLI uses these very argument types).
+//!
+//! ```ignore
+//! #[derive(clap::Subcommand)]
+//! enum Command {
+//!     /// Manage the database's revisions
+//!     Migrate(alembic_embed::cli::MigrateArgs),
+//! }
+//! // ...
+//! Command::Migrate(args) => alembic_embed::cli::run(migrations::runner(), url.as_deref(), &args),
+//! ```
+
+use std::process::ExitCode;
+
+use alembic_core::display::{listing, HISTORY_STYLE};
+use alembic_core::Resolver;
+use clap::{Args, Subcommand};
+
+use crate::engine::{Direction, Engine, Step};
+use crate::errors::EngineError;
+use crate::runner::Runner;
+
+/// `migrate <command>`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: MigrateCommand,
+}
+
+/// The commands of `migrate`, as `cargo alembic` names them.
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Upgrade the database to a revision (default: head)
+    Upgrade(UpgradeArgs),
+    /// Downgrade the database to a revision (`-1`, `base`, an id, `label@base`)
+    Downgrade(DowngradeArgs),
+    /// Show the database's current revisions and whether they are verified
+    Current(CurrentArgs),
+    /// List revisions, newest first
+    History(HistoryArgs),
+}
+
+/// `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Range `[start]:[end]`, e.g. `base:head`, `ae10:`, `:ae10`
+    #[arg(short = 'r', long, value_name = "RANGE", allow_hyphen_values = true)]
+    pub rev_range: Option<String>,
+    /// Show everything about each revision
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Mark the database's current revisions (needs a database URL)
+    #[arg(short = 'i', long)]
+    pub indicate_current: bool,
+}
+
+/// `upgrade`.
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Target: `head`, `heads`, an id, `+2`, `label@head`; with --sql, `from:to`
+    #[arg(default_value = "head", allow_hyphen_values = true)]
+    pub revision: String,
+    /// Print the SQL instead of running it (offline; no database)
+    #[arg(long)]
+    pub sql: bool,
+    /// Commit each revision on its own (overrides `transaction_per_migration`)
+    #[arg(long)]
+    pub transaction_per_migration: bool,
+}
+
+/// `downgrade`.
+#[derive(Debug, Args)]
+pub struct DowngradeArgs {
+    /// Target: `-1`, `base`, an id, `label@base`; with --sql, `from:to`
+    #[arg(allow_hyphen_values = true)]
+    pub revision: String,
+    /// Print the SQL instead of running it (offline; no database)
+    #[arg(long)]
+    pub sql: bool,
+    /// Commit each revision on its own (overrides `transaction_per_migration`)
+    #[arg(long)]
+    pub transaction_per_migration: bool,
+}
+
+/// `current`.
+#[derive(Debug, Args)]
+pub struct CurrentArgs {
+    /// Show each revision in full, with its ledger record
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Why a command stopped: bad usage (exit 2) or a failure (exit 1).
+enum Stop {
+    Usage(String),
+    Failed(String),
+}
+
+impl From<EngineError> for Stop {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Resolve(_) | EngineError::OfflineRange { .. } => {
+                Stop::Usage(e.to_string())
+            }
+            other => Stop::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Runs a `migrate` command: output for people on stdout, diagnostics on
+/// stderr; exit 0 on success, 1 when the operation failed, 2 on bad usage.
+/// `database_url` is needed by everything but `history` and `--sql`.
+pub fn run(runner: Runner, database_url: Option<&str>, args: &MigrateArgs) -> ExitCode {
+    match dispatch(runner, database_url, args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Stop::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Stop::Failed(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn connect(database_url: Option<&str>) -> Result<postgres::Client, Stop> {
+    let url = database_url
+        .ok_or_else(|| Stop::Usage("this command needs a database: set DATABASE_URL".into()))?;
+    crate::tls::connect(url).map_err(|e| Stop::Failed(e.to_string()))
+}
+
+fn print_step(step: &Step) {
+    println!(
+        "{} ({:.0} ms)",
+        step.description,
+        step.duration.as_secs_f64() * 1000.0
+    );
+}
+
+fn dispatch(runner: Runner, database_url: Option<&str>, args: &MigrateArgs) -> Result<(), Stop> {
+    let map = runner.chain().map()?;
+    match &args.command {
+        MigrateCommand::Upgrade(a) => migrate(
+            runner,
+            database_url,
+            &a.revision,
+            a.sql,
+            a.transaction_per_migration,
+            Direction::Upgrade,
+        ),
+        MigrateCommand::Downgrade(a) => migrate(
+            runner,
+            database_url,
+            &a.revision,
+            a.sql,
+            a.transaction_per_migration,
+            Direction::Downgrade,
+        ),
+        MigrateCommand::Current(a) => {
+            let mut client = connect(database_url)?;
+            let engine = Engine::new(map, runner.settings().clone());
+            let current = engine.current(&mut client)?;
+            print!("{}", engine.current_text(&current, a.verbose));
+            let edited = engine.edited(&current);
+            if edited.is_empty() {
+                Ok(())
+            } else {
+                Err(Stop::Failed(format!(
+                    "applied revisions edited since they ran: {}; upgrade will refuse to run until the binary has the original files or the edit is accepted (`cargo alembic accept`)",
+                    edited.join(", ")
+                )))
+            }
+        }
+        MigrateCommand::History(a) => {
+            let current = if a.indicate_current {
+                let mut client = connect(database_url)?;
+                Some(
+                    Engine::new(map, runner.settings().clone())
+                        .current(&mut client)?
+                        .known,
+                )
+            } else {
+                None
+            };
+            let resolver = match &current {
+                Some(rows) => Resolver::with_current(map, rows.clone()),
+                None => Resolver::new(map),
+            };
+            let revs = match &a.rev_range {
+                Some(range) => resolver.history(range).map_err(EngineError::from)?,
+                None => map.order().iter().rev().copied().collect(),
+            };
+            let marks = current.as_deref().filter(|_| !a.verbose);
+            print!("{}", listing(map, &revs, a.verbose, HISTORY_STYLE, marks));
+            Ok(())
+        }
+    }
+}
+
+fn migrate(
+    runner: Runner,
+    database_url: Option<&str>,
+    revision: &str,
+    sql: bool,
+    per_migration: bool,
+    direction: Direction,
+) -> Result<(), Stop> {
+    let runner = if per_migration {
+        runner.transaction_per_migration(true)
+    } else {
+        runner
+    };
+    if sql {
+        let engine = Engine::new(runner.chain().map()?, runner.settings().clone());
+        let text = match direction {
+            Direction::Upgrade => engine.upgrade_sql_range(revision)?,
+            Direction::Downgrade => engine.downgrade_sql_range(revision)?,
+        };
+        print!("{text}");
+        return Ok(());
+    }
+    if revision.contains(':') {
+        return Err(Stop::Usage(
+            "a range `from:to` needs --sql; online, the run starts from the database's current state".into(),
+        ));
+    }
+    let mut client = connect(database_url)?;
+    let report = crate::connection::wait(runner.run_reporting(
+        &mut client,
+        revision,
+        direction,
+        &mut print_step,
+    ))?;
+    for note in report.notes() {
+        eprintln!("{note}");
+    }
+    println!("{}", report.summary(direction.word()));
+    Ok(())
+}

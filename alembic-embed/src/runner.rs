@@ -1,0 +1,411 @@
+//! The embedded chain ([`Chain`], written by `embed_migrations!`) and the
+//! API a service calls at startup ([`Runner`]): the engine the CLI runs,
+//! with policies for edited revisions and databases ahead of the binary,
+//! and logging through the `log` facade (which `tracing` subscribers pick
+//! up as well).
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use alembic_core::embed::{EmbeddedRevision, EmbeddedSettings};
+use alembic_core::{Resolver, RevisionMap};
+
+#[cfg(feature = "sync")]
+use crate::connection::wait;
+use crate::connection::Connection;
+use crate::engine::{AheadPolicy, ChecksumPolicy, Direction, Engine, Report, Settings, Step};
+use crate::errors::EngineError;
+
+/// A revision chain compiled into the binary by `embed_migrations!`.
+pub struct Chain {
+    revisions: &'static [EmbeddedRevision],
+    settings: EmbeddedSettings,
+    source: &'static str,
+    map: OnceLock<Result<RevisionMap, String>>,
+}
+
+impl Chain {
+    /// A chain of revisions, as the macro writes it.
+    pub const fn new(
+        revisions: &'static [EmbeddedRevision],
+        settings: EmbeddedSettings,
+        source: &'static str,
+    ) -> Chain {
+        Chain {
+            revisions,
+            settings,
+            source,
+            map: OnceLock::new(),
+        }
+    }
+
+    /// The revisions, in file order.
+    pub fn revisions(&self) -> &'static [EmbeddedRevision] {
+        self.revisions
+    }
+
+    /// Where the chain was read from at compile time, relative to the
+    /// package (for messages).
+    pub fn source(&self) -> &'static str {
+        self.source
+    }
+
+    /// The settings read from Cargo metadata at compile time.
+    pub fn settings(&self) -> &EmbeddedSettings {
+        &self.settings
+    }
+
+    /// The revision graph, built on first use. The macro validated the
+    /// chain, so this fails only for a chain written by hand.
+    pub fn map(&self) -> Result<&RevisionMap, EngineError> {
+        self.map
+            .get_or_init(|| {
+                RevisionMap::from_embedded(self.revisions).map_err(|e| {
+                    e.problems()
+                        .iter()
+                        .map(|p| p.located())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+            })
+            .as_ref()
+            .map_err(|reason| EngineError::Embedded {
+                reason: reason.clone(),
+            })
+    }
+
+    /// The head revisions' ids.
+    pub fn heads(&self) -> Result<Vec<&str>, EngineError> {
+        let map = self.map()?;
+        Ok(map
+            .heads()
+            .iter()
+            .map(|&i| map.rev(i).id.as_str())
+            .collect())
+    }
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("source", &self.source)
+            .field("revisions", &self.revisions.len())
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// The database's state against the embedded chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Rows of the version table (sorted).
+    pub heads: Vec<String>,
+    /// Revisions `upgrade()` would apply, in order.
+    pub pending: Vec<String>,
+    /// Rows of the version table this binary does not know (the database is
+    /// ahead of it).
+    pub unknown: Vec<String>,
+    /// Applied revisions without a ledger row (adopted from Python Alembic,
+    /// or stamped): their checksums cannot be verified.
+    pub unverified: Vec<String>,
+    /// Applied revisions whose upgrade section differs from the ledger's.
+    pub edited: Vec<String>,
+}
+
+impl Status {
+    /// Nothing pending, nothing unknown.
+    pub fn is_up_to_date(&self) -> bool {
+        self.pending.is_empty() && self.unknown.is_empty()
+    }
+}
+
+/// Migrates a database with an embedded chain; made by `migrations::runner()`.
+///
+/// ```ignore
+/// let report = migrations::runner()
+///     .on_checksum_mismatch(ChecksumPolicy::Warn)
+///     .upgrade(&mut client)?;
+/// ```
+#[derive(Clone, Debug)]
+pub struct Runner {
+    chain: &'static Chain,
+    settings: Settings,
+}
+
+impl Runner {
+    /// A runner with the chain's settings (from Cargo metadata) and the
+    /// safe policies: an edited applied revision and a database ahead of
+    /// the binary both stop the upgrade before any SQL runs.
+    pub fn new(chain: &'static Chain) -> Runner {
+        let s = chain.settings();
+        Runner {
+            chain,
+            settings: Settings {
+                version_table: s.version_table.to_owned(),
+                version_table_schema: s.version_table_schema.map(str::to_owned),
+                transaction_per_migration: s.transaction_per_migration,
+                ..Settings::default()
+            },
+        }
+    }
+
+    /// What to do when an applied revision's upgrade section was edited
+    /// after it ran (default: [`ChecksumPolicy::Refuse`]).
+    pub fn on_checksum_mismatch(mut self, policy: ChecksumPolicy) -> Runner {
+        self.settings.checksum_mismatch = policy;
+        self
+    }
+
+    /// What to do when the database has revisions this binary does not
+    /// know, e.g. after rolling back a deploy (default:
+    /// [`AheadPolicy::Refuse`]).
+    pub fn on_database_ahead(mut self, policy: AheadPolicy) -> Runner {
+        self.settings.database_ahead = policy;
+        self
+    }
+
+    /// Commit each revision on its own rather than one transaction per run.
+    pub fn transaction_per_migration(mut self, yes: bool) -> Runner {
+        self.settings.transaction_per_migration = yes;
+        self
+    }
+
+    /// The version table (default from Cargo metadata, else
+    /// `alembic_version`); the ledger is `<name>_ledger` beside it.
+    pub fn version_table(mut self, name: impl Into<String>) -> Runner {
+        self.settings.version_table = name.into();
+        self
+    }
+
+    /// The version table's schema (default: the search path).
+    pub fn version_table_schema(mut self, schema: impl Into<String>) -> Runner {
+        self.settings.version_table_schema = Some(schema.into());
+        self
+    }
+
+    /// What the ledger records as the tool (default `alembic-embed <version>`).
+    pub fn tool(mut self, tool: impl Into<String>) -> Runner {
+        self.settings.tool = tool.into();
+        self
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &'static Chain {
+        self.chain
+    }
+
+    /// The engine's settings this runner uses.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The revisions, newest first, as `history` lists them.
+    pub fn history(&self) -> Result<Vec<&'static EmbeddedRevision>, EngineError> {
+        let map = self.chain.map()?;
+        Ok(map
+            .order()
+            .iter()
+            .rev()
+            // The map keeps the revisions in the chain's order.
+            .map(|&i| &self.chain.revisions[i])
+            .collect())
+    }
+
+    fn engine(&self) -> Result<Engine<'static>, EngineError> {
+        Ok(Engine::new(self.chain.map()?, self.settings.clone()))
+    }
+
+    /// Upgrades or downgrades to `target` on any [`Connection`], logging
+    /// each revision.
+    pub async fn run_on<C: Connection>(
+        &self,
+        client: &mut C,
+        target: &str,
+        direction: Direction,
+    ) -> Result<Report, EngineError> {
+        self.run_reporting(client, target, direction, &mut |_: &Step| {})
+            .await
+    }
+
+    /// [`Runner::run_on`], also calling `on_step` after each revision.
+    pub async fn run_reporting<C, S>(
+        &self,
+        client: &mut C,
+        target: &str,
+        direction: Direction,
+        on_step: &mut S,
+    ) -> Result<Report, EngineError>
+    where
+        C: Connection,
+        S: FnMut(&Step) + ?Sized,
+    {
+        let engine = self.engine()?;
+        let started = Instant::now();
+        let result = engine
+            .run_async(client, None, target, direction, &mut |step: &Step| {
+                log::info!(target: "alembic_embed", "{} ({} ms)", step.description, step.duration.as_millis());
+                on_step(step);
+            })
+            .await;
+        let report = match result {
+            Ok(report) => report,
+            Err(e) => {
+                log::error!(target: "alembic_embed", "{e}");
+                return Err(e);
+            }
+        };
+        log_report(&report, started.elapsed());
+        Ok(report)
+    }
+
+    /// The state of the database on any [`Connection`]: read only, no lock.
+    pub async fn status_on<C: Connection>(&self, client: &mut C) -> Result<Status, EngineError> {
+        let engine = self.engine()?;
+        let map = engine.map();
+        let current = engine.current_async(client).await?;
+        let mut status = Status {
+            heads: current.heads.clone(),
+            unknown: current.unknown.clone(),
+            unverified: engine.unverified(&current),
+            ..Status::default()
+        };
+        status.edited = engine.edited(&current);
+        if current.unknown.is_empty() {
+            let plan = Resolver::with_current(map, current.known.clone()).upgrade_plan("heads")?;
+            status.pending = plan.iter().map(|&i| map.rev(i).id.clone()).collect();
+        }
+        Ok(status)
+    }
+
+    /// Upgrades to the head on an async client (`tokio-postgres`).
+    #[cfg(feature = "async")]
+    pub async fn upgrade_async(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Report, EngineError> {
+        self.run_on(&mut &*client, "heads", Direction::Upgrade)
+            .await
+    }
+
+    /// Upgrades to `target` (an id, `+2`, `label@head`, ...) on an async
+    /// client.
+    #[cfg(feature = "async")]
+    pub async fn upgrade_to_async(
+        &self,
+        client: &tokio_postgres::Client,
+        target: &str,
+    ) -> Result<Report, EngineError> {
+        self.run_on(&mut &*client, target, Direction::Upgrade).await
+    }
+
+    /// Downgrades to `target` (`-1`, an id, `base`, ...) on an async client.
+    #[cfg(feature = "async")]
+    pub async fn downgrade_to_async(
+        &self,
+        client: &tokio_postgres::Client,
+        target: &str,
+    ) -> Result<Report, EngineError> {
+        self.run_on(&mut &*client, target, Direction::Downgrade)
+            .await
+    }
+
+    /// The version table's rows, on an async client.
+    #[cfg(feature = "async")]
+    pub async fn current_async(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Vec<String>, EngineError> {
+        Ok(self.status_on(&mut &*client).await?.heads)
+    }
+
+    /// The revisions `upgrade` would apply, on an async client.
+    #[cfg(feature = "async")]
+    pub async fn pending_async(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Vec<String>, EngineError> {
+        Ok(self.status_on(&mut &*client).await?.pending)
+    }
+
+    /// The database's state, on an async client.
+    #[cfg(feature = "async")]
+    pub async fn status_async(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Status, EngineError> {
+        self.status_on(&mut &*client).await
+    }
+
+    /// Upgrades to the head (every head, if the chain allows several).
+    #[cfg(feature = "sync")]
+    pub fn upgrade(&self, client: &mut postgres::Client) -> Result<Report, EngineError> {
+        wait(self.run_on(client, "heads", Direction::Upgrade))
+    }
+
+    /// Upgrades to `target` (an id, `+2`, `label@head`, ...).
+    #[cfg(feature = "sync")]
+    pub fn upgrade_to(
+        &self,
+        client: &mut postgres::Client,
+        target: &str,
+    ) -> Result<Report, EngineError> {
+        wait(self.run_on(client, target, Direction::Upgrade))
+    }
+
+    /// Downgrades to `target` (`-1`, an id, `base`, `label@base`, ...).
+    #[cfg(feature = "sync")]
+    pub fn downgrade_to(
+        &self,
+        client: &mut postgres::Client,
+        target: &str,
+    ) -> Result<Report, EngineError> {
+        wait(self.run_on(client, target, Direction::Downgrade))
+    }
+
+    /// The version table's rows.
+    #[cfg(feature = "sync")]
+    pub fn current(&self, client: &mut postgres::Client) -> Result<Vec<String>, EngineError> {
+        Ok(wait(self.status_on(client))?.heads)
+    }
+
+    /// The revisions `upgrade` would apply, in order.
+    #[cfg(feature = "sync")]
+    pub fn pending(&self, client: &mut postgres::Client) -> Result<Vec<String>, EngineError> {
+        Ok(wait(self.status_on(client))?.pending)
+    }
+
+    /// The database's state against the chain.
+    #[cfg(feature = "sync")]
+    pub fn status(&self, client: &mut postgres::Client) -> Result<Status, EngineError> {
+        wait(self.status_on(client))
+    }
+}
+
+fn log_report(report: &Report, elapsed: Duration) {
+    for warning in &report.warnings {
+        log::warn!(target: "alembic_embed", "{warning}");
+    }
+    if !report.unverified.is_empty() {
+        log::info!(
+            target: "alembic_embed",
+            "{} applied revisions have no recorded checksum (adopted or stamped): {}",
+            report.unverified.len(),
+            report.unverified.join(", ")
+        );
+    }
+    let at = if report.after.is_empty() {
+        "base".to_owned()
+    } else {
+        report.after.join(", ")
+    };
+    if report.steps.is_empty() {
+        log::info!(target: "alembic_embed", "database up to date at {at} ({} ms)", elapsed.as_millis());
+    } else {
+        log::info!(
+            target: "alembic_embed",
+            "database at {at}: {} revisions run in {} ms",
+            report.steps.len(),
+            elapsed.as_millis()
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! `embed_migrations!` on broken chains: each is a compile error on the
+//! macro's argument naming the file and line, or the revisions; never a
+//! panic. The expected messages are in `tests/ui/*.stderr`.
+
+#[test]
+fn broken_chains_are_compile_errors() {
+    // trybuild compiles the cases in a package of its own; the macro reads
+    // chains relative to this package instead (trybuild#202).
+    std::env::set_var("ALEMBIC_EMBED_MANIFEST_DIR", env!("CARGO_MANIFEST_DIR"));
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/*.rs");
+    t.pass("tests/ui/pass/*.rs");
+}

@@ -1,0 +1,295 @@
+//! The embedded runtime against a real PostgreSQL: the chain compiled in by
+//! `embed_migrations!` is the chain the CLI reads, and `Runner` migrates
+//! with the engine's transactions, lock, version table and ledger, on the
+//! synchronous and the asynchronous client, under each policy.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use alembic_embed::{load_versions, AheadPolicy, ChecksumPolicy, EngineError};
+use alembic_throwaway::{Choice, Database, Server};
+
+alembic_embed::embed_migrations!("../migrations");
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| Server::start(Choice::Local).expect("a throwaway PostgreSQL"))
+}
+
+fn db() -> Database {
+    server().database().expect("a fresh database")
+}
+
+fn rows(client: &mut postgres::Client, sql: &str) -> Vec<String> {
+    let mut v: Vec<String> = client
+        .query(sql, &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    v.sort();
+    v
+}
+
+const HEAD: &str = "f0d9b4e1a2c3";
+
+#[test]
+fn the_embedded_chain_is_the_chain_the_cli_reads() {
+    let files =
+        load_versions(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/versions"))
+            .unwrap();
+    let embedded = migrations::CHAIN.map().unwrap();
+    assert_eq!(files.len(), embedded.len());
+    assert_eq!(files.len(), 10);
+    for (f, e) in files.revisions().iter().zip(embedded.revisions()) {
+        assert_eq!(f.id, e.id);
+        assert_eq!(f.down_revisions, e.down_revisions);
+        assert_eq!(f.branch_labels, e.branch_labels);
+        assert_eq!(f.depends_on, e.depends_on);
+        assert_eq!(f.transactional, e.transactional);
+        assert_eq!(f.message, e.message);
+        assert_eq!(f.upgrade.checksum(), e.upgrade.checksum());
+        assert_eq!(f.upgrade.sql(), e.upgrade.sql());
+        assert_eq!(
+            f.upgrade_statements().unwrap(),
+            e.upgrade_statements().unwrap()
+        );
+        assert_eq!(
+            f.downgrade.as_ref().map(|d| d.checksum().clone()),
+            e.downgrade.as_ref().map(|d| d.checksum().clone())
+        );
+        assert_eq!(
+            f.downgrade_statements().unwrap(),
+            e.downgrade_statements().unwrap()
+        );
+        // Paths for messages are relative to the workspace.
+        assert!(
+            e.path.starts_with("migrations/versions"),
+            "{}",
+            e.path.display()
+        );
+    }
+    assert_eq!(files.order(), embedded.order());
+    assert_eq!(migrations::CHAIN.heads().unwrap(), [HEAD]);
+    assert_eq!(migrations::CHAIN.source(), "migrations");
+    assert_eq!(
+        migrations::CHAIN.settings().version_table,
+        "alembic_version"
+    );
+    let history: Vec<&str> = migrations::runner()
+        .history()
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(history.first(), Some(&HEAD));
+    assert_eq!(history.last(), Some(&"c1a0e5b2d3f4"));
+}
+
+#[test]
+fn upgrade_status_and_downgrade_on_the_sync_client() {
+    let db = db();
+    let mut c = db.connect().unwrap();
+    let runner = migrations::runner();
+    let status = runner.status(&mut c).unwrap();
+    assert_eq!(status.pending.len(), 10);
+    assert!(!status.is_up_to_date());
+    assert!(runner.current(&mut c).unwrap().is_empty());
+
+    let report = runner.upgrade_to(&mut c, "e3c2").unwrap();
+    assert_eq!(report.steps.len(), 3);
+    assert_eq!(runner.current(&mut c).unwrap(), ["e3c2a7d4f5b6"]);
+    assert_eq!(runner.pending(&mut c).unwrap().len(), 7);
+
+    let report = runner.upgrade(&mut c).unwrap();
+    assert_eq!(report.steps.len(), 7);
+    assert_eq!(report.after, [HEAD]);
+    assert!(report
+        .steps
+        .iter()
+        .all(|s| s.description.starts_with("Running upgrade")));
+    let status = runner.status(&mut c).unwrap();
+    assert!(status.is_up_to_date(), "{status:?}");
+    assert!(status.unverified.is_empty() && status.edited.is_empty());
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT tool FROM alembic_version_ledger GROUP BY tool"
+        ),
+        [format!("alembic-embed {}", env!("CARGO_PKG_VERSION"))]
+    );
+    assert_eq!(
+        rows(&mut c, "SELECT revision FROM alembic_version_ledger").len(),
+        10
+    );
+
+    // Nothing pending: nothing runs.
+    assert!(runner.upgrade(&mut c).unwrap().steps.is_empty());
+
+    let report = runner.downgrade_to(&mut c, "base").unwrap();
+    assert_eq!(report.steps.len(), 10);
+    assert!(runner.current(&mut c).unwrap().is_empty());
+    assert!(rows(&mut c, "SELECT revision FROM alembic_version_ledger").is_empty());
+}
+
+#[test]
+fn an_edited_applied_revision_stops_the_upgrade_unless_told_to_warn() {
+    let db = db();
+    let mut c = db.connect().unwrap();
+    let runner = migrations::runner();
+    runner.upgrade_to(&mut c, "e3c2").unwrap();
+    // What the ledger holds when the file was edited after it ran.
+    let recorded = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    c.execute(
+        "UPDATE alembic_version_ledger SET upgrade_checksum = $1 WHERE revision = 'd2b1f6c3e4a5'",
+        &[&recorded],
+    )
+    .unwrap();
+    assert_eq!(runner.status(&mut c).unwrap().edited, ["d2b1f6c3e4a5"]);
+
+    let err = runner.upgrade(&mut c).unwrap_err();
+    let now = migrations::CHAIN
+        .map()
+        .unwrap()
+        .get("d2b1f6c3e4a5")
+        .unwrap()
+        .upgrade
+        .checksum()
+        .to_string();
+    match &err {
+        EngineError::ChecksumMismatch {
+            revision,
+            recorded: r,
+            current,
+            ..
+        } => {
+            assert_eq!(revision, "d2b1f6c3e4a5");
+            assert_eq!(r, recorded);
+            assert_eq!(current, &now);
+        }
+        other => panic!("expected a checksum mismatch, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains(recorded) && message.contains(&now),
+        "{message}"
+    );
+    // Refused before any SQL ran.
+    assert_eq!(runner.current(&mut c).unwrap(), ["e3c2a7d4f5b6"]);
+
+    let report = migrations::runner()
+        .on_checksum_mismatch(ChecksumPolicy::Warn)
+        .upgrade(&mut c)
+        .unwrap();
+    assert_eq!(report.after, [HEAD]);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("d2b1f6c3e4a5") && w.contains(recorded)),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn a_database_ahead_of_the_binary_is_refused_or_left_alone() {
+    let db = db();
+    let mut c = db.connect().unwrap();
+    let runner = migrations::runner();
+    runner.upgrade(&mut c).unwrap();
+    // A newer release applied a revision this binary does not carry.
+    c.batch_execute(
+        "UPDATE alembic_version SET version_num = 'ffffffff0001'; \
+         INSERT INTO alembic_version_ledger (revision, upgrade_checksum, tool) VALUES ('ffffffff0001', 'sha256:00', 'newer')",
+    )
+    .unwrap();
+    let err = runner.upgrade(&mut c).unwrap_err();
+    assert!(
+        matches!(&err, EngineError::UnknownRevisions { ids } if ids == &["ffffffff0001"]),
+        "{err}"
+    );
+    assert_eq!(runner.status(&mut c).unwrap().unknown, ["ffffffff0001"]);
+
+    let report = migrations::runner()
+        .on_database_ahead(AheadPolicy::Allow)
+        .upgrade(&mut c)
+        .unwrap();
+    assert!(report.steps.is_empty());
+    assert_eq!(report.after, ["ffffffff0001"]);
+    assert!(report
+        .warnings
+        .iter()
+        .any(|w| w.contains("ffffffff0001") && w.contains("nothing was run")));
+    assert_eq!(
+        rows(&mut c, "SELECT version_num FROM alembic_version"),
+        ["ffffffff0001"]
+    );
+}
+
+#[test]
+fn settings_are_taken_from_the_builder() {
+    let db = db();
+    let mut c = db.connect().unwrap();
+    c.batch_execute("CREATE SCHEMA ops").unwrap();
+    let runner = migrations::runner()
+        .version_table("schema_revisions")
+        .version_table_schema("ops")
+        .transaction_per_migration(true)
+        .tool("billing 4.2");
+    runner.upgrade_to(&mut c, "d2b1").unwrap();
+    assert_eq!(
+        rows(&mut c, "SELECT version_num FROM ops.schema_revisions"),
+        ["d2b1f6c3e4a5"]
+    );
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT DISTINCT tool FROM ops.schema_revisions_ledger"
+        ),
+        ["billing 4.2"]
+    );
+}
+
+#[test]
+fn the_async_client_runs_the_same_engine() {
+    // The throwaway server is driven with the synchronous client, which
+    // must not run inside a Tokio runtime.
+    let db = db();
+    let url = db.url().to_owned();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async_upgrade_and_downgrade(&url));
+}
+
+async fn async_upgrade_and_downgrade(url: &str) {
+    let client = alembic_embed::tls::connect_async(url).await.unwrap();
+    let runner = migrations::runner();
+    assert_eq!(runner.pending_async(&client).await.unwrap().len(), 10);
+    // The future is Send: a service can migrate from a spawned task.
+    let report = tokio::spawn(async move {
+        let report = migrations::runner().upgrade_to_async(&client, "a5e4").await;
+        (report, client)
+    });
+    let (report, client) = report.await.unwrap();
+    assert_eq!(report.unwrap().after, ["a5e4c9f6b7d8"]);
+    // Including the revision that runs outside a transaction.
+    assert_eq!(
+        runner.current_async(&client).await.unwrap(),
+        ["a5e4c9f6b7d8"]
+    );
+    let report = runner.upgrade_async(&client).await.unwrap();
+    assert_eq!(report.after, [HEAD]);
+    assert!(runner.status_async(&client).await.unwrap().is_up_to_date());
+    let report = runner.downgrade_to_async(&client, "-2").await;
+    assert!(
+        report.is_err(),
+        "-2 through a merge point is ambiguous, as in Alembic"
+    );
+    let report = runner.downgrade_to_async(&client, "base").await.unwrap();
+    assert_eq!(report.steps.len(), 10);
+    assert!(runner.current_async(&client).await.unwrap().is_empty());
+}

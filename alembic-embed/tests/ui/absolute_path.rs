@@ -1,0 +1,3 @@
+alembic_embed::embed_migrations!("/srv/app/migrations");
+
+fn main() {}

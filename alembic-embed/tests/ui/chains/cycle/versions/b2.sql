@@ -1,0 +1,6 @@
+-- second
+-- revision: b2
+-- down_revision: a1
+
+-- alembic:upgrade
+CREATE TABLE b (id int);

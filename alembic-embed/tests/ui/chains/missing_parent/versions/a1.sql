@@ -1,0 +1,6 @@
+-- first
+-- revision: a1
+-- down_revision: 0ff1ce
+
+-- alembic:upgrade
+CREATE TABLE a (id int);

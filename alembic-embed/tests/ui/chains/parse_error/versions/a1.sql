@@ -1,0 +1,6 @@
+-- first
+-- revision: a1
+-- down_revison: None
+
+-- alembic:upgrade
+CREATE TABLE a (id int);
