@@ -8,6 +8,7 @@
 //! runtime.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio_postgres::{Error, SimpleQueryMessage};
 
@@ -26,6 +27,9 @@ pub trait Connection: Send {
         &mut self,
         sql: &str,
     ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, Error>> + Send;
+
+    /// Waits, between two attempts to take the migration lock.
+    fn pause(&mut self, duration: Duration) -> impl Future<Output = ()> + Send;
 }
 
 #[cfg(feature = "sync")]
@@ -40,6 +44,11 @@ impl Connection for postgres::Client {
     ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, Error>> + Send {
         std::future::ready(postgres::Client::simple_query(self, sql))
     }
+
+    fn pause(&mut self, duration: Duration) -> impl Future<Output = ()> + Send {
+        std::thread::sleep(duration);
+        std::future::ready(())
+    }
 }
 
 #[cfg(feature = "async")]
@@ -53,6 +62,10 @@ impl Connection for &tokio_postgres::Client {
         sql: &str,
     ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, Error>> + Send {
         tokio_postgres::Client::simple_query(self, sql)
+    }
+
+    fn pause(&mut self, duration: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(duration)
     }
 }
 

@@ -123,8 +123,9 @@ impl Settings {
         client: &mut C,
     ) -> Result<Session, EngineError> {
         let key = self.lock_key();
+        acquire(client, key).await?;
         let sql = format!(
-            "SELECT pg_advisory_lock({key});\n{}SELECT version_num FROM {};\nSELECT {} FROM {};",
+            "{}SELECT version_num FROM {};\nSELECT {} FROM {};",
             self.create_tables_sql(),
             self.version_table_sql(),
             Self::LEDGER_COLUMNS,
@@ -145,15 +146,15 @@ impl Settings {
             heads: Vec::new(),
             ledger: HashMap::new(),
         };
-        // Statements: 0 lock, 1 and 2 the tables, 3 the versions, 4 the ledger.
+        // Statements: 0 and 1 the tables, 2 the versions, 3 the ledger.
         let mut statement = 0;
         for message in messages {
             match message {
                 SimpleQueryMessage::CommandComplete(_) => statement += 1,
-                SimpleQueryMessage::Row(row) if statement == 3 => session
+                SimpleQueryMessage::Row(row) if statement == 2 => session
                     .heads
                     .push(row.get(0).unwrap_or_default().to_owned()),
-                SimpleQueryMessage::Row(row) if statement == 4 => {
+                SimpleQueryMessage::Row(row) if statement == 3 => {
                     let text = |i: usize| row.get(i).map(str::to_owned);
                     session.ledger.insert(
                         text(0).unwrap_or_default(),
@@ -175,6 +176,44 @@ impl Settings {
         Ok(session)
     }
 }
+
+/// Takes the advisory lock by polling `pg_try_advisory_lock` rather than
+/// waiting in `pg_advisory_lock`. A session blocked inside a statement holds
+/// a snapshot, and a `CREATE INDEX CONCURRENTLY` run by the lock's holder
+/// waits for every older snapshot to go: a deadlock, which PostgreSQL ends
+/// by failing one side. Between polls a waiting migrator holds nothing.
+async fn acquire<C: Connection>(client: &mut C, key: i64) -> Result<(), EngineError> {
+    let sql = format!("SELECT pg_try_advisory_lock({key})");
+    let mut pause = Duration::from_millis(5);
+    let mut announced = false;
+    loop {
+        let messages = client
+            .simple_query(&sql)
+            .await
+            .map_err(|source| EngineError::Database {
+                context: "cannot take the migration lock".into(),
+                source,
+            })?;
+        let taken = messages
+            .iter()
+            .any(|m| matches!(m, SimpleQueryMessage::Row(row) if row.get(0) == Some("t")));
+        if taken {
+            return Ok(());
+        }
+        if !announced {
+            log::info!(
+                target: "alembic_embed",
+                "another migrator holds the lock of this version table: waiting for it"
+            );
+            announced = true;
+        }
+        client.pause(pause).await;
+        pause = (pause * 2).min(MAX_LOCK_POLL);
+    }
+}
+
+/// The longest pause between two attempts to take the migration lock.
+const MAX_LOCK_POLL: Duration = Duration::from_millis(200);
 
 /// Rolls the failed transaction back and runs again, in a new one, what it
 /// had run before the failing batch; false if any of it fails.
