@@ -54,7 +54,10 @@ pub fn watched(path: Option<&str>) -> Result<Vec<PathBuf>, EmbedError> {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
-    let mut overrides = Overrides::default();
+    let mut overrides = Overrides {
+        without_database_url: true,
+        ..Overrides::default()
+    };
     if let Some(p) = path {
         if Path::new(p).is_absolute() {
             return Err(EmbedError::AbsolutePath(p.to_owned()));

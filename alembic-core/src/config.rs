@@ -42,6 +42,10 @@ pub struct Overrides {
     /// Skip reading Cargo metadata when the command needs only the script
     /// location and it was given (keeps read-only commands fast).
     pub script_location_only: bool,
+    /// Leave the database URL out: neither the environment nor `.env` is
+    /// read (the macro and build scripts need no URL, and a broken `.env`
+    /// must not break a build).
+    pub without_database_url: bool,
 }
 
 /// Where a setting came from, for `--verbose` output and error messages.
@@ -149,6 +153,7 @@ impl Config {
         let workspace_root = found.as_ref().map(|f| f.workspace_root.clone());
         let database_url = match &overrides.database_url {
             Some(url) => Some(url.clone()),
+            None if overrides.without_database_url => None,
             None => match std::env::var(&database_url_env) {
                 Ok(url) if !url.is_empty() => Some(url),
                 _ => dotenv_value(&database_url_env, cwd, workspace_root.as_deref())?,
@@ -670,5 +675,31 @@ mod layout_tests {
         assert!(!glob(b"crate-?", b"crate-ab"));
         assert!(glob(b"a*c", b"abbbc"));
         assert!(!glob(b"a*c", b"abbb"));
+    }
+
+    #[test]
+    fn without_database_url_a_broken_dotenv_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n[package.metadata.alembic]\ndatabase_url_env = \"ALEMBIC_TEST_NEVER_SET\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "ALEMBIC_TEST_NEVER_SET='unterminated\n",
+        )
+        .unwrap();
+        let build = Overrides {
+            without_database_url: true,
+            ..Overrides::default()
+        };
+        let config = Config::resolve(&build, dir.path()).unwrap();
+        assert_eq!(config.database_url, None);
+        assert!(config.script_location.ends_with("migrations"));
+        assert!(matches!(
+            Config::resolve(&Overrides::default(), dir.path()),
+            Err(ConfigError::DotEnv { .. })
+        ));
     }
 }

@@ -166,7 +166,10 @@ fn display_under(path: &Path, manifest_dir: &Path, workspace_root: Option<&Path>
 /// everything the CLI's `check` would refuse is an error here.
 pub fn prepare(request: &Request) -> Result<Prepared, EmbedError> {
     let manifest_dir = &request.manifest_dir;
-    let mut overrides = Overrides::default();
+    let mut overrides = Overrides {
+        without_database_url: true,
+        ..Overrides::default()
+    };
     if let Some(path) = &request.path {
         let p = Path::new(path);
         if p.is_absolute() || path.starts_with('/') || path.starts_with('\\') {

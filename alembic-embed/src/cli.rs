@@ -3,14 +3,32 @@
 //! containers and operators, with the arguments and output of
 //! `cargo alembic` (the CLI uses these very argument types).
 //!
-//! ```ignore
+//! ```no_run
+//! # alembic_embed::embed_migrations!("../migrations");
+//! use clap::Parser;
+//!
+//! #[derive(clap::Parser)]
+//! struct Cli {
+//!     #[arg(long, env = "DATABASE_URL")]
+//!     database_url: Option<String>,
+//!     #[command(subcommand)]
+//!     command: Option<Command>,
+//! }
+//!
 //! #[derive(clap::Subcommand)]
 //! enum Command {
 //!     /// Manage the database's revisions
 //!     Migrate(alembic_embed::cli::MigrateArgs),
 //! }
-//! // ...
-//! Command::Migrate(args) => alembic_embed::cli::run(migrations::runner(), url.as_deref(), &args),
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let cli = Cli::parse();
+//!     if let Some(Command::Migrate(args)) = &cli.command {
+//!         return alembic_embed::cli::run(migrations::runner(), cli.database_url.as_deref(), args);
+//!     }
+//!     // ... upgrade and serve
+//!     std::process::ExitCode::SUCCESS
+//! }
 //! ```
 
 use std::process::ExitCode;

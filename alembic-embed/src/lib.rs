@@ -2,12 +2,14 @@
 //! binary and upgrade its PostgreSQL database at startup; also the engine
 //! the `cargo alembic` CLI runs.
 //!
-//! ```ignore
-//! alembic_embed::embed_migrations!("migrations"); // defines `mod migrations`
+//! ```no_run
+//! // The path is relative to the package's folder; defines `mod migrations`.
+//! alembic_embed::embed_migrations!("../migrations");
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let mut client = alembic_embed::tls::connect(&std::env::var("DATABASE_URL")?)?;
 //!     let report = migrations::runner().upgrade(&mut client)?;
+//!     println!("the database is at {}", report.after.join(", "));
 //!     Ok(())
 //! }
 //! ```

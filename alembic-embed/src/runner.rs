@@ -121,10 +121,17 @@ impl Status {
 
 /// Migrates a database with an embedded chain; made by `migrations::runner()`.
 ///
-/// ```ignore
+/// ```no_run
+/// # alembic_embed::embed_migrations!("../migrations");
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use alembic_embed::ChecksumPolicy;
+///
+/// let mut client = alembic_embed::tls::connect(&std::env::var("DATABASE_URL")?)?;
 /// let report = migrations::runner()
 ///     .on_checksum_mismatch(ChecksumPolicy::Warn)
 ///     .upgrade(&mut client)?;
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct Runner {

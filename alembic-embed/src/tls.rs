@@ -307,6 +307,7 @@ pub fn connector(
 
 /// The driver's configuration and TLS mode for a libpq URL, and the
 /// target as shown in messages.
+#[cfg(any(feature = "sync", feature = "async"))]
 fn prepare(url: &str) -> Result<(tokio_postgres::Config, Parsed, String), ConnectError> {
     let parsed = parse(url)?;
     // The driver's parse errors never contain the URL.
@@ -317,6 +318,7 @@ fn prepare(url: &str) -> Result<(tokio_postgres::Config, Parsed, String), Connec
 
 /// One line: PostgreSQL's message, or the system's (or the TLS layer's)
 /// reason; the driver's own text says only "error connecting to server".
+#[cfg(any(feature = "sync", feature = "async"))]
 fn connect_error(target: String, e: &tokio_postgres::Error) -> ConnectError {
     let reason = match (e.as_db_error(), std::error::Error::source(e)) {
         (Some(db), _) => db.message().to_owned(),

@@ -86,6 +86,20 @@ fn the_embedded_chain_is_the_chain_the_cli_reads() {
     assert_eq!(history.last(), Some(&"c1a0e5b2d3f4"));
 }
 
+/// `embed_migrations!()` without a path finds the chain as `cargo alembic`
+/// does: here `[workspace.metadata.alembic] script_location`.
+mod resolved {
+    alembic_embed::embed_migrations!();
+}
+
+#[test]
+fn without_a_path_the_chain_comes_from_cargo_metadata() {
+    let chain = &resolved::migrations::CHAIN;
+    assert_eq!(chain.source(), "migrations");
+    assert_eq!(chain.revisions().len(), 10);
+    assert_eq!(chain.heads().unwrap(), [HEAD]);
+}
+
 #[test]
 fn upgrade_status_and_downgrade_on_the_sync_client() {
     let db = db();

@@ -112,4 +112,37 @@ fn sslmodes_against_a_server_with_a_test_ca() {
             .starts_with(&format!("cannot connect to localhost:{port}/postgres: ")),
         "{unknown}"
     );
+
+    // The asynchronous client, with the same modes and the same errors.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let full = url(
+            "localhost",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        );
+        let client = alembic_embed::tls::connect_async(&full)
+            .await
+            .unwrap_or_else(|e| panic!("{full}: {e}"));
+        let row = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(row.get::<_, bool>(0));
+        let wrong_host = alembic_embed::tls::connect_async(&url(
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        ))
+        .await
+        .expect_err("must fail");
+        assert!(
+            wrong_host.to_string().contains("certificate"),
+            "{wrong_host}"
+        );
+    });
 }

@@ -105,6 +105,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         version_table: None,
         version_table_schema: None,
         script_location_only: cli.command.script_location_only(),
+        without_database_url: false,
     };
     if let Command::Migrate { .. } = cli.command {
         return Err(commands::autogenerate_unavailable("migrate"));

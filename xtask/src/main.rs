@@ -3,6 +3,11 @@
 //! - `bench`: times `cargo alembic heads` and `history` as whole processes on
 //!   generated chains, side by side with Python Alembic on the same chains,
 //!   and writes the figures into BENCHMARKS.md.
+//! - `bench engine`: applying 1,000 revisions (psql, cargo-alembic, Python
+//!   Alembic) and a no-op upgrade.
+//! - `bench verify`: `verify --local` on a 100-revision chain.
+//! - `bench embed`: a binary with 1,000 embedded revisions beside
+//!   `sqlx::migrate!`: startup check and incremental build cost.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,6 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+mod embed;
 
 fn main() -> Result<()> {
     // Work from the project root, wherever cargo was run.
@@ -26,11 +33,16 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("verify") => {
             bench_verify(&root, &args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("embed") => {
+            embed::bench_embed(&root, &args[2..])
+        }
         Some("bench") => bench(&root, &args[1..]),
         // The floor of the loading benchmark, run as its own process.
         Some("__read-all") => read_all(Path::new(args.get(1).context("a folder")?)),
         _ => {
-            eprintln!("usage: cargo xtask bench [engine] [--runs N] [--no-python] [--write]");
+            eprintln!(
+                "usage: cargo xtask bench [engine|verify|embed] [--runs N] [--no-python] [--no-sqlx] [--write]"
+            );
             bail!("unknown task")
         }
     }
@@ -732,7 +744,7 @@ fn bench_verify(root: &Path, args: &[String]) -> Result<()> {
     let (wall, t) = &rows[rows.len() / 2];
     let get = |k: &str| t[k].as_u64().unwrap_or(0);
     let section = format!(
-        "`cargo alembic verify --local` on 100 revisions (tables, indexes, views with grants, functions, enum types), cold: a new throwaway server each run; median of {runs} runs by wall time.\n\n         | phase | time |\n| --- | --- |\n| whole process (wall) | {} |\n| throwaway server start and database | {} ms |\n| stairway (300 revision steps: upgrade, downgrade, upgrade again) | {} ms |\n| of which {} schema snapshots | {} ms ({:.1} ms each) |\n| static checks | {} ms |\n",
+        "`cargo alembic verify --local` on 100 revisions (tables, indexes, views with grants, functions, enum types), cold: a new throwaway server each run; median of {runs} runs by wall time.\n\n| phase | time |\n| --- | --- |\n| whole process (wall) | {} |\n| throwaway server start and database | {} ms |\n| stairway (300 revision steps: upgrade, downgrade, upgrade again) | {} ms |\n| of which {} schema snapshots | {} ms ({:.1} ms each) |\n| static checks | {} ms |\n",
         ms(*wall),
         get("server_ms"),
         get("stairway_ms"),
