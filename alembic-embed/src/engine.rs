@@ -247,6 +247,19 @@ pub struct Session {
     ledger: HashMap<String, LedgerRow>,
 }
 
+impl Session {
+    /// Ends the session without a run: releases the lock.
+    pub async fn release_async<C: Connection>(self, client: &mut C) {
+        release(client, self.key).await;
+    }
+
+    /// [`Session::release_async`] on the synchronous client.
+    #[cfg(feature = "sync")]
+    pub fn release(self, client: &mut postgres::Client) {
+        wait(self.release_async(client));
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {

@@ -13,7 +13,9 @@ use alembic_core::{Resolver, RevisionMap};
 #[cfg(feature = "sync")]
 use crate::connection::wait;
 use crate::connection::Connection;
-use crate::engine::{AheadPolicy, ChecksumPolicy, Direction, Engine, Report, Settings, Step};
+use crate::engine::{
+    AheadPolicy, ChecksumPolicy, Direction, Engine, Report, Session, Settings, Step,
+};
 use crate::errors::EngineError;
 
 /// A revision chain compiled into the binary by `embed_migrations!`.
@@ -246,10 +248,35 @@ impl Runner {
         C: Connection,
         S: FnMut(&Step) + ?Sized,
     {
-        let engine = self.engine()?;
+        self.run_in(client, None, target, direction, on_step).await
+    }
+
+    /// A run in `session`, if one is open (its lock is released on every
+    /// path).
+    async fn run_in<C, S>(
+        &self,
+        client: &mut C,
+        session: Option<Session>,
+        target: &str,
+        direction: Direction,
+        on_step: &mut S,
+    ) -> Result<Report, EngineError>
+    where
+        C: Connection,
+        S: FnMut(&Step) + ?Sized,
+    {
+        let engine = match self.engine() {
+            Ok(engine) => engine,
+            Err(e) => {
+                if let Some(session) = session {
+                    session.release_async(client).await;
+                }
+                return Err(e);
+            }
+        };
         let started = Instant::now();
         let result = engine
-            .run_async(client, None, target, direction, &mut |step: &Step| {
+            .run_async(client, session, target, direction, &mut |step: &Step| {
                 log::info!(target: "alembic_embed", "{} ({} ms)", step.description, step.duration.as_millis());
                 on_step(step);
             })
@@ -346,7 +373,7 @@ impl Runner {
     /// Upgrades to the head (every head, if the chain allows several).
     #[cfg(feature = "sync")]
     pub fn upgrade(&self, client: &mut postgres::Client) -> Result<Report, EngineError> {
-        wait(self.run_on(client, "heads", Direction::Upgrade))
+        self.run_sync(client, "heads", Direction::Upgrade)
     }
 
     /// Upgrades to `target` (an id, `+2`, `label@head`, ...).
@@ -356,7 +383,7 @@ impl Runner {
         client: &mut postgres::Client,
         target: &str,
     ) -> Result<Report, EngineError> {
-        wait(self.run_on(client, target, Direction::Upgrade))
+        self.run_sync(client, target, Direction::Upgrade)
     }
 
     /// Downgrades to `target` (`-1`, an id, `base`, `label@base`, ...).
@@ -366,7 +393,7 @@ impl Runner {
         client: &mut postgres::Client,
         target: &str,
     ) -> Result<Report, EngineError> {
-        wait(self.run_on(client, target, Direction::Downgrade))
+        self.run_sync(client, target, Direction::Downgrade)
     }
 
     /// The version table's rows.
@@ -385,6 +412,34 @@ impl Runner {
     #[cfg(feature = "sync")]
     pub fn status(&self, client: &mut postgres::Client) -> Result<Status, EngineError> {
         wait(self.status_on(client))
+    }
+}
+
+impl Runner {
+    /// A synchronous run: the chain is built from the binary's data on a
+    /// second thread while the session's round trips (lock, tables, state)
+    /// are in flight, which takes about a millisecond per thousand
+    /// revisions off a startup.
+    #[cfg(feature = "sync")]
+    fn run_sync(
+        &self,
+        client: &mut postgres::Client,
+        target: &str,
+        direction: Direction,
+    ) -> Result<Report, EngineError> {
+        let chain = self.chain;
+        let session = std::thread::scope(|scope| {
+            let building = scope.spawn(move || {
+                // The result stays in the chain; `run_in` reports an error.
+                let _ = chain.map();
+            });
+            let session = self.settings.open_session(client);
+            if let Err(panic) = building.join() {
+                std::panic::resume_unwind(panic);
+            }
+            session
+        })?;
+        wait(self.run_in(client, Some(session), target, direction, &mut |_: &Step| {}))
     }
 }
 
