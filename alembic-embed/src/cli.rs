@@ -34,7 +34,7 @@
 use std::process::ExitCode;
 
 use alembic_core::display::{listing, HISTORY_STYLE};
-use alembic_core::Resolver;
+use alembic_core::{ResolveError, Resolver};
 use clap::{Args, Subcommand};
 
 use crate::engine::{Direction, Engine, Step};
@@ -120,10 +120,11 @@ enum Stop {
 
 impl From<EngineError> for Stop {
     fn from(e: EngineError) -> Self {
+        // As `cargo alembic`: a malformed identifier or range is bad usage;
+        // one that names nothing is a failed operation.
         match e {
-            EngineError::Resolve(_) | EngineError::OfflineRange { .. } => {
-                Stop::Usage(e.to_string())
-            }
+            EngineError::Resolve(ResolveError::Syntax { .. })
+            | EngineError::OfflineRange { .. } => Stop::Usage(e.to_string()),
             other => Stop::Failed(other.to_string()),
         }
     }

@@ -124,13 +124,16 @@ fn sixteen_replicas_starting_at_once_apply_each_revision_once() {
         ["10"]
     );
     // No replica holds the lock any more.
-    assert_eq!(
-        rows(
-            &mut c,
-            "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory'"
-        ),
-        ["0"]
-    );
+    assert_eq!(rows(&mut c, &advisory_locks(&db, "")), ["0"]);
+}
+
+/// Counts the advisory locks in `db` (the tests share one server).
+fn advisory_locks(db: &Database, and: &str) -> String {
+    format!(
+        "SELECT count(*)::text FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND d.datname = '{}' {and}",
+        db.name()
+    )
 }
 
 /// Polls `sql` until it returns `want`, for up to 30 seconds.
@@ -171,10 +174,7 @@ fn a_replica_killed_in_the_middle_of_a_revision_leaves_the_last_committed_state(
     wait_for(&mut watcher, &waiting, "1");
     // The replica holds the migration lock and is inside a revision.
     assert_eq!(
-        rows(
-            &mut watcher,
-            "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND granted"
-        ),
+        rows(&mut watcher, &advisory_locks(&db, "AND granted")),
         ["1"]
     );
     child.kill().unwrap(); // SIGKILL
@@ -182,11 +182,7 @@ fn a_replica_killed_in_the_middle_of_a_revision_leaves_the_last_committed_state(
     blocker.batch_execute("ROLLBACK").unwrap();
     // The server notices the dead client, rolls its transaction back and
     // releases its lock.
-    wait_for(
-        &mut watcher,
-        "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory'",
-        "0",
-    );
+    wait_for(&mut watcher, &advisory_locks(&db, ""), "0");
     assert_eq!(
         rows(&mut watcher, "SELECT version_num FROM alembic_version"),
         ["d2b1f6c3e4a5"]
@@ -286,12 +282,16 @@ fn migrate_commands_take_the_arguments_of_cargo_alembic() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let out = service(binary, db.url(), &["migrate", "upgrade", "nope"])
+    let out = service(binary, db.url(), &["migrate", "upgrade", "@@"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = service(binary, db.url(), &["migrate", "upgrade", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("nope"),
+        String::from_utf8_lossy(&out.stderr).contains("no such revision or branch `nope`"),
         "{}",
         text(&out)
     );
