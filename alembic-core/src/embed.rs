@@ -65,6 +65,9 @@ pub struct EmbeddedSettings {
     pub version_table_schema: Option<&'static str>,
     /// `transaction_per_migration`.
     pub transaction_per_migration: bool,
+    /// The embedding package and its version (`billing 4.2.0`), for the
+    /// ledger's `tool` column.
+    pub package: &'static str,
 }
 
 impl EmbeddedSection {

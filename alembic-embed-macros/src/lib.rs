@@ -146,6 +146,11 @@ fn render(p: &Prepared) -> TokenStream {
                     version_table: #version_table,
                     version_table_schema: #schema,
                     transaction_per_migration: #per_migration,
+                    package: ::core::concat!(
+                        ::core::env!("CARGO_PKG_NAME"),
+                        " ",
+                        ::core::env!("CARGO_PKG_VERSION")
+                    ),
                 },
                 #source,
             );

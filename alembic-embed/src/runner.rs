@@ -144,7 +144,9 @@ pub struct Runner {
 impl Runner {
     /// A runner with the chain's settings (from Cargo metadata) and the
     /// safe policies: an edited applied revision and a database ahead of
-    /// the binary both stop the upgrade before any SQL runs.
+    /// the binary both stop the upgrade before any SQL runs. The ledger
+    /// records the package that embedded the chain, e.g. `billing 4.2.0
+    /// (alembic-embed 0.1.0)`.
     pub fn new(chain: &'static Chain) -> Runner {
         let s = chain.settings();
         Runner {
@@ -153,6 +155,11 @@ impl Runner {
                 version_table: s.version_table.to_owned(),
                 version_table_schema: s.version_table_schema.map(str::to_owned),
                 transaction_per_migration: s.transaction_per_migration,
+                tool: format!(
+                    "{} (alembic-embed {})",
+                    s.package,
+                    env!("CARGO_PKG_VERSION")
+                ),
                 ..Settings::default()
             },
         }
@@ -192,7 +199,8 @@ impl Runner {
         self
     }
 
-    /// What the ledger records as the tool (default `alembic-embed <version>`).
+    /// What the ledger records as the tool (default: the embedding package
+    /// and version, and alembic-embed's).
     pub fn tool(mut self, tool: impl Into<String>) -> Runner {
         self.settings.tool = tool.into();
         self

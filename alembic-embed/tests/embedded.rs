@@ -130,7 +130,10 @@ fn upgrade_status_and_downgrade_on_the_sync_client() {
             &mut c,
             "SELECT tool FROM alembic_version_ledger GROUP BY tool"
         ),
-        [format!("alembic-embed {}", env!("CARGO_PKG_VERSION"))]
+        [format!(
+            "alembic-embed {v} (alembic-embed {v})",
+            v = env!("CARGO_PKG_VERSION")
+        )]
     );
     assert_eq!(
         rows(&mut c, "SELECT revision FROM alembic_version_ledger").len(),
