@@ -321,7 +321,9 @@ pub struct Report {
     /// Applied revisions without a ledger row (adopted from Python Alembic,
     /// or stamped): their checksums could not be verified.
     pub unverified: Vec<String>,
-    /// Applied revisions whose downgrade section changed since.
+    /// Warnings: applied revisions whose downgrade section changed since,
+    /// and what a lenient policy let through (an edited upgrade section, a
+    /// database ahead of the chain).
     pub warnings: Vec<String>,
 }
 
