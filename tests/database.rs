@@ -127,6 +127,53 @@ fn failing_sql_names_file_and_line_with_exit_1() {
 }
 
 #[test]
+fn an_upgrade_waits_for_another_migrators_lock_and_says_so() {
+    use std::io::BufRead as _;
+    let db = db();
+    let mut holder = db.connect().unwrap();
+    let key = alembic_core::lock_key(None, "alembic_version");
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&key])
+        .unwrap();
+    let migrations = workspace().join("migrations");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
+        .arg("--script-location")
+        .arg(&migrations)
+        .args(["--database-url", db.url(), "upgrade", "head"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert_eq!(
+        line,
+        "note: another migrator holds the lock of this version table: waiting for it\n"
+    );
+    // It waits without having touched anything.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none());
+    assert!(holder
+        .query(
+            "SELECT 1 FROM pg_tables WHERE tablename = 'alembic_version'",
+            &[]
+        )
+        .unwrap()
+        .is_empty());
+    holder
+        .execute("SELECT pg_advisory_unlock($1)", &[&key])
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let head: String = holder
+        .query_one("SELECT version_num FROM alembic_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(head, "f0d9b4e1a2c3");
+}
+
+#[test]
 fn eight_processes_at_once_apply_each_revision_exactly_once() {
     // Each revision counts its own runs in a table.
     let dir = tempfile::tempdir().unwrap();

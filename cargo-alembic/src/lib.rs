@@ -68,6 +68,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit_codes::USAGE));
         }
     };
+    // The engine tells through `log` what would otherwise be silent, such as
+    // waiting for another migrator's lock; the CLI shows it as notes.
+    let _ = env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Off)
+        .filter_module("alembic_embed", log::LevelFilter::Info)
+        .format(|buf, record| {
+            use std::io::Write as _;
+            writeln!(buf, "note: {}", record.args())
+        })
+        .try_init();
     let fancy = std::io::stderr().is_terminal();
     let _ = miette::set_hook(Box::new(move |_| {
         Box::new(
