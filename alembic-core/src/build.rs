@@ -18,9 +18,9 @@
 //! Without a build dependency, one line does the same for a fixed path:
 //! `println!("cargo::rerun-if-changed=migrations");`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::config::{Config, Overrides};
+use crate::embed::locate;
 use crate::errors::EmbedError;
 use crate::script::version_folders;
 
@@ -54,17 +54,6 @@ pub fn watched(path: Option<&str>) -> Result<Vec<PathBuf>, EmbedError> {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
-    let mut overrides = Overrides {
-        without_database_url: true,
-        ..Overrides::default()
-    };
-    if let Some(p) = path {
-        if Path::new(p).is_absolute() {
-            return Err(EmbedError::AbsolutePath(p.to_owned()));
-        }
-        overrides.script_location = Some(manifest_dir.join(p));
-    }
-    let config = Config::resolve(&overrides, &manifest_dir).map_err(EmbedError::Config)?;
-    let versions = manifest_dir.join(config.versions_dir());
+    let (_, versions) = locate(&manifest_dir, path)?;
     version_folders(&versions).map_err(|e| EmbedError::Chain(vec![e.located()]))
 }

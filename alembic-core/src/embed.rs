@@ -15,7 +15,7 @@ use crate::config::{Config, Overrides};
 use crate::errors::{EmbedError, LoadError};
 use crate::graph::RevisionMap;
 use crate::revision::{KeyLines, Revision, Section};
-use crate::script::{load_versions, version_folders};
+use crate::script::load_versions;
 
 /// A revision compiled into a binary.
 #[derive(Debug)]
@@ -133,9 +133,6 @@ pub struct Prepared {
     pub map: RevisionMap,
     /// The script location, absolute.
     pub script_location: PathBuf,
-    /// The versions folder and every folder under it, absolute, sorted: the
-    /// build script helper watches them so that added files rebuild.
-    pub folders: Vec<PathBuf>,
     /// Each revision's file, absolute, in the order of `map`.
     pub files: Vec<PathBuf>,
     /// The settings from Cargo metadata.
@@ -165,28 +162,33 @@ fn display_under(path: &Path, manifest_dir: &Path, workspace_root: Option<&Path>
         .to_string()
 }
 
-/// Finds, parses, validates and checksums the chain for `embed_migrations!`:
-/// everything the CLI's `check` would refuse is an error here.
-pub fn prepare(request: &Request) -> Result<Prepared, EmbedError> {
-    let manifest_dir = &request.manifest_dir;
+/// Where `embed_migrations!` finds a chain, and so what the build-script
+/// helper watches: the configuration and the versions folder (absolute).
+/// `path` is the macro's literal, relative to `manifest_dir`.
+pub(crate) fn locate(
+    manifest_dir: &Path,
+    path: Option<&str>,
+) -> Result<(Config, PathBuf), EmbedError> {
     let mut overrides = Overrides {
         without_database_url: true,
         ..Overrides::default()
     };
-    if let Some(path) = &request.path {
-        let p = Path::new(path);
-        if p.is_absolute() || path.starts_with('/') || path.starts_with('\\') {
-            return Err(EmbedError::AbsolutePath(path.clone()));
+    if let Some(path) = path {
+        if Path::new(path).is_absolute() || path.starts_with('/') || path.starts_with('\\') {
+            return Err(EmbedError::AbsolutePath(path.to_owned()));
         }
-        overrides.script_location = Some(manifest_dir.join(p));
+        overrides.script_location = Some(manifest_dir.join(path));
     }
     let config = Config::resolve(&overrides, manifest_dir).map_err(EmbedError::Config)?;
-    let versions = config.versions_dir();
-    let versions = if versions.is_absolute() {
-        versions
-    } else {
-        manifest_dir.join(versions)
-    };
+    let versions = manifest_dir.join(config.versions_dir());
+    Ok((config, versions))
+}
+
+/// Finds, parses, validates and checksums the chain for `embed_migrations!`:
+/// everything the CLI's `check` would refuse is an error here.
+pub fn prepare(request: &Request) -> Result<Prepared, EmbedError> {
+    let manifest_dir = &request.manifest_dir;
+    let (config, versions) = locate(manifest_dir, request.path.as_deref())?;
     let workspace_root = config.workspace_root.clone();
     let relative = |e: &LoadError| -> String {
         let mut text = e.located();
@@ -204,16 +206,10 @@ pub fn prepare(request: &Request) -> Result<Prepared, EmbedError> {
         let heads = map.heads().iter().map(|&i| map.rev(i).id.clone()).collect();
         return Err(EmbedError::MultipleHeads { heads });
     }
-    let folders = version_folders(&versions).map_err(problems)?;
     let files = map.revisions().iter().map(|r| r.path.clone()).collect();
     Ok(Prepared {
         map,
-        script_location: if config.script_location.is_absolute() {
-            config.script_location
-        } else {
-            manifest_dir.join(config.script_location)
-        },
-        folders,
+        script_location: manifest_dir.join(config.script_location),
         files,
         version_table: config.version_table,
         version_table_schema: config.version_table_schema,

@@ -421,9 +421,7 @@ impl Runner {
     pub fn status(&self, client: &mut postgres::Client) -> Result<Status, EngineError> {
         wait(self.status_on(client))
     }
-}
 
-impl Runner {
     /// A synchronous run: the chain is built from the binary's data on a
     /// second thread while the session's round trips (lock, tables, state)
     /// are in flight, which takes about a millisecond per thousand

@@ -26,6 +26,8 @@ const TOUCHED: usize = 500;
 struct Project {
     name: &'static str,
     dir: PathBuf,
+    /// Its lock file is the workspace's: nothing to fetch.
+    offline: bool,
     /// The migration file touched before a rebuild.
     touched: PathBuf,
 }
@@ -34,8 +36,7 @@ impl Project {
     fn build(&self, release: bool) -> Result<Duration> {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.arg("build").arg("--quiet").current_dir(&self.dir);
-        if self.name == "alembic-embed" {
-            // Its lock file is the workspace's: nothing to fetch.
+        if self.offline {
             cmd.arg("--offline");
         }
         if release {
@@ -127,6 +128,7 @@ fn main() {
     Ok(Project {
         name: "alembic-embed",
         dir: dir.to_owned(),
+        offline: true,
         touched,
     })
 }
@@ -162,6 +164,7 @@ async fn main() {
     Ok(Project {
         name: "sqlx 0.8",
         dir: dir.to_owned(),
+        offline: false,
         touched: migrations.join(format!("{:04}_create_table_t{TOUCHED}.sql", TOUCHED + 1)),
     })
 }
