@@ -633,3 +633,72 @@ fn the_workflow_parses_and_runs_the_test_command_and_the_action() {
         );
     }
 }
+
+/// No configuration or error type prints the database password, in its
+/// `Debug` or `Display` form (a log line, an error's debug form, a `dbg!`).
+#[test]
+fn no_configuration_or_error_type_prints_the_password() {
+    use clap::Parser as _;
+    const SECRET: &str = "pw-Zq81x";
+    let urls = [
+        format!("postgresql://app:{SECRET}@127.0.0.1:1/db?sslmode=disable"),
+        format!("postgresql://127.0.0.1:1/db?user=app&password={SECRET}"),
+        format!("host=127.0.0.1 port=1 user=app password={SECRET} dbname=db"),
+        format!("postgresql://app:{SECRET}@127.0.0.1:1/db?sslmode=bogus"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for url in &urls {
+        let mut shown: Vec<String> = Vec::new();
+        let mut both = |d: &dyn std::fmt::Debug, s: Option<&dyn std::fmt::Display>| {
+            shown.push(format!("{d:?}"));
+            shown.push(format!("{d:#?}"));
+            if let Some(s) = s {
+                shown.push(s.to_string());
+            }
+        };
+        let db_url = alembic_core::DatabaseUrl::from(url.as_str());
+        both(&db_url, Some(&db_url));
+        let overrides = alembic_core::Overrides {
+            database_url: Some(db_url.clone()),
+            script_location: Some(dir.path().to_owned()),
+            ..Default::default()
+        };
+        both(&overrides, None);
+        let config = alembic_core::Config::resolve(&overrides, dir.path()).unwrap();
+        both(&config, None);
+        let cli = cargo_alembic::Cli::try_parse_from([
+            "cargo-alembic",
+            "--database-url",
+            url,
+            "verify",
+            "--against",
+            url,
+        ])
+        .unwrap();
+        both(&cli, None);
+        match alembic_embed::tls::parse(url) {
+            Ok(parsed) => both(&parsed, None),
+            Err(e) => both(&e, Some(&e)),
+        }
+        let Err(e) = alembic_embed::tls::connect(url) else {
+            panic!("nothing listens on port 1")
+        };
+        both(&e, Some(&e));
+        both(&alembic_throwaway::Choice::Url(url.clone()), None);
+        both(&alembic_throwaway::Choice::Auto(Some(url.clone())), None);
+        let cli = cargo_alembic::Cli::try_parse_from([
+            "cargo-alembic",
+            "--database-url",
+            url,
+            "--script-location",
+            &dir.path().display().to_string(),
+            "current",
+        ])
+        .unwrap();
+        let e = cargo_alembic::run(cli).unwrap_err();
+        both(&e, Some(&e));
+        for text in &shown {
+            assert!(!text.contains(SECRET), "{url}: {text}");
+        }
+    }
+}

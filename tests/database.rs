@@ -131,9 +131,9 @@ fn an_upgrade_waits_for_another_migrators_lock_and_says_so() {
     use std::io::BufRead as _;
     let db = db();
     let mut holder = db.connect().unwrap();
-    let key = alembic_core::lock_key(None, "alembic_version");
+    let key = alembic_embed::Settings::default().lock_key_sql();
     holder
-        .execute("SELECT pg_advisory_lock($1)", &[&key])
+        .batch_execute(&format!("SELECT pg_advisory_lock({key})"))
         .unwrap();
     let migrations = workspace().join("migrations");
     let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
@@ -162,7 +162,7 @@ fn an_upgrade_waits_for_another_migrators_lock_and_says_so() {
         .unwrap()
         .is_empty());
     holder
-        .execute("SELECT pg_advisory_unlock($1)", &[&key])
+        .batch_execute(&format!("SELECT pg_advisory_unlock({key})"))
         .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success());
@@ -708,4 +708,104 @@ fn verify_colours_only_a_terminal() {
         piped.contains("verify: all checks passed in ") && !piped.contains('\u{1b}'),
         "plain when piped: {piped}"
     );
+}
+
+#[test]
+fn a_tag_is_recorded_and_shown_by_current_history_and_json() {
+    let db = db();
+    let ws = workspace();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--database-url", db.url()];
+        all.extend_from_slice(args);
+        alembic(&ws, &all)
+    };
+    let out = ok(run(&[
+        "--format",
+        "json",
+        "upgrade",
+        "e3c2",
+        "--tag",
+        "release-7",
+    ]));
+    assert!(out.contains("\"tag\": \"release-7\""), "{out}");
+    ok(run(&["upgrade", "--tag", "JIRA-42"]));
+    let current = ok(run(&["current", "-v"]));
+    assert!(current.contains("Tag: JIRA-42\n"), "{current}");
+    let history = ok(run(&["history", "-v", "-i", "-r", "c1a0:e3c2"]));
+    assert!(history.contains("Tag: release-7\n"), "{history}");
+    let json = ok(run(&["current", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["tags"]["c1a0e5b2d3f4"], "release-7", "{json}");
+    assert_eq!(v["tags"]["f0d9b4e1a2c3"], "JIRA-42", "{json}");
+    // Accepted by stamp and downgrade, as in Alembic.
+    ok(run(&["downgrade", "-1", "--tag", "rollback-1"]));
+    ok(run(&["stamp", "head", "--tag", "fixup"]));
+}
+
+#[test]
+fn a_lock_timeout_flag_gives_up_with_exit_1_and_a_bad_duration_is_exit_2() {
+    let db = db();
+    let ws = workspace();
+    let mut holder = db.connect().unwrap();
+    let key = alembic_embed::Settings::default().lock_key_sql();
+    holder
+        .batch_execute(&format!("SELECT pg_advisory_lock({key})"))
+        .unwrap();
+    let out = alembic(
+        &ws,
+        &[
+            "--database-url",
+            db.url(),
+            "--lock-timeout",
+            "200ms",
+            "upgrade",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("longer than the lock timeout (200ms); nothing was run; held by pid"),
+        "{stderr}"
+    );
+    let out = alembic(
+        &ws,
+        &[
+            "--database-url",
+            db.url(),
+            "--lock-timeout",
+            "soon",
+            "upgrade",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn accept_current_resolves_what_users_type() {
+    let db = db();
+    let tmp = tempfile::tempdir().unwrap();
+    let versions = tmp.path().join("migrations/versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    let file = versions.join("a1.sql");
+    std::fs::write(&file, "-- one\n-- revision: a1\n-- down_revision: None\n\n-- alembic:upgrade\nCREATE TABLE acc (id int);\n\n-- alembic:downgrade\nDROP TABLE acc;\n").unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--database-url", db.url()];
+        all.extend_from_slice(args);
+        alembic(tmp.path(), &all)
+    };
+    ok(run(&["upgrade"]));
+    std::fs::write(&file, "-- one\n-- revision: a1\n-- down_revision: None\n\n-- alembic:upgrade\n-- widened later\nCREATE TABLE acc (id int);\n\n-- alembic:downgrade\nDROP TABLE acc;\n").unwrap();
+    let out = ok(run(&[
+        "accept",
+        "current",
+        "--reason",
+        "a comment",
+        "--by",
+        "me",
+    ]));
+    assert!(
+        out.starts_with("Accepted the edit of a1 by me: sha256:"),
+        "{out}"
+    );
+    ok(run(&["upgrade"]));
 }

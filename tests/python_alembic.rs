@@ -4,8 +4,13 @@
 //! ids, parents, labels and dependencies); Python Alembic 1.x is installed
 //! into a virtual environment under the target folder on first use.
 
+#[path = "support/python.rs"]
+mod python;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use python::{tuple, venv};
 
 use alembic_core::load_versions;
 use alembic_throwaway::{Choice, Server};
@@ -15,36 +20,6 @@ fn workspace() -> PathBuf {
         .join("..")
         .canonicalize()
         .unwrap()
-}
-
-/// A virtual environment with Alembic and psycopg2, made once per target folder.
-fn venv() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-alembic-venv");
-    let alembic = dir.join("bin/alembic");
-    if !alembic.is_file() {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&dir)
-            .status()
-            .expect("python3 -m venv");
-        assert!(status.success(), "python3 -m venv failed");
-        let out = Command::new(dir.join("bin/pip"))
-            .args([
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "alembic>=1.13,<2",
-                "psycopg2-binary",
-            ])
-            .output()
-            .expect("pip install");
-        assert!(
-            out.status.success(),
-            "pip install alembic failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    dir
 }
 
 /// Writes the repository's chain as an Alembic project and returns its folder.
@@ -67,17 +42,6 @@ fn python_project(root: &Path) -> PathBuf {
     )
     .unwrap();
     std::fs::write(project.join("alembic/script.py.mako"), "").unwrap();
-    let tuple = |v: &[String]| match v {
-        [] => "None".to_owned(),
-        [one] => format!("{one:?}"),
-        many => format!(
-            "({},)",
-            many.iter()
-                .map(|s| format!("{s:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
     for r in map.revisions() {
         let body = |statements: Option<&[alembic_core::Statement]>| -> String {
             let statements = statements.unwrap_or(&[]);
@@ -109,7 +73,8 @@ fn python_project(root: &Path) -> PathBuf {
 }
 
 fn python_alembic(venv: &Path, project: &Path, url: &str, args: &[&str]) -> Output {
-    let out = Command::new(venv.join("bin/alembic"))
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-m", "alembic"])
         .args(args)
         .current_dir(project)
         .env(

@@ -84,16 +84,6 @@ fn normalize(text: &str) -> String {
     }
 }
 
-/// The PostgreSQL advisory-lock key of a version table: the first eight
-/// bytes of SHA-256 over `alembic:<schema>.<table>`, so that the CLI and
-/// every embedded binary migrating one database take the same lock.
-pub fn lock_key(schema: Option<&str>, table: &str) -> i64 {
-    let digest = Sha256::digest(format!("alembic:{}.{}", schema.unwrap_or(""), table).as_bytes());
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,22 +128,6 @@ mod tests {
         }
         // Inner blank lines count too.
         assert_ne!(Checksum::of_section("a\nb"), Checksum::of_section("a\n\nb"));
-    }
-
-    #[test]
-    fn lock_keys_are_stable_and_distinct() {
-        assert_eq!(
-            lock_key(None, "alembic_version"),
-            lock_key(None, "alembic_version")
-        );
-        assert_ne!(
-            lock_key(None, "alembic_version"),
-            lock_key(Some("ops"), "alembic_version")
-        );
-        assert_ne!(
-            lock_key(None, "alembic_version"),
-            lock_key(None, "other_version")
-        );
     }
 
     #[test]

@@ -5,15 +5,17 @@
 //! Raw flags stay in the CLI; this module turns them into one [`Config`].
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use cargo_metadata::MetadataCommand;
 use serde_json::Value;
 
 use crate::errors::ConfigError;
+use crate::url::DatabaseUrl;
 
 /// Keys accepted in `[package.metadata.alembic]` and
 /// `[workspace.metadata.alembic]`.
-pub const METADATA_KEYS: [&str; 8] = [
+pub const METADATA_KEYS: [&str; 10] = [
     "script_location",
     "version_table",
     "version_table_schema",
@@ -22,6 +24,8 @@ pub const METADATA_KEYS: [&str; 8] = [
     "database_url_env",
     "allow_multiple_heads",
     "truncate_slug_length",
+    "lock_timeout",
+    "statement_lock_timeout",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -30,7 +34,7 @@ pub struct Overrides {
     /// `--script-location`.
     pub script_location: Option<PathBuf>,
     /// `--database-url`.
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
     /// `--manifest-path`.
     pub manifest_path: Option<PathBuf>,
     /// `-p/--package`.
@@ -39,6 +43,10 @@ pub struct Overrides {
     pub version_table: Option<String>,
     /// `--version-table-schema`.
     pub version_table_schema: Option<String>,
+    /// `--lock-timeout`.
+    pub lock_timeout: Option<Duration>,
+    /// `--statement-lock-timeout`.
+    pub statement_lock_timeout: Option<Duration>,
     /// Skip reading Cargo metadata when the command needs only the script
     /// location and it was given (keeps read-only commands fast).
     pub script_location_only: bool,
@@ -81,11 +89,15 @@ pub struct Config {
     pub truncate_slug_length: usize,
     /// The environment variable holding the database URL.
     pub database_url_env: String,
-    /// The database URL, if any source gave one. Contains a password: never
-    /// print it.
-    pub database_url: Option<String>,
+    /// The database URL, if any source gave one. It prints without its
+    /// password; [`DatabaseUrl::expose`] gives the whole text to a driver.
+    pub database_url: Option<DatabaseUrl>,
     /// `check` accepts several heads.
     pub allow_multiple_heads: bool,
+    /// How long to wait for another migrator's lock (`None`: no limit).
+    pub lock_timeout: Option<Duration>,
+    /// `SET lock_timeout` inside every revision (`None`: the server's).
+    pub statement_lock_timeout: Option<Duration>,
     /// The cargo workspace root, when inside one.
     pub workspace_root: Option<PathBuf>,
 }
@@ -138,6 +150,18 @@ impl Config {
             }
         };
 
+        let duration = |key: &str| -> Result<Option<Duration>, ConfigError> {
+            string(key)?
+                .map(|text| {
+                    parse_duration(&text).map_err(|reason| ConfigError::BadKey {
+                        table: table_name.clone(),
+                        key: key.into(),
+                        reason,
+                    })
+                })
+                .transpose()
+        };
+
         let (script_location, script_location_origin) = match (
             &overrides.script_location,
             string("script_location")?,
@@ -155,8 +179,9 @@ impl Config {
             Some(url) => Some(url.clone()),
             None if overrides.without_database_url => None,
             None => match std::env::var(&database_url_env) {
-                Ok(url) if !url.is_empty() => Some(url),
-                _ => dotenv_value(&database_url_env, cwd, workspace_root.as_deref())?,
+                Ok(url) if !url.is_empty() => Some(DatabaseUrl::new(url)),
+                _ => dotenv_value(&database_url_env, cwd, workspace_root.as_deref())?
+                    .map(DatabaseUrl::new),
             },
         };
         let truncate_slug_length = match get("truncate_slug_length") {
@@ -191,9 +216,42 @@ impl Config {
             database_url_env,
             database_url,
             allow_multiple_heads: boolean("allow_multiple_heads")?,
+            lock_timeout: overrides.lock_timeout.or(duration("lock_timeout")?),
+            statement_lock_timeout: overrides
+                .statement_lock_timeout
+                .or(duration("statement_lock_timeout")?),
             workspace_root,
         })
     }
+}
+
+/// A duration as written in configuration and flags: a number with a unit
+/// (`500ms`, `30s`, `2min`, `1h`; `m` is minutes), or a bare number of
+/// seconds. Fractions are allowed (`1.5s`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. `500ms`, `30s`, `2min`)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => value,
+        "ms" | "millis" | "milliseconds" => value / 1000.0,
+        "m" | "min" | "mins" | "minute" | "minutes" => value * 60.0,
+        "h" | "hour" | "hours" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (ms, s, min, h)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| *d <= Duration::from_secs(100 * 24 * 3600))
+        .ok_or_else(|| format!("`{text}` is out of range"))
 }
 
 /// Shows paths under the current directory relative to it, as users typed them.
@@ -460,6 +518,16 @@ fn cargo_message(stderr: &str) -> String {
 
 /// Reads one variable from `.env` in the current directory, else the
 /// workspace root, without changing the process environment.
+/// dotenvy's error without the line's text, which may hold a password.
+fn dotenv_reason(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::LineParse(_, at) => format!(
+            "a line does not parse at its character {at} (its text is not shown: it may hold a password)"
+        ),
+        other => other.to_string(),
+    }
+}
+
 fn dotenv_value(key: &str, cwd: &Path, root: Option<&Path>) -> Result<Option<String>, ConfigError> {
     for dir in std::iter::once(cwd).chain(root) {
         let path = dir.join(".env");
@@ -473,7 +541,7 @@ fn dotenv_value(key: &str, cwd: &Path, root: Option<&Path>) -> Result<Option<Str
         for item in iter {
             let (k, v) = item.map_err(|e| ConfigError::DotEnv {
                 path: path.clone(),
-                reason: e.to_string(),
+                reason: dotenv_reason(&e),
             })?;
             if k == key {
                 return Ok(Some(v));
@@ -499,6 +567,41 @@ mod tests {
     }
 
     #[test]
+    fn durations_read_as_people_write_them() {
+        let table: &[(&str, Result<u64, &str>)] = &[
+            ("30s", Ok(30_000)),
+            ("30", Ok(30_000)),
+            ("1.5s", Ok(1_500)),
+            ("250ms", Ok(250)),
+            ("2min", Ok(120_000)),
+            ("2m", Ok(120_000)),
+            ("1h", Ok(3_600_000)),
+            (" 5 s ", Ok(5_000)),
+            (
+                "",
+                Err("`` is not a duration (e.g. `500ms`, `30s`, `2min`)"),
+            ),
+            (
+                "soon",
+                Err("`soon` is not a duration (e.g. `500ms`, `30s`, `2min`)"),
+            ),
+            (
+                "3 days",
+                Err("unknown unit `days` in `3 days` (ms, s, min, h)"),
+            ),
+            (
+                "1e400s",
+                Err("unknown unit `e400s` in `1e400s` (ms, s, min, h)"),
+            ),
+            ("99999999999h", Err("`99999999999h` is out of range")),
+        ];
+        for (text, expected) in table {
+            let got = parse_duration(text).map(|d| d.as_millis() as u64);
+            assert_eq!(got, expected.map_err(str::to_owned), "{text}");
+        }
+    }
+
+    #[test]
     fn database_url_precedence_flag_env_dotenv() {
         // A variable name of this test's own: tests share the process environment.
         let var = "ALEMBIC_CONFIG_TEST_URL_PRECEDENCE";
@@ -511,12 +614,18 @@ mod tests {
         let resolve = |o: &Overrides| Config::resolve(o, dir.path()).unwrap();
         let none = Overrides::default();
         assert_eq!(
-            resolve(&none).database_url.as_deref(),
+            resolve(&none)
+                .database_url
+                .as_ref()
+                .map(DatabaseUrl::expose),
             Some("postgres://from-dotenv/db")
         );
         std::env::set_var(var, "postgres://from-env/db");
         assert_eq!(
-            resolve(&none).database_url.as_deref(),
+            resolve(&none)
+                .database_url
+                .as_ref()
+                .map(DatabaseUrl::expose),
             Some("postgres://from-env/db")
         );
         let flag = Overrides {
@@ -524,7 +633,10 @@ mod tests {
             ..Overrides::default()
         };
         assert_eq!(
-            resolve(&flag).database_url.as_deref(),
+            resolve(&flag)
+                .database_url
+                .as_ref()
+                .map(DatabaseUrl::expose),
             Some("postgres://from-flag/db")
         );
         std::env::remove_var(var);
@@ -543,7 +655,10 @@ mod tests {
         let sub = dir.path().join("deep/er");
         std::fs::create_dir_all(&sub).unwrap();
         let config = Config::resolve(&Overrides::default(), &sub).unwrap();
-        assert_eq!(config.database_url.as_deref(), Some("postgres://root/db"));
+        assert_eq!(
+            config.database_url.as_ref().map(DatabaseUrl::expose),
+            Some("postgres://root/db")
+        );
         // script_location defaults to the workspace root, not the current folder.
         assert_eq!(
             config.script_location,

@@ -224,6 +224,34 @@ pub enum ResolveError {
         /// The current heads.
         heads: Vec<String>,
     },
+    /// A relative step (`-1`, `+2`) without a branch while the database has
+    /// several current heads: Alembic warns that this is ambiguous and will
+    /// be disallowed; refused here, by design (CONTRACT section 8).
+    #[error("`{ident}` is ambiguous: the database has several current heads ({})", heads.join(", "))]
+    #[diagnostic(help("name a branch (`<label>@{ident}`) or a revision (`<rev>{ident}`)"))]
+    RelativeFromSeveralHeads {
+        /// The identifier given.
+        ident: String,
+        /// The current heads.
+        heads: Vec<String>,
+    },
+    /// A `label@base` downgrade that would remove revisions outside that
+    /// branch, as Alembic does when it unwinds from the tree's root;
+    /// refused here, by design (CONTRACT section 8).
+    #[error("`downgrade {ident}` would also remove {}, which {} not on branch `{label}`", outside.join(", "), if outside.len() == 1 { "is" } else { "are" })]
+    #[diagnostic(help(
+        "to remove only the branch's revisions, run `cargo alembic downgrade {instead}`"
+    ))]
+    BranchBaseOutsideBranch {
+        /// The identifier given.
+        ident: String,
+        /// The branch.
+        label: String,
+        /// The applied revisions outside the branch that Alembic would remove.
+        outside: Vec<String>,
+        /// The identifier that removes only the branch.
+        instead: String,
+    },
     /// A step that reaches a fork.
     #[error("`{ident}` is ambiguous at `{at}`, which leads to {}", choices.join(", "))]
     #[diagnostic(help("name a branch (`<label>@+N`) or a revision"))]

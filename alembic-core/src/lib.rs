@@ -23,9 +23,10 @@ mod script;
 mod split;
 #[cfg(test)]
 mod testutil;
+mod url;
 
-pub use checksum::{lock_key, Checksum};
-pub use config::{Config, Origin, Overrides, METADATA_KEYS};
+pub use checksum::Checksum;
+pub use config::{parse_duration, Config, Origin, Overrides, METADATA_KEYS};
 pub use errors::{
     ConfigError, EmbedError, GraphError, LoadError, ParseError, ParseErrorKind, ResolveError,
     SplitErrorKind,
@@ -39,3 +40,4 @@ pub use revision::{
 };
 pub use script::{load_versions, revision_files, version_folders};
 pub use split::Statement;
+pub use url::{redact, DatabaseUrl};

@@ -283,6 +283,10 @@ impl<'m> Resolver<'m> {
             }),
             [] => Ok(None),
             [one] => Ok(Some(*one)),
+            many if lineage.is_none() => Err(ResolveError::RelativeFromSeveralHeads {
+                ident: ident.to_owned(),
+                heads: self.ids(many),
+            }),
             many => Err(ResolveError::AmbiguousCurrent {
                 ident: ident.to_owned(),
                 heads: self.ids(many),

@@ -34,12 +34,13 @@
 use std::process::ExitCode;
 
 use alembic_core::display::{listing, HISTORY_STYLE};
-use alembic_core::{ResolveError, Resolver};
+use alembic_core::Resolver;
 use clap::{Args, Subcommand};
 
 use crate::engine::{Direction, Engine, Step};
-use crate::errors::EngineError;
+use crate::errors::{exit_codes, EngineError};
 use crate::runner::Runner;
+use crate::tls::ConnectError;
 
 /// `migrate <command>`.
 #[derive(Debug, Args)]
@@ -60,6 +61,41 @@ pub enum MigrateCommand {
     Current(CurrentArgs),
     /// List revisions, newest first
     History(HistoryArgs),
+    /// Set the version table without running revisions
+    Stamp(StampArgs),
+    /// Record a deliberate edit of an applied revision (keeps the old checksum and the reason)
+    Accept(AcceptArgs),
+}
+
+/// `stamp`.
+#[derive(Debug, Args)]
+pub struct StampArgs {
+    /// Revisions to set (`head`, `heads`, ids, `base`)
+    #[arg(required = true)]
+    pub revisions: Vec<String>,
+    /// Empty the version table first (even of revisions not in the chain)
+    #[arg(long)]
+    pub purge: bool,
+    /// Print the SQL instead of running it (offline; no database)
+    #[arg(long)]
+    pub sql: bool,
+    /// Accepted as in Alembic; a stamp runs no revision, so no ledger row carries it
+    #[arg(long, value_name = "TEXT")]
+    pub tag: Option<String>,
+}
+
+/// `accept`.
+#[derive(Debug, Args)]
+pub struct AcceptArgs {
+    /// The edited revision (an id or prefix, `current`, `heads`, `current-1`, ...)
+    #[arg(allow_hyphen_values = true)]
+    pub revision: String,
+    /// Why the edit is safe, kept in the ledger
+    #[arg(long, required = true)]
+    pub reason: String,
+    /// Who accepts it [default: git's user.email in `cargo alembic`, else $USER]
+    #[arg(long)]
+    pub by: Option<String>,
 }
 
 /// `history`.
@@ -88,6 +124,9 @@ pub struct UpgradeArgs {
     /// Commit each revision on its own (overrides `transaction_per_migration`)
     #[arg(long)]
     pub transaction_per_migration: bool,
+    /// Record this text (a release, a ticket) with every revision the run applies
+    #[arg(long, value_name = "TEXT")]
+    pub tag: Option<String>,
 }
 
 /// `downgrade`.
@@ -102,6 +141,9 @@ pub struct DowngradeArgs {
     /// Commit each revision on its own (overrides `transaction_per_migration`)
     #[arg(long)]
     pub transaction_per_migration: bool,
+    /// Record this text (a release, a ticket) with every revision the run applies
+    #[arg(long, value_name = "TEXT")]
+    pub tag: Option<String>,
 }
 
 /// `current`.
@@ -112,20 +154,42 @@ pub struct CurrentArgs {
     pub verbose: bool,
 }
 
-/// Why a command stopped: bad usage (exit 2) or a failure (exit 1).
-enum Stop {
-    Usage(String),
-    Failed(String),
+/// Why a command stopped, with its exit code (2 bad usage, 1 failure).
+struct Stop {
+    code: u8,
+    message: String,
+}
+
+impl Stop {
+    fn usage(message: impl Into<String>) -> Stop {
+        Stop {
+            code: exit_codes::USAGE,
+            message: message.into(),
+        }
+    }
+
+    fn failed(message: impl Into<String>) -> Stop {
+        Stop {
+            code: exit_codes::FAILED,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<EngineError> for Stop {
     fn from(e: EngineError) -> Self {
-        // As `cargo alembic`: a malformed identifier or range is bad usage;
-        // one that names nothing is a failed operation.
-        match e {
-            EngineError::Resolve(ResolveError::Syntax { .. })
-            | EngineError::OfflineRange { .. } => Stop::Usage(e.to_string()),
-            other => Stop::Failed(other.to_string()),
+        Stop {
+            code: e.exit_code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<ConnectError> for Stop {
+    fn from(e: ConnectError) -> Self {
+        Stop {
+            code: e.exit_code(),
+            message: e.to_string(),
         }
     }
 }
@@ -136,21 +200,17 @@ impl From<EngineError> for Stop {
 pub fn run(runner: Runner, database_url: Option<&str>, args: &MigrateArgs) -> ExitCode {
     match dispatch(runner, database_url, args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Stop::Usage(message)) => {
-            eprintln!("error: {message}");
-            ExitCode::from(2)
-        }
-        Err(Stop::Failed(message)) => {
-            eprintln!("error: {message}");
-            ExitCode::from(1)
+        Err(stop) => {
+            eprintln!("error: {}", stop.message);
+            ExitCode::from(stop.code)
         }
     }
 }
 
 fn connect(database_url: Option<&str>) -> Result<postgres::Client, Stop> {
     let url = database_url
-        .ok_or_else(|| Stop::Usage("this command needs a database: set DATABASE_URL".into()))?;
-    crate::tls::connect(url).map_err(|e| Stop::Failed(e.to_string()))
+        .ok_or_else(|| Stop::usage("this command needs a database: set DATABASE_URL"))?;
+    Ok(crate::tls::connect(url)?)
 }
 
 fn print_step(step: &Step) {
@@ -170,6 +230,7 @@ fn dispatch(runner: Runner, database_url: Option<&str>, args: &MigrateArgs) -> R
             &a.revision,
             a.sql,
             a.transaction_per_migration,
+            a.tag.as_deref(),
             Direction::Upgrade,
         ),
         MigrateCommand::Downgrade(a) => migrate(
@@ -178,6 +239,7 @@ fn dispatch(runner: Runner, database_url: Option<&str>, args: &MigrateArgs) -> R
             &a.revision,
             a.sql,
             a.transaction_per_migration,
+            a.tag.as_deref(),
             Direction::Downgrade,
         ),
         MigrateCommand::Current(a) => {
@@ -189,11 +251,38 @@ fn dispatch(runner: Runner, database_url: Option<&str>, args: &MigrateArgs) -> R
             if edited.is_empty() {
                 Ok(())
             } else {
-                Err(Stop::Failed(format!(
-                    "applied revisions edited since they ran: {}; upgrade will refuse to run until the binary has the original files or the edit is accepted (`cargo alembic accept`)",
-                    edited.join(", ")
+                Err(Stop::failed(format!(
+                    "applied revisions edited since they ran: {}; upgrade will refuse to run until the binary has the original files or the edit is accepted (`{} accept <revision> --reason \"...\"`)",
+                    edited.join(", "),
+                    runner.settings().command
                 )))
             }
+        }
+        MigrateCommand::Stamp(a) => {
+            let engine = Engine::new(map, runner.settings().clone());
+            let targets: Vec<&str> = a.revisions.iter().map(String::as_str).collect();
+            if a.sql {
+                print!("{}", engine.stamp_sql_offline(&[], &targets, a.purge)?);
+                return Ok(());
+            }
+            let mut client = connect(database_url)?;
+            let report = engine.stamp(&mut client, &targets, a.purge)?;
+            println!("{}", report.stamped());
+            Ok(())
+        }
+        MigrateCommand::Accept(a) => {
+            if a.reason.trim().is_empty() {
+                return Err(Stop::usage("--reason must say why the edit is safe"));
+            }
+            let by =
+                a.by.clone()
+                    .or_else(|| std::env::var("USER").ok())
+                    .unwrap_or_else(|| "unknown".into());
+            let mut client = connect(database_url)?;
+            let engine = Engine::new(map, runner.settings().clone());
+            let accepted = engine.accept(&mut client, &a.revision, &a.reason, &by)?;
+            print!("{}", crate::engine::accepted_text(&accepted, &by));
+            Ok(())
         }
         MigrateCommand::History(a) => {
             let current = if a.indicate_current {
@@ -227,12 +316,17 @@ fn migrate(
     revision: &str,
     sql: bool,
     per_migration: bool,
+    tag: Option<&str>,
     direction: Direction,
 ) -> Result<(), Stop> {
     let runner = if per_migration {
         runner.transaction_per_migration(true)
     } else {
         runner
+    };
+    let runner = match tag {
+        Some(tag) => runner.tag(tag),
+        None => runner,
     };
     if sql {
         let engine = Engine::new(runner.chain().map()?, runner.settings().clone());
@@ -244,8 +338,8 @@ fn migrate(
         return Ok(());
     }
     if revision.contains(':') {
-        return Err(Stop::Usage(
-            "a range `from:to` needs --sql; online, the run starts from the database's current state".into(),
+        return Err(Stop::usage(
+            "a range `from:to` needs --sql; online, the run starts from the database's current state",
         ));
     }
     let mut client = connect(database_url)?;

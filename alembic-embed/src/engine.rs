@@ -14,16 +14,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use alembic_core::display::{log_entry, one_line, LineStyle};
-use alembic_core::{
-    lock_key, HeadState, Resolver, Revision, RevisionMap, Statement, Target, VersionOp,
-};
+use alembic_core::{HeadState, Resolver, Revision, RevisionMap, Statement, Target, VersionOp};
 use tokio_postgres::SimpleQueryMessage;
 
 #[cfg(feature = "sync")]
 use crate::connection::wait;
 use crate::connection::Connection;
 
-use crate::errors::{EngineError, SqlFailure};
+use crate::errors::{Aftermath, EngineError, SqlFailure};
 
 /// How the engine names its tables and runs its transactions.
 #[derive(Clone, Debug)]
@@ -42,6 +40,18 @@ pub struct Settings {
     /// What an upgrade does when the version table names revisions the
     /// chain does not have.
     pub database_ahead: AheadPolicy,
+    /// How long to wait for another migrator's lock (`None`: as long as it
+    /// takes).
+    pub lock_timeout: Option<Duration>,
+    /// `SET lock_timeout` while revisions run, so that a statement never
+    /// queues behind a long transaction for longer than this while every
+    /// query on its table queues behind it.
+    pub statement_lock_timeout: Option<Duration>,
+    /// Recorded with each revision a run applies (`--tag`).
+    pub tag: Option<String>,
+    /// How messages name the command to run (`cargo alembic`, or an
+    /// embedding binary's `myapp migrate`): `<command> accept ...`.
+    pub command: String,
 }
 
 /// What an upgrade does when an applied revision was edited.
@@ -84,23 +94,72 @@ impl Settings {
         self.qualified(&format!("{}_ledger", self.version_table))
     }
 
-    /// The advisory-lock key of this version table.
-    pub fn lock_key(&self) -> i64 {
-        lock_key(self.version_table_schema.as_deref(), &self.version_table)
+    /// The advisory-lock key of this version table, as a SQL expression the
+    /// server evaluates: a hash of `alembic:<schema>.<table>` where the
+    /// schema is the one the table is (or will be created) in, whatever
+    /// spelling configured it: the configured schema, else the schema where
+    /// the search path finds the table, else `current_schema()`. So a
+    /// migrator configured with `version_table_schema = "public"` and one
+    /// with no schema take the same lock on the same table.
+    pub fn lock_key_sql(&self) -> String {
+        let schema = match &self.version_table_schema {
+            Some(schema) => quote_literal(schema),
+            None => format!(
+                "COALESCE((SELECT n.nspname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.oid = pg_catalog.to_regclass({})), pg_catalog.current_schema()::text, '')",
+                quote_literal(&self.version_table_sql())
+            ),
+        };
+        format!(
+            "pg_catalog.hashtextextended('alembic:' || {schema} || '.' || {}, 0)",
+            quote_literal(&self.version_table)
+        )
     }
 
     /// `CREATE TABLE` for the version table, as Alembic creates it, and for
     /// the ledger: exactly two statements.
     pub fn create_tables_sql(&self) -> String {
+        format!(
+            "{}\n{}",
+            self.create_version_table_sql(),
+            self.create_ledger_sql()
+        )
+    }
+
+    fn create_version_table_sql(&self) -> String {
         let pk = quote_ident(&format!("{}_pkc", self.version_table));
         format!(
-            "CREATE TABLE IF NOT EXISTS {v} (\n    version_num VARCHAR(32) NOT NULL,\n    CONSTRAINT {pk} PRIMARY KEY (version_num)\n);\n\n\
-             CREATE TABLE IF NOT EXISTS {l} (\n    revision VARCHAR(32) NOT NULL PRIMARY KEY,\n    upgrade_checksum TEXT NOT NULL,\n    \
+            "CREATE TABLE IF NOT EXISTS {v} (\n    version_num VARCHAR(32) NOT NULL,\n    CONSTRAINT {pk} PRIMARY KEY (version_num)\n);\n",
+            v = self.version_table_sql()
+        )
+    }
+
+    fn create_ledger_sql(&self) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {l} (\n    revision VARCHAR(32) NOT NULL PRIMARY KEY,\n    upgrade_checksum TEXT NOT NULL,\n    \
              downgrade_checksum TEXT,\n    applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n    duration_ms DOUBLE PRECISION,\n    \
              tool TEXT NOT NULL,\n    status TEXT NOT NULL DEFAULT 'applied',\n    error TEXT,\n    \
-             accepted JSONB NOT NULL DEFAULT '[]'::jsonb\n);\n",
-            v = self.version_table_sql(),
+             accepted JSONB NOT NULL DEFAULT '[]'::jsonb,\n    tag TEXT\n);\n",
             l = self.ledger_table_sql()
+        )
+    }
+
+    /// Creates the tables that are missing, and only those: `CREATE TABLE
+    /// IF NOT EXISTS` needs the CREATE privilege even when the table exists,
+    /// and the usual application role has none. A ledger made by an earlier
+    /// version gets the `tag` column.
+    fn ensure_tables_sql(&self) -> String {
+        let (v, l) = (self.version_table_sql(), self.ledger_table_sql());
+        format!(
+            "DO $alembic$ BEGIN\n\
+             IF pg_catalog.to_regclass({vl}) IS NULL THEN\n{create_v}END IF;\n\
+             IF pg_catalog.to_regclass({ll}) IS NULL THEN\n{create_l}\
+             ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({ll}) AND attname = 'tag' AND NOT attisdropped) THEN\n\
+             ALTER TABLE {l} ADD COLUMN tag TEXT;\nEND IF;\nEND $alembic$;\n",
+            vl = quote_literal(&v),
+            ll = quote_literal(&l),
+            create_v = self.create_version_table_sql(),
+            create_l = self.create_ledger_sql(),
         )
     }
 
@@ -122,11 +181,10 @@ impl Settings {
         &self,
         client: &mut C,
     ) -> Result<Session, EngineError> {
-        let key = self.lock_key();
-        acquire(client, key).await?;
+        let key = acquire(client, &self.lock_key_sql(), self.lock_timeout).await?;
         let sql = format!(
             "{}SELECT version_num FROM {};\nSELECT {} FROM {};",
-            self.create_tables_sql(),
+            self.ensure_tables_sql(),
             self.version_table_sql(),
             Self::LEDGER_COLUMNS,
             self.ledger_table_sql()
@@ -146,15 +204,15 @@ impl Settings {
             heads: Vec::new(),
             ledger: HashMap::new(),
         };
-        // Statements: 0 and 1 the tables, 2 the versions, 3 the ledger.
+        // Statements: 0 the tables, 1 the versions, 2 the ledger.
         let mut statement = 0;
         for message in messages {
             match message {
                 SimpleQueryMessage::CommandComplete(_) => statement += 1,
-                SimpleQueryMessage::Row(row) if statement == 2 => session
+                SimpleQueryMessage::Row(row) if statement == 1 => session
                     .heads
                     .push(row.get(0).unwrap_or_default().to_owned()),
-                SimpleQueryMessage::Row(row) if statement == 3 => {
+                SimpleQueryMessage::Row(row) if statement == 2 => {
                     let text = |i: usize| row.get(i).map(str::to_owned);
                     session.ledger.insert(
                         text(0).unwrap_or_default(),
@@ -166,6 +224,7 @@ impl Settings {
                             applied_at: String::new(),
                             duration_ms: None,
                             tool: String::new(),
+                            tag: None,
                         },
                     );
                 }
@@ -182,10 +241,16 @@ impl Settings {
 /// a snapshot, and a `CREATE INDEX CONCURRENTLY` run by the lock's holder
 /// waits for every older snapshot to go: a deadlock, which PostgreSQL ends
 /// by failing one side. Between polls a waiting migrator holds nothing.
-async fn acquire<C: Connection>(client: &mut C, key: i64) -> Result<(), EngineError> {
-    let sql = format!("SELECT pg_try_advisory_lock({key})");
+async fn acquire<C: Connection>(
+    client: &mut C,
+    key_sql: &str,
+    timeout: Option<Duration>,
+) -> Result<i64, EngineError> {
+    let sql =
+        format!("SELECT k, pg_catalog.pg_try_advisory_lock(k) FROM (SELECT {key_sql} AS k) AS key");
     let mut pause = Duration::from_millis(5);
     let mut announced = false;
+    let started = Instant::now();
     loop {
         let messages = client
             .simple_query(&sql)
@@ -194,11 +259,28 @@ async fn acquire<C: Connection>(client: &mut C, key: i64) -> Result<(), EngineEr
                 context: "cannot take the migration lock".into(),
                 source,
             })?;
-        let taken = messages
-            .iter()
-            .any(|m| matches!(m, SimpleQueryMessage::Row(row) if row.get(0) == Some("t")));
+        let row = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some((
+                row.get(0).and_then(|k| k.parse::<i64>().ok()),
+                row.get(1) == Some("t"),
+            )),
+            _ => None,
+        });
+        let Some((Some(key), taken)) = row else {
+            return Err(EngineError::Lock {
+                reason: "the server returned no lock key".into(),
+            });
+        };
         if taken {
-            return Ok(());
+            return Ok(key);
+        }
+        if let Some(limit) = timeout {
+            if started.elapsed() >= limit {
+                return Err(EngineError::LockTimeout {
+                    waited: limit,
+                    holders: lock_holders(client, key).await,
+                });
+            }
         }
         if !announced {
             log::info!(
@@ -207,9 +289,46 @@ async fn acquire<C: Connection>(client: &mut C, key: i64) -> Result<(), EngineEr
             );
             announced = true;
         }
-        client.pause(pause).await;
+        let mut next = pause;
+        if let Some(limit) = timeout {
+            next = next.min(limit.saturating_sub(started.elapsed()));
+        }
+        client.pause(next).await;
         pause = (pause * 2).min(MAX_LOCK_POLL);
     }
+}
+
+/// Who holds the advisory lock `key`: one line per session, from
+/// `pg_locks` and `pg_stat_activity` (empty if it was released meanwhile
+/// or the role may not see other sessions).
+async fn lock_holders<C: Connection>(client: &mut C, key: i64) -> Vec<String> {
+    let sql = format!(
+        "SELECT a.pid, COALESCE(NULLIF(a.application_name, ''), '(none)'), COALESCE(a.usename::text, '?'), \
+         COALESCE(a.client_addr::text, 'local'), COALESCE(a.backend_start::text, '?'), COALESCE(a.state, '?'), \
+         COALESCE(a.state_change::text, '?') \
+         FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+         AND ((l.classid::bigint << 32) | l.objid::bigint) = {key}"
+    );
+    let Ok(messages) = client.simple_query(&sql).await else {
+        return Vec::new();
+    };
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(format!(
+                "pid {} (application {}, user {}, from {}, connected since {}, {} since {})",
+                r.get(0).unwrap_or("?"),
+                r.get(1).unwrap_or("?"),
+                r.get(2).unwrap_or("?"),
+                r.get(3).unwrap_or("?"),
+                r.get(4).unwrap_or("?"),
+                r.get(5).unwrap_or("?"),
+                r.get(6).unwrap_or("?"),
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The longest pause between two attempts to take the migration lock.
@@ -269,6 +388,10 @@ impl Default for Settings {
             tool: format!("alembic-embed {}", env!("CARGO_PKG_VERSION")),
             checksum_mismatch: ChecksumPolicy::Refuse,
             database_ahead: AheadPolicy::Refuse,
+            lock_timeout: None,
+            statement_lock_timeout: None,
+            tag: None,
+            command: "cargo alembic".to_owned(),
         }
     }
 }
@@ -350,6 +473,22 @@ impl Report {
         }
     }
 
+    /// A stamp's line: `Stamped: the database is at X (was Y)`.
+    pub fn stamped(&self) -> String {
+        let at = |rows: &[String]| {
+            if rows.is_empty() {
+                "base".to_owned()
+            } else {
+                rows.join(", ")
+            }
+        };
+        format!(
+            "Stamped: the database is at {} (was {})",
+            at(&self.after),
+            at(&self.before)
+        )
+    }
+
     /// Warnings and notes for stderr: edited downgrades (and edited
     /// upgrades under [`ChecksumPolicy::Warn`]), unverified revisions.
     pub fn notes(&self) -> Vec<String> {
@@ -387,6 +526,57 @@ pub struct LedgerRow {
     pub duration_ms: Option<f64>,
     /// Which tool ran it.
     pub tool: String,
+    /// The `--tag` of the run that applied it.
+    pub tag: Option<String>,
+}
+
+impl LedgerRow {
+    /// The lines `current -v` and `history -v -i` show under a revision:
+    /// when, by what, how long, and the run's tag.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "Applied: {} by {} in {:.1} ms ({})\n",
+            self.applied_at,
+            self.tool,
+            self.duration_ms.unwrap_or(0.0),
+            self.status
+        );
+        if let Some(tag) = &self.tag {
+            out.push_str(&format!("Tag: {tag}\n"));
+        }
+        out
+    }
+}
+
+/// One revision whose edit `accept` recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The revision.
+    pub revision: String,
+    /// The ledger's checksums before (upgrade, downgrade); `None` when the
+    /// revision had no ledger row.
+    pub previous: Option<(String, Option<String>)>,
+    /// The upgrade checksum recorded now.
+    pub upgrade: String,
+    /// The downgrade checksum recorded now.
+    pub downgrade: Option<String>,
+}
+
+/// `accept`'s output: a line per revision whose edit was recorded.
+pub fn accepted_text(accepted: &[Accepted], by: &str) -> String {
+    accepted
+        .iter()
+        .map(|a| match &a.previous {
+            Some((old, _)) => format!(
+                "Accepted the edit of {} by {by}: {old} -> {}\n",
+                a.revision, a.upgrade
+            ),
+            None => format!(
+                "Recorded {} (it had no ledger row) by {by}: {}\n",
+                a.revision, a.upgrade
+            ),
+        })
+        .collect()
 }
 
 /// The database's state.
@@ -522,7 +712,8 @@ impl<'m> Engine<'m> {
         }
         if has_ledger {
             let sql = format!(
-                "SELECT revision, upgrade_checksum, downgrade_checksum, status, error, applied_at::text, duration_ms, tool FROM {l}"
+                "SELECT revision, upgrade_checksum, downgrade_checksum, status, error, applied_at::text, duration_ms, tool, \
+                 to_jsonb(l.*)->>'tag' FROM {l} AS l"
             );
             for m in Self::db("cannot read the ledger", client.simple_query(&sql).await)? {
                 let SimpleQueryMessage::Row(r) = m else {
@@ -539,6 +730,7 @@ impl<'m> Engine<'m> {
                         applied_at: text(5).unwrap_or_default(),
                         duration_ms: r.get(6).and_then(|d| d.parse().ok()),
                         tool: text(7).unwrap_or_default(),
+                        tag: text(8),
                     },
                 );
             }
@@ -580,13 +772,7 @@ impl<'m> Engine<'m> {
             if verbose {
                 out.push_str(&log_entry(self.map, i));
                 if let Some(row) = current.ledger.get(&self.map.rev(i).id) {
-                    out.push_str(&format!(
-                        "Applied: {} by {} in {:.1} ms ({})\n",
-                        row.applied_at,
-                        row.tool,
-                        row.duration_ms.unwrap_or(0.0),
-                        row.status
-                    ));
+                    out.push_str(&row.describe());
                 }
                 out.push('\n');
             } else {
@@ -647,6 +833,7 @@ impl<'m> Engine<'m> {
         }
         if let Some((id, row)) = current.ledger.iter().find(|(_, r)| r.status == "failed") {
             return Err(EngineError::FailedEarlier {
+                command: self.settings.command.clone(),
                 revision: id.clone(),
                 error: row.error.clone().unwrap_or_default(),
             });
@@ -660,6 +847,7 @@ impl<'m> Engine<'m> {
             let now = rev.upgrade.checksum().as_str();
             if direction == Direction::Upgrade && row.upgrade_checksum != now {
                 let error = EngineError::ChecksumMismatch {
+                    command: self.settings.command.clone(),
                     revision: rev.id.clone(),
                     file: rev.path.display().to_string(),
                     recorded: row.upgrade_checksum.clone(),
@@ -754,11 +942,22 @@ impl<'m> Engine<'m> {
                     .downgrade
                     .as_ref()
                     .map_or("NULL".to_owned(), |d| quote_literal(d.checksum().as_str()));
+                // The column is named only when there is a tag, so that
+                // offline SQL without one runs on a ledger made before tags.
+                let (tag_column, tag) = match &self.settings.tag {
+                    Some(tag) => (", tag", format!(", {}", quote_literal(tag))),
+                    None => ("", String::new()),
+                };
+                let tag_update = if tag.is_empty() {
+                    ""
+                } else {
+                    ", tag = EXCLUDED.tag"
+                };
                 format!(
-                    "INSERT INTO {l} (revision, upgrade_checksum, downgrade_checksum, duration_ms, tool) VALUES ({}, {}, {down}, {duration}, {}) \
+                    "INSERT INTO {l} (revision, upgrade_checksum, downgrade_checksum, duration_ms, tool{tag_column}) VALUES ({}, {}, {down}, {duration}, {}{tag}) \
                      ON CONFLICT (revision) DO UPDATE SET upgrade_checksum = EXCLUDED.upgrade_checksum, downgrade_checksum = \
                      EXCLUDED.downgrade_checksum, applied_at = now(), duration_ms = EXCLUDED.duration_ms, tool = EXCLUDED.tool, \
-                     status = 'applied', error = NULL;\n",
+                     status = 'applied', error = NULL{tag_update};\n",
                     quote_literal(&rev.id),
                     quote_literal(rev.upgrade.checksum().as_str()),
                     quote_literal(&self.settings.tool)
@@ -768,6 +967,14 @@ impl<'m> Engine<'m> {
                 "DELETE FROM {l} WHERE revision = {};\n",
                 quote_literal(&rev.id)
             ),
+        }
+    }
+
+    /// `BEGIN`, and the statement lock timeout for the transaction.
+    fn begin_sql(&self) -> String {
+        match self.settings.statement_lock_timeout {
+            Some(t) => format!("BEGIN; SET LOCAL lock_timeout = '{}ms'", t.as_millis()),
+            None => "BEGIN".to_owned(),
         }
     }
 
@@ -1034,12 +1241,16 @@ impl<'m> Engine<'m> {
         let per_revision = self.settings.transaction_per_migration;
         let mut open = false;
         // What this transaction ran so far, to replay if a failure must be
-        // located statement by statement.
+        // located statement by statement; and which revisions.
         let mut in_transaction: Vec<String> = Vec::new();
+        let mut uncommitted: Vec<String> = Vec::new();
+        // The version table as last committed, for failure messages.
+        let mut committed = heads.clone();
         let mut group: Vec<(usize, Batch<'m>)> = Vec::new();
         let mut group_len = 0;
         for (n, &i) in plan.iter().enumerate() {
             let rev = self.map.rev(i);
+            let before = heads.clone();
             let ops = match direction {
                 Direction::Upgrade => heads.upgrade(self.map, i),
                 Direction::Downgrade => heads.downgrade(self.map, i),
@@ -1059,44 +1270,101 @@ impl<'m> Engine<'m> {
                     if !open {
                         Self::db(
                             "cannot begin a transaction",
-                            client.batch_execute("BEGIN").await,
+                            client.batch_execute(&self.begin_sql()).await,
                         )?;
                         open = true;
                     }
-                    self.send_group(
-                        client,
-                        direction,
-                        &group,
-                        &mut in_transaction,
-                        plan.len(),
-                        report,
-                        on_step,
-                    )
-                    .await?;
+                    let sent = self
+                        .send_group(
+                            client,
+                            direction,
+                            &group,
+                            &mut in_transaction,
+                            plan.len(),
+                            report,
+                            on_step,
+                        )
+                        .await;
+                    if let Err(e) = sent {
+                        // Revisions of this transaction before the failing one.
+                        let mut undone = uncommitted.clone();
+                        undone.extend(
+                            group
+                                .iter()
+                                .map(|(g, _)| self.map.rev(*g).id.clone())
+                                .take_while(|id| Some(id.as_str()) != failed_revision(&e)),
+                        );
+                        let aftermath = if per_revision {
+                            Aftermath::RevisionRolledBack {
+                                version_table: self.ids(&committed.heads()),
+                            }
+                        } else {
+                            Aftermath::RunRolledBack {
+                                undone,
+                                version_table: self.ids(&committed.heads()),
+                            }
+                        };
+                        return Err(with_aftermath(e, aftermath));
+                    }
+                    uncommitted.extend(group.iter().map(|(g, _)| self.map.rev(*g).id.clone()));
                     group.clear();
                     group_len = 0;
                     if per_revision {
-                        Self::db("cannot commit", client.batch_execute("COMMIT").await)?;
+                        self.commit(client, &uncommitted).await?;
                         open = false;
                         in_transaction.clear();
+                        uncommitted.clear();
+                        committed = heads.clone();
                     }
                 }
             } else {
                 if open {
-                    Self::db("cannot commit", client.batch_execute("COMMIT").await)?;
+                    self.commit(client, &uncommitted).await?;
                     open = false;
                     in_transaction.clear();
+                    uncommitted.clear();
+                    committed = before;
                 }
                 let started = Instant::now();
                 self.run_outside_transaction(client, rev, direction, &ops)
-                    .await?;
+                    .await
+                    .map_err(|e| {
+                        with_aftermath(
+                            e,
+                            Aftermath::NotTransactional {
+                                version_table: self.ids(&committed.heads()),
+                            },
+                        )
+                    })?;
+                committed = heads.clone();
                 self.step_done(i, direction, started.elapsed(), plan.len(), report, on_step);
             }
         }
         if open {
-            Self::db("cannot commit", client.batch_execute("COMMIT").await)?;
+            self.commit(client, &uncommitted).await?;
         }
         Ok(heads)
+    }
+
+    /// Commits the open transaction, naming its revisions if that fails
+    /// (a deferred constraint, a serialization failure).
+    async fn commit<C: Connection>(
+        &self,
+        client: &mut C,
+        revisions: &[String],
+    ) -> Result<(), EngineError> {
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|source| EngineError::Database {
+                context: format!(
+                    "cannot commit the transaction of revision{} {} (it was rolled back: none of {} is applied)",
+                    if revisions.len() == 1 { "" } else { "s" },
+                    revisions.join(", "),
+                    if revisions.len() == 1 { "it" } else { "them" }
+                ),
+                source,
+            })
     }
 
     fn step_done<S: FnMut(&Step) + ?Sized>(
@@ -1245,6 +1513,43 @@ impl<'m> Engine<'m> {
     ) -> Result<(), EngineError> {
         let statements = self.statements(rev, direction)?;
         let started = Instant::now();
+        let timeout = self.settings.statement_lock_timeout;
+        if let Some(t) = timeout {
+            // Outside a transaction `SET LOCAL` does nothing: set it for the
+            // session, and put back what the session had.
+            Self::db(
+                "cannot set the statement lock timeout",
+                client
+                    .batch_execute(&format!(
+                        "SELECT set_config('alembic.saved_lock_timeout', current_setting('lock_timeout'), false), \
+                         set_config('lock_timeout', '{}ms', false)",
+                        t.as_millis()
+                    ))
+                    .await,
+            )?;
+        }
+        let result = self
+            .run_statements_outside(client, rev, direction, statements, started, ops)
+            .await;
+        if timeout.is_some() {
+            let _ = client
+                .batch_execute(
+                    "SELECT set_config('lock_timeout', current_setting('alembic.saved_lock_timeout'), false)",
+                )
+                .await;
+        }
+        result
+    }
+
+    async fn run_statements_outside<C: Connection>(
+        &self,
+        client: &mut C,
+        rev: &Revision,
+        direction: Direction,
+        statements: &[Statement],
+        started: Instant,
+        ops: &[VersionOp],
+    ) -> Result<(), EngineError> {
         for s in statements {
             if let Err(e) = client.batch_execute(&s.sql).await {
                 let failure = self.failure(rev, direction, s, &e, None);
@@ -1264,11 +1569,15 @@ impl<'m> Engine<'m> {
                     quote_literal(&recorded)
                 )).await;
                 let mut failure = failure;
-                failure.advice = Some(
-                    "this revision runs outside a transaction: the statements before this one stay applied, and the ledger marks \
-                     the revision failed until the database is fixed and stamped"
-                        .into(),
+                let remedy = format!(
+                    "complete or undo this revision's changes by hand, then `{} stamp` the revision (or the one before it); \
+                     until then every run stops here",
+                    self.settings.command
                 );
+                failure.advice = Some(match failure.advice.take() {
+                    Some(first) => format!("{first}; then {remedy}"),
+                    None => remedy,
+                });
                 return Err(EngineError::Sql(Box::new(failure)));
             }
         }
@@ -1287,7 +1596,10 @@ impl<'m> Engine<'m> {
         }
         sql.push_str("COMMIT;\n");
         Self::db(
-            "cannot record the revision",
+            &format!(
+                "revision {} ran outside a transaction, but cannot be recorded in the version table and the ledger",
+                rev.id
+            ),
             client.batch_execute(&sql).await,
         )
     }
@@ -1362,10 +1674,21 @@ impl<'m> Engine<'m> {
         let advice = match code.as_str() {
             "42P07" | "42710" | "42701" | "42P06" => Some(format!(
                 "the object already exists: if the database already has this revision's changes (made by hand or by another \
-                 tool), record that with `cargo alembic stamp {}` instead of running it",
+                 tool), record that with `{} stamp {}` instead of running it",
+                self.settings.command,
                 rev.id
             )),
             "42501" => Some("the connecting role lacks a privilege: connect as the objects' owner, or GRANT the privilege".into()),
+            "55P03" => Some(format!(
+                "the statement waited longer than the lock timeout{} for a lock that another transaction holds on its table; \
+                 retry when that transaction has ended",
+                self.settings
+                    .statement_lock_timeout
+                    .map_or_else(String::new, |t| format!(
+                        " (statement_lock_timeout = {})",
+                        crate::errors::humanize(t)
+                    ))
+            )),
             _ => None,
         };
         SqlFailure {
@@ -1379,14 +1702,22 @@ impl<'m> Engine<'m> {
             detail,
             hint,
             advice,
+            // The run knows how it split its transactions: it says.
+            aftermath: Aftermath::RunRolledBack {
+                undone: Vec::new(),
+                version_table: Vec::new(),
+            },
         }
     }
 
-    /// Records a deliberate edit of an applied revision: the ledger takes
-    /// the file's checksums now, and keeps the old ones with the reason, who
-    /// and when in its `accepted` list. An applied revision without a
-    /// ledger row (adopted from Python Alembic) gets one. Returns the
-    /// checksums replaced (upgrade, downgrade), `None` for a new row.
+    /// Records a deliberate edit of applied revisions: the ledger takes the
+    /// files' checksums now, and keeps the old ones with the reason, who and
+    /// when in its `accepted` list. `revision` is what users type for
+    /// applied revisions: an id or prefix, a label, `current`, `heads`,
+    /// `head`, relative forms (`current-1`). Of several revisions named,
+    /// those whose files match their ledger rows are left alone. An applied
+    /// revision without a ledger row (adopted from Python Alembic) gets one.
+    /// Everything is checked before the ledger is written, in one statement.
     #[cfg(feature = "sync")]
     pub fn accept(
         &self,
@@ -1394,7 +1725,7 @@ impl<'m> Engine<'m> {
         revision: &str,
         reason: &str,
         by: &str,
-    ) -> Result<Option<(String, Option<String>)>, EngineError> {
+    ) -> Result<Vec<Accepted>, EngineError> {
         wait(self.accept_async(client, revision, reason, by))
     }
 
@@ -1405,7 +1736,7 @@ impl<'m> Engine<'m> {
         revision: &str,
         reason: &str,
         by: &str,
-    ) -> Result<Option<(String, Option<String>)>, EngineError> {
+    ) -> Result<Vec<Accepted>, EngineError> {
         let session = self.settings.open_session_async(client).await?;
         let (key, current) = self.state(session);
         let result = self
@@ -1415,25 +1746,29 @@ impl<'m> Engine<'m> {
         result
     }
 
-    async fn accept_locked<C: Connection>(
-        &self,
-        client: &mut C,
-        current: Current,
-        revision: &str,
-        reason: &str,
-        by: &str,
-    ) -> Result<Option<(String, Option<String>)>, EngineError> {
-        {
-            let resolver = Resolver::with_current(self.map, current.known.clone());
-            let i = resolver.revision(revision)?;
+    /// The revisions `accept` would change, or why it cannot.
+    fn to_accept(&self, current: &Current, revision: &str) -> Result<Vec<Accepted>, EngineError> {
+        let named =
+            match Resolver::with_current(self.map, current.known.clone()).resolve(revision)? {
+                Target::Revisions(revs) => revs,
+                Target::Base | Target::BranchBase { .. } => Vec::new(),
+            };
+        if named.is_empty() {
+            return Err(EngineError::NotApplied {
+                revision: revision.to_owned(),
+            });
+        }
+        let applied = self.applied(current);
+        let mut out = Vec::new();
+        for &i in &named {
             let rev = self.map.rev(i);
-            if !self.applied(&current).contains(&i) {
+            if !applied.contains(&i) {
                 return Err(EngineError::NotApplied {
                     revision: rev.id.clone(),
                 });
             }
-            let up = rev.upgrade.checksum().as_str().to_owned();
-            let down = rev
+            let upgrade = rev.upgrade.checksum().as_str().to_owned();
+            let downgrade = rev
                 .downgrade
                 .as_ref()
                 .map(|d| d.checksum().as_str().to_owned());
@@ -1441,38 +1776,62 @@ impl<'m> Engine<'m> {
                 .ledger
                 .get(&rev.id)
                 .map(|row| (row.upgrade_checksum.clone(), row.downgrade_checksum.clone()));
-            if let Some((old_up, old_down)) = &previous {
-                if *old_up == up && *old_down == down {
-                    return Err(EngineError::NothingToAccept {
-                        revision: rev.id.clone(),
-                    });
-                }
+            if previous.as_ref() == Some(&(upgrade.clone(), downgrade.clone())) {
+                continue;
             }
+            out.push(Accepted {
+                revision: rev.id.clone(),
+                previous,
+                upgrade,
+                downgrade,
+            });
+        }
+        if out.is_empty() {
+            return Err(EngineError::NothingToAccept {
+                revision: self.ids(&named).join(", "),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn accept_locked<C: Connection>(
+        &self,
+        client: &mut C,
+        current: Current,
+        revision: &str,
+        reason: &str,
+        by: &str,
+    ) -> Result<Vec<Accepted>, EngineError> {
+        let accepted = self.to_accept(&current, revision)?;
+        let l = self.ledger_table();
+        let literal = |v: Option<&str>| v.map_or("NULL".to_owned(), quote_literal);
+        let mut sql = String::from("BEGIN;\n");
+        for a in &accepted {
             let entry = format!(
                 "jsonb_build_object('upgrade_from', {}, 'downgrade_from', {}, 'upgrade_to', {}, 'downgrade_to', {}, 'reason', {}, 'by', {}, 'at', now())",
-                previous.as_ref().map_or("NULL".into(), |p| quote_literal(&p.0)),
-                previous.as_ref().and_then(|p| p.1.as_deref()).map_or("NULL".into(), quote_literal),
-                quote_literal(&up),
-                down.as_deref().map_or("NULL".into(), quote_literal),
+                literal(a.previous.as_ref().map(|p| p.0.as_str())),
+                literal(a.previous.as_ref().and_then(|p| p.1.as_deref())),
+                quote_literal(&a.upgrade),
+                literal(a.downgrade.as_deref()),
                 quote_literal(reason),
                 quote_literal(by)
             );
-            let l = self.ledger_table();
-            let down_sql = down.as_deref().map_or("NULL".into(), quote_literal);
-            let sql = format!(
-                "INSERT INTO {l} (revision, upgrade_checksum, downgrade_checksum, tool, accepted) VALUES ({}, {}, {down_sql}, {}, jsonb_build_array({entry})) \
+            sql.push_str(&format!(
+                "INSERT INTO {l} (revision, upgrade_checksum, downgrade_checksum, tool, accepted) VALUES ({}, {}, {}, {}, jsonb_build_array({entry})) \
                  ON CONFLICT (revision) DO UPDATE SET upgrade_checksum = EXCLUDED.upgrade_checksum, downgrade_checksum = EXCLUDED.downgrade_checksum, \
-                 accepted = {l}.accepted || EXCLUDED.accepted",
-                quote_literal(&rev.id),
-                quote_literal(&up),
+                 accepted = {l}.accepted || EXCLUDED.accepted;\n",
+                quote_literal(&a.revision),
+                quote_literal(&a.upgrade),
+                literal(a.downgrade.as_deref()),
                 quote_literal(&self.settings.tool)
-            );
-            Self::db(
-                "cannot record the accepted edit",
-                client.batch_execute(&sql).await,
-            )?;
-            Ok(previous)
+            ));
         }
+        sql.push_str("COMMIT;");
+        Self::db(
+            "cannot record the accepted edit",
+            client.batch_execute(&sql).await,
+        )?;
+        Ok(accepted)
     }
 
     /// Sets the version table to `targets` without running revisions
@@ -1754,6 +2113,25 @@ impl<'m> Engine<'m> {
             out.push_str("COMMIT;\n");
         }
         Ok(out)
+    }
+}
+
+/// The revision a failure names, if it is a failing statement.
+fn failed_revision(e: &EngineError) -> Option<&str> {
+    match e {
+        EngineError::Sql(f) => Some(&f.revision),
+        _ => None,
+    }
+}
+
+/// Says what state a failing statement left the database in.
+fn with_aftermath(e: EngineError, aftermath: Aftermath) -> EngineError {
+    match e {
+        EngineError::Sql(mut f) => {
+            f.aftermath = aftermath;
+            EngineError::Sql(f)
+        }
+        other => other,
     }
 }
 

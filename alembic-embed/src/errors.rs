@@ -31,6 +31,82 @@ pub struct SqlFailure {
     pub hint: Option<String>,
     /// Our advice for well-known failures.
     pub advice: Option<String>,
+    /// What the failure left the database in.
+    pub aftermath: Aftermath,
+}
+
+/// What a failing statement left the database in, which depends on how the
+/// run was split into transactions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Aftermath {
+    /// One transaction for the run (the default): it was rolled back, with
+    /// the revisions of the run that had run in it before.
+    RunRolledBack {
+        /// Revisions of this run rolled back with the failing one.
+        undone: Vec<String>,
+        /// The version table's rows now (as before the run, or as of the
+        /// last commit before a `transactional: false` revision).
+        version_table: Vec<String>,
+    },
+    /// A transaction per revision: this revision's was rolled back; the
+    /// revisions before it in the run stay committed.
+    RevisionRolledBack {
+        /// The version table's rows now.
+        version_table: Vec<String>,
+    },
+    /// A `transactional: false` revision: nothing was rolled back; the
+    /// statements before the failing one stay applied.
+    NotTransactional {
+        /// The version table's rows now.
+        version_table: Vec<String>,
+    },
+}
+
+impl fmt::Display for Aftermath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = |rows: &[String]| {
+            if rows.is_empty() {
+                "base".to_owned()
+            } else {
+                rows.join(", ")
+            }
+        };
+        match self {
+            Aftermath::RunRolledBack {
+                undone,
+                version_table,
+            } if undone.is_empty() => write!(
+                f,
+                "the run's transaction was rolled back: nothing of this revision is applied, and the version table is still at {}",
+                at(version_table)
+            ),
+            Aftermath::RunRolledBack {
+                undone,
+                version_table,
+            } => write!(
+                f,
+                "the run's transaction was rolled back, with the {} revision{} it had applied before ({}): none of them is applied, \
+                 and the version table is still at {}",
+                undone.len(),
+                if undone.len() == 1 { "" } else { "s" },
+                undone.join(", "),
+                at(version_table)
+            ),
+            Aftermath::RevisionRolledBack { version_table } => write!(
+                f,
+                "this revision's transaction was rolled back; the revisions before it in this run stay committed, and the \
+                 version table is at {}",
+                at(version_table)
+            ),
+            Aftermath::NotTransactional { version_table } => write!(
+                f,
+                "this revision runs outside a transaction, so nothing was rolled back: its statements before the failing one \
+                 stay applied; the version table is at {} and the ledger marks the revision failed",
+                at(version_table)
+            ),
+        }
+    }
 }
 
 impl fmt::Display for SqlFailure {
@@ -55,10 +131,7 @@ impl fmt::Display for SqlFailure {
         if let Some(a) = &self.advice {
             write!(f, "\n  advice: {a}")?;
         }
-        write!(
-            f,
-            "\n  the revision was rolled back; the version table is unchanged"
-        )
+        write!(f, "\n  {}", self.aftermath)
     }
 }
 
@@ -73,6 +146,24 @@ pub enum EngineError {
         context: String,
         /// The driver's error.
         source: tokio_postgres::Error,
+    },
+    /// The migration lock could not be taken.
+    #[error("cannot take the migration lock: {reason}")]
+    Lock {
+        /// Why.
+        reason: String,
+    },
+    /// Another migrator held the lock for longer than `lock_timeout`.
+    #[error(
+        "another migrator held the lock of this version table for longer than the lock timeout ({}); nothing was run{}",
+        humanize(*.waited),
+        if holders.is_empty() { String::new() } else { format!("; held by {}", holders.join("; ")) }
+    )]
+    LockTimeout {
+        /// How long this run waited.
+        waited: std::time::Duration,
+        /// Who holds the lock: pid, application, user, address, since when.
+        holders: Vec<String>,
     },
     /// An identifier does not resolve.
     #[error(transparent)]
@@ -93,9 +184,11 @@ pub enum EngineError {
     /// An applied revision's upgrade section changed after it ran.
     #[error(
         "revision {revision} ({file}) was edited after it was applied: the database recorded {recorded}, the file now has {current}; \
-         restore the file, or record the edit with `cargo alembic accept {revision} --reason \"...\"`"
+         restore the file, or record the edit with `{command} accept {revision} --reason \"...\"`"
     )]
     ChecksumMismatch {
+        /// The command to run (`cargo alembic`, `myapp migrate`).
+        command: String,
         /// The revision.
         revision: String,
         /// Its file.
@@ -116,10 +209,12 @@ pub enum EngineError {
     /// A non-transactional revision failed half way earlier.
     #[error(
         "revision {revision} failed part way on an earlier run ({error}); its statements ran outside a transaction, so the \
-         database may hold part of it. Fix the database by hand, then `cargo alembic stamp` the revision before it (or the \
+         database may hold part of it. Fix the database by hand, then `{command} stamp` the revision before it (or the \
          revision itself if it is now complete), or re-run it after making its statements safe to repeat"
     )]
     FailedEarlier {
+        /// The command to run (`cargo alembic`, `myapp migrate`).
+        command: String,
         /// The revision.
         revision: String,
         /// What failed, as recorded.
@@ -153,6 +248,50 @@ pub enum EngineError {
         /// The problems.
         reason: String,
     },
+}
+
+/// Exit codes of `cargo alembic` and of an embedded `migrate` command
+/// (CONTRACT section 5), one name per meaning.
+pub mod exit_codes {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The operation failed or a check found problems.
+    pub const FAILED: u8 = 1;
+    /// Bad usage or unreadable configuration.
+    pub const USAGE: u8 = 2;
+}
+
+impl EngineError {
+    /// The exit code this error ends a command with: a malformed identifier
+    /// or range is bad usage (2); one that names nothing, and everything
+    /// the database refuses, is a failed operation (1).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            EngineError::Resolve(ResolveError::Syntax { .. })
+            | EngineError::OfflineRange { .. } => exit_codes::USAGE,
+            _ => exit_codes::FAILED,
+        }
+    }
+}
+
+impl crate::tls::ConnectError {
+    /// The exit code: a URL that does not parse is bad usage (2); a server
+    /// that cannot be reached, or refuses, is a failure (1).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            crate::tls::ConnectError::Url(_) => exit_codes::USAGE,
+            _ => exit_codes::FAILED,
+        }
+    }
+}
+
+/// A duration as people write it: `30s`, `1.5s`, `250ms`.
+pub(crate) fn humanize(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// PostgreSQL's message and code, or the driver's message.

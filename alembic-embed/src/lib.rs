@@ -64,8 +64,8 @@ pub use alembic_core::{
 };
 pub use connection::Connection;
 pub use engine::{
-    quote_ident, quote_literal, AheadPolicy, ChecksumPolicy, Current, Direction, Engine, LedgerRow,
-    Report, Session, Settings, Step,
+    accepted_text, quote_ident, quote_literal, Accepted, AheadPolicy, ChecksumPolicy, Current,
+    Direction, Engine, LedgerRow, Report, Session, Settings, Step,
 };
-pub use errors::{EngineError, SqlFailure};
+pub use errors::{exit_codes, Aftermath, EngineError, SqlFailure};
 pub use runner::{Chain, Runner, Status};

@@ -141,6 +141,19 @@ pub struct Runner {
     settings: Settings,
 }
 
+/// How messages name the command an operator runs: the binary's own
+/// `migrate` when it has one (feature `cli`), else `cargo alembic`.
+fn own_command(package: &str) -> String {
+    if !cfg!(feature = "cli") {
+        return "cargo alembic".to_owned();
+    }
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| package.split(' ').next().unwrap_or(package).to_owned());
+    format!("{binary} migrate")
+}
+
 impl Runner {
     /// A runner with the chain's settings (from Cargo metadata) and the
     /// safe policies: an edited applied revision and a database ahead of
@@ -160,6 +173,7 @@ impl Runner {
                     s.package,
                     env!("CARGO_PKG_VERSION")
                 ),
+                command: own_command(s.package),
                 ..Settings::default()
             },
         }
@@ -196,6 +210,37 @@ impl Runner {
     /// The version table's schema (default: the search path).
     pub fn version_table_schema(mut self, schema: impl Into<String>) -> Runner {
         self.settings.version_table_schema = Some(schema.into());
+        self
+    }
+
+    /// How long to wait for another migrator's lock before giving up with
+    /// an error naming the session that holds it (default: no limit).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Runner {
+        self.settings.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// `SET lock_timeout` while revisions run: a statement that waits
+    /// longer than this for a table lock fails (SQLSTATE 55P03) instead of
+    /// queueing behind a long transaction while every query on the table
+    /// queues behind it (default: the server's setting).
+    pub fn statement_lock_timeout(mut self, timeout: Duration) -> Runner {
+        self.settings.statement_lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Recorded in the ledger row of every revision a run applies: a
+    /// release name, a ticket (default: none).
+    pub fn tag(mut self, tag: impl Into<String>) -> Runner {
+        self.settings.tag = Some(tag.into());
+        self
+    }
+
+    /// How messages name the command an operator runs to fix things, as in
+    /// `<command> accept <revision>` (default: `<this binary> migrate` with
+    /// the `cli` feature, else `cargo alembic`).
+    pub fn command(mut self, command: impl Into<String>) -> Runner {
+        self.settings.command = command.into();
         self
     }
 

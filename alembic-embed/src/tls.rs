@@ -54,8 +54,8 @@ pub enum SslMode {
     VerifyFull,
 }
 
-/// A URL split into what the driver takes and the TLS settings.
-#[derive(Debug)]
+/// A URL split into what the driver takes and the TLS settings. Its
+/// `Debug` form hides the password.
 pub struct Parsed {
     /// The URL or key/value string without the keys the driver rejects.
     pub driver: String,
@@ -63,6 +63,16 @@ pub struct Parsed {
     pub mode: SslMode,
     /// `sslrootcert`.
     pub root_cert: Option<String>,
+}
+
+impl std::fmt::Debug for Parsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("driver", &alembic_core::redact(&self.driver))
+            .field("mode", &self.mode)
+            .field("root_cert", &self.root_cert)
+            .finish()
+    }
 }
 
 fn mode_of(value: &str) -> Result<SslMode, ConnectError> {
@@ -97,7 +107,7 @@ pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
                 "sslmode" => mode = mode_of(v)?,
-                "sslrootcert" => root_cert = Some(percent_decode(v)),
+                "sslrootcert" => root_cert = Some(percent_decode(v)?),
                 _ => kept.push(pair.to_owned()),
             }
         }
@@ -122,14 +132,21 @@ pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
     })
 }
 
-fn percent_decode(text: &str) -> String {
+/// Decodes `%XX` escapes of a URL's query value; a `%` not followed by two
+/// hex digits stays as it is, as libpq leaves it.
+fn percent_decode(text: &str) -> Result<String, ConnectError> {
     let bytes = text.as_bytes();
+    let hex = |b: u8| char::from(b).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(b);
+        if bytes[i] == b'%' {
+            if let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                // Two hex digits: at most 255.
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(u8::MAX));
                 i += 3;
                 continue;
             }
@@ -137,7 +154,9 @@ fn percent_decode(text: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).map_err(|_| {
+        ConnectError::Url("sslrootcert is not UTF-8 once its %-escapes are decoded".into())
+    })
 }
 
 /// Where a URL points, without its password: `host:port/dbname`.
@@ -408,6 +427,48 @@ mod tests {
             SslMode::Disable
         );
         assert!(parse("postgresql://h/db?sslmode=always").is_err());
+    }
+
+    #[test]
+    fn a_percent_before_a_multibyte_character_is_an_error_or_kept_not_a_panic() {
+        let p = parse("postgresql://h/db?sslmode=verify-full&sslrootcert=/tmp/x%a\u{e9}").unwrap();
+        assert_eq!(p.root_cert.as_deref(), Some("/tmp/x%a\u{e9}"));
+        let e = parse("postgresql://h/db?sslrootcert=%e9%").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the database URL does not parse: sslrootcert is not UTF-8 once its %-escapes are decoded"
+        );
+        assert_eq!(
+            parse("postgresql://h/db?sslrootcert=%C3%A9%2")
+                .unwrap()
+                .root_cert
+                .as_deref(),
+            Some("\u{e9}%2")
+        );
+    }
+
+    #[test]
+    fn parsed_urls_print_without_the_password() {
+        let p = parse("postgresql://u:s3cret@h/db?sslmode=require").unwrap();
+        assert!(!format!("{p:?}").contains("s3cret"), "{p:?}");
+        let p = parse("host=h password=s3cret").unwrap();
+        assert!(!format!("{p:?}").contains("s3cret"), "{p:?}");
+    }
+
+    proptest::proptest! {
+        /// No text makes the URL parsers panic (a URL is user input).
+        #[test]
+        fn no_url_makes_a_parser_panic(
+            url in "(postgres(ql)?://)?[a-z:@/?&=%\\\\' \u{e9}\u{1F600}0-9A-F.-]{0,40}",
+            any in "\\PC{0,40}",
+        ) {
+            for text in [url.as_str(), any.as_str()] {
+                let _ = parse(text);
+                let _ = describe_target(text);
+                let _ = prepare(text);
+                let _ = alembic_core::redact(text);
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The engine against a real PostgreSQL (a throwaway local server).
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::OnceLock;
 
 use alembic_embed::{load_versions, Engine, EngineError, RevisionMap, Settings};
@@ -183,6 +184,7 @@ fn an_edited_applied_revision_stops_upgrade_before_any_sql() {
             recorded: r,
             current,
             file,
+            ..
         } => {
             assert_eq!(
                 (revision.as_str(), r.as_str(), current.as_str()),
@@ -562,7 +564,11 @@ fn accept_records_a_deliberate_edit_and_keeps_the_old_checksum() {
     let previous = engine
         .accept(&mut c, "a1", "added a comment", "dba@example.com")
         .unwrap();
-    assert_eq!(previous.map(|p| p.0), Some(old.clone()));
+    assert_eq!(previous.len(), 1);
+    assert_eq!(
+        previous[0].previous.as_ref().map(|p| p.0.clone()),
+        Some(old.clone())
+    );
     engine.upgrade(&mut c, "head", &mut |_| {}).unwrap();
     let row = c
         .query_one("SELECT accepted->0->>'upgrade_from', accepted->0->>'reason', accepted->0->>'by', jsonb_array_length(accepted) FROM alembic_version_ledger WHERE revision = 'a1'", &[])
@@ -678,4 +684,367 @@ impl OkSummary for Result<alembic_embed::Report, EngineError> {
             Err(e) => panic!("{e}"),
         }
     }
+}
+
+/// A chain of `n` revisions, each creating a table (running one twice fails).
+fn tables_chain(n: usize) -> (tempfile::TempDir, RevisionMap) {
+    let files: Vec<(String, String)> = (0..n)
+        .map(|k| {
+            let down = if k == 0 {
+                "None".to_owned()
+            } else {
+                format!("r{:02}", k - 1)
+            };
+            (
+                format!("r{k:02}.sql"),
+                rev(
+                    &format!("r{k:02}"),
+                    &down,
+                    &format!("CREATE TABLE t{k:02} (id int);"),
+                    &format!("DROP TABLE t{k:02};"),
+                ),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    chain(&refs)
+}
+
+#[test]
+fn migrators_spelling_one_version_table_differently_take_one_lock() {
+    let (_dir, map) = tables_chain(6);
+    let db = db();
+    // `public` configured, no schema, and no schema with a search path that
+    // finds `public` first: one table, so one lock.
+    let spellings: [(Option<&str>, Option<&str>); 3] = [
+        (Some("public"), None),
+        (None, None),
+        (None, Some("public, elsewhere")),
+    ];
+    db.connect()
+        .unwrap()
+        .batch_execute("CREATE SCHEMA elsewhere")
+        .unwrap();
+    let start = std::sync::Barrier::new(8);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|k| {
+                let (schema, search_path) = spellings[k % spellings.len()];
+                let (map, db, start) = (&map, &db, &start);
+                scope.spawn(move || {
+                    let mut c = db.connect().unwrap();
+                    if let Some(path) = search_path {
+                        c.batch_execute(&format!("SET search_path = {path}"))
+                            .unwrap();
+                    }
+                    let settings = Settings {
+                        version_table_schema: schema.map(str::to_owned),
+                        ..Settings::default()
+                    };
+                    start.wait();
+                    Engine::new(map, settings)
+                        .upgrade(&mut c, "head", &mut |_| {})
+                        .map(|r| r.steps.len())
+                })
+            })
+            .collect();
+        let applied: usize = handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap_or_else(|e| panic!("{e}")))
+            .sum();
+        assert_eq!(applied, 6, "each revision ran exactly once");
+    });
+    let mut c = db.connect().unwrap();
+    assert_eq!(
+        rows(&mut c, "SELECT version_num FROM alembic_version"),
+        ["r05"]
+    );
+    assert_eq!(
+        rows(&mut c, "SELECT count(*)::text FROM alembic_version_ledger"),
+        ["6"]
+    );
+}
+
+/// The usual application role: USAGE on the schema, DML on the two tables,
+/// no CREATE anywhere.
+fn least_privilege_url(db: &Database) -> String {
+    db.connect()
+        .unwrap()
+        .batch_execute(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app_dml') THEN CREATE ROLE app_dml LOGIN; END IF; END $$;\
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC; GRANT USAGE ON SCHEMA public TO app_dml; GRANT CONNECT ON DATABASE {} TO app_dml;\
+             GRANT SELECT, INSERT, UPDATE, DELETE ON alembic_version, alembic_version_ledger TO app_dml;",
+            db.name()
+        ))
+        .unwrap();
+    db.url().replacen("postgres@", "app_dml@", 1)
+}
+
+#[test]
+fn a_role_without_create_runs_a_no_op_upgrade_and_reads_current() {
+    let (_dir, map) = tables_chain(2);
+    let db = db();
+    let engine = Engine::new(&map, Settings::default());
+    engine
+        .upgrade(&mut db.connect().unwrap(), "head", &mut |_| {})
+        .unwrap();
+    let url = least_privilege_url(&db);
+    let mut app = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let report = engine.upgrade(&mut app, "head", &mut |_| {}).unwrap();
+    assert!(report.steps.is_empty());
+    assert_eq!(report.after, ["r01"]);
+    assert_eq!(engine.current(&mut app).unwrap().heads, ["r01"]);
+
+    // A pending revision needs CREATE: PostgreSQL's error, naming the
+    // revision and its file.
+    let (_dir, more) = tables_chain(3);
+    let err = Engine::new(&more, Settings::default())
+        .upgrade(&mut app, "head", &mut |_| {})
+        .unwrap_err();
+    let EngineError::Sql(f) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (f.revision.as_str(), f.code.as_str()),
+        ("r02", "42501"),
+        "{err}"
+    );
+    assert!(f.file.ends_with("r02.sql"), "{}", f.file.display());
+}
+
+#[test]
+fn accept_takes_current_and_relative_identifiers_and_writes_only_after_checking() {
+    let (dir, map) = tables_chain(3);
+    let db = db();
+    let mut c = db.connect().unwrap();
+    Engine::new(&map, Settings::default())
+        .upgrade(&mut c, "head", &mut |_| {})
+        .unwrap();
+    // Edit the head and the one below it.
+    for k in [1, 2] {
+        let path = dir.path().join(format!("versions/r{k:02}.sql"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("(id int)", "(id bigint)")).unwrap();
+    }
+    let edited = load_versions(&dir.path().join("versions")).unwrap();
+    let engine = Engine::new(&edited, Settings::default());
+    let ledger = |c: &mut postgres::Client| {
+        rows(
+            c,
+            "SELECT revision || ' ' || jsonb_array_length(accepted) FROM alembic_version_ledger",
+        )
+    };
+    // Not applied, or no such revision: an error, and nothing written.
+    for bad in ["current+1", "nope"] {
+        assert!(engine.accept(&mut c, bad, "why", "me").is_err(), "{bad}");
+        assert_eq!(ledger(&mut c), ["r00 0", "r01 0", "r02 0"]);
+    }
+    let accepted = engine.accept(&mut c, "current", "widen ids", "me").unwrap();
+    assert_eq!(
+        accepted
+            .iter()
+            .map(|a| a.revision.as_str())
+            .collect::<Vec<_>>(),
+        ["r02"]
+    );
+    let accepted = engine
+        .accept(&mut c, "current-1", "widen ids", "me")
+        .unwrap();
+    assert_eq!(accepted[0].revision, "r01");
+    assert_eq!(ledger(&mut c), ["r00 0", "r01 1", "r02 1"]);
+    let err = engine.accept(&mut c, "heads", "again", "me").unwrap_err();
+    assert!(matches!(err, EngineError::NothingToAccept { .. }), "{err}");
+}
+
+#[test]
+fn a_failure_says_what_each_transaction_mode_left_in_the_database() {
+    let files = [
+        (
+            "a.sql",
+            rev("a1", "None", "CREATE TABLE m1 (id int);", "DROP TABLE m1;"),
+        ),
+        (
+            "b.sql",
+            rev("b2", "a1", "CREATE TABLE m2 (id int);", "DROP TABLE m2;"),
+        ),
+        ("c.sql", rev("c3", "b2", "SELECT 1 / 0;", "")),
+    ];
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let (_dir, map) = chain(&refs);
+    let failure = |settings: Settings| {
+        let db = db();
+        let err = Engine::new(&map, settings)
+            .upgrade(&mut db.connect().unwrap(), "head", &mut |_| {})
+            .unwrap_err();
+        err.to_string()
+    };
+    let one = failure(Settings::default());
+    assert!(
+        one.ends_with("the run's transaction was rolled back, with the 2 revisions it had applied before (a1, b2): none of them is applied, and the version table is still at base"),
+        "{one}"
+    );
+    let each = failure(Settings {
+        transaction_per_migration: true,
+        ..Settings::default()
+    });
+    assert!(
+        each.ends_with("this revision's transaction was rolled back; the revisions before it in this run stay committed, and the version table is at b2"),
+        "{each}"
+    );
+    let nt = "-- nt\n-- revision: c3\n-- down_revision: b2\n-- transactional: false\n\n-- alembic:upgrade\nSELECT 1 / 0;\n\n-- alembic:downgrade\n";
+    let refs = [refs[0], refs[1], ("c.sql", nt)];
+    let (_dir, map) = chain(&refs);
+    let db = db();
+    let err = Engine::new(&map, Settings::default())
+        .upgrade(&mut db.connect().unwrap(), "head", &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("this revision runs outside a transaction, so nothing was rolled back: its statements before the failing one stay applied; the version table is at b2"),
+        "{err}"
+    );
+    assert!(!err.contains("rolled back;"), "{err}");
+}
+
+#[test]
+fn lock_timeout_gives_up_and_names_who_holds_the_lock() {
+    let (_dir, map) = tables_chain(1);
+    let db = db();
+    let settings = Settings {
+        lock_timeout: Some(std::time::Duration::from_millis(300)),
+        ..Settings::default()
+    };
+    let mut holder = postgres::Config::from_str(db.url())
+        .unwrap()
+        .application_name("the-holder")
+        .connect(postgres::NoTls)
+        .unwrap();
+    holder
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({})",
+            settings.lock_key_sql()
+        ))
+        .unwrap();
+    let mut c = db.connect().unwrap();
+    let started = std::time::Instant::now();
+    let err = Engine::new(&map, settings)
+        .upgrade(&mut c, "head", &mut |_| {})
+        .unwrap_err();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    let text = err.to_string();
+    assert!(matches!(err, EngineError::LockTimeout { .. }), "{text}");
+    assert!(
+        text.starts_with("another migrator held the lock of this version table for longer than the lock timeout (300ms); nothing was run; held by pid "),
+        "{text}"
+    );
+    assert!(text.contains("application the-holder"), "{text}");
+    assert!(tables(&mut c).is_empty(), "nothing was touched");
+}
+
+#[test]
+fn statement_lock_timeout_stops_a_revision_queued_behind_a_long_transaction() {
+    let (_dir, base) = tables_chain(1);
+    let alter = rev(
+        "a2",
+        "r00",
+        "ALTER TABLE t00 ADD COLUMN x int;",
+        "ALTER TABLE t00 DROP COLUMN x;",
+    );
+    let nt = "-- nt\n-- revision: a2\n-- down_revision: r00\n-- transactional: false\n\n-- alembic:upgrade\nALTER TABLE t00 ADD COLUMN x int;\n\n-- alembic:downgrade\nALTER TABLE t00 DROP COLUMN x;\n";
+    for (name, text) in [("transactional", alter.as_str()), ("not transactional", nt)] {
+        let db = db();
+        let mut c = db.connect().unwrap();
+        Engine::new(&base, Settings::default())
+            .upgrade(&mut c, "head", &mut |_| {})
+            .unwrap();
+        let (_dir, map) = chain(&[
+            (
+                "r00.sql",
+                &rev(
+                    "r00",
+                    "None",
+                    "CREATE TABLE t00 (id int);",
+                    "DROP TABLE t00;",
+                ),
+            ),
+            ("a2.sql", text),
+        ]);
+        // A long transaction reading the table.
+        let mut reader = db.connect().unwrap();
+        reader.batch_execute("BEGIN; SELECT * FROM t00").unwrap();
+        c.batch_execute("SET lock_timeout = '7s'").unwrap();
+        let settings = Settings {
+            statement_lock_timeout: Some(std::time::Duration::from_millis(200)),
+            ..Settings::default()
+        };
+        let err = Engine::new(&map, settings)
+            .upgrade(&mut c, "head", &mut |_| {})
+            .unwrap_err();
+        let EngineError::Sql(f) = &err else {
+            panic!("{name}: {err}")
+        };
+        assert_eq!(
+            (f.revision.as_str(), f.code.as_str()),
+            ("a2", "55P03"),
+            "{name}: {err}"
+        );
+        assert!(
+            err.to_string().contains("statement_lock_timeout"),
+            "{name}: {err}"
+        );
+        // The session's own setting is back.
+        assert_eq!(rows(&mut c, "SHOW lock_timeout"), ["7s"], "{name}");
+        reader.batch_execute("ROLLBACK").unwrap();
+    }
+}
+
+#[test]
+fn a_tag_is_recorded_with_every_revision_a_run_applies() {
+    let (_dir, map) = tables_chain(3);
+    let db = db();
+    let mut c = db.connect().unwrap();
+    let tagged = |tag: &str| Settings {
+        tag: Some(tag.into()),
+        ..Settings::default()
+    };
+    Engine::new(&map, tagged("release-41"))
+        .upgrade(&mut c, "r01", &mut |_| {})
+        .unwrap();
+    let engine = Engine::new(&map, tagged("JIRA-42"));
+    engine.upgrade(&mut c, "head", &mut |_| {}).unwrap();
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT revision || ' ' || tag FROM alembic_version_ledger"
+        ),
+        ["r00 release-41", "r01 release-41", "r02 JIRA-42"]
+    );
+    let current = engine.current(&mut c).unwrap();
+    assert_eq!(current.ledger["r02"].tag.as_deref(), Some("JIRA-42"));
+    assert!(engine
+        .current_text(&current, true)
+        .contains("Tag: JIRA-42\n"));
+}
+
+#[test]
+fn a_ledger_made_before_tags_gets_the_column_and_reads_without_it() {
+    let (_dir, map) = tables_chain(2);
+    let db = db();
+    let mut c = db.connect().unwrap();
+    let engine = Engine::new(&map, Settings::default());
+    engine.upgrade(&mut c, "r00", &mut |_| {}).unwrap();
+    c.batch_execute("ALTER TABLE alembic_version_ledger DROP COLUMN tag")
+        .unwrap();
+    assert_eq!(engine.current(&mut c).unwrap().ledger["r00"].tag, None);
+    engine.upgrade(&mut c, "head", &mut |_| {}).unwrap();
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT revision || ' ' || coalesce(tag, '-') FROM alembic_version_ledger"
+        ),
+        ["r00 -", "r01 -"]
+    );
 }

@@ -50,8 +50,9 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-/// Which provider to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which provider to use. Its `Debug` form hides the URLs (they may hold a
+/// password).
+#[derive(Clone, PartialEq, Eq)]
 pub enum Choice {
     /// The first that works: an existing server if a URL is given, local
     /// server binaries if found, Docker if a daemon answers.
@@ -63,6 +64,18 @@ pub enum Choice {
     Local,
     /// Docker.
     Docker,
+}
+
+impl std::fmt::Debug for Choice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Choice::Auto(None) => f.write_str("Auto(None)"),
+            Choice::Auto(Some(_)) => f.write_str("Auto(Some(<url hidden>))"),
+            Choice::Url(_) => f.write_str("Url(<url hidden>)"),
+            Choice::Local => f.write_str("Local"),
+            Choice::Docker => f.write_str("Docker"),
+        }
+    }
 }
 
 /// A running server to create throwaway databases on.

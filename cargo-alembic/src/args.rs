@@ -3,10 +3,13 @@
 
 use std::path::PathBuf;
 
+use alembic_core::DatabaseUrl;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Shared with the `migrate` command of embedded binaries.
-pub use alembic_embed::cli::{CurrentArgs, DowngradeArgs, HistoryArgs, UpgradeArgs};
+pub use alembic_embed::cli::{
+    AcceptArgs, CurrentArgs, DowngradeArgs, HistoryArgs, StampArgs, UpgradeArgs,
+};
 
 /// Alembic's revision graph for Rust and PostgreSQL.
 #[derive(Debug, Parser)]
@@ -33,7 +36,13 @@ pub struct GlobalArgs {
     pub script_location: Option<PathBuf>,
     /// Database URL [default: $DATABASE_URL, then `.env`]
     #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
+    /// Give up when another migrator holds the lock longer than this (`30s`, `500ms`) [default: `lock_timeout` in the metadata, else wait]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = alembic_core::parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
+    /// `SET lock_timeout` inside every revision (`5s`) [default: `statement_lock_timeout` in the metadata]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = alembic_core::parse_duration)]
+    pub statement_lock_timeout: Option<std::time::Duration>,
     /// Path to Cargo.toml of the workspace or package
     #[arg(long, global = true, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
@@ -181,20 +190,6 @@ pub struct HeadsArgs {
     pub resolve_dependencies: bool,
 }
 
-/// `stamp`.
-#[derive(Debug, Args)]
-pub struct StampArgs {
-    /// Revisions to set (`head`, `heads`, ids, `base`)
-    #[arg(required = true)]
-    pub revisions: Vec<String>,
-    /// Empty the version table first (even of revisions not in the chain)
-    #[arg(long)]
-    pub purge: bool,
-    /// Print the SQL instead of running it (offline; no database)
-    #[arg(long)]
-    pub sql: bool,
-}
-
 /// `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -210,20 +205,7 @@ pub struct VerifyArgs {
     /// Check a real database read-only instead: edited, unknown, pending and
     /// unverified revisions (writes nothing)
     #[arg(long, value_name = "URL", conflicts_with_all = ["local", "docker"])]
-    pub against: Option<String>,
-}
-
-/// `accept`.
-#[derive(Debug, Args)]
-pub struct AcceptArgs {
-    /// The edited revision
-    pub revision: String,
-    /// Why the edit is safe, kept in the ledger
-    #[arg(long, required = true)]
-    pub reason: String,
-    /// Who accepts it [default: git's user.email, else $USER]
-    #[arg(long)]
-    pub by: Option<String>,
+    pub against: Option<DatabaseUrl>,
 }
 
 /// `show`.

@@ -71,6 +71,16 @@ impl CliError {
         }
     }
 
+    /// An error of the engine or the connection, by the exit code its type
+    /// gives it, so that `cargo alembic` and an embedded `migrate` agree.
+    pub fn by_code(code: u8, message: String) -> Self {
+        if code == exit_codes::USAGE {
+            CliError::usage(message, None)
+        } else {
+            CliError::failed(message, None)
+        }
+    }
+
     /// The exit code (CONTRACT section 5).
     pub fn exit_code(&self) -> u8 {
         match self {

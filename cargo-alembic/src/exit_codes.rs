@@ -1,8 +1,4 @@
-//! Exit codes (CONTRACT section 5), one name per meaning.
+//! Exit codes (CONTRACT section 5), one name per meaning: the same
+//! constants as an embedded `migrate` command's.
 
-/// Success.
-pub const OK: u8 = 0;
-/// The operation failed or a check found problems.
-pub const FAILED: u8 = 1;
-/// Bad usage or unreadable configuration.
-pub const USAGE: u8 = 2;
+pub use alembic_embed::exit_codes::{FAILED, OK, USAGE};

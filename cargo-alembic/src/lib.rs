@@ -30,7 +30,7 @@ pub(crate) struct Ctx {
     pub(crate) cwd: PathBuf,
     /// `--database-url` as given: `verify` uses an existing server only
     /// when asked explicitly, never `DATABASE_URL` from the environment.
-    pub(crate) database_url_flag: Option<String>,
+    pub(crate) database_url_flag: Option<alembic_core::DatabaseUrl>,
 }
 
 impl Ctx {
@@ -114,6 +114,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         package: g.package.clone(),
         version_table: None,
         version_table_schema: None,
+        lock_timeout: g.lock_timeout,
+        statement_lock_timeout: g.statement_lock_timeout,
         script_location_only: cli.command.script_location_only(),
         without_database_url: false,
     };

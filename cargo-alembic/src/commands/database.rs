@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use alembic_core::{Resolver, RevisionMap};
+use alembic_core::RevisionMap;
 use alembic_embed::{Current, Engine, EngineError, Report, Session, Settings};
 use serde::Serialize;
 
@@ -21,15 +21,18 @@ fn print(text: &str) -> Result<(), CliError> {
 
 /// The engine's settings from the resolved configuration.
 pub(crate) fn settings(ctx: &Ctx) -> Settings {
-    settings_with(ctx, false)
+    settings_with(ctx, false, None)
 }
 
-fn settings_with(ctx: &Ctx, per_migration_flag: bool) -> Settings {
+fn settings_with(ctx: &Ctx, per_migration_flag: bool, tag: Option<&String>) -> Settings {
     Settings {
+        tag: tag.cloned(),
         version_table: ctx.config.version_table.clone(),
         version_table_schema: ctx.config.version_table_schema.clone(),
         transaction_per_migration: per_migration_flag || ctx.config.transaction_per_migration,
         tool: format!("cargo-alembic {}", env!("CARGO_PKG_VERSION")),
+        lock_timeout: ctx.config.lock_timeout,
+        statement_lock_timeout: ctx.config.statement_lock_timeout,
         ..Settings::default()
     }
 }
@@ -37,7 +40,7 @@ fn settings_with(ctx: &Ctx, per_migration_flag: bool) -> Settings {
 /// Connects with the configured URL (TLS as libpq's `sslmode` says); a
 /// failure is one clear line without the password.
 pub(crate) fn connect(ctx: &Ctx) -> Result<postgres::Client, CliError> {
-    let url = ctx.config.database_url.as_deref().ok_or_else(|| {
+    let url = ctx.config.database_url.as_ref().ok_or_else(|| {
         CliError::usage(
             "no database URL",
             Some(format!(
@@ -46,10 +49,8 @@ pub(crate) fn connect(ctx: &Ctx) -> Result<postgres::Client, CliError> {
             )),
         )
     })?;
-    alembic_embed::tls::connect(url).map_err(|e| match e {
-        alembic_embed::tls::ConnectError::Url(_) => CliError::usage(e.to_string(), None),
-        other => CliError::failed(other.to_string(), None),
-    })
+    alembic_embed::tls::connect(url.expose())
+        .map_err(|e| CliError::by_code(e.exit_code(), e.to_string()))
 }
 
 /// Loads the chain while another thread connects, takes the migration lock
@@ -86,15 +87,14 @@ fn load_and_lock(
     })
 }
 
-fn engine_error(e: EngineError) -> CliError {
+pub(crate) fn engine_error(e: EngineError) -> CliError {
     match e {
         EngineError::Resolve(r) => CliError::Resolve(r),
-        e @ EngineError::OfflineRange { .. } => CliError::usage(e.to_string(), None),
-        other => CliError::failed(other.to_string(), None),
+        other => CliError::by_code(other.exit_code(), other.to_string()),
     }
 }
 
-fn print_report(ctx: &Ctx, map: &RevisionMap, report: &Report, verb: &str) -> Result<(), CliError> {
+fn print_report(ctx: &Ctx, report: &Report, verb: &str, tag: Option<&str>) -> Result<(), CliError> {
     for note in report.notes() {
         eprintln!("{note}");
     }
@@ -112,6 +112,9 @@ fn print_report(ctx: &Ctx, map: &RevisionMap, report: &Report, verb: &str) -> Re
             steps: Vec<StepJson<'a>>,
             unverified: &'a [String],
             warnings: &'a [String],
+            /// `--tag`, recorded with each revision applied.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tag: Option<&'a str>,
         }
         let steps = report
             .steps
@@ -128,9 +131,9 @@ fn print_report(ctx: &Ctx, map: &RevisionMap, report: &Report, verb: &str) -> Re
             steps,
             unverified: &report.unverified,
             warnings: &report.warnings,
+            tag,
         }));
     }
-    let _ = map;
     print(&format!("{}\n", report.summary(verb)))
 }
 
@@ -187,7 +190,10 @@ fn step_printer(ctx: &Ctx) -> impl FnMut(&alembic_embed::Step) + '_ {
 pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
     if args.sql {
         let map = ctx.load()?;
-        let engine = Engine::new(&map, settings_with(ctx, args.transaction_per_migration));
+        let engine = Engine::new(
+            &map,
+            settings_with(ctx, args.transaction_per_migration, args.tag.as_ref()),
+        );
         return print(
             &engine
                 .upgrade_sql_range(&args.revision)
@@ -200,13 +206,13 @@ pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
             Some("online, `upgrade` starts from the database's current state".into()),
         ));
     }
-    let settings = settings_with(ctx, args.transaction_per_migration);
+    let settings = settings_with(ctx, args.transaction_per_migration, args.tag.as_ref());
     let (map, mut client, session) = load_and_lock(ctx, &settings)?;
     let engine = Engine::new(&map, settings);
     let report = engine
         .upgrade_in(&mut client, session, &args.revision, &mut step_printer(ctx))
         .map_err(engine_error)?;
-    let printed = print_report(ctx, &map, &report, "upgrade");
+    let printed = print_report(ctx, &report, "upgrade", args.tag.as_deref());
     // Close the connection properly; but the process ends next, so the
     // chain is not freed revision by revision (about a millisecond per
     // thousand revisions, on a run that is otherwise ~10 ms when nothing
@@ -221,20 +227,23 @@ pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
 pub(crate) fn downgrade(ctx: &Ctx, args: &DowngradeArgs) -> Result<(), CliError> {
     if args.sql {
         let map = ctx.load()?;
-        let engine = Engine::new(&map, settings_with(ctx, args.transaction_per_migration));
+        let engine = Engine::new(
+            &map,
+            settings_with(ctx, args.transaction_per_migration, args.tag.as_ref()),
+        );
         return print(
             &engine
                 .downgrade_sql_range(&args.revision)
                 .map_err(engine_error)?,
         );
     }
-    let settings = settings_with(ctx, args.transaction_per_migration);
+    let settings = settings_with(ctx, args.transaction_per_migration, args.tag.as_ref());
     let (map, mut client, session) = load_and_lock(ctx, &settings)?;
     let engine = Engine::new(&map, settings);
     let report = engine
         .downgrade_in(&mut client, session, &args.revision, &mut step_printer(ctx))
         .map_err(engine_error)?;
-    print_report(ctx, &map, &report, "downgrade")
+    print_report(ctx, &report, "downgrade", args.tag.as_deref())
 }
 
 /// Runs `stamp`.
@@ -254,21 +263,9 @@ pub(crate) fn stamp(ctx: &Ctx, args: &StampArgs) -> Result<(), CliError> {
         .stamp(&mut client, &targets, args.purge)
         .map_err(engine_error)?;
     if ctx.format == Format::Json {
-        return print_report(ctx, &map, &report, "stamp");
+        return print_report(ctx, &report, "stamp", args.tag.as_deref());
     }
-    let at = if report.after.is_empty() {
-        "base".to_owned()
-    } else {
-        report.after.join(", ")
-    };
-    print(&format!(
-        "Stamped: the database is at {at} (was {})\n",
-        if report.before.is_empty() {
-            "base".to_owned()
-        } else {
-            report.before.join(", ")
-        }
-    ))
+    print(&format!("{}\n", report.stamped()))
 }
 
 /// The database's state, for `current` and `history -i`.
@@ -294,13 +291,21 @@ pub(crate) fn current(ctx: &Ctx, args: &CurrentArgs) -> Result<(), CliError> {
             applied: usize,
             unverified: &'a [String],
             edited: &'a [String],
+            /// The `--tag` each applied revision was recorded with.
+            tags: std::collections::BTreeMap<&'a str, &'a str>,
         }
+        let tags = current
+            .ledger
+            .iter()
+            .filter_map(|(id, row)| Some((id.as_str(), row.tag.as_deref()?)))
+            .collect();
         return print(&to_json(&CurrentJson {
             heads: &current.heads,
             unknown: &current.unknown,
             applied: engine.applied(&current).len(),
             unverified: &unverified,
             edited: &edited,
+            tags,
         }));
     }
     let out = engine.current_text(&current, args.verbose);
@@ -351,19 +356,8 @@ pub(crate) fn accept(ctx: &Ctx, args: &AcceptArgs) -> Result<(), CliError> {
     let mut client = connect(ctx)?;
     let by = who(args);
     let engine = Engine::new(&map, settings(ctx));
-    let previous = engine
+    let accepted = engine
         .accept(&mut client, &args.revision, &args.reason, &by)
         .map_err(engine_error)?;
-    let rev = Resolver::new(&map).revision(&args.revision)?;
-    let now = map.rev(rev).upgrade.checksum();
-    match previous {
-        Some((old, _)) => print(&format!(
-            "Accepted the edit of {} by {by}: {old} -> {now}\n",
-            map.rev(rev).id
-        )),
-        None => print(&format!(
-            "Recorded {} (it had no ledger row) by {by}: {now}\n",
-            map.rev(rev).id
-        )),
-    }
+    print(&alembic_embed::accepted_text(&accepted, &by))
 }

@@ -69,11 +69,12 @@ pub(crate) fn heads(ctx: &Ctx, args: &HeadsArgs) -> Result<(), CliError> {
 /// Runs `history`.
 pub(crate) fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
     let map = ctx.load()?;
-    let current = if args.indicate_current {
-        Some(super::database::read_current(ctx, &map)?.known)
+    let state = if args.indicate_current {
+        Some(super::database::read_current(ctx, &map)?)
     } else {
         None
     };
+    let current = state.as_ref().map(|s| s.known.clone());
     let resolver = match &current {
         Some(rows) => Resolver::with_current(&map, rows.clone()),
         None => Resolver::new(&map),
@@ -82,9 +83,21 @@ pub(crate) fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
         Some(range) => resolver.history(range)?,
         None => map.order().iter().rev().copied().collect(),
     };
-    match current {
-        Some(rows) if ctx.format == Format::Human && !args.verbose => {
+    match (current, &state) {
+        (Some(rows), _) if ctx.format == Format::Human && !args.verbose => {
             print(&listing(&map, &revs, false, HISTORY_STYLE, Some(&rows)))
+        }
+        // Verbose with the database: each entry with its ledger record.
+        (Some(_), Some(state)) if ctx.format == Format::Human => {
+            let mut out = String::new();
+            for &i in &revs {
+                out.push_str(&alembic_core::display::log_entry(&map, i));
+                if let Some(row) = state.ledger.get(&map.rev(i).id) {
+                    out.push_str(&row.describe());
+                }
+                out.push('\n');
+            }
+            print(&out)
         }
         _ => list(ctx, map, &revs, args.verbose, HISTORY_STYLE),
     }

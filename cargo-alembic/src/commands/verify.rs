@@ -174,12 +174,12 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
     )?;
     let static_ms = started.elapsed().as_millis();
     if let Some(url) = &args.against {
-        return against(ctx, &map, url, problems, warnings, started);
+        return against(ctx, &map, url.expose(), problems, warnings, started);
     }
 
     // 2. A throwaway server: an existing one only when asked explicitly.
     let choice = match (&ctx.database_url_flag, args.local, args.docker) {
-        (Some(url), _, _) => Choice::Url(url.clone()),
+        (Some(url), _, _) => Choice::Url(url.expose().to_owned()),
         (None, true, _) => Choice::Local,
         (None, _, true) => Choice::Docker,
         (None, false, false) => Choice::Auto(None),
@@ -454,8 +454,8 @@ fn against(
     warnings: Vec<Problem>,
     started: Instant,
 ) -> Result<(), CliError> {
-    let mut client =
-        alembic_embed::tls::connect(url).map_err(|e| CliError::failed(e.to_string(), None))?;
+    let mut client = alembic_embed::tls::connect(url)
+        .map_err(|e| CliError::by_code(e.exit_code(), e.to_string()))?;
     // Read-only for sure: the session cannot write.
     client
         .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")

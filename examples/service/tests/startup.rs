@@ -314,3 +314,49 @@ fn migrate_commands_take_the_arguments_of_cargo_alembic() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// One mapping from error to exit code: the same error ends `cargo alembic`
+/// and the service's own `migrate` with the same code.
+#[test]
+fn cargo_alembic_and_the_embedded_migrate_exit_alike_for_each_error() {
+    let migrations = workspace().join("migrations");
+    let binary = Path::new(SERVICE);
+    let db = db();
+    let cases: Vec<(&str, &[&str], u8)> = vec![
+        ("postgresql://127.0.0.1/db?sslmode=bogus", &["current"], 2),
+        (
+            "postgresql://127.0.0.1/db?sslrootcert=%e9%",
+            &["current"],
+            2,
+        ),
+        ("postgresql://127.0.0.1:1/none", &["current"], 1),
+        (db.url(), &["upgrade", "nope"], 1),
+        (db.url(), &["upgrade", "@@"], 2),
+        (db.url(), &["downgrade", "--sql", "head"], 2),
+    ];
+    for (url, args, code) in &cases {
+        let location = migrations.display().to_string();
+        let mut argv = vec![
+            "cargo-alembic",
+            "--database-url",
+            url,
+            "--script-location",
+            &location,
+        ];
+        argv.extend_from_slice(args);
+        let parsed = cargo_alembic::Cli::try_parse_from(argv).unwrap();
+        let cli_code = match cargo_alembic::run(parsed) {
+            Ok(()) => 0,
+            Err(e) => e.exit_code(),
+        };
+        let mut migrate = vec!["migrate"];
+        migrate.extend_from_slice(args);
+        let out = service(binary, url, &migrate).output().unwrap();
+        assert_eq!(
+            (cli_code, out.status.code()),
+            (*code, Some(i32::from(*code))),
+            "{url} {args:?}: the service:\n{}",
+            text(&out)
+        );
+    }
+}

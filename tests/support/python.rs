@@ -1,0 +1,60 @@
+//! Python Alembic for the tests that use it as an oracle: a virtual
+//! environment under the target folder, made on first use.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A virtual environment with Alembic 1.x and psycopg2, made once per target
+/// folder. Test binaries run at once may both make one: each builds its own
+/// and renames it into place, and run it with `bin/python -m ...`, which does
+/// not depend on the folder's name.
+pub fn venv() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-alembic-venv");
+    if dir.join("bin/python").exists() {
+        return dir;
+    }
+    let building = dir.with_extension(format!("building-{}", std::process::id()));
+    let status = Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&building)
+        .status()
+        .expect("python3 -m venv");
+    assert!(status.success(), "python3 -m venv failed");
+    let out = Command::new(building.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "alembic>=1.13,<2",
+            "psycopg2-binary",
+        ])
+        .output()
+        .expect("pip install");
+    assert!(
+        out.status.success(),
+        "pip install alembic failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if std::fs::rename(&building, &dir).is_err() {
+        // Another test binary was faster.
+        let _ = std::fs::remove_dir_all(&building);
+    }
+    dir
+}
+
+/// Python's repr of a header value: `None`, `'a'` or `('a', 'b')`.
+pub fn tuple(values: &[String]) -> String {
+    match values {
+        [] => "None".to_owned(),
+        [one] => format!("{one:?}"),
+        many => format!(
+            "({},)",
+            many.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
