@@ -239,9 +239,7 @@ pub enum ResolveError {
     /// branch, as Alembic does when it unwinds from the tree's root;
     /// refused here, by design (CONTRACT section 8).
     #[error("`downgrade {ident}` would also remove {}, which {} not on branch `{label}`", outside.join(", "), if outside.len() == 1 { "is" } else { "are" })]
-    #[diagnostic(help(
-        "to remove only the branch's revisions, run `cargo alembic downgrade {instead}`"
-    ))]
+    #[diagnostic(help("{advice}"))]
     BranchBaseOutsideBranch {
         /// The identifier given.
         ident: String,
@@ -249,8 +247,30 @@ pub enum ResolveError {
         label: String,
         /// The applied revisions outside the branch that Alembic would remove.
         outside: Vec<String>,
-        /// The identifier that removes only the branch.
-        instead: String,
+        /// What to run instead.
+        advice: String,
+    },
+    /// A stamp Alembic refuses (its version-table step cannot be made).
+    #[error("cannot stamp {targets}: {reason}")]
+    StampRefused {
+        /// The targets given.
+        targets: String,
+        /// Why.
+        reason: String,
+    },
+    /// Alembic refuses an upgrade when one requested revision, or one row
+    /// of the version table, is an ancestor of another.
+    #[error("`{ident}`: {what} {revision} overlaps with {}, which {} below it; Alembic refuses this upgrade, and so does cargo alembic", below.join(", "), if below.len() == 1 { "is" } else { "are" })]
+    #[diagnostic(help("a version table whose rows overlap is repaired with `cargo alembic stamp --purge <the rows to keep>`"))]
+    Overlapping {
+        /// The identifier given.
+        ident: String,
+        /// `requested revision` or `row of the version table`.
+        what: &'static str,
+        /// The revision above.
+        revision: String,
+        /// The revisions below it.
+        below: Vec<String>,
     },
     /// A step that reaches a fork.
     #[error("`{ident}` is ambiguous at `{at}`, which leads to {}", choices.join(", "))]

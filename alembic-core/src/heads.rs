@@ -27,6 +27,29 @@ pub enum VersionOp {
     },
 }
 
+/// A step the version table cannot record the way Alembic records it:
+/// Alembic's `HeadMaintainer` fails on it (an assertion or a missing row),
+/// so neither tool runs the command.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "revision {revision} cannot be recorded in the version table as Alembic records it: {reason}"
+)]
+pub struct StepError {
+    /// The revision of the step.
+    pub revision: String,
+    /// What Alembic trips over.
+    pub reason: String,
+}
+
+impl StepError {
+    fn new(map: &RevisionMap, rev: usize, reason: &str) -> StepError {
+        StepError {
+            revision: map.rev(rev).id.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
 /// The rows of the version table, as revision indexes, kept up to date step
 /// by step.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,82 +70,143 @@ impl HeadState {
         self.heads.iter().copied().collect()
     }
 
-    /// Applies revision `rev` and returns what to do to the table.
-    pub fn upgrade(&mut self, map: &RevisionMap, rev: usize) -> Vec<VersionOp> {
+    /// Applies revision `rev` and returns what to do to the table; an
+    /// error where Alembic's `HeadMaintainer` fails (it would stop the run
+    /// and roll it back).
+    pub fn upgrade(&mut self, map: &RevisionMap, rev: usize) -> Result<Vec<VersionOp>, StepError> {
         let down = normalized_down(map, rev);
-        let present: Vec<usize> = down
-            .iter()
-            .copied()
-            .filter(|d| self.heads.contains(d))
-            .collect();
-        let id = |i: usize| map.rev(i).id.clone();
-        if present.is_empty() {
+        let present = down.iter().filter(|d| self.heads.contains(d)).count();
+        if present == 0 {
             // A base, or none of the parents is a row any more (a second
             // branch from a branch point): a new row.
-            self.heads.insert(rev);
-            return vec![VersionOp::Insert(id(rev))];
+            return Ok(vec![self.insert(map, rev)?]);
         }
-        if down.len() > 1 && present.len() > 1 {
-            // A merge: keep one parent's row, delete the others. Parents that
-            // other rows already account for are left alone.
+        if down.len() > 1 && present > 1 {
+            // A merge: every parent that the other rows do not imply goes,
+            // the last one becoming this revision. Like Alembic, a parent
+            // that is no row any more is an error, not skipped.
             let others: Vec<usize> = self
                 .heads
                 .iter()
                 .copied()
                 .filter(|h| !down.contains(h))
                 .collect();
-            let implied = map.ancestors(&others, true);
-            let from: Vec<usize> = present.iter().copied().filter(|&d| !implied[d]).collect();
-            let from = if from.is_empty() { present } else { from };
-            let (last, rest) = from
-                .split_last()
-                .map(|(l, r)| (*l, r.to_vec()))
-                .unwrap_or((from[0], Vec::new()));
-            let mut ops: Vec<VersionOp> = rest.iter().map(|&d| VersionOp::Delete(id(d))).collect();
-            for d in rest {
-                self.heads.remove(&d);
+            let from: Vec<usize> = if others.is_empty() {
+                down
+            } else {
+                let implied = map.ancestors(&others, true);
+                down.into_iter().filter(|&d| !implied[d]).collect()
+            };
+            let Some((&last, rest)) = from.split_last() else {
+                return Err(StepError::new(
+                    map,
+                    rev,
+                    "every parent of the merge is implied by another row",
+                ));
+            };
+            let mut ops = Vec::with_capacity(from.len());
+            for &d in rest {
+                ops.push(self.delete(map, rev, d)?);
             }
-            ops.push(self.update(map, last, rev));
-            return ops;
+            ops.push(self.update(map, rev, last, rev)?);
+            return Ok(ops);
         }
-        vec![self.update(map, present[0], rev)]
+        let from = match down.as_slice() {
+            [one] => *one,
+            several => {
+                let rows: Vec<usize> = several
+                    .iter()
+                    .copied()
+                    .filter(|d| self.heads.contains(d))
+                    .collect();
+                match rows.as_slice() {
+                    [one] => *one,
+                    _ => return Err(StepError::new(map, rev, "the row to update is ambiguous")),
+                }
+            }
+        };
+        Ok(vec![self.update(map, rev, from, rev)?])
     }
 
-    /// Undoes revision `rev` and returns what to do to the table.
-    pub fn downgrade(&mut self, map: &RevisionMap, rev: usize) -> Vec<VersionOp> {
-        let id = |i: usize| map.rev(i).id.clone();
+    /// Undoes revision `rev` and returns what to do to the table; an error
+    /// where Alembic's `HeadMaintainer` fails.
+    pub fn downgrade(
+        &mut self,
+        map: &RevisionMap,
+        rev: usize,
+    ) -> Result<Vec<VersionOp>, StepError> {
         let down = normalized_down(map, rev);
         if !self.heads.contains(&rev) {
-            // Not a row: the revision is implied by a row above it, which the
-            // plan removes first. Nothing to change.
-            return Vec::new();
+            return Err(StepError::new(
+                map,
+                rev,
+                "it is not a row of the version table",
+            ));
         }
         let to = self.unmerge_targets(map, rev, &down);
         if down.is_empty() || to.is_empty() {
             // A base, or every parent is still accounted for by another row.
-            self.heads.remove(&rev);
-            return vec![VersionOp::Delete(id(rev))];
+            return Ok(vec![self.delete(map, rev, rev)?]);
         }
-        let (last, rest) = to
-            .split_last()
-            .map(|(l, r)| (*l, r.to_vec()))
-            .unwrap_or((to[0], Vec::new()));
-        let mut ops = Vec::new();
-        for r in rest {
-            self.heads.insert(r);
-            ops.push(VersionOp::Insert(id(r)));
+        let Some((&last, rest)) = to.split_last() else {
+            return Err(StepError::new(map, rev, "no row to restore"));
+        };
+        let mut ops = vec![self.update(map, rev, rev, last)?];
+        for &r in rest {
+            ops.push(self.insert(map, r)?);
         }
-        ops.insert(0, self.update(map, rev, last));
-        ops
+        Ok(ops)
     }
 
-    fn update(&mut self, map: &RevisionMap, from: usize, to: usize) -> VersionOp {
-        self.heads.remove(&from);
+    fn insert(&mut self, map: &RevisionMap, rev: usize) -> Result<VersionOp, StepError> {
+        if !self.heads.insert(rev) {
+            return Err(StepError::new(map, rev, "it is a row already"));
+        }
+        Ok(VersionOp::Insert(map.rev(rev).id.clone()))
+    }
+
+    fn delete(
+        &mut self,
+        map: &RevisionMap,
+        step: usize,
+        row: usize,
+    ) -> Result<VersionOp, StepError> {
+        if !self.heads.remove(&row) {
+            return Err(StepError::new(
+                map,
+                step,
+                &format!("{} is not a row of the version table", map.rev(row).id),
+            ));
+        }
+        Ok(VersionOp::Delete(map.rev(row).id.clone()))
+    }
+
+    fn update(
+        &mut self,
+        map: &RevisionMap,
+        step: usize,
+        from: usize,
+        to: usize,
+    ) -> Result<VersionOp, StepError> {
+        if self.heads.contains(&to) {
+            return Err(StepError::new(
+                map,
+                step,
+                &format!("{} is a row already", map.rev(to).id),
+            ));
+        }
+        if !self.heads.remove(&from) {
+            return Err(StepError::new(
+                map,
+                step,
+                &format!("{} is not a row of the version table", map.rev(from).id),
+            ));
+        }
         self.heads.insert(to);
-        VersionOp::Update {
+        Ok(VersionOp::Update {
             from: map.rev(from).id.clone(),
             to: map.rev(to).id.clone(),
-        }
+        })
     }
 
     /// Alembic's `_unmerge_to_revisions`: the parents that no other row
@@ -173,11 +257,11 @@ mod tests {
         let mut state = HeadState::default();
         let mut out = Vec::new();
         for id in up {
-            let ops = state.upgrade(m, m.index_of(id).unwrap());
+            let ops = state.upgrade(m, m.index_of(id).unwrap()).unwrap();
             out.push((ops, ids(m, &state.heads())));
         }
         for id in down {
-            let ops = state.downgrade(m, m.index_of(id).unwrap());
+            let ops = state.downgrade(m, m.index_of(id).unwrap()).unwrap();
             out.push((ops, ids(m, &state.heads())));
         }
         out

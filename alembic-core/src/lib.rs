@@ -21,6 +21,7 @@ mod resolve;
 mod revision;
 mod script;
 mod split;
+mod stamp;
 #[cfg(test)]
 mod testutil;
 mod url;
@@ -32,7 +33,7 @@ pub use errors::{
     SplitErrorKind,
 };
 pub use graph::RevisionMap;
-pub use heads::{normalized_down, HeadState, VersionOp};
+pub use heads::{normalized_down, HeadState, StepError, VersionOp};
 pub use lint::{lint, Finding, Severity, WARNING_RULES};
 pub use resolve::{Resolver, Target, MIN_PREFIX};
 pub use revision::{
@@ -40,4 +41,5 @@ pub use revision::{
 };
 pub use script::{load_versions, revision_files, version_folders};
 pub use split::Statement;
+pub use stamp::stamp_rows;
 pub use url::{redact, DatabaseUrl};

@@ -223,7 +223,8 @@ proptest! {
     /// Alembic keeps one row per head; in rare dependency shapes it also
     /// keeps a row that another row already implies (its
     /// `_unmerge_to_revisions` only discounts other rows' ancestors), and so
-    /// do we. What must always hold: the rows imply exactly what is applied.
+    /// do we. What must always hold: the rows imply exactly what is applied,
+    /// up to a step Alembic cannot record, which refuses the whole command.
     fn version_rows_imply_exactly_what_is_applied(m in dag(), target in any::<prop::sample::Index>()) {
         use crate::heads::{HeadState, VersionOp};
         let mut state = HeadState::default();
@@ -244,7 +245,8 @@ proptest! {
         };
         let target = target.index(m.len());
         for step in m.upgrade_path(&[], &[target]) {
-            check(state.upgrade(&m, step), &mut rows)?;
+            let Ok(ops) = state.upgrade(&m, step) else { return Ok(()) };
+            check(ops, &mut rows)?;
             applied[step] = true;
             let implied = m.ancestors(&state.heads(), true);
             prop_assert_eq!(&implied, &applied, "after upgrading {} in {}", m.rev(step).id, specs(&m));
@@ -252,7 +254,8 @@ proptest! {
             prop_assert_eq!(&rows, &state_rows);
         }
         for step in m.downgrade_path(&m.tips(&applied), &[]) {
-            check(state.downgrade(&m, step), &mut rows)?;
+            let Ok(ops) = state.downgrade(&m, step) else { return Ok(()) };
+            check(ops, &mut rows)?;
             applied[step] = false;
             let implied = m.ancestors(&state.heads(), true);
             prop_assert_eq!(&implied, &applied, "after downgrading {} in {}", m.rev(step).id, specs(&m));

@@ -6,7 +6,8 @@
 use crate::errors::ResolveError;
 use crate::graph::RevisionMap;
 
-/// Partial ids must have at least this many characters, as in Alembic.
+/// Prefixes match ids and labels of at least this many characters, as in
+/// Alembic (whose message asks for four characters when nothing matches).
 pub const MIN_PREFIX: usize = 4;
 
 /// What an identifier names.
@@ -112,8 +113,10 @@ impl<'m> Resolver<'m> {
             .ok_or_else(|| ResolveError::NeedsCurrent(ident.to_owned()))
     }
 
-    /// One revision by id, unambiguous prefix (at least four characters)
-    /// or label (the revision declaring it).
+    /// One revision by id or label (the revision declaring it), else by a
+    /// prefix of exactly one id or label, as Alembic's
+    /// `_revision_for_ident` matches them: any prefix length, against ids
+    /// and labels longer than three characters.
     pub fn revision(&self, text: &str) -> Result<usize, ResolveError> {
         if let Some(i) = self
             .map
@@ -122,19 +125,39 @@ impl<'m> Resolver<'m> {
         {
             return Ok(i);
         }
-        let matches = self.map.with_prefix(text);
-        match matches.len() {
-            0 => Err(ResolveError::NotFound(text.to_owned())),
-            _ if text.chars().count() < MIN_PREFIX => {
+        self.one_of(text, self.prefix_matches(text))
+    }
+
+    /// The revisions whose id, or a label they declare, starts with `text`
+    /// (ids and labels of at least [`MIN_PREFIX`] characters), sorted.
+    fn prefix_matches(&self, text: &str) -> Vec<usize> {
+        let mut matches: Vec<usize> = self
+            .map
+            .with_prefix(text)
+            .into_iter()
+            .filter(|&i| self.map.rev(i).id.chars().count() >= MIN_PREFIX)
+            .collect();
+        for label in self.map.all_labels() {
+            if label.chars().count() >= MIN_PREFIX && label.starts_with(text) {
+                matches.extend(self.map.label_declared_by(label));
+            }
+        }
+        matches.sort_unstable();
+        matches.dedup();
+        matches
+    }
+
+    /// The one revision a prefix matched, or Alembic's error.
+    fn one_of(&self, text: &str, matches: Vec<usize>) -> Result<usize, ResolveError> {
+        match matches.as_slice() {
+            [] if text.chars().count() < MIN_PREFIX => {
                 Err(ResolveError::PrefixTooShort(text.to_owned()))
             }
-            1 => Ok(matches[0]),
-            _ => Err(ResolveError::Ambiguous {
+            [] => Err(ResolveError::NotFound(text.to_owned())),
+            [one] => Ok(*one),
+            many => Err(ResolveError::Ambiguous {
                 prefix: text.to_owned(),
-                candidates: matches
-                    .iter()
-                    .map(|&i| self.map.rev(i).id.clone())
-                    .collect(),
+                candidates: self.ids(many),
             }),
         }
     }
@@ -343,6 +366,175 @@ impl<'m> Resolver<'m> {
         Ok(at)
     }
 
+    /// Alembic's "real" heads: revisions nothing builds on, neither as a
+    /// parent nor through `depends_on` (what `heads` names in Alembic's
+    /// `get_revisions`).
+    fn real_heads(&self) -> Vec<usize> {
+        (0..self.map.len())
+            .filter(|&i| self.map.children(i).is_empty() && self.map.dependents(i).is_empty())
+            .collect()
+    }
+
+    /// Alembic's `_resolve_branch`: the revision declaring a label, else
+    /// the revision an id or prefix names.
+    fn alembic_branch(&self, branch: &str) -> Result<usize, ResolveError> {
+        self.map
+            .label_declared_by(branch)
+            .map_or_else(|| self.alembic_revision(branch, None), Ok)
+    }
+
+    /// Alembic's `_revision_for_ident`: an id or label, else a prefix of
+    /// one; with a branch, a revision on that branch's lineage.
+    fn alembic_revision(&self, text: &str, branch: Option<&str>) -> Result<usize, ResolveError> {
+        let anchor = branch.map(|b| self.alembic_branch(b)).transpose()?;
+        let related = |i: usize, anchor: usize| {
+            self.map.ancestors(&[anchor], false)[i] || self.map.descendants(&[anchor], false)[i]
+        };
+        let found = self
+            .map
+            .index_of(text)
+            .or_else(|| self.map.label_declared_by(text));
+        let rev = match found {
+            Some(i) => i,
+            None => {
+                let mut matches = self.prefix_matches(text);
+                if let Some(a) = anchor {
+                    matches.retain(|&i| related(i, a));
+                }
+                self.one_of(text, matches)?
+            }
+        };
+        if let Some(a) = anchor {
+            if !related(rev, a) {
+                return Err(ResolveError::NotFound(format!(
+                    "{}@{text}",
+                    branch.unwrap_or_default()
+                )));
+            }
+        }
+        Ok(rev)
+    }
+
+    /// Alembic's `filter_for_lineage`: the `targets` sharing a lineage
+    /// (ancestors or descendants, `depends_on` too with `with_deps`) with
+    /// what `ident` names; all of them when it names nothing (`base`).
+    pub(crate) fn alembic_filter_for_lineage(
+        &self,
+        targets: &[usize],
+        ident: &str,
+        with_deps: bool,
+    ) -> Result<Vec<usize>, ResolveError> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (branch, symbol) = split_branch(ident);
+        let mut shares: Vec<usize> = Vec::new();
+        if let Some(b) = branch {
+            shares.push(self.alembic_revision(b, None)?);
+        }
+        match symbol {
+            "heads" => shares.extend(match branch {
+                Some(_) => self.alembic_lineage_heads(branch)?,
+                None => self.real_heads(),
+            }),
+            "head" => shares.extend(self.alembic_current_head(branch, ident)?),
+            "base" | "" => {}
+            text => shares.push(self.alembic_revision(text, None)?),
+        }
+        if shares.is_empty() {
+            return Ok(targets.to_vec());
+        }
+        Ok(targets
+            .iter()
+            .copied()
+            .filter(|&t| {
+                let up = self.map.descendants(&[t], with_deps);
+                let down = self.map.ancestors(&[t], with_deps);
+                shares.iter().any(|&s| up[s] || down[s])
+            })
+            .collect())
+    }
+
+    /// Heads (by parents only) on a branch's lineage.
+    fn alembic_lineage_heads(&self, branch: Option<&str>) -> Result<Vec<usize>, ResolveError> {
+        let heads = self.map.heads().to_vec();
+        match branch {
+            None => Ok(heads),
+            Some(b) => self.alembic_filter_for_lineage(&heads, b, false),
+        }
+    }
+
+    /// Alembic's `get_current_head`: the one head (on a branch's lineage).
+    fn alembic_current_head(
+        &self,
+        branch: Option<&str>,
+        ident: &str,
+    ) -> Result<Option<usize>, ResolveError> {
+        match self.alembic_lineage_heads(branch)?.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            many => Err(ResolveError::MultipleHeads {
+                ident: ident.to_owned(),
+                heads: self.ids(many),
+            }),
+        }
+    }
+
+    /// Alembic's `RevisionMap.get_revisions` for one identifier, which
+    /// `stamp` uses: no current state, so `-N` walks down from every head
+    /// of the chain (of a branch with `label@-N`) and `+N` names nothing.
+    /// `None` is base.
+    pub(crate) fn alembic_get_revisions(
+        &self,
+        ident: &str,
+    ) -> Result<Vec<Option<usize>>, ResolveError> {
+        let (branch, symbol) = split_branch(ident);
+        let resolved: Vec<String> = match symbol {
+            "heads" => {
+                let heads = match branch {
+                    Some(_) => self.alembic_lineage_heads(branch)?,
+                    None => self.real_heads(),
+                };
+                heads.iter().map(|&i| self.map.rev(i).id.clone()).collect()
+            }
+            "head" => self
+                .alembic_current_head(branch, ident)?
+                .map(|i| self.map.rev(i).id.clone())
+                .into_iter()
+                .collect(),
+            "base" | "" => Vec::new(),
+            text => vec![text.to_owned()],
+        };
+        if let [one] = resolved.as_slice() {
+            if let Some(n) = python_int(one).filter(|n| *n < 0) {
+                let mut heads = self.real_heads();
+                if let Some(b) = branch {
+                    heads.retain(|&h| self.map.labels(h).iter().any(|l| l == b));
+                }
+                return heads
+                    .into_iter()
+                    .map(|h| match self.alembic_walk(ident, Some(h), n, None)? {
+                        Some(Walked::Rev(r)) => Ok(Some(r)),
+                        None => Ok(None),
+                        // Alembic's walk gives the string "base", which its
+                        // stamp then fails on (an assertion).
+                        Some(Walked::Base | Walked::Start) => Err(ResolveError::StampRefused {
+                            targets: ident.to_owned(),
+                            reason: format!(
+                                "it walks from {} down to exactly base, which Alembic fails on",
+                                self.map.rev(h).id
+                            ),
+                        }),
+                    })
+                    .collect();
+            }
+        }
+        resolved
+            .iter()
+            .map(|r| self.alembic_revision(r, branch).map(Some))
+            .collect()
+    }
+
     /// Resolves an identifier that must name one revision or base
     /// (`None`): `heads` with several heads is an error.
     pub fn resolve_single(&self, ident: &str) -> Result<Option<usize>, ResolveError> {
@@ -367,31 +559,401 @@ impl<'m> Resolver<'m> {
     pub fn upgrade_plan(&self, ident: &str) -> Result<Vec<usize>, ResolveError> {
         let current = self.current.clone().unwrap_or_default();
         let target = match self.resolve(ident)? {
-            Target::Base => return Ok(Vec::new()),
+            // `label@base` as an upgrade target is base, as in Alembic:
+            // nothing to apply.
+            Target::Base | Target::BranchBase { .. } => return Ok(Vec::new()),
+            // Alembic upgrades `heads` to its "real" heads: the revisions
+            // nothing builds on, not even through `depends_on` (the same
+            // revisions are applied; the order, and so the rows a run passes
+            // through, follow from them).
+            Target::Revisions(_) if ident == "heads" => self.real_heads(),
             Target::Revisions(t) => t,
-            Target::BranchBase { roots, .. } => roots,
         };
-        Ok(self.map.upgrade_path(&current, &target))
+        // Alembic walks the targets' and the rows' ancestors with a check
+        // that none of them is below another (`_iterate_related_revisions`
+        // with `check=True`), and refuses when one is.
+        self.refuse_overlap(ident, &target, "requested revision")?;
+        self.refuse_overlap(ident, &current, "row of the version table")?;
+        let needed = self.map.ancestors(&target, true);
+        let done = self.map.ancestors(&current, true);
+        let set: Vec<bool> = needed.iter().zip(&done).map(|(n, d)| *n && !d).collect();
+        let mut plan = self.alembic_order(ident, set, &target)?;
+        plan.reverse();
+        Ok(plan)
     }
 
-    /// What `downgrade <ident>` removes from the current heads, newest first.
-    pub fn downgrade_plan(&self, ident: &str) -> Result<Vec<usize>, ResolveError> {
-        let current = self.current(ident)?.to_vec();
-        match self.resolve(ident)? {
-            Target::Base => Ok(self.map.downgrade_path(&current, &[])),
-            Target::BranchBase { roots, .. } => Ok(self.map.remove_path(&current, &roots)),
-            Target::Revisions(target) => {
-                let active = self.map.ancestors(&current, true);
-                if target.iter().any(|&t| !active[t]) {
-                    return Err(ResolveError::InvalidTarget {
-                        ident: ident.to_owned(),
-                        direction: "downgrade",
-                        current: self.ids(&current),
-                    });
+    /// Alembic's `_topological_sort`: the revisions of `set`, newest first,
+    /// walking down from `heads` one line at a time (in file order), so that
+    /// the version table passes through the same rows as in Alembic.
+    fn alembic_order(
+        &self,
+        ident: &str,
+        mut todo: Vec<bool>,
+        heads: &[usize],
+    ) -> Result<Vec<usize>, ResolveError> {
+        let mut left = todo.iter().filter(|t| **t).count();
+        let mut current: Vec<usize> = heads.iter().copied().filter(|&h| todo[h]).collect();
+        current.sort_unstable();
+        current.dedup();
+        let mut below: Vec<Vec<bool>> = current
+            .iter()
+            .map(|&h| self.map.ancestors(&[h], true))
+            .collect();
+        let mut out = Vec::with_capacity(left);
+        let mut idx = 0;
+        // Each pass either emits a revision, moves a line down, drops a
+        // line, or switches to a line above: bounded by the graph's size.
+        let mut budget = 4 * (self.map.len() + 1) * (self.map.len() + 1);
+        while !current.is_empty() {
+            budget = budget.saturating_sub(1);
+            if budget == 0 {
+                break;
+            }
+            let candidate = current[idx];
+            if let Some(k) = below
+                .iter()
+                .enumerate()
+                .position(|(k, b)| k != idx && b[candidate])
+            {
+                idx = k;
+                continue;
+            }
+            if std::mem::replace(&mut todo[candidate], false) {
+                out.push(candidate);
+                left -= 1;
+            }
+            let down = crate::heads::normalized_down(self.map, candidate);
+            let add: Vec<usize> = down
+                .iter()
+                .copied()
+                .filter(|&r| todo[r] && !current.contains(&r))
+                .collect();
+            match add.split_first() {
+                None => {
+                    current.remove(idx);
+                    below.remove(idx);
+                    idx = idx.saturating_sub(1);
                 }
-                Ok(self.map.downgrade_path(&current, &target))
+                Some((&first, rest)) => {
+                    current[idx] = first;
+                    let plain = down.len() == 1 && self.map.parents(candidate).len() == 1;
+                    if plain {
+                        below[idx][candidate] = false;
+                    } else {
+                        below[idx] = self.map.ancestors(&[first], true);
+                        for &r in rest {
+                            current.push(r);
+                            below.push(self.map.ancestors(&[r], true));
+                        }
+                    }
+                }
             }
         }
+        if left > 0 {
+            // Alembic's `assert not todo`: it refuses.
+            return Err(ResolveError::InvalidTarget {
+                ident: ident.to_owned(),
+                direction: "migration",
+                current: self.ids(heads),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Alembic's overlap check: an error when one of `revs` is an ancestor
+    /// (through `depends_on` too) of another.
+    fn refuse_overlap(
+        &self,
+        ident: &str,
+        revs: &[usize],
+        what: &'static str,
+    ) -> Result<(), ResolveError> {
+        for &r in revs {
+            let below = self.map.ancestors(&[r], true);
+            let under: Vec<usize> = revs
+                .iter()
+                .copied()
+                .filter(|&o| o != r && below[o])
+                .collect();
+            if !under.is_empty() {
+                return Err(ResolveError::Overlapping {
+                    ident: ident.to_owned(),
+                    what,
+                    revision: self.map.rev(r).id.clone(),
+                    below: self.ids(&under),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// What `downgrade <ident>` removes from the current heads, newest
+    /// first: Alembic's `_collect_downgrade_revisions`, so that the version
+    /// table ends as Python Alembic leaves it. Two refusals by design
+    /// (CONTRACT section 8): a relative step without a branch from several
+    /// current heads, and a `label@base` that would remove revisions
+    /// outside that branch.
+    pub fn downgrade_plan(&self, ident: &str) -> Result<Vec<usize>, ResolveError> {
+        let current = self.current(ident)?.to_vec();
+        let plan = self.alembic_downgrade(&current, ident)?;
+        if let (Some(label), "base") = split_last_branch(ident) {
+            self.refuse_outside_branch(ident, label, &current, &plan)?;
+        }
+        Ok(plan)
+    }
+
+    /// The revisions Alembic's downgrade to `ident` removes, newest first.
+    fn alembic_downgrade(
+        &self,
+        current: &[usize],
+        ident: &str,
+    ) -> Result<Vec<usize>, ResolveError> {
+        let (branch, target) = self.alembic_downgrade_target(current, ident)?;
+        let roots: Vec<usize> = match target {
+            None => (0..self.map.len())
+                .filter(|&i| self.map.parents(i).is_empty())
+                .collect(),
+            Some(t) => self.map.children(t).to_vec(),
+        };
+        let roots = match &branch {
+            Some(b) if roots.len() > 1 => {
+                let below = self.map.ancestors(&[self.alembic_branch(b)?], false);
+                let kept: Vec<usize> = roots.into_iter().filter(|&r| below[r]).collect();
+                if kept.is_empty() {
+                    return Err(self.invalid_downgrade(ident, current));
+                }
+                kept
+            }
+            _ => roots,
+        };
+        let drop = self.map.descendants(&roots, true);
+        let active = self.map.ancestors(current, true);
+        let set: Vec<bool> = drop.iter().zip(&active).map(|(d, a)| *d && *a).collect();
+        let plan = self.alembic_order(ident, set, current)?;
+        if let Some(t) = target {
+            if plan.is_empty() && !current.contains(&t) {
+                return Err(self.invalid_downgrade(ident, current));
+            }
+        }
+        Ok(plan)
+    }
+
+    fn invalid_downgrade(&self, ident: &str, current: &[usize]) -> ResolveError {
+        ResolveError::InvalidTarget {
+            ident: ident.to_owned(),
+            direction: "downgrade",
+            current: self.ids(current),
+        }
+    }
+
+    /// Alembic's `_parse_downgrade_target`: the branch the command names
+    /// (for a relative step without one, the current head it starts from)
+    /// and the target (`None`: base).
+    fn alembic_downgrade_target(
+        &self,
+        current: &[usize],
+        ident: &str,
+    ) -> Result<(Option<String>, Option<usize>), ResolveError> {
+        let too_far = |taken: u64, steps: u64| ResolveError::WalkedTooFar {
+            ident: ident.to_owned(),
+            steps,
+            taken,
+        };
+        if let Some((branch, symbol, steps)) = relative_parts(ident) {
+            if steps >= 0 {
+                let Some(symbol) = symbol else {
+                    return Err(too_far(0, steps.unsigned_abs()));
+                };
+                let start = self.alembic_get_revision(symbol, ident)?;
+                let end = self.alembic_walk(ident, start, steps, branch)?;
+                return match end {
+                    Some(Walked::Rev(r)) => Ok((branch.map(str::to_owned), Some(r))),
+                    Some(Walked::Base | Walked::Start) => Ok((branch.map(str::to_owned), None)),
+                    None => Err(too_far(0, steps.unsigned_abs())),
+                };
+            }
+            let (branch, symbol): (Option<String>, String) = match (branch, symbol) {
+                (branch, Some(symbol)) => (branch.map(str::to_owned), symbol.to_owned()),
+                (Some(b), None) => {
+                    let mut on_branch = self.alembic_filter_for_lineage(current, b, false)?;
+                    if on_branch.is_empty() {
+                        let all = self.all_current(current);
+                        on_branch = self.alembic_filter_for_lineage(&all, b, false)?;
+                    }
+                    match on_branch.as_slice() {
+                        [one] => (Some(b.to_owned()), self.map.rev(*one).id.clone()),
+                        [] => return Err(too_far(0, steps.unsigned_abs())),
+                        many => {
+                            return Err(ResolveError::AmbiguousCurrent {
+                                ident: ident.to_owned(),
+                                heads: self.ids(many),
+                            })
+                        }
+                    }
+                }
+                (None, None) => match current {
+                    [] => return Err(too_far(0, steps.unsigned_abs())),
+                    [one] => {
+                        let id = self.map.rev(*one).id.clone();
+                        (Some(id.clone()), id)
+                    }
+                    many => {
+                        return Err(ResolveError::RelativeFromSeveralHeads {
+                            ident: ident.to_owned(),
+                            heads: self.ids(many),
+                        })
+                    }
+                },
+            };
+            let start = match &branch {
+                None => self.alembic_get_revision(&symbol, ident)?,
+                Some(b) => self.alembic_get_revision(&format!("{b}@{symbol}"), ident)?,
+            };
+            return match self.alembic_walk(ident, start, steps, None)? {
+                Some(Walked::Rev(r)) => Ok((branch, Some(r))),
+                Some(Walked::Base | Walked::Start) => Ok((branch, None)),
+                None => Err(too_far(0, steps.unsigned_abs())),
+            };
+        }
+        let (branch, symbol) = split_last_branch(ident);
+        Ok((
+            branch.map(str::to_owned),
+            self.alembic_get_revision(symbol, ident)?,
+        ))
+    }
+
+    /// Alembic's `_get_all_current`: the rows and everything below them,
+    /// reduced to the tips of each branch.
+    fn all_current(&self, current: &[usize]) -> Vec<usize> {
+        let below = self.map.ancestors(current, true);
+        (0..self.map.len())
+            .filter(|&i| below[i])
+            .filter(|&i| {
+                let above = self.map.descendants(&[i], false);
+                !(0..self.map.len()).any(|j| j != i && below[j] && above[j])
+            })
+            .collect()
+    }
+
+    /// Alembic's `get_revision`: one revision, base (`None`), or an error
+    /// when the identifier names several.
+    fn alembic_get_revision(&self, text: &str, ident: &str) -> Result<Option<usize>, ResolveError> {
+        let found = self.alembic_get_revisions(text)?;
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(*one),
+            _ => Err(ResolveError::MultipleHeads {
+                ident: ident.to_owned(),
+                heads: self.ids(&found.iter().flatten().copied().collect::<Vec<_>>()),
+            }),
+        }
+    }
+
+    /// Alembic's `_walk`: `steps` up (children, on a branch's lineage if
+    /// one is named) or down (parents); a fork is ambiguous; past a base
+    /// going down is base once, then nothing; past a head is nothing.
+    fn alembic_walk(
+        &self,
+        ident: &str,
+        start: Option<usize>,
+        steps: i64,
+        branch: Option<&str>,
+    ) -> Result<Option<Walked>, ResolveError> {
+        let mut at = match start {
+            Some(r) => Walked::Rev(r),
+            None => Walked::Start,
+        };
+        for _ in 0..steps.unsigned_abs() {
+            let options: Vec<Walked> = if steps > 0 {
+                let up: Vec<usize> = match at {
+                    Walked::Start => self.map.bases().to_vec(),
+                    Walked::Rev(r) => self.map.children(r).to_vec(),
+                    Walked::Base => return Ok(None),
+                };
+                let up = match branch {
+                    Some(b) => self.alembic_filter_for_lineage(&up, b, false)?,
+                    None => up,
+                };
+                up.into_iter().map(Walked::Rev).collect()
+            } else {
+                match at {
+                    Walked::Base => Vec::new(),
+                    Walked::Start => self.map.heads().iter().copied().map(Walked::Rev).collect(),
+                    Walked::Rev(r) => match self.map.parents(r) {
+                        [] => vec![Walked::Base],
+                        parents => parents.iter().copied().map(Walked::Rev).collect(),
+                    },
+                }
+            };
+            at = match options.as_slice() {
+                [] => return Ok(None),
+                [one] => *one,
+                many => {
+                    return Err(ResolveError::AmbiguousWalk {
+                        ident: ident.to_owned(),
+                        at: match at {
+                            Walked::Rev(r) => self.map.rev(r).id.clone(),
+                            _ => "base".to_owned(),
+                        },
+                        choices: many
+                            .iter()
+                            .filter_map(|w| match w {
+                                Walked::Rev(r) => Some(self.map.rev(*r).id.clone()),
+                                _ => None,
+                            })
+                            .collect(),
+                    })
+                }
+            };
+        }
+        Ok(Some(match at {
+            Walked::Start => Walked::Base,
+            other => other,
+        }))
+    }
+
+    /// The documented refusal: `label@base` as a downgrade removes what
+    /// Alembic removes only when all of it is on that branch.
+    fn refuse_outside_branch(
+        &self,
+        ident: &str,
+        label: &str,
+        current: &[usize],
+        plan: &[usize],
+    ) -> Result<(), ResolveError> {
+        let outside: Vec<usize> = plan
+            .iter()
+            .copied()
+            .filter(|&i| !self.map.labels(i).iter().any(|l| l == label))
+            .collect();
+        if outside.is_empty() {
+            return Ok(());
+        }
+        // What removes only the branch: `label@<the revision it forks from>`,
+        // if Alembic's downgrade to that stays on the branch.
+        let advice = self
+            .map
+            .branch_roots(label)
+            .first()
+            .and_then(|&root| match self.map.parents(root) {
+                [fork] => Some(format!("{label}@{}", self.map.rev(*fork).id)),
+                _ => None,
+            })
+            .filter(|instead| {
+                self.alembic_downgrade(current, instead).is_ok_and(|p| {
+                    !p.is_empty() && p.iter().all(|&i| self.map.labels(i).iter().any(|l| l == label))
+                })
+            })
+            .map_or_else(
+                || format!("downgrade the branch's revisions one at a time, newest first (`cargo alembic downgrade {label}@-1`)"),
+                |instead| format!("to remove only the branch's revisions, run `cargo alembic downgrade {instead}`"),
+            );
+        Err(ResolveError::BranchBaseOutsideBranch {
+            ident: ident.to_owned(),
+            label: label.to_owned(),
+            outside: self.ids(&outside),
+            advice,
+        })
     }
 
     /// Splits a range `lower:upper`; either side may be empty (base, heads).
@@ -435,6 +997,82 @@ impl<'m> Resolver<'m> {
         out.reverse();
         Ok(out)
     }
+}
+
+/// Where an Alembic walk is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Walked {
+    /// Not started: below every base (walking up) or above every head
+    /// (walking down).
+    Start,
+    /// At a revision.
+    Rev(usize),
+    /// Walked down past a base.
+    Base,
+}
+
+/// Alembic's relative form `[branch@][symbol](+|-)N`, read as its regular
+/// expression `(?:(.+?)@)?(\w+)?((?:\+|-)\d+)` reads it (anchored at the
+/// start only).
+fn relative_parts(ident: &str) -> Option<(Option<&str>, Option<&str>, i64)> {
+    // The lazy `(.+?)@` takes the first `@` after which the rest matches.
+    for (at, _) in ident.match_indices('@').filter(|(at, _)| *at > 0) {
+        if let Some((symbol, n)) = relative_tail(&ident[at + 1..]) {
+            return Some((Some(&ident[..at]), symbol, n));
+        }
+    }
+    relative_tail(ident).map(|(symbol, n)| (None, symbol, n))
+}
+
+/// `(\w+)?((?:\+|-)\d+)` at the start of `text`.
+fn relative_tail(text: &str) -> Option<(Option<&str>, i64)> {
+    let word_end = text
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(text.len());
+    // `\w+` is greedy but gives back characters when the rest needs them:
+    // the sign must follow it.
+    let (symbol, rest) = text.split_at(word_end);
+    let sign = rest.chars().next()?;
+    if sign != '+' && sign != '-' {
+        return None;
+    }
+    let digits: String = rest[1..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    if digits.is_empty() {
+        return None;
+    }
+    let n: i64 = format!("{sign}{digits}").parse().ok()?;
+    Some(((!symbol.is_empty()).then_some(symbol), n))
+}
+
+/// `label@symbol` split at the last `@`, as Alembic's `rpartition`.
+fn split_last_branch(ident: &str) -> (Option<&str>, &str) {
+    match ident.rsplit_once('@') {
+        Some((b, rest)) if !b.is_empty() => (Some(b), rest),
+        Some((_, rest)) => (None, rest),
+        None => (None, ident),
+    }
+}
+
+/// `label@rest` split as Alembic splits it: at the first `@`.
+fn split_branch(ident: &str) -> (Option<&str>, &str) {
+    match ident.split_once('@') {
+        Some((b, rest)) => (Some(b), rest),
+        None => (None, ident),
+    }
+}
+
+/// What Python's `int()` reads from a string: an optional sign and
+/// digits, surrounded by white space.
+fn python_int(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
 }
 
 #[cfg(test)]
@@ -481,7 +1119,14 @@ mod tests {
             ("a1b2c3d4", "a1b2c3d4"),
             ("c0ff", "c0ffee00"),
             ("a1b2", "error: multiple revisions start with `a1b2`: a1b2c3d4, a1b2ffff"),
-            ("a1b", "error: no such revision or branch `a1b`; partial revision ids need at least four characters"),
+            // Prefixes as in Alembic (checked against it): any length, of
+            // ids and labels of four characters or more.
+            ("a1b", "error: multiple revisions start with `a1b`: a1b2c3d4, a1b2ffff"),
+            ("c", "c0ffee00"),
+            ("fe", "d1"),
+            ("so", "s1"),
+            ("ne", "error: no such revision or branch `ne`; partial revision ids need at least four characters"),
+            ("d", "error: no such revision or branch `d`; partial revision ids need at least four characters"),
             ("zzzz", "error: no such revision or branch `zzzz`"),
             ("heads", "m2 s1 n2"),
             (
@@ -557,6 +1202,8 @@ mod tests {
         assert_eq!(show(&m, at(&["m1", "n2"]).resolve("feat@current")), "m1");
     }
 
+    /// The orders asserted here are Python Alembic 1.20's, checked against
+    /// it (`_upgrade_revs`/`_downgrade_revs` on this graph in file order).
     #[test]
     fn upgrade_and_downgrade_plans() {
         let m = sample();
@@ -567,20 +1214,38 @@ mod tests {
             Ok(p) => ids(&m, &p).join(" "),
             Err(e) => format!("error: {e}"),
         };
+        // Alembic's order: its topological sort walks down from the head
+        // one line at a time, so e1 runs before d1.
         assert_eq!(
             plan(at(&[]).upgrade_plan("feat@head")),
-            "a1b2c3d4 a1b2ffff c0ffee00 d1 d2 e1 m1 m2"
+            "a1b2c3d4 a1b2ffff c0ffee00 e1 d1 d2 m1 m2"
         );
-        assert_eq!(plan(at(&["d2"]).upgrade_plan("heads")), "e1 m1 m2 s1 n1 n2");
+        assert_eq!(plan(at(&["d2"]).upgrade_plan("heads")), "n1 n2 s1 e1 m1 m2");
         assert_eq!(plan(at(&["m2"]).upgrade_plan("d1")), "");
         assert_eq!(
             plan(at(&["m2", "s1"]).downgrade_plan("c0ffee00")),
-            "s1 m2 m1 e1 d2 d1"
+            "m2 m1 d2 d1 s1 e1"
         );
+        // Alembic unwinds `feat@base` from the tree's root, removing
+        // revisions off the branch: refused by design, naming the command
+        // that removes only the branch.
         assert_eq!(
             plan(at(&["m2", "s1"]).downgrade_plan("feat@base")),
+            "error: `downgrade feat@base` would also remove s1, e1, c0ffee00, a1b2ffff, a1b2c3d4, which are not on branch `feat`"
+        );
+        match at(&["m2", "s1"]).downgrade_plan("feat@base") {
+            Err(ResolveError::BranchBaseOutsideBranch { advice, .. }) => assert_eq!(
+                advice,
+                "to remove only the branch's revisions, run `cargo alembic downgrade feat@c0ffee00`"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            plan(at(&["m2", "s1"]).downgrade_plan("feat@c0ffee00")),
             "m2 m1 d2 d1"
         );
+        // A label on a tree of its own: Alembic's result, the whole tree.
+        assert_eq!(plan(at(&["m2", "n2"]).downgrade_plan("net@base")), "n2 n1");
         assert_eq!(
             plan(at(&["m2", "s1"]).downgrade_plan("-1")),
             "error: `-1` is ambiguous: the database has several current heads (m2, s1)"
@@ -593,7 +1258,7 @@ mod tests {
         );
         assert_eq!(
             plan(at(&["m2"]).downgrade_plan("base")),
-            "m2 m1 e1 d2 d1 c0ffee00 a1b2ffff a1b2c3d4"
+            "m2 m1 d2 d1 e1 c0ffee00 a1b2ffff a1b2c3d4"
         );
         assert_eq!(
             plan(at(&["d1"]).downgrade_plan("s1")),

@@ -1238,6 +1238,15 @@ impl<'m> Engine<'m> {
         for &i in plan {
             self.statements(self.map.rev(i), direction)?;
         }
+        // And the version table's steps are checked: where Alembic could
+        // not record one, nothing runs.
+        let mut check = heads.clone();
+        for &i in plan {
+            match direction {
+                Direction::Upgrade => check.upgrade(self.map, i)?,
+                Direction::Downgrade => check.downgrade(self.map, i)?,
+            };
+        }
         let per_revision = self.settings.transaction_per_migration;
         let mut open = false;
         // What this transaction ran so far, to replay if a failure must be
@@ -1252,8 +1261,8 @@ impl<'m> Engine<'m> {
             let rev = self.map.rev(i);
             let before = heads.clone();
             let ops = match direction {
-                Direction::Upgrade => heads.upgrade(self.map, i),
-                Direction::Downgrade => heads.downgrade(self.map, i),
+                Direction::Upgrade => heads.upgrade(self.map, i)?,
+                Direction::Downgrade => heads.downgrade(self.map, i)?,
             };
             if rev.transactional {
                 let batch = self.batch(rev, direction, &ops, true)?;
@@ -1897,54 +1906,16 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// The version-table rows after a stamp: each target replaces the rows
-    /// on its own lineage; rows on other lineages stay.
+    /// The version-table rows after a stamp, exactly as Alembic's `stamp`
+    /// leaves them (`alembic_core::stamp_rows`); `--purge` starts from none.
     fn stamp_rows(
         &self,
         current: &Current,
         targets: &[&str],
         purge: bool,
     ) -> Result<Vec<usize>, EngineError> {
-        let resolver = Resolver::with_current(self.map, current.known.clone());
-        let mut rows: Vec<usize> = if purge {
-            Vec::new()
-        } else {
-            current.known.clone()
-        };
-        for t in targets {
-            let revs = match resolver.resolve(t)? {
-                Target::Base => {
-                    rows.clear();
-                    continue;
-                }
-                Target::Revisions(r) => r,
-                Target::BranchBase { roots, .. } => {
-                    let drop = self.map.descendants(&roots, true);
-                    rows.retain(|&r| !drop[r]);
-                    let parents: Vec<usize> = roots
-                        .iter()
-                        .flat_map(|&r| self.map.parents(r).iter().copied())
-                        .collect();
-                    rows.extend(parents);
-                    continue;
-                }
-            };
-            for r in revs {
-                let below = self.map.ancestors(&[r], true);
-                let above = self.map.descendants(&[r], true);
-                rows.retain(|&h| !below[h] && !above[h]);
-                rows.push(r);
-            }
-        }
-        rows.sort_unstable();
-        rows.dedup();
-        let applied = self.map.ancestors(&rows, true);
-        Ok(self
-            .map
-            .tips(&applied)
-            .into_iter()
-            .filter(|t| rows.contains(t))
-            .collect())
+        let rows: &[usize] = if purge { &[] } else { &current.known };
+        Ok(alembic_core::stamp_rows(self.map, rows, targets)?)
     }
 
     fn stamp_sql(&self, before: &[String], rows: &[usize], purge: bool) -> String {
@@ -2082,8 +2053,8 @@ impl<'m> Engine<'m> {
         for &i in plan {
             let rev = self.map.rev(i);
             let ops = match direction {
-                Direction::Upgrade => heads.upgrade(self.map, i),
-                Direction::Downgrade => heads.downgrade(self.map, i),
+                Direction::Upgrade => heads.upgrade(self.map, i)?,
+                Direction::Downgrade => heads.downgrade(self.map, i)?,
             };
             if rev.transactional && !open {
                 out.push_str("BEGIN;\n\n");

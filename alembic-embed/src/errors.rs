@@ -168,6 +168,10 @@ pub enum EngineError {
     /// An identifier does not resolve.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// The version table cannot record a step of the plan the way Alembic
+    /// does (Alembic would fail on it too); nothing was run.
+    #[error("{0}; nothing was run")]
+    Step(#[from] alembic_core::StepError),
     /// A revision's statements do not split.
     #[error("{}", .0.located())]
     Lex(Box<ParseError>),

@@ -9,6 +9,9 @@ use std::sync::OnceLock;
 use alembic_embed::{load_versions, AheadPolicy, ChecksumPolicy, EngineError};
 use alembic_throwaway::{Choice, Database, Server};
 
+#[path = "support/roles.rs"]
+mod roles;
+
 alembic_embed::embed_migrations!("../migrations");
 
 fn server() -> &'static Server {
@@ -309,4 +312,19 @@ async fn async_upgrade_and_downgrade(url: &str) {
     let report = runner.downgrade_to_async(&client, "base").await.unwrap();
     assert_eq!(report.steps.len(), 10);
     assert!(runner.current_async(&client).await.unwrap().is_empty());
+}
+
+/// The usual application role (DML on the two tables, no CREATE) starts a
+/// service whose database is up to date.
+#[test]
+fn a_role_without_create_passes_the_startup_check() {
+    let db = db();
+    migrations::runner()
+        .upgrade(&mut db.connect().unwrap())
+        .unwrap();
+    let url = roles::dml_only(&db, "app_startup");
+    let mut app = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let report = migrations::runner().upgrade(&mut app).unwrap();
+    assert!(report.steps.is_empty());
+    assert_eq!(report.after, [HEAD]);
 }

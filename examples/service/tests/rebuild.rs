@@ -1,7 +1,8 @@
 //! A copy of the example service, built with cargo as a user builds it:
 //! editing an applied revision rebuilds the binary, which then refuses to
-//! start until `cargo alembic accept`; adding a revision file rebuilds it
-//! with the new revision in; removing one rebuilds it without.
+//! start until the edit is accepted (with its own `migrate accept`);
+//! adding a revision file rebuilds it with the new revision in; removing
+//! one rebuilds it without.
 //!
 //! The copy lives under cargo's test scratch folder with a target folder of
 //! its own (kept between runs, so only the first run compiles the
@@ -12,7 +13,6 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use alembic_throwaway::{Choice, Server};
-use clap::Parser;
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
@@ -179,24 +179,32 @@ fn edits_additions_and_removals_rebuild_the_binary() {
             && stderr.contains(&now),
         "{stderr}"
     );
+    // It names the binary's own command to accept the edit.
+    assert!(
+        stderr.contains("`example-service migrate accept c1a0e5b2d3f4 --reason"),
+        "{stderr}"
+    );
 
-    // `cargo alembic accept` records the edit; the binary starts.
-    let location = project.root.join("migrations").display().to_string();
-    let cli = cargo_alembic::Cli::try_parse_from([
-        "cargo-alembic",
-        "--database-url",
+    // That command records the edit; the binary starts.
+    let out = project.run(
         url,
-        "--script-location",
-        &location,
-        "accept",
-        "c1a0",
-        "--reason",
-        "comment added after review",
-        "--by",
-        "ops@example.com",
-    ])
-    .unwrap();
-    cargo_alembic::run(cli).unwrap();
+        &[
+            "migrate",
+            "accept",
+            "c1a0",
+            "--reason",
+            "comment added after review",
+            "--by",
+            "ops@example.com",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with("Accepted the edit of c1a0e5b2d3f4 by ops@example.com: "),
+        "{}",
+        text(&out)
+    );
     let out = project.run(url, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 

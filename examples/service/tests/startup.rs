@@ -68,6 +68,15 @@ fn rows(client: &mut postgres::Client, sql: &str) -> Vec<String> {
 
 /// `cargo alembic ...` in this process, through the CLI's own entry point.
 fn cargo_alembic(url: &str, script_location: &Path, args: &[&str]) -> Result<(), String> {
+    cargo_alembic_exit(url, script_location, args).map_err(|(_, message)| message)
+}
+
+/// [`cargo_alembic`], failing with the exit code and the message.
+fn cargo_alembic_exit(
+    url: &str,
+    script_location: &Path,
+    args: &[&str],
+) -> Result<(), (u8, String)> {
     let location = script_location.display().to_string();
     let mut argv = vec![
         "cargo-alembic",
@@ -77,8 +86,8 @@ fn cargo_alembic(url: &str, script_location: &Path, args: &[&str]) -> Result<(),
         &location,
     ];
     argv.extend_from_slice(args);
-    let cli = cargo_alembic::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-    cargo_alembic::run(cli).map_err(|e| e.to_string())
+    let cli = cargo_alembic::Cli::try_parse_from(argv).map_err(|e| (2, e.to_string()))?;
+    cargo_alembic::run(cli).map_err(|e| (e.exit_code(), e.to_string()))
 }
 
 /// Also guards against a deadlock: the chain has a `CREATE INDEX
@@ -335,20 +344,7 @@ fn cargo_alembic_and_the_embedded_migrate_exit_alike_for_each_error() {
         (db.url(), &["downgrade", "--sql", "head"], 2),
     ];
     for (url, args, code) in &cases {
-        let location = migrations.display().to_string();
-        let mut argv = vec![
-            "cargo-alembic",
-            "--database-url",
-            url,
-            "--script-location",
-            &location,
-        ];
-        argv.extend_from_slice(args);
-        let parsed = cargo_alembic::Cli::try_parse_from(argv).unwrap();
-        let cli_code = match cargo_alembic::run(parsed) {
-            Ok(()) => 0,
-            Err(e) => e.exit_code(),
-        };
+        let cli_code = cargo_alembic_exit(url, &migrations, args).map_or_else(|(c, _)| c, |()| 0);
         let mut migrate = vec!["migrate"];
         migrate.extend_from_slice(args);
         let out = service(binary, url, &migrate).output().unwrap();
