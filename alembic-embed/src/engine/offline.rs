@@ -1,0 +1,140 @@
+//! Offline SQL (`--sql`): what a run would send, version-table and ledger
+//! statements included, printed instead of run.
+
+use alembic_core::{HeadState, Resolver, Target};
+
+use crate::errors::EngineError;
+
+use super::report::Direction;
+use super::state::Current;
+use super::Engine;
+
+impl<'m> Engine<'m> {
+    /// The SQL an upgrade from `from` (the current rows; empty for base)
+    /// to `target` would run, version-table and ledger statements included.
+    pub fn upgrade_sql(&self, from: &[usize], target: &str) -> Result<String, EngineError> {
+        let plan = Resolver::with_current(self.map, from.to_vec()).upgrade_plan(target)?;
+        self.offline(
+            &plan,
+            Direction::Upgrade,
+            HeadState::new(from.iter().copied()),
+            from.is_empty(),
+        )
+    }
+
+    /// The SQL a downgrade from `from` to `target` would run.
+    pub fn downgrade_sql(&self, from: &[usize], target: &str) -> Result<String, EngineError> {
+        let plan = Resolver::with_current(self.map, from.to_vec()).downgrade_plan(target)?;
+        self.offline(
+            &plan,
+            Direction::Downgrade,
+            HeadState::new(from.iter().copied()),
+            false,
+        )
+    }
+
+    /// `upgrade --sql`: Alembic's `from:to` (an empty `from` is base) or a
+    /// target alone (from base).
+    pub fn upgrade_sql_range(&self, range: &str) -> Result<String, EngineError> {
+        let (from, to) = range.split_once(':').unwrap_or(("", range));
+        let from = self.offline_from(from)?;
+        self.upgrade_sql(&from, if to.is_empty() { "heads" } else { to })
+    }
+
+    /// `downgrade --sql`: Alembic's `from:to`, which it requires.
+    pub fn downgrade_sql_range(&self, range: &str) -> Result<String, EngineError> {
+        let Some((from, to)) = range.split_once(':') else {
+            return Err(EngineError::OfflineRange {
+                given: range.to_owned(),
+            });
+        };
+        let from = self.offline_from(from)?;
+        self.downgrade_sql(&from, to)
+    }
+
+    /// The `from` side of an offline range as version-table rows.
+    fn offline_from(&self, from: &str) -> Result<Vec<usize>, EngineError> {
+        if from.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(match Resolver::new(self.map).resolve(from)? {
+            Target::Base => Vec::new(),
+            Target::Revisions(r) => r,
+            Target::BranchBase { roots, .. } => roots,
+        })
+    }
+
+    /// The SQL a stamp from `from` to `targets` would run.
+    pub fn stamp_sql_offline(
+        &self,
+        from: &[usize],
+        targets: &[&str],
+        purge: bool,
+    ) -> Result<String, EngineError> {
+        let current = Current {
+            known: from.to_vec(),
+            heads: self.ids(from),
+            ..Current::default()
+        };
+        let rows = self.stamp_rows(&current, targets, purge)?;
+        let mut out = String::new();
+        if from.is_empty() {
+            out.push_str(&self.create_tables_sql());
+            out.push('\n');
+        }
+        out.push_str("BEGIN;\n\n");
+        out.push_str(&self.stamp_sql(&current.heads, &rows, purge));
+        out.push_str("\nCOMMIT;\n");
+        Ok(out)
+    }
+
+    pub(super) fn offline(
+        &self,
+        plan: &[usize],
+        direction: Direction,
+        mut heads: HeadState,
+        create: bool,
+    ) -> Result<String, EngineError> {
+        let mut out = String::new();
+        if create {
+            out.push_str(&self.create_tables_sql());
+            out.push('\n');
+        }
+        let per_revision = self.settings.transaction_per_migration;
+        let mut open = false;
+        for &i in plan {
+            let rev = self.map.rev(i);
+            let ops = match direction {
+                Direction::Upgrade => heads.upgrade(self.map, i)?,
+                Direction::Downgrade => heads.downgrade(self.map, i)?,
+            };
+            if rev.transactional && !open {
+                out.push_str("BEGIN;\n\n");
+                open = true;
+            } else if !rev.transactional && open {
+                out.push_str("COMMIT;\n\n");
+                open = false;
+            }
+            out.push_str(&format!(
+                "-- {} ({})\n",
+                self.describe(i, direction),
+                rev.path.display()
+            ));
+            if !rev.transactional {
+                out.push_str(
+                    "-- transactional: false: these statements run outside a transaction\n",
+                );
+            }
+            out.push_str(&self.batch(rev, direction, &ops, false)?.sql);
+            out.push('\n');
+            if open && per_revision {
+                out.push_str("COMMIT;\n\n");
+                open = false;
+            }
+        }
+        if open {
+            out.push_str("COMMIT;\n");
+        }
+        Ok(out)
+    }
+}

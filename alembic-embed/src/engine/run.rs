@@ -1,0 +1,760 @@
+//! Running a plan: revisions grouped into round trips, transactions as
+//! configured, `transactional: false` revisions on their own, each step
+//! reported.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use alembic_core::{HeadState, Resolver, Revision, Statement, VersionOp};
+use tokio_postgres::SimpleQueryMessage;
+
+#[cfg(feature = "sync")]
+use crate::connection::wait;
+use crate::connection::Connection;
+use crate::errors::{Aftermath, EngineError};
+
+use super::report::{Direction, Report, Step};
+use super::session::Session;
+use super::settings::AheadPolicy;
+use super::state::Current;
+use super::{quote_literal, Engine};
+
+/// What one revision sends to the server, and where its statements are.
+pub(super) struct Batch<'r> {
+    pub(super) sql: String,
+    /// (byte offset in `sql`, statement)
+    pub(super) statements: Vec<(usize, &'r Statement)>,
+}
+
+impl<'m> Engine<'m> {
+    pub(super) fn statements<'r>(
+        &self,
+        rev: &'r Revision,
+        direction: Direction,
+    ) -> Result<&'r [Statement], EngineError> {
+        match direction {
+            Direction::Upgrade => rev
+                .upgrade_statements()
+                .map_err(|e| EngineError::Lex(Box::new(e))),
+            Direction::Downgrade => match rev
+                .downgrade_statements()
+                .map_err(|e| EngineError::Lex(Box::new(e)))?
+            {
+                Some(s) => Ok(s),
+                None => Err(EngineError::Irreversible {
+                    revision: rev.id.clone(),
+                    file: rev.path.display().to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Alembic's log line.
+    pub(super) fn describe(&self, i: usize, direction: Direction) -> String {
+        let rev = self.map.rev(i);
+        let down = rev.down_revisions.join(", ");
+        let message = rev.message.as_deref().unwrap_or("");
+        match direction {
+            Direction::Upgrade => format!("Running upgrade {down} -> {}, {message}", rev.id),
+            Direction::Downgrade => format!("Running downgrade {} -> {down}, {message}", rev.id),
+        }
+    }
+
+    fn version_sql(&self, op: &VersionOp) -> String {
+        let v = self.version_table();
+        match op {
+            VersionOp::Insert(id) => format!(
+                "INSERT INTO {v} (version_num) VALUES ({});\n",
+                quote_literal(id)
+            ),
+            VersionOp::Delete(id) => format!(
+                "DELETE FROM {v} WHERE version_num = {};\n",
+                quote_literal(id)
+            ),
+            VersionOp::Update { from, to } => {
+                format!(
+                    "UPDATE {v} SET version_num = {} WHERE version_num = {};\n",
+                    quote_literal(to),
+                    quote_literal(from)
+                )
+            }
+        }
+    }
+
+    fn ledger_sql(&self, rev: &Revision, direction: Direction, timed: bool) -> String {
+        let l = self.ledger_table();
+        match direction {
+            Direction::Upgrade => {
+                let duration = if timed {
+                    "extract(epoch FROM clock_timestamp() - current_setting('alembic.t0')::timestamptz) * 1000"
+                } else {
+                    "NULL"
+                };
+                let down = rev
+                    .downgrade
+                    .as_ref()
+                    .map_or("NULL".to_owned(), |d| quote_literal(d.checksum().as_str()));
+                // The column is named only when there is a tag, so that
+                // offline SQL without one runs on a ledger made before tags.
+                let (tag_column, tag) = match &self.settings.tag {
+                    Some(tag) => (", tag", format!(", {}", quote_literal(tag))),
+                    None => ("", String::new()),
+                };
+                let tag_update = if tag.is_empty() {
+                    ""
+                } else {
+                    ", tag = EXCLUDED.tag"
+                };
+                format!(
+                    "INSERT INTO {l} (revision, upgrade_checksum, downgrade_checksum, duration_ms, tool{tag_column}) VALUES ({}, {}, {down}, {duration}, {}{tag}) \
+                     ON CONFLICT (revision) DO UPDATE SET upgrade_checksum = EXCLUDED.upgrade_checksum, downgrade_checksum = \
+                     EXCLUDED.downgrade_checksum, applied_at = now(), duration_ms = EXCLUDED.duration_ms, tool = EXCLUDED.tool, \
+                     status = 'applied', error = NULL{tag_update};\n",
+                    quote_literal(&rev.id),
+                    quote_literal(rev.upgrade.checksum().as_str()),
+                    quote_literal(&self.settings.tool)
+                )
+            }
+            Direction::Downgrade => format!(
+                "DELETE FROM {l} WHERE revision = {};\n",
+                quote_literal(&rev.id)
+            ),
+        }
+    }
+
+    /// `BEGIN`, and the statement lock timeout for the transaction.
+    fn begin_sql(&self) -> String {
+        match self.settings.statement_lock_timeout {
+            Some(t) => format!("BEGIN; SET LOCAL lock_timeout = '{}ms'", t.as_millis()),
+            None => "BEGIN".to_owned(),
+        }
+    }
+
+    /// One revision's round trip: savepoint, timer, statements, bookkeeping.
+    pub(super) fn batch<'r>(
+        &self,
+        rev: &'r Revision,
+        direction: Direction,
+        ops: &[VersionOp],
+        online: bool,
+    ) -> Result<Batch<'r>, EngineError> {
+        let statements = self.statements(rev, direction)?;
+        let mut sql = String::new();
+        if online {
+            sql.push_str("SELECT set_config('alembic.t0', clock_timestamp()::text, true);\n");
+        }
+        let mut located = Vec::with_capacity(statements.len());
+        for s in statements {
+            located.push((sql.len(), s));
+            sql.push_str(&s.sql);
+            sql.push_str(";\n");
+        }
+        for op in ops {
+            sql.push_str(&self.version_sql(op));
+        }
+        sql.push_str(&self.ledger_sql(rev, direction, online));
+        if online {
+            sql.push_str(&format!(
+                "SELECT '{TIMING}', {}, extract(epoch FROM clock_timestamp() - current_setting('alembic.t0')::timestamptz) * 1000;\n",
+                quote_literal(&rev.id)
+            ));
+        }
+        Ok(Batch {
+            sql,
+            statements: located,
+        })
+    }
+
+    /// Upgrades to `target` (`head`, `heads`, an id, `+2`, `label@head`, ...).
+    #[cfg(feature = "sync")]
+    pub fn upgrade(
+        &self,
+        client: &mut postgres::Client,
+        target: &str,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<Report, EngineError> {
+        wait(self.run_async(client, None, target, Direction::Upgrade, on_step))
+    }
+
+    /// [`Engine::upgrade`] in a session opened with [`Settings::open_session`]
+    /// (for instance while the chain was loading); releases its lock.
+    #[cfg(feature = "sync")]
+    pub fn upgrade_in(
+        &self,
+        client: &mut postgres::Client,
+        session: Session,
+        target: &str,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<Report, EngineError> {
+        wait(self.run_async(client, Some(session), target, Direction::Upgrade, on_step))
+    }
+
+    /// Downgrades to `target` (`-1`, `base`, an id, `label@base`, ...).
+    #[cfg(feature = "sync")]
+    pub fn downgrade(
+        &self,
+        client: &mut postgres::Client,
+        target: &str,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<Report, EngineError> {
+        wait(self.run_async(client, None, target, Direction::Downgrade, on_step))
+    }
+
+    /// [`Engine::downgrade`] in an open session; releases its lock.
+    #[cfg(feature = "sync")]
+    pub fn downgrade_in(
+        &self,
+        client: &mut postgres::Client,
+        session: Session,
+        target: &str,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<Report, EngineError> {
+        wait(self.run_async(client, Some(session), target, Direction::Downgrade, on_step))
+    }
+
+    /// Upgrades or downgrades to `target` on any [`Connection`], in `session`
+    /// if one is open (else one is opened); releases the lock on every path.
+    /// `on_step` is called after each revision.
+    pub async fn run_async<C, S>(
+        &self,
+        client: &mut C,
+        session: Option<Session>,
+        target: &str,
+        direction: Direction,
+        on_step: &mut S,
+    ) -> Result<Report, EngineError>
+    where
+        C: Connection,
+        S: FnMut(&Step) + ?Sized,
+    {
+        self.locked(client, session, async |client, current| {
+            self.run_to(client, current, target, direction, on_step)
+                .await
+        })
+        .await
+    }
+
+    /// Applies or undoes exactly one revision (for `verify`'s stairway:
+    /// `-1` is ambiguous at merge points). Upgrading needs its parents and
+    /// dependencies applied; undoing needs nothing applied above it.
+    #[cfg(feature = "sync")]
+    pub fn step_one(
+        &self,
+        client: &mut postgres::Client,
+        revision: &str,
+        direction: Direction,
+    ) -> Result<Report, EngineError> {
+        wait(self.step_one_async(client, revision, direction))
+    }
+
+    /// [`Engine::step_one`] on any [`Connection`].
+    pub async fn step_one_async<C: Connection>(
+        &self,
+        client: &mut C,
+        revision: &str,
+        direction: Direction,
+    ) -> Result<Report, EngineError> {
+        self.locked(client, None, async |client, current| {
+            self.step_one_locked(client, current, revision, direction)
+                .await
+        })
+        .await
+    }
+
+    async fn step_one_locked<C: Connection>(
+        &self,
+        client: &mut C,
+        current: Current,
+        revision: &str,
+        direction: Direction,
+    ) -> Result<Report, EngineError> {
+        let mut report = Report {
+            before: current.heads.clone(),
+            ..Report::default()
+        };
+        self.check_state(&current, direction, &mut report)?;
+        let i = Resolver::with_current(self.map, current.known.clone()).revision(revision)?;
+        let applied = self.map.ancestors(&current.known, true);
+        let ready = match direction {
+            Direction::Upgrade => {
+                !applied[i]
+                    && self
+                        .map
+                        .parents(i)
+                        .iter()
+                        .chain(self.map.dependencies(i))
+                        .all(|&p| applied[p])
+            }
+            Direction::Downgrade => {
+                applied[i]
+                    && !self
+                        .map
+                        .children(i)
+                        .iter()
+                        .chain(self.map.dependents(i))
+                        .any(|&c| applied[c])
+            }
+        };
+        if !ready {
+            return Err(EngineError::Resolve(
+                alembic_core::ResolveError::InvalidTarget {
+                    ident: revision.to_owned(),
+                    direction: direction.word(),
+                    current: current.heads.clone(),
+                },
+            ));
+        }
+        let heads = self
+            .run(
+                client,
+                &[i],
+                direction,
+                HeadState::new(current.known.iter().copied()),
+                &mut report,
+                &mut |_: &Step| {},
+            )
+            .await?;
+        report.after = self.ids(&heads.heads());
+        Ok(report)
+    }
+
+    async fn run_to<C: Connection, S: FnMut(&Step) + ?Sized>(
+        &self,
+        client: &mut C,
+        current: Current,
+        target: &str,
+        direction: Direction,
+        on_step: &mut S,
+    ) -> Result<Report, EngineError> {
+        let mut report = Report {
+            before: current.heads.clone(),
+            ..Report::default()
+        };
+        if !current.unknown.is_empty()
+            && direction == Direction::Upgrade
+            && self.settings.database_ahead == AheadPolicy::Allow
+        {
+            report.warnings.push(format!(
+                "{}; nothing was run",
+                EngineError::UnknownRevisions {
+                    ids: current.unknown.clone()
+                }
+            ));
+            report.after = current.heads;
+            return Ok(report);
+        }
+        self.check_state(&current, direction, &mut report)?;
+        let resolver = Resolver::with_current(self.map, current.known.clone());
+        let plan = match direction {
+            Direction::Upgrade => resolver.upgrade_plan(target)?,
+            Direction::Downgrade => resolver.downgrade_plan(target)?,
+        };
+        let heads = self
+            .run(
+                client,
+                &plan,
+                direction,
+                HeadState::new(current.known.iter().copied()),
+                &mut report,
+                on_step,
+            )
+            .await?;
+        report.after = self.ids(&heads.heads());
+        Ok(report)
+    }
+
+    /// Runs a plan from the version table's rows `heads`; returns the rows
+    /// after it.
+    pub(super) async fn run<C: Connection, S: FnMut(&Step) + ?Sized>(
+        &self,
+        client: &mut C,
+        plan: &[usize],
+        direction: Direction,
+        mut heads: HeadState,
+        report: &mut Report,
+        on_step: &mut S,
+    ) -> Result<HeadState, EngineError> {
+        self.check_plan(plan, direction, &heads)?;
+        let mut tx = Transaction::new(heads.clone());
+        let mut group: Vec<(usize, Batch<'m>)> = Vec::new();
+        let mut group_len = 0;
+        let mut run = RunProgress {
+            direction,
+            total: plan.len(),
+            report,
+            on_step,
+        };
+        for (n, &i) in plan.iter().enumerate() {
+            let rev = self.map.rev(i);
+            let before = heads.clone();
+            let ops = match direction {
+                Direction::Upgrade => heads.upgrade(self.map, i)?,
+                Direction::Downgrade => heads.downgrade(self.map, i)?,
+            };
+            if rev.transactional {
+                let batch = self.batch(rev, direction, &ops, true)?;
+                group_len += batch.sql.len();
+                group.push((i, batch));
+                let next_joins = plan
+                    .get(n + 1)
+                    .is_some_and(|&j| self.map.rev(j).transactional);
+                if self.settings.transaction_per_migration
+                    || !next_joins
+                    || group.len() == GROUP_REVISIONS
+                    || group_len > GROUP_BYTES
+                {
+                    self.flush(client, &group, &mut tx, &mut run).await?;
+                    group.clear();
+                    group_len = 0;
+                    if self.settings.transaction_per_migration {
+                        self.commit(client, &mut tx, heads.clone()).await?;
+                    }
+                }
+            } else {
+                if tx.open {
+                    self.commit(client, &mut tx, before).await?;
+                }
+                let started = Instant::now();
+                self.run_outside_transaction(client, rev, direction, &ops)
+                    .await
+                    .map_err(|e| {
+                        with_aftermath(
+                            e,
+                            Aftermath::NotTransactional {
+                                version_table: self.ids(&tx.committed.heads()),
+                            },
+                        )
+                    })?;
+                tx.committed = heads.clone();
+                self.step_done(i, started.elapsed(), &mut run);
+            }
+        }
+        if tx.open {
+            self.commit(client, &mut tx, heads.clone()).await?;
+        }
+        Ok(heads)
+    }
+
+    /// Before anything runs: every statement of the plan splits (a broken
+    /// file stops the run before its first revision), and every version
+    /// table step can be recorded the way Alembic records it.
+    fn check_plan(
+        &self,
+        plan: &[usize],
+        direction: Direction,
+        heads: &HeadState,
+    ) -> Result<(), EngineError> {
+        for &i in plan {
+            self.statements(self.map.rev(i), direction)?;
+        }
+        let mut check = heads.clone();
+        for &i in plan {
+            match direction {
+                Direction::Upgrade => check.upgrade(self.map, i)?,
+                Direction::Downgrade => check.downgrade(self.map, i)?,
+            };
+        }
+        Ok(())
+    }
+
+    /// Sends a group of transactional revisions in the open transaction
+    /// (beginning one if needed); a failure says what the transaction
+    /// mode left.
+    async fn flush<C: Connection, S: FnMut(&Step) + ?Sized>(
+        &self,
+        client: &mut C,
+        group: &[(usize, Batch<'m>)],
+        tx: &mut Transaction,
+        run: &mut RunProgress<'_, S>,
+    ) -> Result<(), EngineError> {
+        if !tx.open {
+            Self::db(
+                "cannot begin a transaction",
+                client.batch_execute(&self.begin_sql()).await,
+            )?;
+            tx.open = true;
+        }
+        if let Err(e) = self.send_group(client, group, &mut tx.sent, run).await {
+            let version_table = self.ids(&tx.committed.heads());
+            let aftermath = if self.settings.transaction_per_migration {
+                Aftermath::RevisionRolledBack { version_table }
+            } else {
+                // The revisions of this transaction before the failing one.
+                let mut undone = tx.revisions.clone();
+                undone.extend(
+                    group
+                        .iter()
+                        .map(|(g, _)| self.map.rev(*g).id.clone())
+                        .take_while(|id| Some(id.as_str()) != failed_revision(&e)),
+                );
+                Aftermath::RunRolledBack {
+                    undone,
+                    version_table,
+                }
+            };
+            return Err(with_aftermath(e, aftermath));
+        }
+        tx.revisions
+            .extend(group.iter().map(|(g, _)| self.map.rev(*g).id.clone()));
+        Ok(())
+    }
+
+    /// Commits the open transaction, naming its revisions if that fails
+    /// (a deferred constraint, a serialization failure); `heads` are then
+    /// the committed rows.
+    async fn commit<C: Connection>(
+        &self,
+        client: &mut C,
+        tx: &mut Transaction,
+        heads: HeadState,
+    ) -> Result<(), EngineError> {
+        let revisions = &tx.revisions;
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|source| EngineError::Database {
+                context: format!(
+                    "cannot commit the transaction of revision{} {} (it was rolled back: none of {} is applied)",
+                    if revisions.len() == 1 { "" } else { "s" },
+                    revisions.join(", "),
+                    if revisions.len() == 1 { "it" } else { "them" }
+                ),
+                source,
+            })?;
+        *tx = Transaction::new(heads);
+        Ok(())
+    }
+
+    fn step_done<S: FnMut(&Step) + ?Sized>(
+        &self,
+        i: usize,
+        duration: Duration,
+        run: &mut RunProgress<'_, S>,
+    ) {
+        let step = Step {
+            revision: self.map.rev(i).id.clone(),
+            direction: run.direction,
+            description: self.describe(i, run.direction),
+            duration,
+            position: run.report.steps.len() + 1,
+            total: run.total,
+        };
+        (run.on_step)(&step);
+        run.report.steps.push(step);
+    }
+
+    /// Sends consecutive revisions in one round trip; each reports its own
+    /// duration as measured by the server.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_group<C: Connection, S: FnMut(&Step) + ?Sized>(
+        &self,
+        client: &mut C,
+        group: &[(usize, Batch<'m>)],
+        in_transaction: &mut Vec<String>,
+        run: &mut RunProgress<'_, S>,
+    ) -> Result<(), EngineError> {
+        let mut sql = String::with_capacity(group.iter().map(|(_, b)| b.sql.len()).sum());
+        let mut starts = Vec::with_capacity(group.len());
+        for (_, batch) in group {
+            starts.push(sql.len());
+            sql.push_str(&batch.sql);
+        }
+        let started = Instant::now();
+        let messages = match client.simple_query(&sql).await {
+            Ok(m) => m,
+            Err(error) => {
+                return Err(self
+                    .locate_group_failure(
+                        client,
+                        run.direction,
+                        group,
+                        &sql,
+                        &starts,
+                        error,
+                        in_transaction,
+                    )
+                    .await)
+            }
+        };
+        let elapsed = started.elapsed();
+        let mut measured: HashMap<String, f64> = HashMap::new();
+        for message in &messages {
+            if let SimpleQueryMessage::Row(row) = message {
+                if row.len() == 3 && row.get(0) == Some(TIMING) {
+                    if let (Some(id), Some(ms)) =
+                        (row.get(1), row.get(2).and_then(|m| m.parse::<f64>().ok()))
+                    {
+                        measured.insert(id.to_owned(), ms);
+                    }
+                }
+            }
+        }
+        for (i, _) in group {
+            let fallback = elapsed / u32::try_from(group.len()).unwrap_or(1).max(1);
+            let duration = measured
+                .get(&self.map.rev(*i).id)
+                .map_or(fallback, |ms| Duration::from_secs_f64(ms / 1000.0));
+            self.step_done(*i, duration, run);
+        }
+        in_transaction.push(sql);
+        Ok(())
+    }
+
+    /// A `transactional: false` revision: each statement on its own, then
+    /// the bookkeeping in a transaction. A failure is recorded in the ledger
+    /// so that the next run stops until someone looks.
+    async fn run_outside_transaction<C: Connection>(
+        &self,
+        client: &mut C,
+        rev: &Revision,
+        direction: Direction,
+        ops: &[VersionOp],
+    ) -> Result<(), EngineError> {
+        let statements = self.statements(rev, direction)?;
+        let started = Instant::now();
+        let timeout = self.settings.statement_lock_timeout;
+        if let Some(t) = timeout {
+            // Outside a transaction `SET LOCAL` does nothing: set it for the
+            // session, and put back what the session had.
+            Self::db(
+                "cannot set the statement lock timeout",
+                client
+                    .batch_execute(&format!(
+                        "SELECT set_config('alembic.saved_lock_timeout', current_setting('lock_timeout'), false), \
+                         set_config('lock_timeout', '{}ms', false)",
+                        t.as_millis()
+                    ))
+                    .await,
+            )?;
+        }
+        let result = self
+            .run_statements_outside(client, rev, direction, statements, started, ops)
+            .await;
+        if timeout.is_some() {
+            let _ = client
+                .batch_execute(
+                    "SELECT set_config('lock_timeout', current_setting('alembic.saved_lock_timeout'), false)",
+                )
+                .await;
+        }
+        result
+    }
+
+    async fn run_statements_outside<C: Connection>(
+        &self,
+        client: &mut C,
+        rev: &Revision,
+        direction: Direction,
+        statements: &[Statement],
+        started: Instant,
+        ops: &[VersionOp],
+    ) -> Result<(), EngineError> {
+        for s in statements {
+            if let Err(e) = client.batch_execute(&s.sql).await {
+                let failure = self.failure(rev, direction, s, &e, None);
+                let recorded = format!(
+                    "{} statement at line {}: {}",
+                    direction.word(),
+                    failure.line,
+                    failure.message
+                );
+                let l = self.ledger_table();
+                let _ = client.batch_execute(&format!(
+                    "INSERT INTO {l} (revision, upgrade_checksum, downgrade_checksum, tool, status, error) VALUES ({}, {}, NULL, {}, 'failed', {}) \
+                     ON CONFLICT (revision) DO UPDATE SET status = 'failed', error = EXCLUDED.error",
+                    quote_literal(&rev.id),
+                    quote_literal(rev.upgrade.checksum().as_str()),
+                    quote_literal(&self.settings.tool),
+                    quote_literal(&recorded)
+                )).await;
+                let mut failure = failure;
+                let remedy = format!(
+                    "complete or undo this revision's changes by hand, then `{} stamp` the revision (or the one before it); \
+                     until then every run stops here",
+                    self.settings.command
+                );
+                failure.advice = Some(match failure.advice.take() {
+                    Some(first) => format!("{first}; then {remedy}"),
+                    None => remedy,
+                });
+                return Err(EngineError::Sql(Box::new(failure)));
+            }
+        }
+        let mut sql = String::from("BEGIN;\n");
+        for op in ops {
+            sql.push_str(&self.version_sql(op));
+        }
+        sql.push_str(&self.ledger_sql(rev, direction, false));
+        if direction == Direction::Upgrade {
+            sql.push_str(&format!(
+                "UPDATE {} SET duration_ms = {} WHERE revision = {};\n",
+                self.ledger_table(),
+                started.elapsed().as_secs_f64() * 1000.0,
+                quote_literal(&rev.id)
+            ));
+        }
+        sql.push_str("COMMIT;\n");
+        Self::db(
+            &format!(
+                "revision {} ran outside a transaction, but cannot be recorded in the version table and the ledger",
+                rev.id
+            ),
+            client.batch_execute(&sql).await,
+        )
+    }
+}
+
+/// The open transaction of a run: what it sent (to replay when a failure
+/// must be located statement by statement), its revisions, and the version
+/// table's rows as last committed (for failure messages).
+struct Transaction {
+    open: bool,
+    sent: Vec<String>,
+    revisions: Vec<String>,
+    committed: HeadState,
+}
+
+impl Transaction {
+    fn new(committed: HeadState) -> Transaction {
+        Transaction {
+            open: false,
+            sent: Vec::new(),
+            revisions: Vec::new(),
+            committed,
+        }
+    }
+}
+
+/// Where a run reports each revision as it completes.
+struct RunProgress<'r, S: ?Sized> {
+    direction: Direction,
+    total: usize,
+    report: &'r mut Report,
+    on_step: &'r mut S,
+}
+
+/// The revision a failure names, if it is a failing statement.
+fn failed_revision(e: &EngineError) -> Option<&str> {
+    match e {
+        EngineError::Sql(f) => Some(&f.revision),
+        _ => None,
+    }
+}
+
+/// Says what state a failing statement left the database in.
+fn with_aftermath(e: EngineError, aftermath: Aftermath) -> EngineError {
+    match e {
+        EngineError::Sql(mut f) => {
+            f.aftermath = aftermath;
+            EngineError::Sql(f)
+        }
+        other => other,
+    }
+}
+
+/// Consecutive transactional revisions sent in one round trip, at most.
+const GROUP_REVISIONS: usize = 16;
+/// And at most this much SQL in one round trip.
+const GROUP_BYTES: usize = 256 * 1024;
+/// Marks the row each revision returns with its server-measured duration.
+const TIMING: &str = "alembic:timing";

@@ -1,0 +1,227 @@
+//! A run's database side: the advisory lock, polled; the tables made if
+//! missing; the state read after the lock was taken, in one round trip;
+//! and the lock released on every path.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::SimpleQueryMessage;
+
+#[cfg(feature = "sync")]
+use crate::connection::wait;
+use crate::connection::Connection;
+use crate::errors::EngineError;
+
+use super::settings::Settings;
+use super::state::{Current, LedgerRow, RUN_COLUMNS};
+use super::Engine;
+
+/// A run's database side: the advisory lock held, the tables there, and
+/// the state as read after the lock was taken.
+#[derive(Debug)]
+pub struct Session {
+    key: i64,
+    heads: Vec<String>,
+    ledger: HashMap<String, LedgerRow>,
+}
+
+impl Session {
+    /// Ends the session without a run: releases the lock.
+    pub async fn release_async<C: Connection>(self, client: &mut C) {
+        release(client, self.key).await;
+    }
+
+    /// [`Session::release_async`] on the synchronous client.
+    #[cfg(feature = "sync")]
+    pub fn release(self, client: &mut postgres::Client) {
+        wait(self.release_async(client));
+    }
+}
+
+impl Settings {
+    /// Takes the advisory lock, creates the tables if needed and reads the
+    /// version table and the ledger, in one round trip and without the
+    /// chain (so that it can overlap with loading it). The lock is held
+    /// until the run ends, or until the connection closes.
+    #[cfg(feature = "sync")]
+    pub fn open_session(&self, client: &mut postgres::Client) -> Result<Session, EngineError> {
+        wait(self.open_session_async(client))
+    }
+
+    /// [`Settings::open_session`] on any [`Connection`].
+    pub async fn open_session_async<C: Connection>(
+        &self,
+        client: &mut C,
+    ) -> Result<Session, EngineError> {
+        let key = acquire(client, &self.lock_key_sql(), self.lock_timeout).await?;
+        let sql = format!(
+            "{}SELECT version_num FROM {};\nSELECT {} FROM {};",
+            self.ensure_tables_sql(),
+            self.version_table_sql(),
+            RUN_COLUMNS,
+            self.ledger_table_sql()
+        );
+        let messages = match client.simple_query(&sql).await {
+            Ok(m) => m,
+            Err(source) => {
+                release(client, key).await;
+                return Err(EngineError::Database {
+                    context: "cannot lock and read the version table".into(),
+                    source,
+                });
+            }
+        };
+        let mut session = Session {
+            key,
+            heads: Vec::new(),
+            ledger: HashMap::new(),
+        };
+        // Statements: 0 the tables, 1 the versions, 2 the ledger.
+        let mut statement = 0;
+        for message in messages {
+            match message {
+                SimpleQueryMessage::CommandComplete(_) => statement += 1,
+                SimpleQueryMessage::Row(row) if statement == 1 => session
+                    .heads
+                    .push(row.get(0).unwrap_or_default().to_owned()),
+                SimpleQueryMessage::Row(row) if statement == 2 => {
+                    let (revision, row) = LedgerRow::from_row(&row);
+                    session.ledger.insert(revision, row);
+                }
+                _ => {}
+            }
+        }
+        session.heads.sort();
+        Ok(session)
+    }
+}
+
+/// Takes the advisory lock by polling `pg_try_advisory_lock` rather than
+/// waiting in `pg_advisory_lock`. A session blocked inside a statement holds
+/// a snapshot, and a `CREATE INDEX CONCURRENTLY` run by the lock's holder
+/// waits for every older snapshot to go: a deadlock, which PostgreSQL ends
+/// by failing one side. Between polls a waiting migrator holds nothing.
+async fn acquire<C: Connection>(
+    client: &mut C,
+    key_sql: &str,
+    timeout: Option<Duration>,
+) -> Result<i64, EngineError> {
+    let sql =
+        format!("SELECT k, pg_catalog.pg_try_advisory_lock(k) FROM (SELECT {key_sql} AS k) AS key");
+    let mut pause = Duration::from_millis(5);
+    let mut announced = false;
+    let started = Instant::now();
+    loop {
+        let messages = client
+            .simple_query(&sql)
+            .await
+            .map_err(|source| EngineError::Database {
+                context: "cannot take the migration lock".into(),
+                source,
+            })?;
+        let row = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some((
+                row.get(0).and_then(|k| k.parse::<i64>().ok()),
+                row.get(1) == Some("t"),
+            )),
+            _ => None,
+        });
+        let Some((Some(key), taken)) = row else {
+            return Err(EngineError::Lock {
+                reason: "the server returned no lock key".into(),
+            });
+        };
+        if taken {
+            return Ok(key);
+        }
+        if let Some(limit) = timeout {
+            if started.elapsed() >= limit {
+                return Err(EngineError::LockTimeout {
+                    waited: limit,
+                    holders: lock_holders(client, key).await,
+                });
+            }
+        }
+        if !announced {
+            log::info!(
+                target: "alembic_embed",
+                "another migrator holds the lock of this version table: waiting for it"
+            );
+            announced = true;
+        }
+        let mut next = pause;
+        if let Some(limit) = timeout {
+            next = next.min(limit.saturating_sub(started.elapsed()));
+        }
+        client.pause(next).await;
+        pause = (pause * 2).min(MAX_LOCK_POLL);
+    }
+}
+
+/// Who holds the advisory lock `key`: one line per session, from
+/// `pg_locks` and `pg_stat_activity` (empty if it was released meanwhile
+/// or the role may not see other sessions).
+async fn lock_holders<C: Connection>(client: &mut C, key: i64) -> Vec<String> {
+    let sql = format!(
+        "SELECT a.pid, COALESCE(NULLIF(a.application_name, ''), '(none)'), COALESCE(a.usename::text, '?'), \
+         COALESCE(a.client_addr::text, 'local'), COALESCE(a.backend_start::text, '?'), COALESCE(a.state, '?'), \
+         COALESCE(a.state_change::text, '?') \
+         FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+         AND ((l.classid::bigint << 32) | l.objid::bigint) = {key}"
+    );
+    let Ok(messages) = client.simple_query(&sql).await else {
+        return Vec::new();
+    };
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(format!(
+                "pid {} (application {}, user {}, from {}, connected since {}, {} since {})",
+                r.get(0).unwrap_or("?"),
+                r.get(1).unwrap_or("?"),
+                r.get(2).unwrap_or("?"),
+                r.get(3).unwrap_or("?"),
+                r.get(4).unwrap_or("?"),
+                r.get(5).unwrap_or("?"),
+                r.get(6).unwrap_or("?"),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The longest pause between two attempts to take the migration lock.
+const MAX_LOCK_POLL: Duration = Duration::from_millis(200);
+
+/// Ends any transaction and releases the advisory lock.
+pub(super) async fn release<C: Connection>(client: &mut C, key: i64) {
+    // One round trip; a failed transaction must end before the lock can be
+    // released, and without one ROLLBACK is only a warning.
+    let _ = client
+        .batch_execute(&format!("ROLLBACK; SELECT pg_advisory_unlock({key})"))
+        .await;
+}
+
+impl<'m> Engine<'m> {
+    /// Runs `act` under the migration lock: with the session given (opened
+    /// while the chain was loading) or a new one, on the state read after
+    /// the lock was taken; the lock is released on every path. Every
+    /// command that writes goes through here.
+    pub(super) async fn locked<C: Connection, T>(
+        &self,
+        client: &mut C,
+        session: Option<Session>,
+        act: impl AsyncFnOnce(&mut C, Current) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let session = match session {
+            Some(s) => s,
+            None => self.settings.open_session_async(client).await?,
+        };
+        let key = session.key;
+        let current = self.classify(session.heads, session.ledger);
+        let result = act(client, current).await;
+        release(client, key).await;
+        result
+    }
+}

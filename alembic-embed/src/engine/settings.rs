@@ -1,0 +1,164 @@
+//! How the engine names and creates its tables, finds its lock, and
+//! what it does when the database is not what the chain expects.
+
+use std::time::Duration;
+
+use super::{quote_ident, quote_literal};
+
+/// How the engine names its tables and runs its transactions.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The version table (`alembic_version`).
+    pub version_table: String,
+    /// Its schema (`None`: the search path).
+    pub version_table_schema: Option<String>,
+    /// Commit each revision on its own instead of one transaction per run.
+    pub transaction_per_migration: bool,
+    /// Recorded in the ledger, e.g. `cargo-alembic 0.1.0`.
+    pub tool: String,
+    /// What an upgrade does when an applied revision's upgrade section
+    /// changed since it ran.
+    pub checksum_mismatch: ChecksumPolicy,
+    /// What an upgrade does when the version table names revisions the
+    /// chain does not have.
+    pub database_ahead: AheadPolicy,
+    /// How long to wait for another migrator's lock (`None`: as long as it
+    /// takes).
+    pub lock_timeout: Option<Duration>,
+    /// `SET lock_timeout` while revisions run, so that a statement never
+    /// queues behind a long transaction for longer than this while every
+    /// query on its table queues behind it.
+    pub statement_lock_timeout: Option<Duration>,
+    /// Recorded with each revision a run applies (`--tag`).
+    pub tag: Option<String>,
+    /// How messages name the command to run (`cargo alembic`, or an
+    /// embedding binary's `myapp migrate`): `<command> accept ...`.
+    pub command: String,
+}
+
+/// What an upgrade does when an applied revision was edited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChecksumPolicy {
+    /// Stop before any SQL runs, naming the revision and both checksums.
+    #[default]
+    Refuse,
+    /// Carry on, with the same message as a warning in the report (and the
+    /// log).
+    Warn,
+}
+
+/// What an upgrade does when the database has revisions the chain does not
+/// know, typically after a binary was rolled back to an older release.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AheadPolicy {
+    /// Stop with an error naming the unknown revisions.
+    #[default]
+    Refuse,
+    /// Run nothing and report a warning: the database is left as it is.
+    Allow,
+}
+
+impl Settings {
+    pub(super) fn qualified(&self, table: &str) -> String {
+        match &self.version_table_schema {
+            Some(schema) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+            None => quote_ident(table),
+        }
+    }
+
+    /// The version table, qualified and quoted.
+    pub fn version_table_sql(&self) -> String {
+        self.qualified(&self.version_table)
+    }
+
+    /// The ledger table, `<version_table>_ledger` beside the version table.
+    pub fn ledger_table_sql(&self) -> String {
+        self.qualified(&format!("{}_ledger", self.version_table))
+    }
+
+    /// The advisory-lock key of this version table, as a SQL expression the
+    /// server evaluates: a hash of `alembic:<schema>.<table>` where the
+    /// schema is the one the table is (or will be created) in, whatever
+    /// spelling configured it: the configured schema, else the schema where
+    /// the search path finds the table, else `current_schema()`. So a
+    /// migrator configured with `version_table_schema = "public"` and one
+    /// with no schema take the same lock on the same table.
+    pub fn lock_key_sql(&self) -> String {
+        let schema = match &self.version_table_schema {
+            Some(schema) => quote_literal(schema),
+            None => format!(
+                "COALESCE((SELECT n.nspname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.oid = pg_catalog.to_regclass({})), pg_catalog.current_schema()::text, '')",
+                quote_literal(&self.version_table_sql())
+            ),
+        };
+        format!(
+            "pg_catalog.hashtextextended('alembic:' || {schema} || '.' || {}, 0)",
+            quote_literal(&self.version_table)
+        )
+    }
+
+    /// `CREATE TABLE` for the version table, as Alembic creates it, and for
+    /// the ledger: exactly two statements.
+    pub fn create_tables_sql(&self) -> String {
+        format!(
+            "{}\n{}",
+            self.create_version_table_sql(),
+            self.create_ledger_sql()
+        )
+    }
+
+    fn create_version_table_sql(&self) -> String {
+        let pk = quote_ident(&format!("{}_pkc", self.version_table));
+        format!(
+            "CREATE TABLE IF NOT EXISTS {v} (\n    version_num VARCHAR(32) NOT NULL,\n    CONSTRAINT {pk} PRIMARY KEY (version_num)\n);\n",
+            v = self.version_table_sql()
+        )
+    }
+
+    fn create_ledger_sql(&self) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {l} (\n    revision VARCHAR(32) NOT NULL PRIMARY KEY,\n    upgrade_checksum TEXT NOT NULL,\n    \
+             downgrade_checksum TEXT,\n    applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n    duration_ms DOUBLE PRECISION,\n    \
+             tool TEXT NOT NULL,\n    status TEXT NOT NULL DEFAULT 'applied',\n    error TEXT,\n    \
+             accepted JSONB NOT NULL DEFAULT '[]'::jsonb,\n    tag TEXT\n);\n",
+            l = self.ledger_table_sql()
+        )
+    }
+
+    /// Creates the tables that are missing, and only those: `CREATE TABLE
+    /// IF NOT EXISTS` needs the CREATE privilege even when the table exists,
+    /// and the usual application role has none. A ledger made by an earlier
+    /// version gets the `tag` column.
+    pub(super) fn ensure_tables_sql(&self) -> String {
+        let (v, l) = (self.version_table_sql(), self.ledger_table_sql());
+        format!(
+            "DO $alembic$ BEGIN\n\
+             IF pg_catalog.to_regclass({vl}) IS NULL THEN\n{create_v}END IF;\n\
+             IF pg_catalog.to_regclass({ll}) IS NULL THEN\n{create_l}\
+             ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({ll}) AND attname = 'tag' AND NOT attisdropped) THEN\n\
+             ALTER TABLE {l} ADD COLUMN tag TEXT;\nEND IF;\nEND $alembic$;\n",
+            vl = quote_literal(&v),
+            ll = quote_literal(&l),
+            create_v = self.create_version_table_sql(),
+            create_l = self.create_ledger_sql(),
+        )
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            version_table: "alembic_version".into(),
+            version_table_schema: None,
+            transaction_per_migration: false,
+            tool: format!("alembic-embed {}", env!("CARGO_PKG_VERSION")),
+            checksum_mismatch: ChecksumPolicy::Refuse,
+            database_ahead: AheadPolicy::Refuse,
+            lock_timeout: None,
+            statement_lock_timeout: None,
+            tag: None,
+            command: "cargo alembic".to_owned(),
+        }
+    }
+}
