@@ -698,6 +698,26 @@ fn verify_finds_branches_that_are_not_independent() {
     );
 }
 
+/// Every parent of a merge goes first once: with three branches, the third
+/// one first is what shows the dependence here.
+#[test]
+fn verify_tries_every_branch_of_a_three_parent_merge_first() {
+    let out = verify("verify_branch_order_three_parents");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the branches merged by revision m5 (versions/m5_merge.sql) are not independent: the schema with the branch of b2 first differs from the one with the branch of d4 first"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ran_before_left"), "{stderr}");
+    assert!(
+        !stderr.contains("with the branch of c3 first differs"),
+        "b2 first and c3 first agree: {stderr}"
+    );
+}
+
 #[test]
 fn verify_colours_only_a_terminal() {
     let command = format!("{} verify --local", env!("CARGO_BIN_EXE_cargo-alembic"));

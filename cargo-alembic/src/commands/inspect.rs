@@ -25,9 +25,7 @@ fn list(
     style: LineStyle,
 ) -> Result<(), CliError> {
     let result = print_list(ctx, &map, revs, verbose, style);
-    // The process ends right after this: freeing 10,000 revisions one by
-    // one would only cost time.
-    std::mem::forget(map);
+    ctx.discard(map);
     result
 }
 

@@ -644,8 +644,9 @@ fn preferring(map: &RevisionMap, set: &[bool], preferred: &[bool]) -> Vec<usize>
     }
 }
 
-/// Applies everything below merge point `m` in two orders, each branch first,
-/// on two fresh databases, and compares the schemas.
+/// Applies everything below merge point `m` once per parent, that
+/// parent's branch first, each on a fresh database, and compares every
+/// schema with the first one's.
 fn branch_order(
     map: &RevisionMap,
     engine: &Engine<'_>,
@@ -663,42 +664,19 @@ fn branch_order(
             .map(|i| below[k][i] && below.iter().enumerate().all(|(j, b)| j == k || !b[i]))
             .collect()
     };
-    let failed = |e: &dyn std::fmt::Display| CliError::failed(e.to_string(), None);
     let mut results = Vec::new();
-    for (k, &parent) in parents.iter().enumerate().take(2) {
+    for (k, &parent) in parents.iter().enumerate() {
         let order = preferring(map, &set, &branch(k));
-        let db = server.database().map_err(|e| failed(&e))?;
-        let mut client = alembic_embed::tls::connect(db.url()).map_err(|e| failed(&e))?;
-        let mut ok = true;
-        for &i in &order {
-            if let Err(e) = engine.step_one(&mut client, &map.rev(i).id, Direction::Upgrade) {
-                problems.push(about(
-                    map,
-                    m,
-                    "branch-order",
-                    None,
-                    format!(
-                        "the branches merged by revision {} ({}) depend on their order: with the branch of {} first, revision {} fails: {e}",
-                        map.rev(m).id,
-                        map.rev(m).path.display(),
-                        map.rev(parent).id,
-                        map.rev(i).id
-                    ),
-                ));
-                ok = false;
-                break;
-            }
+        match apply_in_order(map, engine, server, skip, m, parent, &order, problems)? {
+            Some(snap) => results.push((parent, snap)),
+            None => return Ok(()),
         }
-        if !ok {
-            return Ok(());
-        }
-        let snap = snapshot::Snapshotter::prepare(&mut client, skip)
-            .and_then(|s| s.take(&mut client))
-            .map_err(|e| failed(&e))?;
-        results.push((parent, snap));
     }
-    if let [(a, first), (b, second)] = results.as_slice() {
-        let differs = snapshot::diff(first, second);
+    let Some(((first, first_snap), rest)) = results.split_first() else {
+        return Ok(());
+    };
+    for (other, snap) in rest {
+        let differs = snapshot::diff(first_snap, snap);
         if !differs.is_empty() {
             problems.push(about(
                 map,
@@ -709,14 +687,55 @@ fn branch_order(
                     "the branches merged by revision {} ({}) are not independent: the schema with the branch of {} first differs from the one with the branch of {} first (- only in the first, + only in the second):\n    {}",
                     map.rev(m).id,
                     map.rev(m).path.display(),
-                    map.rev(*a).id,
-                    map.rev(*b).id,
+                    map.rev(*first).id,
+                    map.rev(*other).id,
                     differs.join("\n    ")
                 ),
             ));
         }
     }
     Ok(())
+}
+
+/// Upgrades a fresh database revision by revision in `order` (the branch
+/// of `parent` first) and takes its schema; `None`, with the problem
+/// recorded, when a revision fails in that order.
+#[allow(clippy::too_many_arguments)]
+fn apply_in_order(
+    map: &RevisionMap,
+    engine: &Engine<'_>,
+    server: &Server,
+    skip: &[String],
+    m: usize,
+    parent: usize,
+    order: &[usize],
+    problems: &mut Vec<Problem>,
+) -> Result<Option<snapshot::Snapshot>, CliError> {
+    let failed = |e: &dyn std::fmt::Display| CliError::failed(e.to_string(), None);
+    let db = server.database().map_err(|e| failed(&e))?;
+    let mut client = alembic_embed::tls::connect(db.url()).map_err(|e| failed(&e))?;
+    for &i in order {
+        if let Err(e) = engine.step_one(&mut client, &map.rev(i).id, Direction::Upgrade) {
+            problems.push(about(
+                map,
+                m,
+                "branch-order",
+                None,
+                format!(
+                    "the branches merged by revision {} ({}) depend on their order: with the branch of {} first, revision {} fails: {e}",
+                    map.rev(m).id,
+                    map.rev(m).path.display(),
+                    map.rev(parent).id,
+                    map.rev(i).id
+                ),
+            ));
+            return Ok(None);
+        }
+    }
+    let snap = snapshot::Snapshotter::prepare(&mut client, skip)
+        .and_then(|s| s.take(&mut client))
+        .map_err(|e| failed(&e))?;
+    Ok(Some(snap))
 }
 
 fn no_color_unset() -> bool {
