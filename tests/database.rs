@@ -140,7 +140,7 @@ fn an_upgrade_waits_for_another_migrators_lock_and_says_so() {
     use std::io::BufRead as _;
     let db = db();
     let mut holder = db.connect().unwrap();
-    let key = alembic_embed::Settings::default().lock_key_sql();
+    let key = alembic_embed::cli_engine::Settings::default().lock_key_sql();
     holder
         .batch_execute(&format!("SELECT pg_advisory_lock({key})"))
         .unwrap();
@@ -776,7 +776,7 @@ fn a_lock_timeout_flag_gives_up_with_exit_1_and_a_bad_duration_is_exit_2() {
     let db = db();
     let ws = workspace();
     let mut holder = db.connect().unwrap();
-    let key = alembic_embed::Settings::default().lock_key_sql();
+    let key = alembic_embed::cli_engine::Settings::default().lock_key_sql();
     holder
         .batch_execute(&format!("SELECT pg_advisory_lock({key})"))
         .unwrap();

@@ -21,7 +21,8 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use alembic_core::{load_versions, ResolveError, RevisionMap};
-use alembic_embed::{Engine, EngineError, Settings};
+use alembic_embed::cli_engine::{Engine, Settings};
+use alembic_embed::EngineError;
 use alembic_throwaway::{Choice, Server};
 
 /// Seeds that run in every `cargo test`.

@@ -137,6 +137,7 @@ impl fmt::Display for SqlFailure {
 
 /// Everything the engine can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// A database command outside the revisions failed (locking, the
     /// version table, the ledger).

@@ -31,7 +31,9 @@ mod errors;
 mod runner;
 pub mod tls;
 
-/// The embedded chain's data, as `embed_migrations!` writes it.
+/// The embedded chain's data, as `embed_migrations!` writes it (the
+/// macro's plumbing, not for services to use).
+#[doc(hidden)]
 pub mod embedded {
     pub use alembic_core::embed::{EmbeddedRevision, EmbeddedSection, EmbeddedSettings};
 }
@@ -59,13 +61,22 @@ pub use alembic_core::build;
 /// (or printing `cargo::rerun-if-changed=<versions folder>`).
 pub use alembic_embed_macros::embed_migrations;
 
-pub use alembic_core::{
-    load_versions, Checksum, Resolver, Revision, RevisionMap, Statement, Target,
-};
 pub use connection::Connection;
-pub use engine::{
-    accepted_text, quote_ident, quote_literal, Accepted, AheadPolicy, ChecksumPolicy, Current,
-    Direction, Engine, LedgerRow, Report, Session, Settings, Step,
-};
-pub use errors::{exit_codes, Aftermath, EngineError, SqlFailure};
+pub use engine::{AheadPolicy, ChecksumPolicy, Direction, Report, Step};
+pub use errors::{Aftermath, EngineError, SqlFailure};
 pub use runner::{Chain, Runner, Status};
+
+/// The engine as the `cargo alembic` CLI drives it: one chain, explicit
+/// sessions, plans, offline SQL. Not part of the service API (a service
+/// uses [`Runner`]); it changes with the CLI.
+#[doc(hidden)]
+pub mod cli_engine {
+    pub use crate::engine::{
+        accepted_text, quote_ident, quote_literal, Accepted, Current, Engine, LedgerRow, Session,
+        Settings,
+    };
+    pub use crate::errors::exit_codes;
+    pub use alembic_core::{
+        load_versions, Checksum, Resolver, Revision, RevisionMap, Statement, Target,
+    };
+}

@@ -27,6 +27,7 @@ pub struct Chain {
 }
 
 impl Chain {
+    #[doc(hidden)]
     /// A chain of revisions, as the macro writes it.
     pub const fn new(
         revisions: &'static [EmbeddedRevision],
@@ -46,6 +47,7 @@ impl Chain {
         self.revisions
     }
 
+    #[doc(hidden)]
     /// Where the chain was read from at compile time, relative to the
     /// package (for messages).
     pub fn source(&self) -> &'static str {
@@ -99,6 +101,7 @@ impl std::fmt::Debug for Chain {
 
 /// The database's state against the embedded chain.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Status {
     /// Rows of the version table (sorted).
     pub heads: Vec<String>,
@@ -256,6 +259,7 @@ impl Runner {
         self.chain
     }
 
+    #[doc(hidden)]
     /// The engine's settings this runner uses.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -289,6 +293,7 @@ impl Runner {
             .await
     }
 
+    #[doc(hidden)]
     /// [`Runner::run_on`], also calling `on_step` after each revision.
     pub async fn run_reporting<C, S>(
         &self,

@@ -20,6 +20,7 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 /// What can go wrong before or while connecting. Messages never contain the
 /// URL (it may hold a password).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The URL does not parse.
     #[error("the database URL does not parse: {0}")]
@@ -38,6 +39,7 @@ pub enum ConnectError {
 }
 
 /// libpq's `sslmode`.
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SslMode {
     /// No TLS.
@@ -56,6 +58,7 @@ pub enum SslMode {
 
 /// A URL split into what the driver takes and the TLS settings. Its
 /// `Debug` form hides the password.
+#[doc(hidden)]
 pub struct Parsed {
     /// The URL or key/value string without the keys the driver rejects.
     pub driver: String,
@@ -92,6 +95,7 @@ fn mode_of(value: &str) -> Result<SslMode, ConnectError> {
 }
 
 /// Splits libpq's TLS keys out of a URL or key/value string.
+#[doc(hidden)]
 pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
     let mut mode = SslMode::Prefer;
     let mut root_cert = None;
@@ -160,6 +164,7 @@ fn percent_decode(text: &str) -> Result<String, ConnectError> {
 }
 
 /// Where a URL points, without its password: `host:port/dbname`.
+#[doc(hidden)]
 pub fn describe_target(url: &str) -> String {
     let driver = parse(url).map(|p| p.driver).unwrap_or_default();
     match tokio_postgres::Config::from_str(&driver) {
@@ -286,6 +291,7 @@ impl ServerCertVerifier for Lenient {
 }
 
 /// The rustls connector for a TLS mode.
+#[doc(hidden)]
 pub fn connector(
     mode: SslMode,
     root_cert: Option<&str>,

@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use alembic_embed::{load_versions, AheadPolicy, ChecksumPolicy, EngineError};
+use alembic_embed::cli_engine::load_versions;
+use alembic_embed::{AheadPolicy, ChecksumPolicy, EngineError};
 use alembic_throwaway::{Choice, Database, Server};
 
 #[path = "support/roles.rs"]

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use alembic_embed::{load_versions, Engine, EngineError, RevisionMap, Settings};
+use alembic_embed::cli_engine::{load_versions, Engine, RevisionMap, Settings};
+use alembic_embed::EngineError;
 use alembic_throwaway::{Choice, Database, Server};
 
 #[path = "support/roles.rs"]

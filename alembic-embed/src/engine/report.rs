@@ -24,6 +24,7 @@ impl Direction {
 
 /// One revision applied or undone.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Step {
     /// The revision.
     pub revision: String,
@@ -41,6 +42,7 @@ pub struct Step {
 
 /// What a run did.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct Report {
     /// The version table's rows before.
     pub before: Vec<String>,
@@ -58,6 +60,7 @@ pub struct Report {
 }
 
 impl Report {
+    #[doc(hidden)]
     /// The closing line: what ran and where the database is.
     pub fn summary(&self, verb: &str) -> String {
         let at = if self.after.is_empty() {
@@ -80,6 +83,7 @@ impl Report {
         }
     }
 
+    #[doc(hidden)]
     /// A stamp's line: `Stamped: the database is at X (was Y)`.
     pub fn stamped(&self) -> String {
         let at = |rows: &[String]| {
@@ -97,7 +101,7 @@ impl Report {
     }
 
     /// Warnings and notes for stderr: edited downgrades (and edited
-    /// upgrades under [`ChecksumPolicy::Warn`]), unverified revisions.
+    /// upgrades under [`ChecksumPolicy::Warn`](crate::ChecksumPolicy::Warn)), unverified revisions.
     pub fn notes(&self) -> Vec<String> {
         let mut notes: Vec<String> = self
             .warnings

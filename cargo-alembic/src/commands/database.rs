@@ -4,7 +4,8 @@
 use std::io::IsTerminal;
 
 use alembic_core::RevisionMap;
-use alembic_embed::{Current, Engine, EngineError, Report, Session, Settings};
+use alembic_embed::cli_engine::{Current, Engine, Session, Settings};
+use alembic_embed::{EngineError, Report};
 use serde::Serialize;
 
 use crate::args::{AcceptArgs, CurrentArgs, DowngradeArgs, Format, StampArgs, UpgradeArgs};
@@ -357,5 +358,5 @@ pub(crate) fn accept(ctx: &Ctx, args: &AcceptArgs) -> Result<(), CliError> {
     let accepted = engine
         .accept(&mut client, &args.revision, &args.reason, &by)
         .map_err(engine_error)?;
-    print(&alembic_embed::accepted_text(&accepted, &by))
+    print(&alembic_embed::cli_engine::accepted_text(&accepted, &by))
 }

@@ -12,7 +12,8 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use alembic_core::RevisionMap;
-use alembic_embed::{Direction, Engine, EngineError, Settings};
+use alembic_embed::cli_engine::{Engine, Settings};
+use alembic_embed::{Direction, EngineError};
 use alembic_throwaway::{Choice, Server};
 use serde::Serialize;
 

@@ -146,7 +146,7 @@ fn edits_additions_and_removals_rebuild_the_binary() {
     // Edit an applied revision: the binary is rebuilt with the edit, and
     // refuses to start, naming the revision and both checksums.
     let file = project.versions().join("c1a0e5b2d3f4_create_accounts.sql");
-    let before = alembic_embed::load_versions(&project.versions()).unwrap();
+    let before = alembic_embed::cli_engine::load_versions(&project.versions()).unwrap();
     let recorded = before
         .get("c1a0e5b2d3f4")
         .unwrap()
@@ -161,7 +161,7 @@ fn edits_additions_and_removals_rebuild_the_binary() {
     );
     assert_ne!(original, edited);
     std::fs::write(&file, edited).unwrap();
-    let after = alembic_embed::load_versions(&project.versions()).unwrap();
+    let after = alembic_embed::cli_engine::load_versions(&project.versions()).unwrap();
     let now = after
         .get("c1a0e5b2d3f4")
         .unwrap()
