@@ -12,7 +12,7 @@ use crate::connection::wait;
 use crate::connection::Connection;
 use crate::errors::EngineError;
 
-use super::settings::Settings;
+use super::settings::{Settings, TablesFound};
 use super::state::{Current, LedgerRow, RUN_COLUMNS};
 use super::Engine;
 
@@ -53,10 +53,17 @@ impl Settings {
         &self,
         client: &mut C,
     ) -> Result<Session, EngineError> {
-        let key = acquire(client, &self.lock_key_sql(), self.lock_timeout).await?;
+        let (key, found) = acquire(
+            client,
+            &self.lock_key_sql(),
+            &self.tables_probe_sql(),
+            self.lock_timeout,
+        )
+        .await?;
+        let ensure = self.ensure_tables_sql(found);
         let sql = format!(
             "{}SELECT version_num FROM {};\nSELECT {} FROM {};",
-            self.ensure_tables_sql(),
+            ensure.concat(),
             self.version_table_sql(),
             RUN_COLUMNS,
             self.ledger_table_sql()
@@ -76,15 +83,16 @@ impl Settings {
             heads: Vec::new(),
             ledger: HashMap::new(),
         };
-        // Statements: 0 the tables, 1 the versions, 2 the ledger.
+        // Statements: the tables to make, then the versions, then the ledger.
+        let (versions, ledger) = (ensure.len(), ensure.len() + 1);
         let mut statement = 0;
         for message in messages {
             match message {
                 SimpleQueryMessage::CommandComplete(_) => statement += 1,
-                SimpleQueryMessage::Row(row) if statement == 1 => session
+                SimpleQueryMessage::Row(row) if statement == versions => session
                     .heads
                     .push(row.get(0).unwrap_or_default().to_owned()),
-                SimpleQueryMessage::Row(row) if statement == 2 => {
+                SimpleQueryMessage::Row(row) if statement == ledger => {
                     let (revision, row) = LedgerRow::from_row(&row);
                     session.ledger.insert(revision, row);
                 }
@@ -104,10 +112,12 @@ impl Settings {
 async fn acquire<C: Connection>(
     client: &mut C,
     key_sql: &str,
+    probe_sql: &str,
     timeout: Option<Duration>,
-) -> Result<i64, EngineError> {
-    let sql =
-        format!("SELECT k, pg_catalog.pg_try_advisory_lock(k) FROM (SELECT {key_sql} AS k) AS key");
+) -> Result<(i64, TablesFound), EngineError> {
+    let sql = format!(
+        "SELECT k, pg_catalog.pg_try_advisory_lock(k), {probe_sql} FROM (SELECT {key_sql} AS k) AS key"
+    );
     let mut pause = Duration::from_millis(5);
     let mut announced = false;
     let started = Instant::now();
@@ -123,16 +133,21 @@ async fn acquire<C: Connection>(
             SimpleQueryMessage::Row(row) => Some((
                 row.get(0).and_then(|k| k.parse::<i64>().ok()),
                 row.get(1) == Some("t"),
+                TablesFound {
+                    version_table: row.get(2) == Some("t"),
+                    ledger: row.get(3) == Some("t"),
+                    tag: row.get(4) == Some("t"),
+                },
             )),
             _ => None,
         });
-        let Some((Some(key), taken)) = row else {
+        let Some((Some(key), taken, found)) = row else {
             return Err(EngineError::Lock {
                 reason: "the server returned no lock key".into(),
             });
         };
         if taken {
-            return Ok(key);
+            return Ok((key, found));
         }
         if let Some(limit) = timeout {
             if started.elapsed() >= limit {

@@ -126,24 +126,50 @@ impl Settings {
         )
     }
 
-    /// Creates the tables that are missing, and only those: `CREATE TABLE
-    /// IF NOT EXISTS` needs the CREATE privilege even when the table exists,
-    /// and the usual application role has none. A ledger made by an earlier
-    /// version gets the `tag` column.
-    pub(super) fn ensure_tables_sql(&self) -> String {
-        let (v, l) = (self.version_table_sql(), self.ledger_table_sql());
+    /// What the lock query also reports, after the key and whether the lock
+    /// was taken: whether the version table, the ledger and the ledger's
+    /// `tag` column exist (three booleans).
+    pub(super) fn tables_probe_sql(&self) -> String {
+        let (v, l) = (
+            quote_literal(&self.version_table_sql()),
+            quote_literal(&self.ledger_table_sql()),
+        );
         format!(
-            "DO $alembic$ BEGIN\n\
-             IF pg_catalog.to_regclass({vl}) IS NULL THEN\n{create_v}END IF;\n\
-             IF pg_catalog.to_regclass({ll}) IS NULL THEN\n{create_l}\
-             ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({ll}) AND attname = 'tag' AND NOT attisdropped) THEN\n\
-             ALTER TABLE {l} ADD COLUMN tag TEXT;\nEND IF;\nEND $alembic$;\n",
-            vl = quote_literal(&v),
-            ll = quote_literal(&l),
-            create_v = self.create_version_table_sql(),
-            create_l = self.create_ledger_sql(),
+            "pg_catalog.to_regclass({v}) IS NOT NULL, pg_catalog.to_regclass({l}) IS NOT NULL, \
+             EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({l}) \
+             AND attname = 'tag' AND NOT attisdropped)"
         )
     }
+
+    /// Creates what the probe found missing, and only that: `CREATE TABLE
+    /// IF NOT EXISTS` needs the CREATE privilege even when the table exists,
+    /// and the usual application role has none. (`IF NOT EXISTS` still, in
+    /// case another migrator made them since.) A ledger made by an earlier
+    /// version gets the `tag` column. Plain statements, no `DO` block: a
+    /// fresh backend would load and compile PL/pgSQL for it on every run.
+    pub(super) fn ensure_tables_sql(&self, found: TablesFound) -> Vec<String> {
+        let mut sql = Vec::new();
+        if !found.version_table {
+            sql.push(self.create_version_table_sql());
+        }
+        if !found.ledger {
+            sql.push(self.create_ledger_sql());
+        } else if !found.tag {
+            sql.push(format!(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS tag TEXT;\n",
+                self.ledger_table_sql()
+            ));
+        }
+        sql
+    }
+}
+
+/// Which of the engine's tables exist, as the lock query found them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct TablesFound {
+    pub(super) version_table: bool,
+    pub(super) ledger: bool,
+    pub(super) tag: bool,
 }
 
 impl Default for Settings {
