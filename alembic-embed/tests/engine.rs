@@ -1035,8 +1035,8 @@ fn a_tag_is_recorded_with_every_revision_a_run_applies() {
 }
 
 #[test]
-fn a_ledger_made_before_tags_gets_the_column_and_reads_without_it() {
-    let (_dir, map) = tables_chain(2);
+fn a_ledger_made_before_tags_works_and_gets_the_column_with_the_first_tag() {
+    let (_dir, map) = tables_chain(3);
     let db = db();
     let mut c = db.connect().unwrap();
     let engine = Engine::new(&map, Settings::default());
@@ -1044,12 +1044,22 @@ fn a_ledger_made_before_tags_gets_the_column_and_reads_without_it() {
     c.batch_execute("ALTER TABLE alembic_version_ledger DROP COLUMN tag")
         .unwrap();
     assert_eq!(engine.current(&mut c).unwrap().ledger["r00"].tag, None);
-    engine.upgrade(&mut c, "head", &mut |_| {}).unwrap();
+    // Without a tag, the old ledger is used as it is.
+    engine.upgrade(&mut c, "r01", &mut |_| {}).unwrap();
+    assert_eq!(engine.current(&mut c).unwrap().ledger.len(), 2);
+    let tagged = Engine::new(
+        &map,
+        Settings {
+            tag: Some("v2".into()),
+            ..Settings::default()
+        },
+    );
+    tagged.upgrade(&mut c, "head", &mut |_| {}).unwrap();
     assert_eq!(
         rows(
             &mut c,
             "SELECT revision || ' ' || coalesce(tag, '-') FROM alembic_version_ledger"
         ),
-        ["r00 -", "r01 -"]
+        ["r00 -", "r01 -", "r02 v2"]
     );
 }

@@ -86,10 +86,15 @@ impl Settings {
     pub fn lock_key_sql(&self) -> String {
         let schema = match &self.version_table_schema {
             Some(schema) => quote_literal(schema),
+            // The first schema of the search path holding the table, found
+            // with `to_regclass` (system caches only: a query on `pg_class`
+            // costs a fresh backend about a millisecond more), else where
+            // it will be created.
             None => format!(
-                "COALESCE((SELECT n.nspname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.oid = pg_catalog.to_regclass({})), pg_catalog.current_schema()::text, '')",
-                quote_literal(&self.version_table_sql())
+                "COALESCE((SELECT s FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(s, n) \
+                 WHERE pg_catalog.to_regclass(pg_catalog.quote_ident(s) || '.' || {}) IS NOT NULL ORDER BY n LIMIT 1), \
+                 pg_catalog.current_schema()::text, '')",
+                quote_literal(&quote_ident(&self.version_table))
             ),
         };
         format!(
@@ -127,17 +132,24 @@ impl Settings {
     }
 
     /// What the lock query also reports, after the key and whether the lock
-    /// was taken: whether the version table, the ledger and the ledger's
-    /// `tag` column exist (three booleans).
+    /// was taken: whether the version table and the ledger exist, and, for a
+    /// run that records a tag, whether the ledger has the `tag` column (a
+    /// catalog query, left out otherwise).
     pub(super) fn tables_probe_sql(&self) -> String {
         let (v, l) = (
             quote_literal(&self.version_table_sql()),
             quote_literal(&self.ledger_table_sql()),
         );
+        let tag = if self.tag.is_some() {
+            format!(
+                "EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({l}) \
+                 AND attname = 'tag' AND NOT attisdropped)"
+            )
+        } else {
+            "true".to_owned()
+        };
         format!(
-            "pg_catalog.to_regclass({v}) IS NOT NULL, pg_catalog.to_regclass({l}) IS NOT NULL, \
-             EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({l}) \
-             AND attname = 'tag' AND NOT attisdropped)"
+            "pg_catalog.to_regclass({v}) IS NOT NULL, pg_catalog.to_regclass({l}) IS NOT NULL, {tag}"
         )
     }
 
@@ -145,7 +157,8 @@ impl Settings {
     /// IF NOT EXISTS` needs the CREATE privilege even when the table exists,
     /// and the usual application role has none. (`IF NOT EXISTS` still, in
     /// case another migrator made them since.) A ledger made by an earlier
-    /// version gets the `tag` column. Plain statements, no `DO` block: a
+    /// version gets the `tag` column when a run records a tag. Plain
+    /// statements, no `DO` block: a
     /// fresh backend would load and compile PL/pgSQL for it on every run.
     pub(super) fn ensure_tables_sql(&self, found: TablesFound) -> Vec<String> {
         let mut sql = Vec::new();
