@@ -391,9 +391,11 @@ impl RevisionMap {
             .collect()
     }
 
-    /// What `upgrade` runs from `current` heads to `target` revisions:
-    /// the targets and their ancestors (dependencies included) not yet
-    /// applied, in topological order.
+    /// For tests (the property tests walk random chains up and down with
+    /// these): the targets and their ancestors (dependencies included) not
+    /// yet applied, in this map's topological order. The engine's plans
+    /// are `Resolver::upgrade_plan`'s, ordered by [`Self::alembic_order`].
+    #[cfg(test)]
     pub fn upgrade_path(&self, current: &[usize], target: &[usize]) -> Vec<usize> {
         let need = self.ancestors(target, true);
         let have = self.ancestors(current, true);
@@ -404,9 +406,10 @@ impl RevisionMap {
             .collect()
     }
 
-    /// What `downgrade` removes from `current` heads to leave only the
-    /// ancestors of `target` (empty: to base): the applied descendants of
-    /// the target's children, dependents included, newest first.
+    /// For tests: what leaves only the ancestors of `target` (empty: base)
+    /// from `current` heads, newest first (the engine's plans are
+    /// `Resolver::downgrade_plan`'s).
+    #[cfg(test)]
     pub fn downgrade_path(&self, current: &[usize], target: &[usize]) -> Vec<usize> {
         let roots: Vec<usize> = if target.is_empty() {
             self.bases.clone()
@@ -421,8 +424,9 @@ impl RevisionMap {
         self.remove_path(current, &roots)
     }
 
-    /// What removing `roots` and everything applied above them takes,
-    /// newest first.
+    /// For tests: what removing `roots` and everything applied above them
+    /// takes, newest first.
+    #[cfg(test)]
     pub fn remove_path(&self, current: &[usize], roots: &[usize]) -> Vec<usize> {
         let drop = self.descendants(roots, true);
         let active = self.ancestors(current, true);
@@ -432,6 +436,72 @@ impl RevisionMap {
             .copied()
             .filter(|&i| drop[i] && active[i])
             .collect()
+    }
+
+    /// Alembic's `_topological_sort`: the revisions of `todo`, newest
+    /// first, walking down from `heads` one line at a time (in file order),
+    /// so that the version table passes through the same rows as in
+    /// Alembic; `None` where Alembic's sort fails (its `assert not todo`).
+    pub fn alembic_order(&self, mut todo: Vec<bool>, heads: &[usize]) -> Option<Vec<usize>> {
+        let mut left = todo.iter().filter(|t| **t).count();
+        let mut current: Vec<usize> = heads.iter().copied().filter(|&h| todo[h]).collect();
+        current.sort_unstable();
+        current.dedup();
+        let mut below: Vec<Vec<bool>> = current
+            .iter()
+            .map(|&h| self.ancestors(&[h], true))
+            .collect();
+        let mut out = Vec::with_capacity(left);
+        let mut idx = 0;
+        // Each pass either emits a revision, moves a line down, drops a
+        // line, or switches to a line above: bounded by the graph's size.
+        let mut budget = 4 * (self.len() + 1) * (self.len() + 1);
+        while !current.is_empty() {
+            budget = budget.saturating_sub(1);
+            if budget == 0 {
+                break;
+            }
+            let candidate = current[idx];
+            if let Some(k) = below
+                .iter()
+                .enumerate()
+                .position(|(k, b)| k != idx && b[candidate])
+            {
+                idx = k;
+                continue;
+            }
+            if std::mem::replace(&mut todo[candidate], false) {
+                out.push(candidate);
+                left -= 1;
+            }
+            let down = crate::heads::normalized_down(self, candidate);
+            let add: Vec<usize> = down
+                .iter()
+                .copied()
+                .filter(|&r| todo[r] && !current.contains(&r))
+                .collect();
+            match add.split_first() {
+                None => {
+                    current.remove(idx);
+                    below.remove(idx);
+                    idx = idx.saturating_sub(1);
+                }
+                Some((&first, rest)) => {
+                    current[idx] = first;
+                    let plain = down.len() == 1 && self.parents(candidate).len() == 1;
+                    if plain {
+                        below[idx][candidate] = false;
+                    } else {
+                        below[idx] = self.ancestors(&[first], true);
+                        for &r in rest {
+                            current.push(r);
+                            below.push(self.ancestors(&[r], true));
+                        }
+                    }
+                }
+            }
+        }
+        (left == 0).then_some(out)
     }
 
     /// The lowest revisions carrying `label`: what `label@base` removes.

@@ -375,42 +375,28 @@ impl<'m> Resolver<'m> {
             .collect()
     }
 
-    /// Alembic's `_resolve_branch`: the revision declaring a label, else
-    /// the revision an id or prefix names.
-    fn alembic_branch(&self, branch: &str) -> Result<usize, ResolveError> {
-        self.map
-            .label_declared_by(branch)
-            .map_or_else(|| self.alembic_revision(branch, None), Ok)
-    }
-
-    /// Alembic's `_revision_for_ident`: an id or label, else a prefix of
-    /// one; with a branch, a revision on that branch's lineage.
+    /// Alembic's `_revision_for_ident`: [`Resolver::revision`], and with a
+    /// branch, a revision on that branch's lineage (a prefix matches only
+    /// there).
     fn alembic_revision(&self, text: &str, branch: Option<&str>) -> Result<usize, ResolveError> {
-        let anchor = branch.map(|b| self.alembic_branch(b)).transpose()?;
-        let related = |i: usize, anchor: usize| {
-            self.map.ancestors(&[anchor], false)[i] || self.map.descendants(&[anchor], false)[i]
+        let Some(b) = branch else {
+            return self.revision(text);
         };
-        let found = self
+        let (_, Lineage(on)) = self.lineage(b)?;
+        let rev = match self
             .map
             .index_of(text)
-            .or_else(|| self.map.label_declared_by(text));
-        let rev = match found {
+            .or_else(|| self.map.label_declared_by(text))
+        {
             Some(i) => i,
             None => {
                 let mut matches = self.prefix_matches(text);
-                if let Some(a) = anchor {
-                    matches.retain(|&i| related(i, a));
-                }
+                matches.retain(|&i| on[i]);
                 self.one_of(text, matches)?
             }
         };
-        if let Some(a) = anchor {
-            if !related(rev, a) {
-                return Err(ResolveError::NotFound(format!(
-                    "{}@{text}",
-                    branch.unwrap_or_default()
-                )));
-            }
+        if !on[rev] {
+            return Err(ResolveError::NotFound(format!("{b}@{text}")));
         }
         Ok(rev)
     }
@@ -430,7 +416,7 @@ impl<'m> Resolver<'m> {
         let (branch, symbol) = split_branch(ident);
         let mut shares: Vec<usize> = Vec::new();
         if let Some(b) = branch {
-            shares.push(self.alembic_revision(b, None)?);
+            shares.push(self.revision(b)?);
         }
         match symbol {
             "heads" => shares.extend(match branch {
@@ -439,7 +425,7 @@ impl<'m> Resolver<'m> {
             }),
             "head" => shares.extend(self.alembic_current_head(branch, ident)?),
             "base" | "" => {}
-            text => shares.push(self.alembic_revision(text, None)?),
+            text => shares.push(self.revision(text)?),
         }
         if shares.is_empty() {
             return Ok(targets.to_vec());
@@ -582,82 +568,21 @@ impl<'m> Resolver<'m> {
         Ok(plan)
     }
 
-    /// Alembic's `_topological_sort`: the revisions of `set`, newest first,
-    /// walking down from `heads` one line at a time (in file order), so that
-    /// the version table passes through the same rows as in Alembic.
+    /// The revisions of `set`, newest first, in Alembic's order
+    /// ([`RevisionMap::alembic_order`]); refused where Alembic's sort fails.
     fn alembic_order(
         &self,
         ident: &str,
-        mut todo: Vec<bool>,
+        set: Vec<bool>,
         heads: &[usize],
     ) -> Result<Vec<usize>, ResolveError> {
-        let mut left = todo.iter().filter(|t| **t).count();
-        let mut current: Vec<usize> = heads.iter().copied().filter(|&h| todo[h]).collect();
-        current.sort_unstable();
-        current.dedup();
-        let mut below: Vec<Vec<bool>> = current
-            .iter()
-            .map(|&h| self.map.ancestors(&[h], true))
-            .collect();
-        let mut out = Vec::with_capacity(left);
-        let mut idx = 0;
-        // Each pass either emits a revision, moves a line down, drops a
-        // line, or switches to a line above: bounded by the graph's size.
-        let mut budget = 4 * (self.map.len() + 1) * (self.map.len() + 1);
-        while !current.is_empty() {
-            budget = budget.saturating_sub(1);
-            if budget == 0 {
-                break;
-            }
-            let candidate = current[idx];
-            if let Some(k) = below
-                .iter()
-                .enumerate()
-                .position(|(k, b)| k != idx && b[candidate])
-            {
-                idx = k;
-                continue;
-            }
-            if std::mem::replace(&mut todo[candidate], false) {
-                out.push(candidate);
-                left -= 1;
-            }
-            let down = crate::heads::normalized_down(self.map, candidate);
-            let add: Vec<usize> = down
-                .iter()
-                .copied()
-                .filter(|&r| todo[r] && !current.contains(&r))
-                .collect();
-            match add.split_first() {
-                None => {
-                    current.remove(idx);
-                    below.remove(idx);
-                    idx = idx.saturating_sub(1);
-                }
-                Some((&first, rest)) => {
-                    current[idx] = first;
-                    let plain = down.len() == 1 && self.map.parents(candidate).len() == 1;
-                    if plain {
-                        below[idx][candidate] = false;
-                    } else {
-                        below[idx] = self.map.ancestors(&[first], true);
-                        for &r in rest {
-                            current.push(r);
-                            below.push(self.map.ancestors(&[r], true));
-                        }
-                    }
-                }
-            }
-        }
-        if left > 0 {
-            // Alembic's `assert not todo`: it refuses.
-            return Err(ResolveError::InvalidTarget {
+        self.map
+            .alembic_order(set, heads)
+            .ok_or_else(|| ResolveError::InvalidTarget {
                 ident: ident.to_owned(),
                 direction: "migration",
                 current: self.ids(heads),
-            });
-        }
-        Ok(out)
+            })
     }
 
     /// Alembic's overlap check: an error when one of `revs` is an ancestor
@@ -717,7 +642,7 @@ impl<'m> Resolver<'m> {
         };
         let roots = match &branch {
             Some(b) if roots.len() > 1 => {
-                let below = self.map.ancestors(&[self.alembic_branch(b)?], false);
+                let below = self.map.ancestors(&[self.revision(b)?], false);
                 let kept: Vec<usize> = roots.into_iter().filter(|&r| below[r]).collect();
                 if kept.is_empty() {
                     return Err(self.invalid_downgrade(ident, current));

@@ -92,9 +92,10 @@ impl<'m> Engine<'m> {
         &self,
         plan: &[usize],
         direction: Direction,
-        mut heads: HeadState,
+        heads: HeadState,
         create: bool,
     ) -> Result<String, EngineError> {
+        let steps = self.steps(plan, direction, heads)?;
         let mut out = String::new();
         if create {
             out.push_str(&self.create_tables_sql());
@@ -102,12 +103,8 @@ impl<'m> Engine<'m> {
         }
         let per_revision = self.settings.transaction_per_migration;
         let mut open = false;
-        for &i in plan {
+        for (&i, (ops, _)) in plan.iter().zip(steps) {
             let rev = self.map.rev(i);
-            let ops = match direction {
-                Direction::Upgrade => heads.upgrade(self.map, i)?,
-                Direction::Downgrade => heads.downgrade(self.map, i)?,
-            };
             if rev.transactional && !open {
                 out.push_str("BEGIN;\n\n");
                 open = true;

@@ -374,7 +374,7 @@ impl<'m> Engine<'m> {
         report: &mut Report,
         on_step: &mut S,
     ) -> Result<HeadState, EngineError> {
-        self.check_plan(plan, direction, &heads)?;
+        let steps = self.steps(plan, direction, heads.clone())?;
         let mut tx = Transaction::new(heads.clone());
         let mut group: Vec<(usize, Batch<'m>)> = Vec::new();
         let mut group_len = 0;
@@ -384,13 +384,9 @@ impl<'m> Engine<'m> {
             report,
             on_step,
         };
-        for (n, &i) in plan.iter().enumerate() {
+        for (n, (&i, (ops, after))) in plan.iter().zip(steps).enumerate() {
             let rev = self.map.rev(i);
-            let before = heads.clone();
-            let ops = match direction {
-                Direction::Upgrade => heads.upgrade(self.map, i)?,
-                Direction::Downgrade => heads.downgrade(self.map, i)?,
-            };
+            let before = std::mem::replace(&mut heads, after);
             if rev.transactional {
                 let batch = self.batch(rev, direction, &ops, true)?;
                 group_len += batch.sql.len();
@@ -435,26 +431,28 @@ impl<'m> Engine<'m> {
         Ok(heads)
     }
 
-    /// Before anything runs: every statement of the plan splits (a broken
-    /// file stops the run before its first revision), and every version
-    /// table step can be recorded the way Alembic records it.
-    fn check_plan(
+    /// Every step of a plan, computed before anything runs: its
+    /// version-table changes and the rows after it. Every statement of the
+    /// plan is split first (a broken file stops the run before its first
+    /// revision), and a step Alembic could not record stops it too.
+    pub(super) fn steps(
         &self,
         plan: &[usize],
         direction: Direction,
-        heads: &HeadState,
-    ) -> Result<(), EngineError> {
+        mut heads: HeadState,
+    ) -> Result<Vec<(Vec<VersionOp>, HeadState)>, EngineError> {
         for &i in plan {
             self.statements(self.map.rev(i), direction)?;
         }
-        let mut check = heads.clone();
-        for &i in plan {
-            match direction {
-                Direction::Upgrade => check.upgrade(self.map, i)?,
-                Direction::Downgrade => check.downgrade(self.map, i)?,
-            };
-        }
-        Ok(())
+        plan.iter()
+            .map(|&i| {
+                let ops = match direction {
+                    Direction::Upgrade => heads.upgrade(self.map, i)?,
+                    Direction::Downgrade => heads.downgrade(self.map, i)?,
+                };
+                Ok((ops, heads.clone()))
+            })
+            .collect()
     }
 
     /// Sends a group of transactional revisions in the open transaction

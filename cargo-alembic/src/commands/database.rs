@@ -88,7 +88,7 @@ fn load_and_lock(
     })
 }
 
-pub(crate) fn engine_error(e: EngineError) -> CliError {
+fn engine_error(e: EngineError) -> CliError {
     match e {
         EngineError::Resolve(r) => CliError::Resolve(r),
         other => CliError::by_code(other.exit_code(), other.to_string()),
