@@ -3,12 +3,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// A virtual environment with Alembic 1.x and psycopg2, made once per target
-/// folder. Test binaries run at once may both make one: each builds its own
-/// and renames it into place, and run it with `bin/python -m ...`, which does
-/// not depend on the folder's name.
+/// folder. The tests of one binary share one build (they run on threads of
+/// one process, so a folder named after the process would be shared by two
+/// builds at once). Test binaries run at once may both make one: each builds
+/// its own and renames it into place, and runs it with `bin/python -m ...`,
+/// which does not depend on the folder's name.
 pub fn venv() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(build).clone()
+}
+
+fn build() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-alembic-venv");
     if dir.join("bin/python").exists() {
         return dir;
