@@ -20,8 +20,8 @@
 
 use std::path::PathBuf;
 
-use crate::embed::locate;
 use crate::errors::EmbedError;
+use crate::prepare::locate;
 use crate::script::version_folders;
 
 /// Watches the chain `embed_migrations!()` (without a path) embeds: the

@@ -57,6 +57,7 @@ impl fmt::Debug for Checksum {
     }
 }
 
+#[cfg(feature = "tooling")]
 impl serde::Serialize for Checksum {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)

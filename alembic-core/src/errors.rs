@@ -306,6 +306,7 @@ pub enum ResolveError {
 }
 
 /// The configuration cannot be read.
+#[cfg(feature = "tooling")]
 #[derive(Debug, Error, Diagnostic)]
 pub enum ConfigError {
     /// `cargo metadata` failed.
@@ -418,6 +419,7 @@ impl From<GraphError> for LoadError {
 
 /// `embed_migrations!` cannot embed the chain; rendered as a compile error
 /// on the macro's argument.
+#[cfg(feature = "tooling")]
 #[derive(Debug, Error)]
 pub enum EmbedError {
     /// The path is absolute: a binary built elsewhere would not find it.

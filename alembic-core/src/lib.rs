@@ -6,15 +6,20 @@
 //! crate, so that they can never disagree about a chain.
 #![warn(missing_docs)]
 
+#[cfg(feature = "tooling")]
 pub mod build;
 mod checksum;
+#[cfg(feature = "tooling")]
 mod config;
 pub mod display;
 pub mod embed;
 mod errors;
 mod graph;
 mod heads;
+#[cfg(feature = "tooling")]
 mod lint;
+#[cfg(feature = "tooling")]
+mod prepare;
 #[cfg(test)]
 mod proptests;
 mod resolve;
@@ -27,13 +32,14 @@ mod testutil;
 mod url;
 
 pub use checksum::Checksum;
+#[cfg(feature = "tooling")]
 pub use config::{parse_duration, Config, Origin, Overrides, METADATA_KEYS};
-pub use errors::{
-    ConfigError, EmbedError, GraphError, LoadError, ParseError, ParseErrorKind, ResolveError,
-    SplitErrorKind,
-};
+#[cfg(feature = "tooling")]
+pub use errors::{ConfigError, EmbedError};
+pub use errors::{GraphError, LoadError, ParseError, ParseErrorKind, ResolveError, SplitErrorKind};
 pub use graph::RevisionMap;
 pub use heads::{normalized_down, HeadState, StepError, VersionOp};
+#[cfg(feature = "tooling")]
 pub use lint::{lint, Finding, Severity, WARNING_RULES};
 pub use resolve::{Resolver, Target, MIN_PREFIX};
 pub use revision::{

@@ -10,7 +10,8 @@
 use crate::errors::SplitErrorKind;
 
 /// One SQL statement of a section, without its terminating semicolon.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "tooling", derive(serde::Serialize))]
 pub struct Statement {
     /// The statement text, from its first token to the end (comments inside
     /// it kept, leading comments and whitespace dropped).

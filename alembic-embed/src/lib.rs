@@ -38,10 +38,6 @@ pub mod embedded {
     pub use alembic_core::embed::{EmbeddedRevision, EmbeddedSection, EmbeddedSettings};
 }
 
-/// For a package's `build.rs`: rebuild when a revision file is added or
-/// removed (editing one rebuilds on its own).
-pub use alembic_core::build;
-
 /// Compiles the revision chain into the crate as `mod migrations`.
 ///
 /// - `embed_migrations!()`: the script location from
@@ -57,8 +53,9 @@ pub use alembic_core::build;
 /// and line, or the revisions. The module holds `CHAIN` and `runner()`.
 ///
 /// Editing a revision file rebuilds the crate. To rebuild when a file is
-/// added or removed, add a `build.rs` calling [`build::rerun_if_changed`]
-/// (or printing `cargo::rerun-if-changed=<versions folder>`).
+/// added or removed, add a `build.rs` calling
+/// `alembic_core::build::rerun_if_changed()` (`alembic-core` as a
+/// build-dependency), or printing `cargo::rerun-if-changed=<versions folder>`.
 pub use alembic_embed_macros::embed_migrations;
 
 pub use connection::Connection;

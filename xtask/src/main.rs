@@ -8,6 +8,8 @@
 //! - `bench verify`: `verify --local` on a 100-revision chain.
 //! - `bench embed`: a binary with 1,000 embedded revisions beside
 //!   `sqlx::migrate!`: startup check and incremental build cost.
+//! - `bench link --before REV`: the example service's cold release build
+//!   and stripped binary at two commits.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod embed;
+mod link;
 
 fn main() -> Result<()> {
     // Work from the project root, wherever cargo was run.
@@ -36,12 +39,15 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("embed") => {
             embed::bench_embed(&root, &args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("link") => {
+            link::bench_link(&root, &args[2..])
+        }
         Some("bench") => bench(&root, &args[1..]),
         // The floor of the loading benchmark, run as its own process.
         Some("__read-all") => read_all(Path::new(args.get(1).context("a folder")?)),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [engine|verify|embed] [--runs N] [--no-python] [--no-sqlx] [--write]"
+                "usage: cargo xtask bench [engine|verify|embed|link] [--runs N] [--no-python] [--no-sqlx] [--before REV] [--write]"
             );
             bail!("unknown task")
         }
