@@ -7,13 +7,15 @@ use std::path::PathBuf;
 
 use alembic_core::{ParseError, ResolveError};
 
+use crate::engine::Direction;
+
 /// A statement that PostgreSQL refused.
 #[derive(Debug)]
 pub struct SqlFailure {
     /// The revision.
     pub revision: String,
-    /// `upgrade` or `downgrade`.
-    pub direction: &'static str,
+    /// Whether it was being applied or undone.
+    pub direction: Direction,
     /// Its file.
     pub file: PathBuf,
     /// The line in the file (inside the statement when PostgreSQL gives a
@@ -23,8 +25,9 @@ pub struct SqlFailure {
     pub statement: String,
     /// PostgreSQL's message.
     pub message: String,
-    /// The SQLSTATE code.
-    pub code: String,
+    /// The SQLSTATE code (`None` when the failure was not the server's,
+    /// such as a lost connection).
+    pub code: Option<String>,
     /// PostgreSQL's detail, if any.
     pub detail: Option<String>,
     /// PostgreSQL's hint, if any.
@@ -113,14 +116,16 @@ impl fmt::Display for SqlFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} of revision {} failed at {}:{}: {} (SQLSTATE {})",
-            self.direction,
+            "{} of revision {} failed at {}:{}: {}",
+            self.direction.word(),
             self.revision,
             self.file.display(),
             self.line,
             self.message,
-            self.code
         )?;
+        if let Some(code) = &self.code {
+            write!(f, " (SQLSTATE {code})")?;
+        }
         write!(f, "\n  statement: {}", self.statement)?;
         if let Some(d) = &self.detail {
             write!(f, "\n  detail: {d}")?;
@@ -188,8 +193,9 @@ pub enum EngineError {
     },
     /// An applied revision's upgrade section changed after it ran.
     #[error(
-        "revision {revision} ({file}) was edited after it was applied: the database recorded {recorded}, the file now has {current}; \
-         restore the file, or record the edit with `{command} accept {revision} --reason \"...\"`"
+        "revision {revision} ({}) was edited after it was applied: the database recorded {recorded}, the file now has {current}; \
+         restore the file, or record the edit with `{command} accept {revision} --reason \"...\"`",
+        .file.display()
     )]
     ChecksumMismatch {
         /// The command to run (`cargo alembic`, `myapp migrate`).
@@ -197,7 +203,7 @@ pub enum EngineError {
         /// The revision.
         revision: String,
         /// Its file.
-        file: String,
+        file: PathBuf,
         /// The checksum in the ledger.
         recorded: String,
         /// The file's checksum now.

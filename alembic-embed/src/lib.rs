@@ -59,18 +59,21 @@ pub mod embedded {
 pub use alembic_embed_macros::embed_migrations;
 
 pub use connection::Connection;
-pub use engine::{AheadPolicy, ChecksumPolicy, Direction, Report, Step};
+pub use engine::{AheadPolicy, ChecksumPolicy, Direction, Report, Status, Step, Warning};
 pub use errors::{Aftermath, EngineError, SqlFailure};
-pub use runner::{Chain, Runner, Status};
+pub use runner::{Chain, Runner};
 
 /// The engine as the `cargo alembic` CLI drives it: one chain, explicit
 /// sessions, plans, offline SQL. Not part of the service API (a service
 /// uses [`Runner`]); it changes with the CLI.
 #[doc(hidden)]
 pub mod cli_engine {
+    /// The database commands, shared with the embedded `migrate`.
+    #[cfg(feature = "cli")]
+    pub use crate::cli::commands;
     pub use crate::engine::{
-        accepted_text, quote_ident, quote_literal, Accepted, Current, Engine, LedgerRow, Session,
-        Settings,
+        accepted_text, quote_ident, quote_literal, Accepted, Checked, Current, Drift, Engine,
+        LedgerRow, Session, Settings,
     };
     pub use crate::errors::exit_codes;
     pub use alembic_core::{

@@ -8,13 +8,13 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use alembic_core::embed::{EmbeddedRevision, EmbeddedSettings};
-use alembic_core::{Resolver, RevisionMap};
+use alembic_core::RevisionMap;
 
 #[cfg(feature = "sync")]
 use crate::connection::wait;
 use crate::connection::Connection;
 use crate::engine::{
-    AheadPolicy, ChecksumPolicy, Direction, Engine, Report, Session, Settings, Step,
+    AheadPolicy, ChecksumPolicy, Direction, Engine, Report, Session, Settings, Status, Step,
 };
 use crate::errors::EngineError;
 
@@ -96,31 +96,6 @@ impl std::fmt::Debug for Chain {
             .field("revisions", &self.revisions.len())
             .field("settings", &self.settings)
             .finish()
-    }
-}
-
-/// The database's state against the embedded chain.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Status {
-    /// Rows of the version table (sorted).
-    pub heads: Vec<String>,
-    /// Revisions `upgrade()` would apply, in order.
-    pub pending: Vec<String>,
-    /// Rows of the version table this binary does not know (the database is
-    /// ahead of it).
-    pub unknown: Vec<String>,
-    /// Applied revisions without a ledger row (adopted from Python Alembic,
-    /// or stamped): their checksums cannot be verified.
-    pub unverified: Vec<String>,
-    /// Applied revisions whose upgrade section differs from the ledger's.
-    pub edited: Vec<String>,
-}
-
-impl Status {
-    /// Nothing pending, nothing unknown.
-    pub fn is_up_to_date(&self) -> bool {
-        self.pending.is_empty() && self.unknown.is_empty()
     }
 }
 
@@ -353,20 +328,8 @@ impl Runner {
     /// The state of the database on any [`Connection`]: read only, no lock.
     pub async fn status_on<C: Connection>(&self, client: &mut C) -> Result<Status, EngineError> {
         let engine = self.engine()?;
-        let map = engine.map();
         let current = engine.current_async(client).await?;
-        let mut status = Status {
-            heads: current.heads.clone(),
-            unknown: current.unknown.clone(),
-            unverified: engine.unverified(&current),
-            ..Status::default()
-        };
-        status.edited = engine.edited(&current);
-        if current.unknown.is_empty() {
-            let plan = Resolver::with_current(map, current.known.clone()).upgrade_plan("heads")?;
-            status.pending = plan.iter().map(|&i| map.rev(i).id.clone()).collect();
-        }
-        Ok(status)
+        engine.status(&current)
     }
 
     /// Upgrades to the head on an async client (`tokio-postgres`).

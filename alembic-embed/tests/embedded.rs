@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use alembic_embed::cli_engine::load_versions;
-use alembic_embed::{AheadPolicy, ChecksumPolicy, EngineError};
+use alembic_embed::{AheadPolicy, ChecksumPolicy, EngineError, Warning};
 use alembic_throwaway::{Choice, Database, Server};
 
 #[path = "support/roles.rs"]
@@ -204,10 +204,10 @@ fn an_edited_applied_revision_stops_the_upgrade_unless_told_to_warn() {
         .unwrap();
     assert_eq!(report.after, [HEAD]);
     assert!(
-        report
-            .warnings
-            .iter()
-            .any(|w| w.contains("d2b1f6c3e4a5") && w.contains(recorded)),
+        report.warnings.iter().any(|w| matches!(
+            w,
+            Warning::Edited { revision, recorded: r, .. } if revision == "d2b1f6c3e4a5" && r == recorded
+        ) && w.to_string().contains(recorded)),
         "{:?}",
         report.warnings
     );
@@ -238,10 +238,10 @@ fn a_database_ahead_of_the_binary_is_refused_or_left_alone() {
         .unwrap();
     assert!(report.steps.is_empty());
     assert_eq!(report.after, ["ffffffff0001"]);
-    assert!(report
-        .warnings
-        .iter()
-        .any(|w| w.contains("ffffffff0001") && w.contains("nothing was run")));
+    assert!(report.warnings.iter().any(|w| matches!(
+        w,
+        Warning::DatabaseAhead { ids } if ids == &["ffffffff0001"]
+    ) && w.to_string().contains("nothing was run")));
     assert_eq!(
         rows(&mut c, "SELECT version_num FROM alembic_version"),
         ["ffffffff0001"]

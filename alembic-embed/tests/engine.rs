@@ -209,7 +209,7 @@ fn an_edited_applied_revision_stops_upgrade_before_any_sql() {
                 (revision.as_str(), r.as_str(), current.as_str()),
                 ("a1", recorded.as_str(), now.as_str())
             );
-            assert!(file.ends_with("versions/a.sql"), "{file}");
+            assert!(file.ends_with("versions/a.sql"), "{}", file.display());
         }
         other => panic!("expected a checksum mismatch, got {other}"),
     }
@@ -255,7 +255,11 @@ fn a_syntax_error_names_the_file_line_and_sqlstate_and_rolls_back() {
         panic!("{err}")
     };
     assert_eq!(
-        (f.revision.as_str(), f.line, f.code.as_str()),
+        (
+            f.revision.as_str(),
+            f.line,
+            f.code.as_deref().unwrap_or_default()
+        ),
         ("b2", 7, "42601")
     );
     assert!(
@@ -294,7 +298,11 @@ fn a_failure_without_a_position_is_found_by_replaying_statements() {
         panic!("{err}")
     };
     assert_eq!(
-        (f.line, f.code.as_str(), f.message.as_str()),
+        (
+            f.line,
+            f.code.as_deref().unwrap_or_default(),
+            f.message.as_str()
+        ),
         (9, "22012", "division by zero")
     );
 }
@@ -319,7 +327,10 @@ fn relation_already_exists_suggests_stamp() {
     let EngineError::Sql(f) = &err else {
         panic!("{err}")
     };
-    assert_eq!((f.code.as_str(), f.line), ("42P07", 6));
+    assert_eq!(
+        (f.code.as_deref().unwrap_or_default(), f.line),
+        ("42P07", 6)
+    );
     assert!(
         f.advice
             .as_deref()
@@ -361,7 +372,11 @@ fn a_permission_error_is_reported_with_its_sqlstate() {
     let EngineError::Sql(f) = &err else {
         panic!("{err}")
     };
-    assert_eq!((f.code.as_str(), f.line), ("42501", 6), "{err}");
+    assert_eq!(
+        (f.code.as_deref().unwrap_or_default(), f.line),
+        ("42501", 6),
+        "{err}"
+    );
     assert!(
         f.message.contains("permission denied for schema public"),
         "{}",
@@ -682,7 +697,11 @@ fn grouped_revisions_report_their_own_time_and_failures_their_own_line() {
         panic!("{err}")
     };
     assert_eq!(
-        (f.revision.as_str(), f.line, f.code.as_str()),
+        (
+            f.revision.as_str(),
+            f.line,
+            f.code.as_deref().unwrap_or_default()
+        ),
         ("g27", 7, "22012"),
         "{err}"
     );
@@ -813,7 +832,7 @@ fn a_role_without_create_runs_a_no_op_upgrade_and_reads_current() {
         panic!("{err}")
     };
     assert_eq!(
-        (f.revision.as_str(), f.code.as_str()),
+        (f.revision.as_str(), f.code.as_deref().unwrap_or_default()),
         ("r02", "42501"),
         "{err}"
     );
@@ -992,7 +1011,7 @@ fn statement_lock_timeout_stops_a_revision_queued_behind_a_long_transaction() {
             panic!("{name}: {err}")
         };
         assert_eq!(
-            (f.revision.as_str(), f.code.as_str()),
+            (f.revision.as_str(), f.code.as_deref().unwrap_or_default()),
             ("a2", "55P03"),
             "{name}: {err}"
         );

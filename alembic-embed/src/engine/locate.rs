@@ -126,13 +126,13 @@ impl<'m> Engine<'m> {
         let (message, code, detail, hint) = match error.as_db_error() {
             Some(db) => (
                 db.message().to_owned(),
-                db.code().code().to_owned(),
+                Some(db.code().code().to_owned()),
                 db.detail().map(str::to_owned),
                 db.hint().map(str::to_owned),
             ),
-            None => (error.to_string(), String::new(), None, None),
+            None => (error.to_string(), None, None, None),
         };
-        let advice = match code.as_str() {
+        let advice = match code.as_deref().unwrap_or_default() {
             "42P07" | "42710" | "42701" | "42P06" => Some(format!(
                 "the object already exists: if the database already has this revision's changes (made by hand or by another \
                  tool), record that with `{} stamp {}` instead of running it",
@@ -154,7 +154,7 @@ impl<'m> Engine<'m> {
         };
         SqlFailure {
             revision: rev.id.clone(),
-            direction: direction.word(),
+            direction,
             file: rev.path.clone(),
             line,
             statement: s.sql.lines().next().unwrap_or("").to_owned(),

@@ -24,10 +24,10 @@ use alembic_core::RevisionMap;
 
 use crate::errors::EngineError;
 
-pub use report::{accepted_text, Accepted, Direction, Report, Step};
+pub use report::{accepted_text, Accepted, Direction, Report, Step, Warning};
 pub use session::Session;
 pub use settings::{AheadPolicy, ChecksumPolicy, Settings};
-pub use state::{Current, LedgerRow};
+pub use state::{Checked, Current, Drift, LedgerRow, Status};
 
 /// Applies and undoes revisions of one chain.
 pub struct Engine<'m> {

@@ -1,6 +1,8 @@
 //! What a run reports: each revision's step, the run's report, and the
 //! revisions `accept` recorded.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Upgrade or downgrade.
@@ -56,7 +58,78 @@ pub struct Report {
     /// Warnings: applied revisions whose downgrade section changed since,
     /// and what a lenient policy let through (an edited upgrade section, a
     /// database ahead of the chain).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
+}
+
+/// What a run noticed, or let through by policy, without stopping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// An applied revision's upgrade section was edited after it ran, and
+    /// [`ChecksumPolicy::Warn`](crate::ChecksumPolicy::Warn) let the run go on.
+    Edited {
+        /// The revision.
+        revision: String,
+        /// Its file.
+        file: PathBuf,
+        /// The checksum in the ledger.
+        recorded: String,
+        /// The file's checksum now.
+        current: String,
+    },
+    /// An applied revision's downgrade section changed since it ran.
+    DowngradeChanged {
+        /// The revision.
+        revision: String,
+        /// Its file.
+        file: PathBuf,
+        /// The checksum in the ledger (`None`: it had no downgrade).
+        recorded: Option<String>,
+        /// The file's checksum now (`None`: the section is gone).
+        current: Option<String>,
+    },
+    /// The database has revisions the chain does not know, and
+    /// [`AheadPolicy::Allow`](crate::AheadPolicy::Allow) made the upgrade
+    /// a no-op.
+    DatabaseAhead {
+        /// The unknown rows of the version table.
+        ids: Vec<String>,
+    },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::Edited {
+                revision,
+                file,
+                recorded,
+                current,
+            } => write!(
+                f,
+                "revision {revision} ({}) was edited after it was applied: the database recorded {recorded}, \
+                 the file now has {current}",
+                file.display()
+            ),
+            Warning::DowngradeChanged {
+                revision,
+                file,
+                recorded,
+                current,
+            } => write!(
+                f,
+                "the downgrade section of revision {revision} ({}) changed since it was applied: recorded {}, now {}",
+                file.display(),
+                recorded.as_deref().unwrap_or("none"),
+                current.as_deref().unwrap_or("none")
+            ),
+            Warning::DatabaseAhead { ids } => write!(
+                f,
+                "{}; nothing was run",
+                crate::EngineError::UnknownRevisions { ids: ids.clone() }
+            ),
+        }
+    }
 }
 
 impl Report {

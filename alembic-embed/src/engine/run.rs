@@ -13,7 +13,7 @@ use crate::connection::wait;
 use crate::connection::Connection;
 use crate::errors::{Aftermath, EngineError};
 
-use super::report::{Direction, Report, Step};
+use super::report::{Direction, Report, Step, Warning};
 use super::session::Session;
 use super::settings::AheadPolicy;
 use super::state::Current;
@@ -334,12 +334,9 @@ impl<'m> Engine<'m> {
             && direction == Direction::Upgrade
             && self.settings.database_ahead == AheadPolicy::Allow
         {
-            report.warnings.push(format!(
-                "{}; nothing was run",
-                EngineError::UnknownRevisions {
-                    ids: current.unknown.clone()
-                }
-            ));
+            report.warnings.push(Warning::DatabaseAhead {
+                ids: current.unknown.clone(),
+            });
             report.after = current.heads;
             return Ok(report);
         }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use alembic_core::display::{log_entry, one_line, LineStyle};
+use alembic_core::Resolver;
 use tokio_postgres::{SimpleQueryMessage, SimpleQueryRow};
 
 #[cfg(feature = "sync")]
@@ -12,7 +13,7 @@ use crate::connection::wait;
 use crate::connection::Connection;
 use crate::errors::EngineError;
 
-use super::report::{Direction, Report};
+use super::report::{Direction, Report, Warning};
 use super::settings::ChecksumPolicy;
 use super::{quote_literal, Engine};
 
@@ -101,6 +102,72 @@ pub struct Current {
     pub unknown: Vec<String>,
     /// The ledger, by revision.
     pub ledger: HashMap<String, LedgerRow>,
+}
+
+/// Applied revisions compared with the ledger ([`Engine::check_applied`]),
+/// by index into the chain.
+#[derive(Clone, Debug, Default)]
+pub struct Checked {
+    /// Applied revisions (the rows and everything they imply), in order.
+    pub applied: Vec<usize>,
+    /// Applied revisions without a ledger row.
+    pub unverified: Vec<usize>,
+    /// Applied revisions whose upgrade section differs from the ledger's.
+    pub edited: Vec<Drift>,
+    /// Applied revisions whose downgrade section differs from the ledger's.
+    pub downgrade_changed: Vec<Drift>,
+}
+
+/// A section whose checksum differs from the one recorded when it ran.
+#[derive(Clone, Debug)]
+pub struct Drift {
+    /// The revision, by index.
+    pub index: usize,
+    /// The ledger's checksum (`None`: the section did not exist).
+    pub recorded: Option<String>,
+    /// The file's checksum now (`None`: the section is gone).
+    pub current: Option<String>,
+}
+
+impl Drift {
+    /// The recorded checksum, or `none`.
+    pub fn recorded_text(&self) -> String {
+        self.recorded.clone().unwrap_or_else(|| "none".into())
+    }
+
+    /// The current checksum, or `none`.
+    pub fn current_text(&self) -> String {
+        self.current.clone().unwrap_or_else(|| "none".into())
+    }
+}
+
+/// The database's state against the chain ([`Engine::status`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    /// Rows of the version table (sorted).
+    pub heads: Vec<String>,
+    /// Applied revisions of the chain (the rows and everything below them),
+    /// in the chain's order.
+    pub applied: Vec<String>,
+    /// Revisions an upgrade to the heads would apply, in order (empty when
+    /// the database has revisions the chain does not know).
+    pub pending: Vec<String>,
+    /// Rows of the version table the chain does not know (the database is
+    /// ahead of it).
+    pub unknown: Vec<String>,
+    /// Applied revisions without a ledger row (adopted from Python Alembic,
+    /// or stamped): their checksums cannot be verified.
+    pub unverified: Vec<String>,
+    /// Applied revisions whose upgrade section differs from the ledger's.
+    pub edited: Vec<String>,
+}
+
+impl Status {
+    /// Nothing pending, nothing unknown.
+    pub fn is_up_to_date(&self) -> bool {
+        self.pending.is_empty() && self.unknown.is_empty()
+    }
 }
 
 impl<'m> Engine<'m> {
@@ -196,19 +263,77 @@ impl<'m> Engine<'m> {
             .collect()
     }
 
-    /// Applied revisions whose upgrade section differs from the ledger's.
-    pub fn edited(&self, current: &Current) -> Vec<String> {
+    /// Applied revisions without a ledger row (adopted from Python Alembic,
+    /// or stamped), in order; no checksum is computed.
+    pub fn unverified(&self, current: &Current) -> Vec<String> {
         self.applied(current)
             .into_iter()
-            .map(|i| self.map.rev(i))
-            .filter(|rev| {
-                current
-                    .ledger
-                    .get(&rev.id)
-                    .is_some_and(|row| row.upgrade_checksum != rev.upgrade.checksum().as_str())
-            })
-            .map(|rev| rev.id.clone())
+            .map(|i| &self.map.rev(i).id)
+            .filter(|id| !current.ledger.contains_key(*id))
+            .cloned()
             .collect()
+    }
+
+    /// The one comparison of applied revisions with the ledger: which are
+    /// unverified (no ledger row), which upgrade sections were edited after
+    /// they ran, and which downgrade sections changed. `current`, `status`,
+    /// a run's check and `verify --against` all read it.
+    pub fn check_applied(&self, current: &Current) -> Checked {
+        let mut checked = Checked {
+            applied: self.applied(current),
+            ..Checked::default()
+        };
+        for &i in &checked.applied {
+            let rev = self.map.rev(i);
+            let Some(row) = current.ledger.get(&rev.id) else {
+                checked.unverified.push(i);
+                continue;
+            };
+            let now = rev.upgrade.checksum().as_str();
+            if row.upgrade_checksum != now {
+                checked.edited.push(Drift {
+                    index: i,
+                    recorded: Some(row.upgrade_checksum.clone()),
+                    current: Some(now.to_owned()),
+                });
+            }
+            let down_now = rev
+                .downgrade
+                .as_ref()
+                .map(|d| d.checksum().as_str().to_owned());
+            if row.downgrade_checksum != down_now {
+                checked.downgrade_changed.push(Drift {
+                    index: i,
+                    recorded: row.downgrade_checksum.clone(),
+                    current: down_now,
+                });
+            }
+        }
+        checked
+    }
+
+    /// The database's state against the chain, as `current`, `verify
+    /// --against` and [`Runner::status`](crate::Runner::status) show it:
+    /// what is applied, pending (when nothing is unknown), unverified and
+    /// edited.
+    pub fn status(&self, current: &Current) -> Result<Status, EngineError> {
+        let checked = self.check_applied(current);
+        let ids = |v: &mut dyn Iterator<Item = usize>| -> Vec<String> {
+            v.map(|i| self.map.rev(i).id.clone()).collect()
+        };
+        let pending = if current.unknown.is_empty() {
+            Resolver::with_current(self.map, current.known.clone()).upgrade_plan("heads")?
+        } else {
+            Vec::new()
+        };
+        Ok(Status {
+            heads: current.heads.clone(),
+            applied: ids(&mut checked.applied.iter().copied()),
+            pending: ids(&mut pending.into_iter()),
+            unknown: current.unknown.clone(),
+            unverified: ids(&mut checked.unverified.iter().copied()),
+            edited: ids(&mut checked.edited.iter().map(|d| d.index)),
+        })
     }
 
     /// `current`'s text: each row in Alembic's one-line form, or verbosely
@@ -240,16 +365,6 @@ impl<'m> Engine<'m> {
         out
     }
 
-    /// Applied revisions without a ledger row.
-    pub fn unverified(&self, current: &Current) -> Vec<String> {
-        self.applied(current)
-            .into_iter()
-            .map(|i| &self.map.rev(i).id)
-            .filter(|id| !current.ledger.contains_key(*id))
-            .cloned()
-            .collect()
-    }
-
     pub(super) fn check_state(
         &self,
         current: &Current,
@@ -268,39 +383,43 @@ impl<'m> Engine<'m> {
                 error: row.error.clone().unwrap_or_default(),
             });
         }
-        for i in self.applied(current) {
-            let rev = self.map.rev(i);
-            let Some(row) = current.ledger.get(&rev.id) else {
-                report.unverified.push(rev.id.clone());
-                continue;
-            };
-            let now = rev.upgrade.checksum().as_str();
-            if direction == Direction::Upgrade && row.upgrade_checksum != now {
-                let error = EngineError::ChecksumMismatch {
-                    command: self.settings.command.clone(),
-                    revision: rev.id.clone(),
-                    file: rev.path.display().to_string(),
-                    recorded: row.upgrade_checksum.clone(),
-                    current: now.to_owned(),
-                };
+        let checked = self.check_applied(current);
+        report.unverified = checked
+            .unverified
+            .iter()
+            .map(|&i| self.map.rev(i).id.clone())
+            .collect();
+        if direction == Direction::Upgrade {
+            for drift in &checked.edited {
+                let rev = self.map.rev(drift.index);
+                let (recorded, now) = (drift.recorded_text(), drift.current_text());
                 match self.settings.checksum_mismatch {
-                    ChecksumPolicy::Refuse => return Err(error),
-                    ChecksumPolicy::Warn => report.warnings.push(error.to_string()),
+                    ChecksumPolicy::Refuse => {
+                        return Err(EngineError::ChecksumMismatch {
+                            command: self.settings.command.clone(),
+                            revision: rev.id.clone(),
+                            file: rev.path.clone(),
+                            recorded,
+                            current: now,
+                        })
+                    }
+                    ChecksumPolicy::Warn => report.warnings.push(Warning::Edited {
+                        revision: rev.id.clone(),
+                        file: rev.path.clone(),
+                        recorded,
+                        current: now,
+                    }),
                 }
             }
-            let down_now = rev
-                .downgrade
-                .as_ref()
-                .map(|d| d.checksum().as_str().to_owned());
-            if row.downgrade_checksum != down_now {
-                report.warnings.push(format!(
-                    "the downgrade section of revision {} ({}) changed since it was applied: recorded {}, now {}",
-                    rev.id,
-                    rev.path.display(),
-                    row.downgrade_checksum.as_deref().unwrap_or("none"),
-                    down_now.as_deref().unwrap_or("none")
-                ));
-            }
+        }
+        for drift in &checked.downgrade_changed {
+            let rev = self.map.rev(drift.index);
+            report.warnings.push(Warning::DowngradeChanged {
+                revision: rev.id.clone(),
+                file: rev.path.clone(),
+                recorded: drift.recorded.clone(),
+                current: drift.current.clone(),
+            });
         }
         Ok(())
     }

@@ -1,14 +1,24 @@
 //! Commands that use a database: `upgrade`, `downgrade`, `stamp`,
-//! `current`, and `history --indicate-current`; `--sql` prints instead.
+//! `current`, `accept`, and `history --indicate-current`; `--sql` prints
+//! instead. They are written once, in `alembic_embed::cli_engine::commands`
+//! (shared with an embedded `migrate`); this module gives them the chain
+//! from files, the configuration, and the CLI's output: JSON, and a
+//! progress bar on a terminal.
 
 use std::io::IsTerminal;
 
+use alembic_core::display::HISTORY_STYLE;
 use alembic_core::RevisionMap;
-use alembic_embed::cli_engine::{Current, Engine, Session, Settings};
-use alembic_embed::{EngineError, Report};
+use alembic_embed::cli_engine::commands::{
+    self, ChainSource, CommandError, CurrentView, Database, HistoryView, Output, Ran,
+};
+use alembic_embed::cli_engine::Settings;
+use alembic_embed::{EngineError, Report, Step};
 use serde::Serialize;
 
-use crate::args::{AcceptArgs, CurrentArgs, DowngradeArgs, Format, StampArgs, UpgradeArgs};
+use crate::args::{
+    AcceptArgs, CurrentArgs, DowngradeArgs, Format, HistoryArgs, StampArgs, UpgradeArgs,
+};
 use crate::errors::CliError;
 use crate::output::{emit, to_json};
 use crate::Ctx;
@@ -22,15 +32,10 @@ fn print(text: &str) -> Result<(), CliError> {
 
 /// The engine's settings from the resolved configuration.
 pub(crate) fn settings(ctx: &Ctx) -> Settings {
-    settings_with(ctx, false, None)
-}
-
-fn settings_with(ctx: &Ctx, per_migration_flag: bool, tag: Option<&String>) -> Settings {
     Settings {
-        tag: tag.cloned(),
         version_table: ctx.config.version_table.clone(),
         version_table_schema: ctx.config.version_table_schema.clone(),
-        transaction_per_migration: per_migration_flag || ctx.config.transaction_per_migration,
+        transaction_per_migration: ctx.config.transaction_per_migration,
         tool: format!("cargo-alembic {}", env!("CARGO_PKG_VERSION")),
         lock_timeout: ctx.config.lock_timeout,
         statement_lock_timeout: ctx.config.statement_lock_timeout,
@@ -38,129 +43,93 @@ fn settings_with(ctx: &Ctx, per_migration_flag: bool, tag: Option<&String>) -> S
     }
 }
 
-/// Connects with the configured URL (TLS as libpq's `sslmode` says); a
-/// failure is one clear line without the password.
-pub(crate) fn connect(ctx: &Ctx) -> Result<postgres::Client, CliError> {
-    let url = ctx.config.database_url.as_ref().ok_or_else(|| {
-        CliError::usage(
-            "no database URL",
-            Some(format!(
-                "pass --database-url, set {} (or put it in .env), or use --sql to print the SQL instead",
-                ctx.config.database_url_env
-            )),
-        )
-    })?;
-    alembic_embed::tls::connect(url.expose())
-        .map_err(|e| CliError::by_code(e.exit_code(), e.to_string()))
+/// The database side of the shared commands: the configured settings and
+/// URL.
+fn database(ctx: &Ctx) -> Database<'_> {
+    Database {
+        settings: settings(ctx),
+        url: ctx.config.database_url.as_ref().map(|u| u.expose()),
+        no_url_help: format!(
+            "pass --database-url, set {} (or put it in .env), or use --sql to print the SQL instead",
+            ctx.config.database_url_env
+        ),
+    }
 }
 
-/// Loads the chain while another thread connects, takes the migration lock
-/// and reads the database's state: each takes milliseconds, and a no-op
-/// `upgrade` is little else. A chain that does not load is reported first
-/// (dropping the connection releases the lock).
-fn load_and_lock(
-    ctx: &Ctx,
-    settings: &Settings,
-) -> Result<(RevisionMap, postgres::Client, Session), CliError> {
-    std::thread::scope(|scope| {
-        let locking = scope.spawn(|| -> Result<(postgres::Client, Session), CliError> {
-            let mut client = connect(ctx)?;
-            let session = settings.open_session(&mut client).map_err(engine_error)?;
-            Ok((client, session))
-        });
-        let map = ctx.load();
-        // The lock and the state usually arrive after the chain: meanwhile,
-        // compute the checksums that the run verifies.
-        if let Ok(map) = &map {
-            for r in map.revisions() {
-                r.upgrade.checksum();
-                if let Some(d) = &r.downgrade {
-                    d.checksum();
-                }
-            }
+impl From<CommandError> for CliError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Engine(EngineError::Resolve(r)) => CliError::Resolve(r),
+            CommandError::Load(e) => CliError::Load(e),
+            CommandError::Usage { message, help } => CliError::Usage { message, help },
+            CommandError::Failed { message, help } => CliError::Failed { message, help },
+            CommandError::Output(source) => CliError::Io {
+                path: "stdout".into(),
+                source,
+            },
+            other => CliError::by_code(other.exit_code(), other.message_and_help().0),
         }
-        let locked = locking
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        let map = map?;
-        let (client, session) = locked?;
-        Ok((map, client, session))
-    })
+    }
 }
 
-fn engine_error(e: EngineError) -> CliError {
+/// The chain from the configured versions folder.
+impl ChainSource for Ctx {
+    type Map = Box<RevisionMap>;
+
+    fn load(&self) -> Result<Box<RevisionMap>, CommandError> {
+        Ok(Box::new(alembic_core::load_versions(
+            &self.config.versions_dir(),
+        )?))
+    }
+
+    fn discard(&self, map: Box<RevisionMap>) {
+        Ctx::discard(self, map);
+    }
+}
+
+/// The CLI's output: Alembic's text, or JSON; a progress bar below the
+/// lines of a long run on a terminal.
+struct CliOutput<'a> {
+    ctx: &'a Ctx,
+    terminal: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<'a> CliOutput<'a> {
+    fn new(ctx: &'a Ctx) -> Self {
+        CliOutput {
+            ctx,
+            terminal: std::io::stdout().is_terminal(),
+            bar: None,
+        }
+    }
+
+    fn json(&self) -> bool {
+        self.ctx.format == Format::Json
+    }
+}
+
+fn json_error(e: CliError) -> CommandError {
     match e {
-        EngineError::Resolve(r) => CliError::Resolve(r),
-        other => CliError::by_code(other.exit_code(), other.to_string()),
+        CliError::Io { source, .. } => CommandError::Output(source),
+        other => CommandError::Failed {
+            message: other.to_string(),
+            help: None,
+        },
     }
 }
 
-fn print_report(ctx: &Ctx, report: &Report, verb: &str, tag: Option<&str>) -> Result<(), CliError> {
-    for note in report.notes() {
-        eprintln!("{note}");
+impl Output for CliOutput<'_> {
+    fn text(&mut self, text: &str) -> Result<(), CommandError> {
+        print(text).map_err(json_error)
     }
-    if ctx.format == Format::Json {
-        #[derive(Serialize)]
-        struct StepJson<'a> {
-            revision: &'a str,
-            description: &'a str,
-            duration_ms: f64,
-        }
-        #[derive(Serialize)]
-        struct ReportJson<'a> {
-            before: &'a [String],
-            after: &'a [String],
-            steps: Vec<StepJson<'a>>,
-            unverified: &'a [String],
-            warnings: &'a [String],
-            /// `--tag`, recorded with each revision applied.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            tag: Option<&'a str>,
-        }
-        let steps = report
-            .steps
-            .iter()
-            .map(|s| StepJson {
-                revision: &s.revision,
-                description: &s.description,
-                duration_ms: s.duration.as_secs_f64() * 1000.0,
-            })
-            .collect();
-        return print(&to_json(&ReportJson {
-            before: &report.before,
-            after: &report.after,
-            steps,
-            unverified: &report.unverified,
-            warnings: &report.warnings,
-            tag,
-        }));
-    }
-    print(&format!("{}\n", report.summary(verb)))
-}
 
-/// Runs at least this long get a progress bar (on a terminal).
-const BAR_FROM: usize = 20;
-
-/// Whether a run shows a progress bar: on a terminal, and long.
-pub(crate) fn wants_bar(stdout_is_terminal: bool, total: usize) -> bool {
-    stdout_is_terminal && total >= BAR_FROM
-}
-
-/// Prints Alembic's line for each revision, and keeps a progress bar below
-/// the lines when stdout is a terminal and the run is long.
-fn step_printer(ctx: &Ctx) -> impl FnMut(&alembic_embed::Step) + '_ {
-    let terminal = std::io::stdout().is_terminal();
-    let mut bar: Option<indicatif::ProgressBar> = None;
-    move |s| {
-        if ctx.format != Format::Human {
+    fn step(&mut self, s: &Step) {
+        if self.ctx.format != Format::Human {
             return;
         }
-        let line = format!(
-            "{} ({:.0} ms)",
-            s.description,
-            s.duration.as_secs_f64() * 1000.0
-        );
-        if bar.is_none() && wants_bar(terminal, s.total) {
+        let line = commands::step_line(s);
+        if self.bar.is_none() && wants_bar(self.terminal, s.total) {
             let b = indicatif::ProgressBar::with_draw_target(
                 Some(s.total as u64),
                 indicatif::ProgressDrawTarget::stdout(),
@@ -170,9 +139,9 @@ fn step_printer(ctx: &Ctx) -> impl FnMut(&alembic_embed::Step) + '_ {
             {
                 b.set_style(style);
             }
-            bar = Some(b);
+            self.bar = Some(b);
         }
-        match &bar {
+        match &self.bar {
             Some(b) => {
                 b.println(line);
                 b.inc(1);
@@ -185,104 +154,21 @@ fn step_printer(ctx: &Ctx) -> impl FnMut(&alembic_embed::Step) + '_ {
             }
         }
     }
-}
 
-/// Runs `upgrade`.
-pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
-    if args.sql {
-        let map = ctx.load()?;
-        let engine = Engine::new(
-            &map,
-            settings_with(ctx, args.transaction_per_migration, args.tag.as_ref()),
-        );
-        return print(
-            &engine
-                .upgrade_sql_range(&args.revision)
-                .map_err(engine_error)?,
-        );
+    fn report(&mut self, report: &Report, ran: Ran, tag: Option<&str>) -> Result<(), CommandError> {
+        if !self.json() {
+            return commands::write_report(self, report, ran);
+        }
+        for note in report.notes() {
+            self.note(&note);
+        }
+        self.text(&report_json(report, tag))
     }
-    if args.revision.contains(':') {
-        return Err(CliError::usage(
-            "a range `from:to` needs --sql",
-            Some("online, `upgrade` starts from the database's current state".into()),
-        ));
-    }
-    let settings = settings_with(ctx, args.transaction_per_migration, args.tag.as_ref());
-    let (map, mut client, session) = load_and_lock(ctx, &settings)?;
-    let engine = Engine::new(&map, settings);
-    let report = engine
-        .upgrade_in(&mut client, session, &args.revision, &mut step_printer(ctx))
-        .map_err(engine_error)?;
-    let printed = print_report(ctx, &report, "upgrade", args.tag.as_deref());
-    // Close the connection properly; the chain may be left to the
-    // operating system.
-    drop(client);
-    drop(engine);
-    ctx.discard(map);
-    printed
-}
 
-/// Runs `downgrade`.
-pub(crate) fn downgrade(ctx: &Ctx, args: &DowngradeArgs) -> Result<(), CliError> {
-    if args.sql {
-        let map = ctx.load()?;
-        let engine = Engine::new(
-            &map,
-            settings_with(ctx, args.transaction_per_migration, args.tag.as_ref()),
-        );
-        return print(
-            &engine
-                .downgrade_sql_range(&args.revision)
-                .map_err(engine_error)?,
-        );
-    }
-    let settings = settings_with(ctx, args.transaction_per_migration, args.tag.as_ref());
-    let (map, mut client, session) = load_and_lock(ctx, &settings)?;
-    let engine = Engine::new(&map, settings);
-    let report = engine
-        .downgrade_in(&mut client, session, &args.revision, &mut step_printer(ctx))
-        .map_err(engine_error)?;
-    print_report(ctx, &report, "downgrade", args.tag.as_deref())
-}
-
-/// Runs `stamp`.
-pub(crate) fn stamp(ctx: &Ctx, args: &StampArgs) -> Result<(), CliError> {
-    let map = ctx.load()?;
-    let engine = Engine::new(&map, settings(ctx));
-    let targets: Vec<&str> = args.revisions.iter().map(String::as_str).collect();
-    if args.sql {
-        return print(
-            &engine
-                .stamp_sql_offline(&[], &targets, args.purge)
-                .map_err(engine_error)?,
-        );
-    }
-    let mut client = connect(ctx)?;
-    let report = engine
-        .stamp(&mut client, &targets, args.purge)
-        .map_err(engine_error)?;
-    if ctx.format == Format::Json {
-        return print_report(ctx, &report, "stamp", args.tag.as_deref());
-    }
-    print(&format!("{}\n", report.stamped()))
-}
-
-/// The database's state, for `current` and `history -i`.
-pub(crate) fn read_current(ctx: &Ctx, map: &RevisionMap) -> Result<Current, CliError> {
-    let mut client = connect(ctx)?;
-    Engine::new(map, settings(ctx))
-        .current(&mut client)
-        .map_err(engine_error)
-}
-
-/// Runs `current`.
-pub(crate) fn current(ctx: &Ctx, args: &CurrentArgs) -> Result<(), CliError> {
-    let map = ctx.load()?;
-    let engine = Engine::new(&map, settings(ctx));
-    let current = read_current(ctx, &map)?;
-    let unverified = engine.unverified(&current);
-    let edited = engine.edited(&current);
-    if ctx.format == Format::Json {
+    fn current(&mut self, view: &CurrentView<'_>) -> Result<(), CommandError> {
+        if !self.json() {
+            return commands::write_current(self, view);
+        }
         #[derive(Serialize)]
         struct CurrentJson<'a> {
             heads: &'a [String],
@@ -293,37 +179,131 @@ pub(crate) fn current(ctx: &Ctx, args: &CurrentArgs) -> Result<(), CliError> {
             /// The `--tag` each applied revision was recorded with.
             tags: std::collections::BTreeMap<&'a str, &'a str>,
         }
-        let tags = current
+        let tags = view
+            .current
             .ledger
             .iter()
             .filter_map(|(id, row)| Some((id.as_str(), row.tag.as_deref()?)))
             .collect();
-        return print(&to_json(&CurrentJson {
-            heads: &current.heads,
-            unknown: &current.unknown,
-            applied: engine.applied(&current).len(),
-            unverified: &unverified,
-            edited: &edited,
+        self.text(&to_json(&CurrentJson {
+            heads: &view.status.heads,
+            unknown: &view.status.unknown,
+            applied: view.status.applied.len(),
+            unverified: &view.status.unverified,
+            edited: &view.status.edited,
             tags,
-        }));
+        }))
     }
-    let out = engine.current_text(&current, args.verbose);
-    print(&out)?;
-    if !unverified.is_empty() {
-        eprintln!(
-            "note: {} applied revision{} without a ledger row, not verified: {}",
-            unverified.len(),
-            if unverified.len() == 1 { "" } else { "s" },
-            unverified.join(", ")
-        );
+
+    fn history(&mut self, view: &HistoryView<'_>) -> Result<(), CommandError> {
+        if !self.json() {
+            return self.text(&view.text());
+        }
+        super::inspect::print_list(
+            self.ctx,
+            view.map,
+            view.revisions,
+            view.verbose,
+            HISTORY_STYLE,
+        )
+        .map_err(json_error)
     }
-    if !edited.is_empty() {
-        return Err(CliError::failed(
-            format!("applied revision{} edited since {} ran: {}", if edited.len() == 1 { "" } else { "s" }, if edited.len() == 1 { "it" } else { "they" }, edited.join(", ")),
-            Some("`cargo alembic upgrade` will refuse to run until the files are restored or the edit is accepted".into()),
-        ));
+}
+
+/// A report as JSON.
+fn report_json(report: &Report, tag: Option<&str>) -> String {
+    #[derive(Serialize)]
+    struct StepJson<'a> {
+        revision: &'a str,
+        description: &'a str,
+        duration_ms: f64,
     }
-    Ok(())
+    #[derive(Serialize)]
+    struct ReportJson<'a> {
+        before: &'a [String],
+        after: &'a [String],
+        steps: Vec<StepJson<'a>>,
+        unverified: &'a [String],
+        warnings: Vec<String>,
+        /// `--tag`, recorded with each revision applied.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tag: Option<&'a str>,
+    }
+    let steps = report
+        .steps
+        .iter()
+        .map(|s| StepJson {
+            revision: &s.revision,
+            description: &s.description,
+            duration_ms: s.duration.as_secs_f64() * 1000.0,
+        })
+        .collect();
+    to_json(&ReportJson {
+        before: &report.before,
+        after: &report.after,
+        steps,
+        unverified: &report.unverified,
+        warnings: report.warnings.iter().map(ToString::to_string).collect(),
+        tag,
+    })
+}
+
+/// Runs at least this long get a progress bar (on a terminal).
+const BAR_FROM: usize = 20;
+
+/// Whether a run shows a progress bar: on a terminal, and long.
+pub(crate) fn wants_bar(stdout_is_terminal: bool, total: usize) -> bool {
+    stdout_is_terminal && total >= BAR_FROM
+}
+
+/// Runs `upgrade`.
+pub(crate) fn upgrade(ctx: &Ctx, args: &UpgradeArgs) -> Result<(), CliError> {
+    Ok(commands::upgrade(
+        &database(ctx),
+        ctx,
+        &mut CliOutput::new(ctx),
+        args,
+    )?)
+}
+
+/// Runs `downgrade`.
+pub(crate) fn downgrade(ctx: &Ctx, args: &DowngradeArgs) -> Result<(), CliError> {
+    Ok(commands::downgrade(
+        &database(ctx),
+        ctx,
+        &mut CliOutput::new(ctx),
+        args,
+    )?)
+}
+
+/// Runs `stamp`.
+pub(crate) fn stamp(ctx: &Ctx, args: &StampArgs) -> Result<(), CliError> {
+    Ok(commands::stamp(
+        &database(ctx),
+        ctx,
+        &mut CliOutput::new(ctx),
+        args,
+    )?)
+}
+
+/// Runs `current`.
+pub(crate) fn current(ctx: &Ctx, args: &CurrentArgs) -> Result<(), CliError> {
+    Ok(commands::current(
+        &database(ctx),
+        ctx,
+        &mut CliOutput::new(ctx),
+        args,
+    )?)
+}
+
+/// Runs `history`.
+pub(crate) fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
+    Ok(commands::history(
+        &database(ctx),
+        ctx,
+        &mut CliOutput::new(ctx),
+        args,
+    )?)
 }
 
 /// Who accepts an edit: `--by`, else git's `user.email`, else `$USER`.
@@ -345,18 +325,12 @@ fn who(args: &AcceptArgs) -> String {
 
 /// Runs `accept`.
 pub(crate) fn accept(ctx: &Ctx, args: &AcceptArgs) -> Result<(), CliError> {
-    if args.reason.trim().is_empty() {
-        return Err(CliError::usage(
-            "--reason must say why the edit is safe",
-            None,
-        ));
-    }
-    let map = ctx.load()?;
-    let mut client = connect(ctx)?;
     let by = who(args);
-    let engine = Engine::new(&map, settings(ctx));
-    let accepted = engine
-        .accept(&mut client, &args.revision, &args.reason, &by)
-        .map_err(engine_error)?;
-    print(&alembic_embed::cli_engine::accepted_text(&accepted, &by))
+    Ok(commands::accept(
+        &database(ctx),
+        ctx,
+        &mut CliOutput::new(ctx),
+        args,
+        &by,
+    )?)
 }

@@ -1,10 +1,10 @@
 //! Read-only views of the chain: `heads`, `branches`, `history`, `show`.
 
-use alembic_core::display::{listing, HISTORY_STYLE};
+use alembic_core::display::listing;
 use alembic_core::{Resolver, RevisionMap, Target};
 use serde::Serialize;
 
-use crate::args::{Format, HeadsArgs, HistoryArgs, ShowArgs, VerboseArgs};
+use crate::args::{Format, HeadsArgs, ShowArgs, VerboseArgs};
 use crate::errors::CliError;
 use crate::output::{emit, json, log_entry, one_line, to_json, LineStyle, RevisionJson};
 use crate::Ctx;
@@ -29,7 +29,7 @@ fn list(
     result
 }
 
-fn print_list(
+pub(super) fn print_list(
     ctx: &Ctx,
     map: &RevisionMap,
     revs: &[usize],
@@ -62,43 +62,6 @@ pub(crate) fn heads(ctx: &Ctx, args: &HeadsArgs) -> Result<(), CliError> {
             ..LineStyle::default()
         },
     )
-}
-
-/// Runs `history`.
-pub(crate) fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
-    let map = ctx.load()?;
-    let state = if args.indicate_current {
-        Some(super::database::read_current(ctx, &map)?)
-    } else {
-        None
-    };
-    let current = state.as_ref().map(|s| s.known.clone());
-    let resolver = match &current {
-        Some(rows) => Resolver::with_current(&map, rows.clone()),
-        None => Resolver::new(&map),
-    };
-    let revs = match &args.rev_range {
-        Some(range) => resolver.history(range)?,
-        None => map.order().iter().rev().copied().collect(),
-    };
-    match (current, &state) {
-        (Some(rows), _) if ctx.format == Format::Human && !args.verbose => {
-            print(&listing(&map, &revs, false, HISTORY_STYLE, Some(&rows)))
-        }
-        // Verbose with the database: each entry with its ledger record.
-        (Some(_), Some(state)) if ctx.format == Format::Human => {
-            let mut out = String::new();
-            for &i in &revs {
-                out.push_str(&alembic_core::display::log_entry(&map, i));
-                if let Some(row) = state.ledger.get(&map.rev(i).id) {
-                    out.push_str(&row.describe());
-                }
-                out.push('\n');
-            }
-            print(&out)
-        }
-        _ => list(ctx, map, &revs, args.verbose, HISTORY_STYLE),
-    }
 }
 
 /// Runs `show`.

@@ -28,7 +28,7 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Merge(a) => no_json(ctx, "merge").and_then(|()| revision::merge(ctx, &a)),
         Command::Heads(a) => inspect::heads(ctx, &a),
         Command::Branches(a) => inspect::branches(ctx, &a),
-        Command::History(a) => inspect::history(ctx, &a),
+        Command::History(a) => database::history(ctx, &a),
         Command::Show(a) => inspect::show(ctx, &a),
         Command::Edit(a) => no_json(ctx, "edit").and_then(|()| edit::run(ctx, &a)),
         Command::Check(a) => check::run(ctx, &a),

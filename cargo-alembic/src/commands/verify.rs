@@ -474,76 +474,57 @@ fn against(
             message: format!("the database has revision {id}, which has no file here: the database is ahead of these files, or they come from another project"),
         });
     }
-    let applied = engine.applied(&current);
-    for &i in &applied {
-        let rev = map.rev(i);
-        let Some(row) = current.ledger.get(&rev.id) else {
-            continue;
-        };
-        let now = rev.upgrade.checksum().as_str();
-        if row.upgrade_checksum != now {
-            problems.push(about(
-                map,
-                i,
-                "against",
-                Some(rev.upgrade.marker_line),
-                format!(
-                    "revision {} ({}) was edited after it was applied: the database recorded {}, the file has {now}",
-                    rev.id,
-                    rev.path.display(),
-                    row.upgrade_checksum
-                ),
-            ));
-        }
-        let down_now = rev
-            .downgrade
-            .as_ref()
-            .map(|d| d.checksum().as_str().to_owned());
-        if row.downgrade_checksum != down_now {
-            say(
-                ctx,
-                &format!(
-                    "note: the downgrade of revision {} ({}) changed since it was applied: recorded {}, the file has {}\n",
-                    rev.id,
-                    rev.path.display(),
-                    row.downgrade_checksum.as_deref().unwrap_or("none"),
-                    down_now.as_deref().unwrap_or("none")
-                ),
-            )?;
-        }
+    // The same comparison and state as `current` and a run's check.
+    let checked = engine.check_applied(&current);
+    for drift in &checked.edited {
+        let rev = map.rev(drift.index);
+        problems.push(about(
+            map,
+            drift.index,
+            "against",
+            Some(rev.upgrade.marker_line),
+            format!(
+                "revision {} ({}) was edited after it was applied: the database recorded {}, the file has {}",
+                rev.id,
+                rev.path.display(),
+                drift.recorded_text(),
+                drift.current_text()
+            ),
+        ));
     }
-    let unverified = engine.unverified(&current);
-    let pending = if current.unknown.is_empty() {
-        alembic_core::Resolver::with_current(map, current.known.clone())
-            .upgrade_plan("heads")
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let ids = |v: &[usize]| {
-        v.iter()
-            .map(|&i| map.rev(i).id.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
+    for drift in &checked.downgrade_changed {
+        let rev = map.rev(drift.index);
+        say(
+            ctx,
+            &format!(
+                "note: the downgrade of revision {} ({}) changed since it was applied: recorded {}, the file has {}\n",
+                rev.id,
+                rev.path.display(),
+                drift.recorded_text(),
+                drift.current_text()
+            ),
+        )?;
+    }
+    let status = engine
+        .status(&current)
+        .map_err(|e| CliError::failed(e.to_string(), None))?;
+    let listed = |ids: &[String]| {
+        if ids.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", ids.join(", "))
+        }
     };
     say(
         ctx,
         &format!(
             "against {}: {} applied ({} unverified{}), {} pending{}\n",
             alembic_embed::tls::describe_target(url),
-            applied.len(),
-            unverified.len(),
-            if unverified.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", unverified.join(", "))
-            },
-            pending.len(),
-            if pending.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", ids(&pending))
-            }
+            status.applied.len(),
+            status.unverified.len(),
+            listed(&status.unverified),
+            status.pending.len(),
+            listed(&status.pending)
         ),
     )?;
     finish(ctx, map, &problems, &warnings, started, None)

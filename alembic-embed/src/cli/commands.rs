@@ -1,0 +1,528 @@
+//! The database commands, written once for `cargo alembic` and for an
+//! embedded `migrate`: `upgrade`, `downgrade`, `stamp`, `current`,
+//! `accept` and `history`. A front end gives a chain source (files, or the
+//! chain in the binary), the settings and URL ([`Database`]), and an
+//! [`Output`] (text, or the CLI's JSON and progress bar); errors come back
+//! as one [`CommandError`] with one exit-code mapping.
+
+use std::ops::Deref;
+
+use alembic_core::display::{listing, log_entry, HISTORY_STYLE};
+use alembic_core::{LoadError, Resolver, RevisionMap};
+
+use super::args::{AcceptArgs, CurrentArgs, DowngradeArgs, HistoryArgs, StampArgs, UpgradeArgs};
+use crate::engine::{Current, Direction, Engine, Report, Session, Settings, Status, Step};
+use crate::errors::{exit_codes, EngineError};
+use crate::runner::Runner;
+use crate::tls::ConnectError;
+
+/// Why a database command stopped.
+#[derive(Debug)]
+pub enum CommandError {
+    /// The engine refused or failed.
+    Engine(EngineError),
+    /// The database could not be reached.
+    Connect(ConnectError),
+    /// The chain's files do not load.
+    Load(LoadError),
+    /// The command was used wrongly (exit 2).
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What to do instead.
+        help: Option<String>,
+    },
+    /// The command ran and found a problem (exit 1).
+    Failed {
+        /// What is wrong.
+        message: String,
+        /// What to do about it.
+        help: Option<String>,
+    },
+    /// Standard output could not be written.
+    Output(std::io::Error),
+}
+
+impl CommandError {
+    /// The exit code (CONTRACT section 5): 2 for bad usage, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Engine(e) => e.exit_code(),
+            CommandError::Connect(e) => e.exit_code(),
+            CommandError::Usage { .. } => exit_codes::USAGE,
+            CommandError::Load(_) | CommandError::Failed { .. } | CommandError::Output(_) => {
+                exit_codes::FAILED
+            }
+        }
+    }
+
+    /// The message and the advice, for a front end without diagnostics.
+    pub fn message_and_help(&self) -> (String, Option<String>) {
+        match self {
+            CommandError::Engine(e) => (e.to_string(), None),
+            CommandError::Connect(e) => (e.to_string(), None),
+            CommandError::Load(e) => (e.located(), None),
+            CommandError::Usage { message, help } | CommandError::Failed { message, help } => {
+                (message.clone(), help.clone())
+            }
+            CommandError::Output(e) => (format!("cannot write to stdout: {e}"), None),
+        }
+    }
+}
+
+impl From<EngineError> for CommandError {
+    fn from(e: EngineError) -> Self {
+        CommandError::Engine(e)
+    }
+}
+
+impl From<ConnectError> for CommandError {
+    fn from(e: ConnectError) -> Self {
+        CommandError::Connect(e)
+    }
+}
+
+impl From<LoadError> for CommandError {
+    fn from(e: LoadError) -> Self {
+        CommandError::Load(e)
+    }
+}
+
+/// Where a command's chain comes from: revision files, loaded per command,
+/// or the chain compiled into the binary.
+pub trait ChainSource: Sync {
+    /// The loaded chain.
+    type Map: Deref<Target = RevisionMap>;
+
+    /// Loads (or hands out) the chain.
+    fn load(&self) -> Result<Self::Map, CommandError>;
+
+    /// Disposes of the chain at the end of a run (the CLI leaves a large
+    /// one to the operating system when the process ends right after).
+    fn discard(&self, map: Self::Map) {
+        drop(map);
+    }
+}
+
+impl ChainSource for Runner {
+    type Map = &'static RevisionMap;
+
+    fn load(&self) -> Result<&'static RevisionMap, CommandError> {
+        Ok(self.chain().map()?)
+    }
+}
+
+/// The database side of a command: the engine's settings and the URL.
+pub struct Database<'a> {
+    /// The engine's settings (the flags of `upgrade`/`downgrade` are applied
+    /// on top).
+    pub settings: Settings,
+    /// The database URL, if one was given.
+    pub url: Option<&'a str>,
+    /// What to do when there is none (how this front end takes a URL).
+    pub no_url_help: String,
+}
+
+impl Database<'_> {
+    /// Connects (TLS as libpq's `sslmode` says).
+    pub fn connect(&self) -> Result<postgres::Client, CommandError> {
+        let url = self.url.ok_or_else(|| CommandError::Usage {
+            message: "no database URL".into(),
+            help: Some(self.no_url_help.clone()),
+        })?;
+        Ok(crate::tls::connect(url)?)
+    }
+
+    fn settings_for(&self, per_migration: bool, tag: Option<&String>) -> Settings {
+        let mut settings = self.settings.clone();
+        settings.transaction_per_migration |= per_migration;
+        if let Some(tag) = tag {
+            settings.tag = Some(tag.clone());
+        }
+        settings
+    }
+
+    /// Reads the database's state (no lock, no writes).
+    pub fn read_current(&self, map: &RevisionMap) -> Result<Current, CommandError> {
+        let mut client = self.connect()?;
+        Ok(Engine::new(map, self.settings.clone()).current(&mut client)?)
+    }
+}
+
+/// What a report is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ran {
+    /// An `upgrade` or a `downgrade`.
+    Run(Direction),
+    /// A `stamp`.
+    Stamp,
+}
+
+/// Where a command's results go. The provided methods write Alembic's
+/// text; the CLI overrides them for JSON and its progress bar.
+pub trait Output {
+    /// Writes text to standard output.
+    fn text(&mut self, text: &str) -> Result<(), CommandError>;
+
+    /// A warning or note, on standard error.
+    fn note(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
+
+    /// After each revision of a run.
+    fn step(&mut self, step: &Step) {
+        // A closed pipe must not stop a run half way: the report says the rest.
+        let _ = self.text(&format!("{}\n", step_line(step)));
+    }
+
+    /// A run's or a stamp's report.
+    fn report(
+        &mut self,
+        report: &Report,
+        ran: Ran,
+        _tag: Option<&str>,
+    ) -> Result<(), CommandError> {
+        write_report(self, report, ran)
+    }
+
+    /// `current`: the rows, and a note on unverified revisions.
+    fn current(&mut self, view: &CurrentView<'_>) -> Result<(), CommandError> {
+        write_current(self, view)
+    }
+
+    /// `history`'s listing.
+    fn history(&mut self, view: &HistoryView<'_>) -> Result<(), CommandError> {
+        self.text(&view.text())
+    }
+}
+
+/// A report as text: a run's notes (on stderr) and closing line, or a
+/// stamp's line.
+pub fn write_report<O: Output + ?Sized>(
+    out: &mut O,
+    report: &Report,
+    ran: Ran,
+) -> Result<(), CommandError> {
+    let line = match ran {
+        Ran::Run(direction) => {
+            for note in report.notes() {
+                out.note(&note);
+            }
+            report.summary(direction.word())
+        }
+        Ran::Stamp => report.stamped(),
+    };
+    out.text(&format!("{line}\n"))
+}
+
+/// `current` as text: the rows, and a note on unverified revisions.
+pub fn write_current<O: Output + ?Sized>(
+    out: &mut O,
+    view: &CurrentView<'_>,
+) -> Result<(), CommandError> {
+    out.text(&view.engine.current_text(view.current, view.verbose))?;
+    let unverified = &view.status.unverified;
+    if !unverified.is_empty() {
+        out.note(&format!(
+            "note: {} applied revision{} without a ledger row, not verified: {}",
+            unverified.len(),
+            plural(unverified.len()),
+            unverified.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Alembic's line for a revision run, with its time.
+pub fn step_line(step: &Step) -> String {
+    format!(
+        "{} ({:.0} ms)",
+        step.description,
+        step.duration.as_secs_f64() * 1000.0
+    )
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// What `current` shows.
+pub struct CurrentView<'a> {
+    /// The engine, for its text forms.
+    pub engine: &'a Engine<'a>,
+    /// The rows and the ledger.
+    pub current: &'a Current,
+    /// The state against the chain.
+    pub status: &'a Status,
+    /// `--verbose`.
+    pub verbose: bool,
+}
+
+/// What `history` shows.
+pub struct HistoryView<'a> {
+    /// The chain.
+    pub map: &'a RevisionMap,
+    /// The revisions to list, newest first.
+    pub revisions: &'a [usize],
+    /// `--verbose`.
+    pub verbose: bool,
+    /// The database's state, with `--indicate-current`.
+    pub current: Option<&'a Current>,
+}
+
+impl HistoryView<'_> {
+    /// Alembic's text: one line per revision, the current ones marked; or
+    /// each revision in full, with its ledger record when the database was
+    /// read.
+    pub fn text(&self) -> String {
+        match self.current {
+            Some(current) if self.verbose => {
+                let mut out = String::new();
+                for &i in self.revisions {
+                    out.push_str(&log_entry(self.map, i));
+                    if let Some(row) = current.ledger.get(&self.map.rev(i).id) {
+                        out.push_str(&row.describe());
+                    }
+                    out.push('\n');
+                }
+                out
+            }
+            current => listing(
+                self.map,
+                self.revisions,
+                self.verbose,
+                HISTORY_STYLE,
+                current.map(|c| c.known.as_slice()),
+            ),
+        }
+    }
+}
+
+/// `upgrade`.
+pub fn upgrade<S: ChainSource>(
+    db: &Database<'_>,
+    source: &S,
+    out: &mut dyn Output,
+    args: &UpgradeArgs,
+) -> Result<(), CommandError> {
+    let settings = db.settings_for(args.transaction_per_migration, args.tag.as_ref());
+    run(
+        db,
+        source,
+        out,
+        settings,
+        &args.revision,
+        args.sql,
+        Direction::Upgrade,
+    )
+}
+
+/// `downgrade`.
+pub fn downgrade<S: ChainSource>(
+    db: &Database<'_>,
+    source: &S,
+    out: &mut dyn Output,
+    args: &DowngradeArgs,
+) -> Result<(), CommandError> {
+    let settings = db.settings_for(args.transaction_per_migration, args.tag.as_ref());
+    run(
+        db,
+        source,
+        out,
+        settings,
+        &args.revision,
+        args.sql,
+        Direction::Downgrade,
+    )
+}
+
+fn run<S: ChainSource>(
+    db: &Database<'_>,
+    source: &S,
+    out: &mut dyn Output,
+    settings: Settings,
+    revision: &str,
+    sql: bool,
+    direction: Direction,
+) -> Result<(), CommandError> {
+    if sql {
+        let map = source.load()?;
+        let engine = Engine::new(&map, settings);
+        let text = match direction {
+            Direction::Upgrade => engine.upgrade_sql_range(revision)?,
+            Direction::Downgrade => engine.downgrade_sql_range(revision)?,
+        };
+        return out.text(&text);
+    }
+    if revision.contains(':') {
+        return Err(CommandError::Usage {
+            message: "a range `from:to` needs --sql".into(),
+            help: Some(format!(
+                "online, `{}` starts from the database's current state",
+                direction.word()
+            )),
+        });
+    }
+    let tag = settings.tag.clone();
+    let (map, mut client, session) = load_and_lock(db, source, &settings)?;
+    let engine = Engine::new(&map, settings);
+    let mut on_step = |step: &Step| out.step(step);
+    let report = match direction {
+        Direction::Upgrade => engine.upgrade_in(&mut client, session, revision, &mut on_step),
+        Direction::Downgrade => engine.downgrade_in(&mut client, session, revision, &mut on_step),
+    }?;
+    let printed = out.report(&report, Ran::Run(direction), tag.as_deref());
+    // Close the connection properly; the chain may be left to the
+    // operating system.
+    drop(client);
+    drop(engine);
+    source.discard(map);
+    printed
+}
+
+/// Loads the chain while another thread connects, takes the migration lock
+/// and reads the database's state: each takes milliseconds, and a no-op
+/// `upgrade` is little else. A chain that does not load is reported first
+/// (dropping the connection releases the lock).
+fn load_and_lock<S: ChainSource>(
+    db: &Database<'_>,
+    source: &S,
+    settings: &Settings,
+) -> Result<(S::Map, postgres::Client, Session), CommandError> {
+    std::thread::scope(|scope| {
+        let locking = scope.spawn(|| -> Result<(postgres::Client, Session), CommandError> {
+            let mut client = db.connect()?;
+            let session = settings.open_session(&mut client)?;
+            Ok((client, session))
+        });
+        let map = source.load();
+        // The lock and the state usually arrive after the chain: meanwhile,
+        // compute the checksums that the run verifies.
+        if let Ok(map) = &map {
+            for r in map.revisions() {
+                r.upgrade.checksum();
+                if let Some(d) = &r.downgrade {
+                    d.checksum();
+                }
+            }
+        }
+        let locked = locking
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let map = map?;
+        let (client, session) = locked?;
+        Ok((map, client, session))
+    })
+}
+
+/// `stamp`.
+pub fn stamp<S: ChainSource>(
+    db: &Database<'_>,
+    source: &S,
+    out: &mut dyn Output,
+    args: &StampArgs,
+) -> Result<(), CommandError> {
+    let map = source.load()?;
+    let engine = Engine::new(&map, db.settings.clone());
+    let targets: Vec<&str> = args.revisions.iter().map(String::as_str).collect();
+    if args.sql {
+        return out.text(&engine.stamp_sql_offline(&[], &targets, args.purge)?);
+    }
+    let mut client = db.connect()?;
+    let report = engine.stamp(&mut client, &targets, args.purge)?;
+    out.report(&report, Ran::Stamp, args.tag.as_deref())
+}
+
+/// `current`: fails (exit 1) when an applied revision was edited since it
+/// ran, after showing the state.
+pub fn current<S: ChainSource>(
+    db: &Database<'_>,
+    source: &S,
+    out: &mut dyn Output,
+    args: &CurrentArgs,
+) -> Result<(), CommandError> {
+    let map = source.load()?;
+    let current = db.read_current(&map)?;
+    let engine = Engine::new(&map, db.settings.clone());
+    let status = engine.status(&current)?;
+    out.current(&CurrentView {
+        engine: &engine,
+        current: &current,
+        status: &status,
+        verbose: args.verbose,
+    })?;
+    let edited = &status.edited;
+    if edited.is_empty() {
+        return Ok(());
+    }
+    let command = &db.settings.command;
+    Err(CommandError::Failed {
+        message: format!(
+            "applied revision{} edited since {} ran: {}",
+            plural(edited.len()),
+            if edited.len() == 1 { "it" } else { "they" },
+            edited.join(", ")
+        ),
+        help: Some(format!(
+            "`{command} upgrade` will refuse to run until the files are restored or the edit is accepted \
+             (`{command} accept <revision> --reason \"...\"`)"
+        )),
+    })
+}
+
+/// `accept`, recorded as made `by` someone.
+pub fn accept<S: ChainSource>(
+    db: &Database<'_>,
+    source: &S,
+    out: &mut dyn Output,
+    args: &AcceptArgs,
+    by: &str,
+) -> Result<(), CommandError> {
+    if args.reason.trim().is_empty() {
+        return Err(CommandError::Usage {
+            message: "--reason must say why the edit is safe".into(),
+            help: None,
+        });
+    }
+    let map = source.load()?;
+    let mut client = db.connect()?;
+    let engine = Engine::new(&map, db.settings.clone());
+    let accepted = engine.accept(&mut client, &args.revision, &args.reason, by)?;
+    out.text(&crate::engine::accepted_text(&accepted, by))
+}
+
+/// `history`: the chain newest first, or a range; with
+/// `--indicate-current`, the database's revisions marked.
+pub fn history<S: ChainSource>(
+    db: &Database<'_>,
+    source: &S,
+    out: &mut dyn Output,
+    args: &HistoryArgs,
+) -> Result<(), CommandError> {
+    let map = source.load()?;
+    let current = if args.indicate_current {
+        Some(db.read_current(&map)?)
+    } else {
+        None
+    };
+    let resolver = match &current {
+        Some(c) => Resolver::with_current(&map, c.known.clone()),
+        None => Resolver::new(&map),
+    };
+    let revisions = match &args.rev_range {
+        Some(range) => resolver.history(range).map_err(EngineError::from)?,
+        None => map.order().iter().rev().copied().collect(),
+    };
+    let shown = out.history(&HistoryView {
+        map: &map,
+        revisions: &revisions,
+        verbose: args.verbose,
+        current: current.as_ref(),
+    });
+    source.discard(map);
+    shown
+}
