@@ -162,6 +162,23 @@ fn relative_identifier_without_a_database_says_why() {
     );
 }
 
+#[test]
+fn an_online_range_is_refused_by_upgrade_and_downgrade_alike() {
+    // Both directions, before any connection: the shared command layer
+    // (the embedded `migrate` says the same; see the example service's test).
+    for command in ["upgrade", "downgrade"] {
+        let out = fixture("two_heads", &[command, "a1:b1"]);
+        assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("a range `from:to` needs --sql")
+                && stderr.contains(&format!("online, `{command}` starts from")),
+            "{}",
+            render(&out)
+        );
+    }
+}
+
 // Line endings and BOM never change a checksum.
 
 #[test]

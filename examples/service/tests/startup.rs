@@ -295,6 +295,17 @@ fn migrate_commands_take_the_arguments_of_cargo_alembic() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    for command in ["upgrade", "downgrade"] {
+        let out = service(binary, db.url(), &["migrate", command, "base:d2b1"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("a range `from:to` needs --sql"),
+            "{}",
+            text(&out)
+        );
+    }
     let out = service(binary, db.url(), &["migrate", "upgrade", "@@"])
         .output()
         .unwrap();
