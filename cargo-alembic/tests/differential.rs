@@ -140,7 +140,7 @@ fn graph(rng: &mut Rng, n: usize) -> Vec<Rev> {
 fn write_projects(revs: &[Rev], ours: &Path, theirs: &Path) {
     std::fs::create_dir_all(ours).unwrap();
     std::fs::create_dir_all(theirs.join("versions")).unwrap();
-    let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support");
+    let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
     std::fs::copy(support.join("env.py"), theirs.join("env.py")).unwrap();
     let list = |v: &[String]| {
         if v.is_empty() {
@@ -268,7 +268,7 @@ struct Alembic {
 impl Alembic {
     fn start(project: &Path, url: &str) -> Alembic {
         let driver =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/alembic_driver.py");
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/alembic_driver.py");
         let mut child = Command::new(python::venv().join("bin/python"))
             .arg(driver)
             .arg(project)

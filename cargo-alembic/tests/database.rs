@@ -480,7 +480,7 @@ fn a_long_run_on_a_terminal_shows_a_progress_bar() {
 
 fn verify(fixture: &str) -> Output {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
+        .join("tests/fixtures")
         .join(fixture);
     alembic(&dir, &["--script-location", ".", "verify", "--local"])
 }
@@ -526,7 +526,7 @@ fn verify_finds_a_downgrade_that_drops_too_much() {
 
 #[test]
 fn verify_speaks_github_annotations_and_json() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/verify_drops_too_much");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verify_drops_too_much");
     let github = alembic(
         &dir,
         &[
@@ -545,7 +545,7 @@ fn verify_speaks_github_annotations_and_json() {
         .find(|l| l.starts_with("::error "))
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(
-        annotation.starts_with("::error file=tests/fixtures/verify_drops_too_much/versions/b2_second.sql,line=9,title=cargo alembic verify%3A stairway::"),
+        annotation.starts_with("::error file=cargo-alembic/tests/fixtures/verify_drops_too_much/versions/b2_second.sql,line=9,title=cargo alembic verify%3A stairway::"),
         "{annotation}"
     );
     assert!(
