@@ -1,5 +1,5 @@
 //! `embed_migrations!`: a thin shim. It parses its arguments with `syn`,
-//! asks `alembic_core::embed::prepare` (the CLI's loader, checksum and
+//! asks `alembic_chain::embed::prepare` (the CLI's loader, checksum and
 //! graph) for the checked chain, and writes it out as `'static` data; a
 //! broken chain becomes a `compile_error!` on the macro's argument.
 //!
@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use alembic_core::embed::{prepare, Prepared, Request};
-use alembic_core::Section;
+use alembic_chain::embed::{prepare, Prepared, Request};
+use alembic_chain::Section;
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::parse::{Parse, ParseStream};
@@ -165,7 +165,7 @@ fn render(p: &Prepared) -> TokenStream {
     }
 }
 
-fn section(rev: &alembic_core::Revision, s: &Section) -> TokenStream {
+fn section(rev: &alembic_chain::Revision, s: &Section) -> TokenStream {
     let marker_line = s.marker_line;
     let sql = s.sql();
     let checksum = s.checksum().as_str();

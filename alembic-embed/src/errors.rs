@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use alembic_core::{ParseError, ResolveError};
+use alembic_chain::{ParseError, ResolveError};
 
 use crate::engine::Direction;
 
@@ -177,7 +177,7 @@ pub enum EngineError {
     /// The version table cannot record a step of the plan the way Alembic
     /// does (Alembic would fail on it too); nothing was run.
     #[error("{0}; nothing was run")]
-    Step(#[from] alembic_core::StepError),
+    Step(#[from] alembic_chain::StepError),
     /// A revision's statements do not split.
     #[error("{}", .0.located())]
     Lex(Box<ParseError>),

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! The chain model (parsing, checksums, the graph, identifiers) comes from
-//! `alembic-core`, so that the macro, applications and the CLI share one
+//! `alembic-chain`, so that the macro, applications and the CLI share one
 //! parser, one checksum and one graph.
 //!
 //! Features: `sync` (default) for `postgres::Client`, `async` for
@@ -35,7 +35,7 @@ pub mod tls;
 /// macro's plumbing, not for services to use).
 #[doc(hidden)]
 pub mod embedded {
-    pub use alembic_core::embed::{EmbeddedRevision, EmbeddedSection, EmbeddedSettings};
+    pub use alembic_chain::embed::{EmbeddedRevision, EmbeddedSection, EmbeddedSettings};
 }
 
 /// Compiles the revision chain into the crate as `mod migrations`.
@@ -54,7 +54,7 @@ pub mod embedded {
 ///
 /// Editing a revision file rebuilds the crate. To rebuild when a file is
 /// added or removed, add a `build.rs` calling
-/// `alembic_core::build::rerun_if_changed()` (`alembic-core` as a
+/// `alembic_chain::build::rerun_if_changed()` (`alembic-chain` as a
 /// build-dependency), or printing `cargo::rerun-if-changed=<versions folder>`.
 pub use alembic_embed_macros::embed_migrations;
 
@@ -76,7 +76,7 @@ pub mod cli_engine {
         LedgerRow, Session, Settings,
     };
     pub use crate::errors::exit_codes;
-    pub use alembic_core::{
+    pub use alembic_chain::{
         load_versions, Checksum, Resolver, Revision, RevisionMap, Statement, Target,
     };
 }

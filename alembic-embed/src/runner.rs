@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use alembic_core::embed::{EmbeddedRevision, EmbeddedSettings};
-use alembic_core::RevisionMap;
+use alembic_chain::embed::{EmbeddedRevision, EmbeddedSettings};
+use alembic_chain::RevisionMap;
 
 #[cfg(feature = "sync")]
 use crate::connection::wait;

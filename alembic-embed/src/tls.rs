@@ -71,7 +71,7 @@ pub struct Parsed {
 impl std::fmt::Debug for Parsed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Parsed")
-            .field("driver", &alembic_core::redact(&self.driver))
+            .field("driver", &alembic_chain::redact(&self.driver))
             .field("mode", &self.mode)
             .field("root_cert", &self.root_cert)
             .finish()
@@ -472,7 +472,7 @@ mod tests {
                 let _ = parse(text);
                 let _ = describe_target(text);
                 let _ = prepare(text);
-                let _ = alembic_core::redact(text);
+                let _ = alembic_chain::redact(text);
             }
         }
     }

@@ -1,9 +1,9 @@
 //! Raw command-line arguments, as clap parses them. Resolution into a
-//! [`alembic_core::Config`] happens in `lib.rs`, not here.
+//! [`alembic_chain::Config`] happens in `lib.rs`, not here.
 
 use std::path::PathBuf;
 
-use alembic_core::DatabaseUrl;
+use alembic_chain::DatabaseUrl;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Shared with the `migrate` command of embedded binaries.
@@ -38,10 +38,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
     /// Give up when another migrator holds the lock longer than this (`30s`, `500ms`) [default: `lock_timeout` in the metadata, else wait]
-    #[arg(long, global = true, value_name = "DURATION", value_parser = alembic_core::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = alembic_chain::parse_duration)]
     pub lock_timeout: Option<std::time::Duration>,
     /// `SET lock_timeout` inside every revision (`5s`) [default: `statement_lock_timeout` in the metadata]
-    #[arg(long, global = true, value_name = "DURATION", value_parser = alembic_core::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = alembic_chain::parse_duration)]
     pub statement_lock_timeout: Option<std::time::Duration>,
     /// Path to Cargo.toml of the workspace or package
     #[arg(long, global = true, value_name = "PATH")]

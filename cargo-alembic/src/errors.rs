@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use alembic_core::{ConfigError, LoadError, ResolveError};
+use alembic_chain::{ConfigError, LoadError, ResolveError};
 use miette::Diagnostic;
 use thiserror::Error;
 

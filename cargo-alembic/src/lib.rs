@@ -2,7 +2,7 @@
 //!
 //! `main` parses arguments, resolves one [`Config`], and dispatches to a
 //! command in [`commands`]. Everything about revisions, graphs and
-//! identifiers lives in `alembic-core`, shared with the embedded runtime.
+//! identifiers lives in `alembic-chain`, shared with the embedded runtime.
 #![warn(missing_docs)]
 
 mod args;
@@ -17,7 +17,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alembic_core::{load_versions, Config, Overrides, RevisionMap};
+use alembic_chain::{load_versions, Config, Overrides, RevisionMap};
 use clap::Parser;
 
 pub use args::{Cli, Command, Format};
@@ -30,7 +30,7 @@ pub(crate) struct Ctx {
     pub(crate) cwd: PathBuf,
     /// `--database-url` as given: `verify` uses an existing server only
     /// when asked explicitly, never `DATABASE_URL` from the environment.
-    pub(crate) database_url_flag: Option<alembic_core::DatabaseUrl>,
+    pub(crate) database_url_flag: Option<alembic_chain::DatabaseUrl>,
     /// The process ends when the command returns (`main`, not a test
     /// calling [`run`]).
     pub(crate) exits: bool,

@@ -3,8 +3,8 @@
 
 use std::io::{self, Write};
 
-pub use alembic_core::display::{log_entry, one_line, LineStyle};
-use alembic_core::RevisionMap;
+pub use alembic_chain::display::{log_entry, one_line, LineStyle};
+use alembic_chain::RevisionMap;
 use serde::Serialize;
 
 /// A revision as JSON.

@@ -673,15 +673,15 @@ fn no_configuration_or_error_type_prints_the_password() {
                 shown.push(s.to_string());
             }
         };
-        let db_url = alembic_core::DatabaseUrl::from(url.as_str());
+        let db_url = alembic_chain::DatabaseUrl::from(url.as_str());
         both(&db_url, Some(&db_url));
-        let overrides = alembic_core::Overrides {
+        let overrides = alembic_chain::Overrides {
             database_url: Some(db_url.clone()),
             script_location: Some(dir.path().to_owned()),
             ..Default::default()
         };
         both(&overrides, None);
-        let config = alembic_core::Config::resolve(&overrides, dir.path()).unwrap();
+        let config = alembic_chain::Config::resolve(&overrides, dir.path()).unwrap();
         both(&config, None);
         let cli = cargo_alembic::Cli::try_parse_from([
             "cargo-alembic",

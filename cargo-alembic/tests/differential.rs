@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use alembic_core::{load_versions, ResolveError, RevisionMap};
+use alembic_chain::{load_versions, ResolveError, RevisionMap};
 use alembic_embed::cli_engine::{Engine, Settings};
 use alembic_embed::EngineError;
 use alembic_throwaway::{Choice, Server};

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 use python::{tuple, venv};
 
-use alembic_core::load_versions;
+use alembic_chain::load_versions;
 use alembic_throwaway::{Choice, Server};
 
 fn workspace() -> PathBuf {
@@ -43,7 +43,7 @@ fn python_project(root: &Path) -> PathBuf {
     .unwrap();
     std::fs::write(project.join("alembic/script.py.mako"), "").unwrap();
     for r in map.revisions() {
-        let body = |statements: Option<&[alembic_core::Statement]>| -> String {
+        let body = |statements: Option<&[alembic_chain::Statement]>| -> String {
             let statements = statements.unwrap_or(&[]);
             if statements.is_empty() {
                 return "    pass\n".to_owned();

@@ -2,5 +2,5 @@
 //! the chain `embed_migrations!` compiles in (an edit rebuilds on its own).
 
 fn main() {
-    alembic_core::build::rerun_if_changed_at("../../migrations");
+    alembic_chain::build::rerun_if_changed_at("../../migrations");
 }

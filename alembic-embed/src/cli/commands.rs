@@ -7,8 +7,8 @@
 
 use std::ops::Deref;
 
-use alembic_core::display::{listing, log_entry, HISTORY_STYLE};
-use alembic_core::{LoadError, Resolver, RevisionMap};
+use alembic_chain::display::{listing, log_entry, HISTORY_STYLE};
+use alembic_chain::{LoadError, Resolver, RevisionMap};
 
 use super::args::{AcceptArgs, CurrentArgs, DowngradeArgs, HistoryArgs, StampArgs, UpgradeArgs};
 use crate::engine::{Current, Direction, Engine, Report, Session, Settings, Status, Step};

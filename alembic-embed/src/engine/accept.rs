@@ -1,7 +1,7 @@
 //! `accept`: a deliberate edit of applied revisions recorded in the
 //! ledger, the old checksums kept with the reason, who and when.
 
-use alembic_core::{Resolver, Target};
+use alembic_chain::{Resolver, Target};
 
 #[cfg(feature = "sync")]
 use crate::connection::wait;

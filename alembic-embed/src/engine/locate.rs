@@ -2,7 +2,7 @@
 //! position points to, or, without one, found by replaying the
 //! transaction statement by statement (only on the failure path).
 
-use alembic_core::{Revision, Statement};
+use alembic_chain::{Revision, Statement};
 
 use crate::connection::Connection;
 use crate::errors::{Aftermath, EngineError, SqlFailure};

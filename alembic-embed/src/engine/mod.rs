@@ -20,7 +20,7 @@ mod settings;
 mod stamp;
 mod state;
 
-use alembic_core::RevisionMap;
+use alembic_chain::RevisionMap;
 
 use crate::errors::EngineError;
 

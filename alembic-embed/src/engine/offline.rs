@@ -1,7 +1,7 @@
 //! Offline SQL (`--sql`): what a run would send, version-table and ledger
 //! statements included, printed instead of run.
 
-use alembic_core::{HeadState, Resolver, Target};
+use alembic_chain::{HeadState, Resolver, Target};
 
 use crate::errors::EngineError;
 

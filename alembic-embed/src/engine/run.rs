@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use alembic_core::{HeadState, Resolver, Revision, Statement, VersionOp};
+use alembic_chain::{HeadState, Resolver, Revision, Statement, VersionOp};
 use tokio_postgres::SimpleQueryMessage;
 
 #[cfg(feature = "sync")]
@@ -297,7 +297,7 @@ impl<'m> Engine<'m> {
         };
         if !ready {
             return Err(EngineError::Resolve(
-                alembic_core::ResolveError::InvalidTarget {
+                alembic_chain::ResolveError::InvalidTarget {
                     ident: revision.to_owned(),
                     direction: direction.word(),
                     current: current.heads.clone(),

@@ -75,7 +75,7 @@ impl<'m> Engine<'m> {
     }
 
     /// The version-table rows after a stamp, exactly as Alembic's `stamp`
-    /// leaves them (`alembic_core::stamp_rows`); `--purge` starts from none.
+    /// leaves them (`alembic_chain::stamp_rows`); `--purge` starts from none.
     pub(super) fn stamp_rows(
         &self,
         current: &Current,
@@ -83,7 +83,7 @@ impl<'m> Engine<'m> {
         purge: bool,
     ) -> Result<Vec<usize>, EngineError> {
         let rows: &[usize] = if purge { &[] } else { &current.known };
-        Ok(alembic_core::stamp_rows(self.map, rows, targets)?)
+        Ok(alembic_chain::stamp_rows(self.map, rows, targets)?)
     }
 
     pub(super) fn stamp_sql(&self, before: &[String], rows: &[usize], purge: bool) -> String {

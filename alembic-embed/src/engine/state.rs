@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use alembic_core::display::{log_entry, one_line, LineStyle};
-use alembic_core::Resolver;
+use alembic_chain::display::{log_entry, one_line, LineStyle};
+use alembic_chain::Resolver;
 use tokio_postgres::{SimpleQueryMessage, SimpleQueryRow};
 
 #[cfg(feature = "sync")]

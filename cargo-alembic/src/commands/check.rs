@@ -1,6 +1,6 @@
 //! `check`: the static checks, without a database.
 
-use alembic_core::LoadError;
+use alembic_chain::LoadError;
 use serde::Serialize;
 
 use crate::args::{CheckArgs, Format};

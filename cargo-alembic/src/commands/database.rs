@@ -7,8 +7,8 @@
 
 use std::io::IsTerminal;
 
-use alembic_core::display::HISTORY_STYLE;
-use alembic_core::RevisionMap;
+use alembic_chain::display::HISTORY_STYLE;
+use alembic_chain::RevisionMap;
 use alembic_embed::cli_engine::commands::{
     self, ChainSource, CommandError, CurrentView, Database, HistoryView, Output, Ran,
 };
@@ -77,7 +77,7 @@ impl ChainSource for Ctx {
     type Map = Box<RevisionMap>;
 
     fn load(&self) -> Result<Box<RevisionMap>, CommandError> {
-        Ok(Box::new(alembic_core::load_versions(
+        Ok(Box::new(alembic_chain::load_versions(
             &self.config.versions_dir(),
         )?))
     }

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use alembic_core::Resolver;
+use alembic_chain::Resolver;
 
 use crate::args::EditArgs;
 use crate::errors::CliError;

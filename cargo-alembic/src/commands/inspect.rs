@@ -1,7 +1,7 @@
 //! Read-only views of the chain: `heads`, `branches`, `history`, `show`.
 
-use alembic_core::display::listing;
-use alembic_core::{Resolver, RevisionMap, Target};
+use alembic_chain::display::listing;
+use alembic_chain::{Resolver, RevisionMap, Target};
 use serde::Serialize;
 
 use crate::args::{Format, HeadsArgs, ShowArgs, VerboseArgs};

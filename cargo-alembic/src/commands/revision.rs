@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use alembic_core::{
+use alembic_chain::{
     validate_id, HeaderFields, ResolveError, Resolver, Revision, RevisionMap, Target,
 };
 use chrono::{Datelike, Local, Timelike};

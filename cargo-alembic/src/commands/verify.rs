@@ -11,7 +11,7 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use alembic_core::RevisionMap;
+use alembic_chain::RevisionMap;
 use alembic_embed::cli_engine::{Engine, Settings};
 use alembic_embed::{Direction, EngineError};
 use alembic_throwaway::{Choice, Server};
@@ -136,7 +136,7 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
     // Lint: errors are problems, warnings are reported.
     let mut warnings: Vec<Problem> = Vec::new();
     for &i in map.order() {
-        for f in alembic_core::lint(map.rev(i)).map_err(|e| CliError::Load(e.into()))? {
+        for f in alembic_chain::lint(map.rev(i)).map_err(|e| CliError::Load(e.into()))? {
             let p = about(
                 &map,
                 i,
@@ -151,8 +151,8 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
                 ),
             );
             match f.severity {
-                alembic_core::Severity::Error => problems.push(p),
-                alembic_core::Severity::Warning => warnings.push(p),
+                alembic_chain::Severity::Error => problems.push(p),
+                alembic_chain::Severity::Warning => warnings.push(p),
             }
         }
     }

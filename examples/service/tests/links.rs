@@ -1,5 +1,5 @@
 //! What a service links: the runtime core, never the workspace tooling.
-//! `alembic-embed` turns off `alembic-core`'s `tooling` feature, so Cargo
+//! `alembic-embed` turns off `alembic-chain`'s `tooling` feature, so Cargo
 //! metadata, TOML and `.env` parsing stay in the CLI, the macro (which runs
 //! at compile time) and build scripts.
 
@@ -42,7 +42,7 @@ fn linked_crates() -> Vec<String> {
 fn a_service_links_no_workspace_tooling() {
     let crates = linked_crates();
     assert!(
-        crates.iter().any(|c| c == "alembic-core"),
+        crates.iter().any(|c| c == "alembic-chain"),
         "the runtime core is linked: {crates:?}"
     );
     for tooling in ["cargo_metadata", "toml", "dotenvy", "serde_json"] {

@@ -85,10 +85,10 @@ log = "0.4"
 env_logger = {{ version = "0.11", default-features = false, features = ["humantime"] }}
 
 [build-dependencies]
-alembic-core = {{ path = {core:?} }}
+alembic-chain = {{ path = {core:?} }}
 "#,
             embed = ws.join("alembic-embed").display().to_string(),
-            core = ws.join("alembic-core").display().to_string(),
+            core = ws.join("alembic-chain").display().to_string(),
         );
         std::fs::write(service.join("Cargo.toml"), manifest).unwrap();
         Project {

@@ -1,4 +1,4 @@
-//! Errors of alembic-core: parsing a revision file, validating the graph,
+//! Errors of alembic-chain: parsing a revision file, validating the graph,
 //! resolving revision identifiers, and reading configuration.
 //!
 //! Each error names what the user has to look at: the file and line, or the

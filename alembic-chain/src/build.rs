@@ -9,9 +9,9 @@
 //! rebuilds its crate, which expands the macro again.
 //!
 //! ```text
-//! // build.rs, with `alembic-core` in [build-dependencies]
+//! // build.rs, with `alembic-chain` in [build-dependencies]
 //! fn main() {
-//!     alembic_core::build::rerun_if_changed();
+//!     alembic_chain::build::rerun_if_changed();
 //! }
 //! ```
 //!
