@@ -267,8 +267,7 @@ struct Alembic {
 
 impl Alembic {
     fn start(project: &Path, url: &str) -> Alembic {
-        let driver =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/alembic_driver.py");
+        let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/alembic_driver.py");
         let mut child = Command::new(python::venv().join("bin/python"))
             .arg(driver)
             .arg(project)

@@ -1,6 +1,7 @@
 //! `check`: the static checks, without a database.
 
 use alembic_chain::LoadError;
+use alembic_chain::RevisionMap;
 use serde::Serialize;
 
 use crate::args::{CheckArgs, Format};
@@ -53,16 +54,12 @@ pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
         Ok(map) => map,
         Err(CliError::Load(e)) if ctx.format == Format::Json => {
             let problems = e.problems().into_iter().map(problem_of).collect();
-            let report = Report {
+            write(&to_json(&Report {
                 ok: false,
                 revisions: 0,
                 heads: Vec::new(),
                 problems,
-            };
-            emit(&to_json(&report)).map_err(|e| CliError::Io {
-                path: "stdout".into(),
-                source: e,
-            })?;
+            }))?;
             return Err(CliError::CheckFailed(
                 "check failed: the chain does not load".to_owned(),
             ));
@@ -82,54 +79,56 @@ pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
             line: None,
         });
     }
-    let ok = problems.is_empty();
     let count = problems.len();
-    let summary = format!(
-        "{} revisions in {}: {} head{} ({}), {} branch point{}, {} merge point{}",
-        map.len(),
-        ctx.config.versions_dir().display(),
-        heads.len(),
-        if heads.len() == 1 { "" } else { "s" },
-        heads.join(", "),
-        map.branch_points().len(),
-        if map.branch_points().len() == 1 {
-            ""
-        } else {
-            "s"
-        },
-        map.merge_points().len(),
-        if map.merge_points().len() == 1 {
-            ""
-        } else {
-            "s"
-        },
-    );
     if ctx.format == Format::Json {
-        let report = Report {
-            ok,
+        write(&to_json(&Report {
+            ok: count == 0,
             revisions: map.len(),
             heads,
             problems,
-        };
-        emit(&to_json(&report)).map_err(|e| CliError::Io {
-            path: "stdout".into(),
-            source: e,
-        })?;
+        }))?;
     } else {
-        emit(&format!("{summary}\n")).map_err(|e| CliError::Io {
-            path: "stdout".into(),
-            source: e,
-        })?;
+        write(&format!("{}\n", summary(ctx, &map, &heads)))?;
         for p in &problems {
             eprintln!("error: {}", p.message);
         }
     }
-    if ok {
+    if count == 0 {
         Ok(())
     } else {
         Err(CliError::CheckFailed(format!(
             "check failed: {count} problem{}",
-            if count == 1 { "" } else { "s" }
+            plural(count)
         )))
     }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The line `check` prints: revisions, heads, branch and merge points.
+fn summary(ctx: &Ctx, map: &RevisionMap, heads: &[String]) -> String {
+    let (branches, merges) = (map.branch_points().len(), map.merge_points().len());
+    format!(
+        "{} revisions in {}: {} head{} ({}), {branches} branch point{}, {merges} merge point{}",
+        map.len(),
+        ctx.config.versions_dir().display(),
+        heads.len(),
+        plural(heads.len()),
+        heads.join(", "),
+        plural(branches),
+        plural(merges),
+    )
+}
+
+fn write(text: &str) -> Result<(), CliError> {
+    emit(text).map_err(|e| CliError::Io {
+        path: "stdout".into(),
+        source: e,
+    })
 }
