@@ -124,44 +124,12 @@ impl Config {
         } else {
             Some(read_metadata(overrides, cwd)?)
         };
-        let table = found.as_ref().map(|f| &f.table);
-        let get = |key: &str| table.and_then(|t| t.values.get(key));
-        let table_name = table.map(|t| t.name.clone()).unwrap_or_default();
-        let string = |key: &str| -> Result<Option<String>, ConfigError> {
-            match get(key) {
-                None => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(ConfigError::BadKey {
-                    table: table_name.clone(),
-                    key: key.into(),
-                    reason: format!("expected a string, found {other}"),
-                }),
-            }
+        let keys = Keys {
+            table: found.as_ref().map(|f| &f.table),
         };
-        let boolean = |key: &str| -> Result<bool, ConfigError> {
-            match get(key) {
-                None => Ok(false),
-                Some(Value::Bool(b)) => Ok(*b),
-                Some(other) => Err(ConfigError::BadKey {
-                    table: table_name.clone(),
-                    key: key.into(),
-                    reason: format!("expected true or false, found {other}"),
-                }),
-            }
-        };
-
-        let duration = |key: &str| -> Result<Option<Duration>, ConfigError> {
-            string(key)?
-                .map(|text| {
-                    parse_duration(&text).map_err(|reason| ConfigError::BadKey {
-                        table: table_name.clone(),
-                        key: key.into(),
-                        reason,
-                    })
-                })
-                .transpose()
-        };
-
+        let string = |key: &str| keys.string(key);
+        let boolean = |key: &str| keys.boolean(key);
+        let duration = |key: &str| keys.duration(key);
         let (script_location, script_location_origin) = match (
             &overrides.script_location,
             string("script_location")?,
@@ -175,27 +143,9 @@ impl Config {
         let database_url_env =
             string("database_url_env")?.unwrap_or_else(|| "DATABASE_URL".to_owned());
         let workspace_root = found.as_ref().map(|f| f.workspace_root.clone());
-        let database_url = match &overrides.database_url {
-            Some(url) => Some(url.clone()),
-            None if overrides.without_database_url => None,
-            None => match std::env::var(&database_url_env) {
-                Ok(url) if !url.is_empty() => Some(DatabaseUrl::new(url)),
-                _ => dotenv_value(&database_url_env, cwd, workspace_root.as_deref())?
-                    .map(DatabaseUrl::new),
-            },
-        };
-        let truncate_slug_length = match get("truncate_slug_length") {
-            None => 40,
-            Some(v) => v
-                .as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ConfigError::BadKey {
-                    table: table_name.clone(),
-                    key: "truncate_slug_length".into(),
-                    reason: format!("expected a positive integer, found {v}"),
-                })?,
-        };
+        let database_url =
+            database_url(overrides, &database_url_env, cwd, workspace_root.as_deref())?;
+        let truncate_slug_length = keys.positive("truncate_slug_length")?.unwrap_or(40);
         let version_table = overrides
             .version_table
             .clone()
@@ -222,6 +172,77 @@ impl Config {
                 .or(duration("statement_lock_timeout")?),
             workspace_root,
         })
+    }
+}
+
+/// The URL: the flag, else the environment variable, else `.env` (not read
+/// at all for the macro and build scripts).
+fn database_url(
+    overrides: &Overrides,
+    env: &str,
+    cwd: &Path,
+    workspace_root: Option<&Path>,
+) -> Result<Option<DatabaseUrl>, ConfigError> {
+    Ok(match &overrides.database_url {
+        Some(url) => Some(url.clone()),
+        None if overrides.without_database_url => None,
+        None => match std::env::var(env) {
+            Ok(url) if !url.is_empty() => Some(DatabaseUrl::new(url)),
+            _ => dotenv_value(env, cwd, workspace_root)?.map(DatabaseUrl::new),
+        },
+    })
+}
+
+/// The metadata table's values, read by type; a value of the wrong type is
+/// an error naming the table and key.
+struct Keys<'a> {
+    table: Option<&'a Table>,
+}
+
+impl Keys<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.table.and_then(|t| t.values.get(key))
+    }
+
+    fn bad(&self, key: &str, reason: String) -> ConfigError {
+        ConfigError::BadKey {
+            table: self.table.map(|t| t.name.clone()).unwrap_or_default(),
+            key: key.into(),
+            reason,
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(self.bad(key, format!("expected a string, found {other}"))),
+        }
+    }
+
+    fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
+        match self.get(key) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(self.bad(key, format!("expected true or false, found {other}"))),
+        }
+    }
+
+    fn duration(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
+        self.string(key)?
+            .map(|text| parse_duration(&text).map_err(|reason| self.bad(key, reason)))
+            .transpose()
+    }
+
+    fn positive(&self, key: &str) -> Result<Option<usize>, ConfigError> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        v.as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| self.bad(key, format!("expected a positive integer, found {v}")))
     }
 }
 

@@ -43,94 +43,10 @@ impl RevisionMap {
     pub fn new(revs: Vec<Revision>) -> Result<RevisionMap, LoadError> {
         let n = revs.len();
         let mut problems: Vec<LoadError> = Vec::new();
-        let mut by_id: Vec<usize> = (0..n).collect();
-        by_id.sort_unstable_by(|&a, &b| revs[a].id.cmp(&revs[b].id).then(a.cmp(&b)));
-        for pair in by_id.windows(2) {
-            let (first, second) = (&revs[pair[0]], &revs[pair[1]]);
-            if first.id == second.id {
-                problems.push(
-                    GraphError::DuplicateRevision {
-                        id: second.id.clone(),
-                        first: first.path.display().to_string(),
-                        second: second.path.display().to_string(),
-                    }
-                    .into(),
-                );
-            }
-        }
-        let lookup = |id: &str| find(&revs, &by_id, id);
-        let mut label_decl: HashMap<String, usize> = HashMap::new();
-        for (i, r) in revs.iter().enumerate() {
-            for label in &r.branch_labels {
-                if lookup(label).is_some() {
-                    problems.push(
-                        GraphError::LabelIsRevision {
-                            label: label.clone(),
-                            id: r.id.clone(),
-                        }
-                        .into(),
-                    );
-                } else if let Some(&first) = label_decl.get(label) {
-                    problems.push(
-                        GraphError::DuplicateLabel {
-                            label: label.clone(),
-                            first: revs[first].id.clone(),
-                            second: r.id.clone(),
-                        }
-                        .into(),
-                    );
-                } else {
-                    label_decl.insert(label.clone(), i);
-                }
-            }
-        }
-        let mut parents = vec![Vec::new(); n];
-        let mut deps = vec![Vec::new(); n];
-        for (i, r) in revs.iter().enumerate() {
-            for p in &r.down_revisions {
-                match lookup(p) {
-                    Some(pi) => parents[i].push(pi),
-                    None => problems.push(
-                        GraphError::MissingParent {
-                            id: r.id.clone(),
-                            file: r.locate(r.key_lines.down_revision),
-                            parent: p.clone(),
-                        }
-                        .into(),
-                    ),
-                }
-            }
-            for d in &r.depends_on {
-                match lookup(d).or_else(|| label_decl.get(d).copied()) {
-                    Some(di) if !parents[i].contains(&di) && !deps[i].contains(&di) => {
-                        deps[i].push(di)
-                    }
-                    Some(_) => {}
-                    None => problems.push(
-                        GraphError::MissingDependency {
-                            id: r.id.clone(),
-                            file: r.locate(r.key_lines.depends_on),
-                            target: d.clone(),
-                        }
-                        .into(),
-                    ),
-                }
-            }
-        }
-        let mut children = vec![Vec::new(); n];
-        let mut dependents = vec![Vec::new(); n];
-        for i in 0..n {
-            for &p in &parents[i] {
-                children[p].push(i);
-            }
-            for &d in &deps[i] {
-                dependents[d].push(i);
-            }
-        }
-        let id_order = |a: &usize, b: &usize| revs[*a].id.cmp(&revs[*b].id);
-        for list in children.iter_mut().chain(dependents.iter_mut()) {
-            list.sort_by(id_order);
-        }
+        let by_id = sorted_ids(&revs, &mut problems);
+        let label_decl = declare_labels(&revs, &by_id, &mut problems);
+        let (parents, deps) = resolve_edges(&revs, &by_id, &label_decl, &mut problems);
+        let (children, dependents) = reverse_edges(&revs, &parents, &deps);
         let order = topological_order(&revs, &parents, &deps, &children, &dependents);
         if order.len() < n {
             problems.push(
@@ -520,6 +436,130 @@ impl RevisionMap {
 }
 
 /// Binary search of an exact id in indexes sorted by id.
+/// Revision indexes sorted by id; every duplicate id is a problem.
+fn sorted_ids(revs: &[Revision], problems: &mut Vec<LoadError>) -> Vec<usize> {
+    let mut by_id: Vec<usize> = (0..revs.len()).collect();
+    by_id.sort_unstable_by(|&a, &b| revs[a].id.cmp(&revs[b].id).then(a.cmp(&b)));
+    for pair in by_id.windows(2) {
+        let (first, second) = (&revs[pair[0]], &revs[pair[1]]);
+        if first.id == second.id {
+            problems.push(
+                GraphError::DuplicateRevision {
+                    id: second.id.clone(),
+                    first: first.path.display().to_string(),
+                    second: second.path.display().to_string(),
+                }
+                .into(),
+            );
+        }
+    }
+    by_id
+}
+
+/// Each branch label and the revision declaring it; a label that is also a
+/// revision id, or declared twice, is a problem.
+fn declare_labels(
+    revs: &[Revision],
+    by_id: &[usize],
+    problems: &mut Vec<LoadError>,
+) -> HashMap<String, usize> {
+    let mut label_decl: HashMap<String, usize> = HashMap::new();
+    for (i, r) in revs.iter().enumerate() {
+        for label in &r.branch_labels {
+            if find(revs, by_id, label).is_some() {
+                problems.push(
+                    GraphError::LabelIsRevision {
+                        label: label.clone(),
+                        id: r.id.clone(),
+                    }
+                    .into(),
+                );
+            } else if let Some(&first) = label_decl.get(label) {
+                problems.push(
+                    GraphError::DuplicateLabel {
+                        label: label.clone(),
+                        first: revs[first].id.clone(),
+                        second: r.id.clone(),
+                    }
+                    .into(),
+                );
+            } else {
+                label_decl.insert(label.clone(), i);
+            }
+        }
+    }
+    label_decl
+}
+
+/// Each revision's parents and `depends_on` targets (ids or labels), by
+/// index; a dependency that is also a parent, or repeated, counts once.
+/// Every missing one is a problem.
+fn resolve_edges(
+    revs: &[Revision],
+    by_id: &[usize],
+    label_decl: &HashMap<String, usize>,
+    problems: &mut Vec<LoadError>,
+) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let n = revs.len();
+    let lookup = |id: &str| find(revs, by_id, id);
+    let mut parents = vec![Vec::new(); n];
+    let mut deps = vec![Vec::new(); n];
+    for (i, r) in revs.iter().enumerate() {
+        for p in &r.down_revisions {
+            match lookup(p) {
+                Some(pi) => parents[i].push(pi),
+                None => problems.push(
+                    GraphError::MissingParent {
+                        id: r.id.clone(),
+                        file: r.locate(r.key_lines.down_revision),
+                        parent: p.clone(),
+                    }
+                    .into(),
+                ),
+            }
+        }
+        for d in &r.depends_on {
+            match lookup(d).or_else(|| label_decl.get(d).copied()) {
+                Some(di) if !parents[i].contains(&di) && !deps[i].contains(&di) => deps[i].push(di),
+                Some(_) => {}
+                None => problems.push(
+                    GraphError::MissingDependency {
+                        id: r.id.clone(),
+                        file: r.locate(r.key_lines.depends_on),
+                        target: d.clone(),
+                    }
+                    .into(),
+                ),
+            }
+        }
+    }
+    (parents, deps)
+}
+
+/// Children and dependents of each revision, sorted by id.
+fn reverse_edges(
+    revs: &[Revision],
+    parents: &[Vec<usize>],
+    deps: &[Vec<usize>],
+) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let n = revs.len();
+    let mut children = vec![Vec::new(); n];
+    let mut dependents = vec![Vec::new(); n];
+    for i in 0..n {
+        for &p in &parents[i] {
+            children[p].push(i);
+        }
+        for &d in &deps[i] {
+            dependents[d].push(i);
+        }
+    }
+    let id_order = |a: &usize, b: &usize| revs[*a].id.cmp(&revs[*b].id);
+    for list in children.iter_mut().chain(dependents.iter_mut()) {
+        list.sort_by(id_order);
+    }
+    (children, dependents)
+}
+
 fn find(revs: &[Revision], by_id: &[usize], id: &str) -> Option<usize> {
     by_id
         .binary_search_by(|&i| revs[i].id.as_str().cmp(id))

@@ -52,13 +52,47 @@ fn words(sql: &str, n: usize) -> Vec<String> {
 #[allow(clippy::result_large_err)] // the parser's error, on the cold path
 pub fn lint(rev: &Revision) -> Result<Vec<Finding>, ParseError> {
     let mut out = Vec::new();
+    let created = created_tables(rev.upgrade_statements()?);
     let sections = [
         (true, Some(rev.upgrade_statements()?)),
         (false, rev.downgrade_statements()?),
     ];
-    // Tables this revision creates: a unique index on them is no risk.
-    let created: Vec<String> = rev
-        .upgrade_statements()?
+    for (is_upgrade, statements) in sections {
+        for s in statements.into_iter().flatten() {
+            let w = words(&s.sql, 12);
+            let w: Vec<&str> = w.iter().map(String::as_str).collect();
+            if rev.transactional {
+                if let Some(what) = refused_in_transaction(&w) {
+                    out.push(Finding {
+                        severity: Severity::Error,
+                        rule: "transaction",
+                        line: s.line,
+                        message: format!("`{what}` cannot run inside a transaction block; mark the revision `transactional: false`"),
+                    });
+                }
+            }
+            if !is_upgrade {
+                continue;
+            }
+            if let Some((rule, text)) = risky(&w, &s.sql, &created) {
+                if !rev.allow.iter().any(|a| a == rule) {
+                    out.push(Finding {
+                        severity: Severity::Warning,
+                        rule,
+                        line: s.line,
+                        message: format!("{text}; if that is intended, add `{rule}` to the revision's `-- allow:` header line"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Tables a revision creates (upper-cased): a unique index on them is no
+/// risk.
+fn created_tables(statements: &[crate::Statement]) -> Vec<String> {
+    statements
         .iter()
         .filter_map(|s| {
             let w = words(&s.sql, 8);
@@ -72,76 +106,57 @@ pub fn lint(rev: &Revision) -> Result<Vec<Finding>, ParseError> {
                 })
                 .flatten()
         })
-        .collect();
-    for (is_upgrade, statements) in sections {
-        let Some(statements) = statements else {
-            continue;
-        };
-        for s in statements {
-            let w = words(&s.sql, 12);
-            let w: Vec<&str> = w.iter().map(String::as_str).collect();
-            let upper = s.sql.to_ascii_uppercase();
-            if rev.transactional {
-                let refused = match w.as_slice() {
-                    ["CREATE", "INDEX", "CONCURRENTLY", ..]
-                    | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY", ..] => {
-                        Some("CREATE INDEX CONCURRENTLY")
-                    }
-                    ["DROP", "INDEX", "CONCURRENTLY", ..] => Some("DROP INDEX CONCURRENTLY"),
-                    ["REINDEX", ..] if w.contains(&"CONCURRENTLY") => Some("REINDEX CONCURRENTLY"),
-                    ["VACUUM", ..] => Some("VACUUM"),
-                    ["ALTER", "SYSTEM", ..] => Some("ALTER SYSTEM"),
-                    ["CREATE", "DATABASE", ..] => Some("CREATE DATABASE"),
-                    ["DROP", "DATABASE", ..] => Some("DROP DATABASE"),
-                    ["CREATE", "TABLESPACE", ..] => Some("CREATE TABLESPACE"),
-                    ["DROP", "TABLESPACE", ..] => Some("DROP TABLESPACE"),
-                    _ => None,
-                };
-                if let Some(what) = refused {
-                    out.push(Finding {
-                        severity: Severity::Error,
-                        rule: "transaction",
-                        line: s.line,
-                        message: format!("`{what}` cannot run inside a transaction block; mark the revision `transactional: false`"),
-                    });
-                }
-            }
-            if !is_upgrade {
-                continue;
-            }
-            let warning = match w.as_slice() {
-                ["DROP", "TABLE", ..] => Some(("drop-table", "drops a table: its data is lost".to_owned())),
-                ["TRUNCATE", ..] => Some(("truncate", "empties a table: its data is lost".to_owned())),
-                ["ALTER", "TABLE", ..] if upper.contains(" DROP COLUMN ") => Some(("drop-column", "drops a column: its data is lost".to_owned())),
-                ["ALTER", "TABLE", ..] if upper.contains(" SET NOT NULL") => Some((
-                    "set-not-null",
-                    "`SET NOT NULL` fails if existing rows hold NULL, and scans the table under a lock".to_owned(),
+        .collect()
+}
+
+/// What PostgreSQL refuses inside a transaction block, by leading words.
+fn refused_in_transaction(w: &[&str]) -> Option<&'static str> {
+    match w {
+        ["CREATE", "INDEX", "CONCURRENTLY", ..]
+        | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY", ..] => Some("CREATE INDEX CONCURRENTLY"),
+        ["DROP", "INDEX", "CONCURRENTLY", ..] => Some("DROP INDEX CONCURRENTLY"),
+        ["REINDEX", ..] if w.contains(&"CONCURRENTLY") => Some("REINDEX CONCURRENTLY"),
+        ["VACUUM", ..] => Some("VACUUM"),
+        ["ALTER", "SYSTEM", ..] => Some("ALTER SYSTEM"),
+        ["CREATE", "DATABASE", ..] => Some("CREATE DATABASE"),
+        ["DROP", "DATABASE", ..] => Some("DROP DATABASE"),
+        ["CREATE", "TABLESPACE", ..] => Some("CREATE TABLESPACE"),
+        ["DROP", "TABLESPACE", ..] => Some("DROP TABLESPACE"),
+        _ => None,
+    }
+}
+
+/// An upgrade statement that loses data or depends on it: the rule and
+/// why.
+fn risky(w: &[&str], sql: &str, created: &[String]) -> Option<(&'static str, String)> {
+    let upper = sql.to_ascii_uppercase();
+    match w {
+        ["DROP", "TABLE", ..] => Some(("drop-table", "drops a table: its data is lost".to_owned())),
+        ["TRUNCATE", ..] => Some(("truncate", "empties a table: its data is lost".to_owned())),
+        ["ALTER", "TABLE", ..] if upper.contains(" DROP COLUMN ") => {
+            Some(("drop-column", "drops a column: its data is lost".to_owned()))
+        }
+        ["ALTER", "TABLE", ..] if upper.contains(" SET NOT NULL") => Some((
+            "set-not-null",
+            "`SET NOT NULL` fails if existing rows hold NULL, and scans the table under a lock"
+                .to_owned(),
+        )),
+        ["CREATE", "UNIQUE", "INDEX", ..] | ["ALTER", "TABLE", ..] if upper.contains("UNIQUE") => {
+            let table = w
+                .iter()
+                .position(|x| *x == "ON" || *x == "TABLE")
+                .and_then(|i| w.get(i + 1))
+                .map(|t| t.to_string());
+            match table {
+                Some(t) if !created.contains(&t) && !t.is_empty() => Some((
+                    "unique-index",
+                    format!("a new uniqueness rule on an existing table ({}) fails if its rows hold duplicates", t.to_ascii_lowercase()),
                 )),
-                ["CREATE", "UNIQUE", "INDEX", ..] | ["ALTER", "TABLE", ..] if upper.contains("UNIQUE") => {
-                    let table = w.iter().position(|x| *x == "ON" || *x == "TABLE").and_then(|i| w.get(i + 1)).map(|t| t.to_string());
-                    match table {
-                        Some(t) if !created.contains(&t) && !t.is_empty() => Some((
-                            "unique-index",
-                            format!("a new uniqueness rule on an existing table ({}) fails if its rows hold duplicates", t.to_ascii_lowercase()),
-                        )),
-                        _ => None,
-                    }
-                }
                 _ => None,
-            };
-            if let Some((rule, text)) = warning {
-                if !rev.allow.iter().any(|a| a == rule) {
-                    out.push(Finding {
-                        severity: Severity::Warning,
-                        rule,
-                        line: s.line,
-                        message: format!("{text}; if that is intended, add `{rule}` to the revision's `-- allow:` header line"),
-                    });
-                }
             }
         }
+        _ => None,
     }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -380,6 +380,8 @@ impl<'s> Iterator for Lines<'s> {
 struct RawHeader<'s> {
     values: [Option<(&'static str, usize, &'s str, usize)>; HEADER_KEYS.len()],
     message: Option<&'s str>,
+    /// A header key was read (comments after it are not the message).
+    seen_key: bool,
 }
 
 impl<'s> RawHeader<'s> {
@@ -408,6 +410,20 @@ impl Markers {
             self.found[self.len] = marker;
             self.len += 1;
         }
+    }
+}
+
+/// A `transactional:` value: `true`, `false` (any case, quoted or not),
+/// or empty for `true`.
+fn transactional(value: &str) -> Option<bool> {
+    match value
+        .trim_matches(|c| c == '\'' || c == '"')
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "true" | "" => Some(true),
+        "false" => Some(false),
+        _ => None,
     }
 }
 
@@ -443,7 +459,6 @@ impl Parser {
         let source = Arc::clone(&self.source);
         let text: &str = &source;
         let mut header = RawHeader::default();
-        let mut seen_key = false;
         let mut markers = Markers::default();
         for (number, start, line) in (Lines {
             text,
@@ -451,147 +466,139 @@ impl Parser {
             number: 0,
         }) {
             if let Some(name) = marker(line) {
-                let known = match name {
-                    "upgrade" => "upgrade",
-                    "downgrade" => "downgrade",
-                    other => {
-                        let at = start + line.find("alembic:").unwrap_or(0);
-                        let mut e = self.error(
-                            number,
-                            at,
-                            line.len() - (at - start),
-                            "unknown marker",
-                            ParseErrorKind::UnknownSection(other.to_owned()),
-                        );
-                        e.help = Some(
-                            "sections are `-- alembic:upgrade` and `-- alembic:downgrade`".into(),
-                        );
-                        return Err(e);
-                    }
-                };
-                if let Some(first) = markers.get().iter().find(|m| m.0 == known) {
+                self.marker_line(name, number, start, line, text.len(), &mut markers)?;
+            } else if markers.len == 0 {
+                // Section text is read by range in `build`.
+                self.header_line(number, start, line, &mut header)?;
+            }
+        }
+        self.build(header, markers)
+    }
+
+    /// A `-- alembic:<name>` line: an upgrade or downgrade marker, each at
+    /// most once.
+    fn marker_line(
+        &self,
+        name: &str,
+        number: usize,
+        start: usize,
+        line: &str,
+        text_len: usize,
+        markers: &mut Markers,
+    ) -> Result<(), ParseError> {
+        let known = match name {
+            "upgrade" => "upgrade",
+            "downgrade" => "downgrade",
+            other => {
+                let at = start + line.find("alembic:").unwrap_or(0);
+                let mut e = self.error(
+                    number,
+                    at,
+                    line.len() - (at - start),
+                    "unknown marker",
+                    ParseErrorKind::UnknownSection(other.to_owned()),
+                );
+                e.help =
+                    Some("sections are `-- alembic:upgrade` and `-- alembic:downgrade`".into());
+                return Err(e);
+            }
+        };
+        if let Some(first) = markers.get().iter().find(|m| m.0 == known) {
+            return Err(self.error(
+                number,
+                start,
+                line.len(),
+                "second marker",
+                ParseErrorKind::DuplicateSection {
+                    name: known,
+                    first_line: first.1,
+                },
+            ));
+        }
+        markers.push((known, number, start, (start + line.len() + 1).min(text_len)));
+        Ok(())
+    }
+
+    /// A line before the first marker: blank, a header key, or the message
+    /// (a comment before the first key); SQL here is an error.
+    fn header_line<'s>(
+        &self,
+        number: usize,
+        start: usize,
+        line: &'s str,
+        header: &mut RawHeader<'s>,
+    ) -> Result<(), ParseError> {
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
+            return Ok(());
+        }
+        let Some(comment) = trimmed.strip_prefix("--") else {
+            let mut e = self.error(
+                number,
+                start + (line.len() - line.trim_start().len()),
+                trimmed.len(),
+                "outside any section",
+                ParseErrorKind::SqlOutsideSection,
+            );
+            e.help =
+                Some("put SQL after a `-- alembic:upgrade` or `-- alembic:downgrade` line".into());
+            return Err(e);
+        };
+        let comment = comment.trim_ascii();
+        if comment.is_empty() {
+            return Ok(());
+        }
+        match key_value(comment) {
+            Some((key, value)) if HEADER_KEYS.contains(&key) => {
+                let slot = HEADER_KEYS.iter().position(|k| *k == key).unwrap_or(0);
+                let key = HEADER_KEYS[slot];
+                if let Some(first) = header.get(key) {
                     return Err(self.error(
                         number,
                         start,
                         line.len(),
-                        "second marker",
-                        ParseErrorKind::DuplicateSection {
-                            name: known,
+                        "repeated here",
+                        ParseErrorKind::DuplicateKey {
+                            key: key.to_owned(),
                             first_line: first.1,
                         },
                     ));
                 }
-                markers.push((
-                    known,
-                    number,
-                    start,
-                    (start + line.len() + 1).min(text.len()),
-                ));
-                continue;
+                // `value` is a slice of `line`: its offset is pointer arithmetic.
+                let column = start + (value.as_ptr() as usize - line.as_ptr() as usize);
+                header.values[slot] = Some((key, number, value, column));
+                header.seen_key = true;
             }
-            if markers.len > 0 {
-                continue; // section text is read by range below
-            }
-            let trimmed = line.trim_ascii();
-            if trimmed.is_empty() {
-                continue;
-            }
-            let Some(comment) = trimmed.strip_prefix("--") else {
+            Some((key, _)) if header.seen_key => {
+                let at = start + line.find(key).unwrap_or(0);
                 let mut e = self.error(
                     number,
-                    start + (line.len() - line.trim_start().len()),
-                    trimmed.len(),
-                    "outside any section",
-                    ParseErrorKind::SqlOutsideSection,
+                    at,
+                    key.len(),
+                    "unknown key",
+                    ParseErrorKind::UnknownKey {
+                        key: key.to_owned(),
+                        allowed: HEADER_KEYS.join(", "),
+                    },
                 );
                 e.help = Some(
-                    "put SQL after a `-- alembic:upgrade` or `-- alembic:downgrade` line".into(),
+                    "a comment line after the header keys must not look like `key: value`".into(),
                 );
                 return Err(e);
-            };
-            let comment = comment.trim_ascii();
-            if comment.is_empty() {
-                continue;
             }
-            match key_value(comment) {
-                Some((key, value)) if HEADER_KEYS.contains(&key) => {
-                    let slot = HEADER_KEYS.iter().position(|k| *k == key).unwrap_or(0);
-                    let key = HEADER_KEYS[slot];
-                    if let Some(first) = header.get(key) {
-                        return Err(self.error(
-                            number,
-                            start,
-                            line.len(),
-                            "repeated here",
-                            ParseErrorKind::DuplicateKey {
-                                key: key.to_owned(),
-                                first_line: first.1,
-                            },
-                        ));
-                    }
-                    // `value` is a slice of `line`: its offset is pointer arithmetic.
-                    let column = start + (value.as_ptr() as usize - line.as_ptr() as usize);
-                    header.values[slot] = Some((key, number, value, column));
-                    seen_key = true;
-                }
-                Some((key, _)) if seen_key => {
-                    let at = start + line.find(key).unwrap_or(0);
-                    let mut e = self.error(
-                        number,
-                        at,
-                        key.len(),
-                        "unknown key",
-                        ParseErrorKind::UnknownKey {
-                            key: key.to_owned(),
-                            allowed: HEADER_KEYS.join(", "),
-                        },
-                    );
-                    e.help = Some(
-                        "a comment line after the header keys must not look like `key: value`"
-                            .into(),
-                    );
-                    return Err(e);
-                }
-                _ => {
-                    if header.message.is_none() && !seen_key {
-                        header.message = Some(comment);
-                    }
+            _ => {
+                if header.message.is_none() && !header.seen_key {
+                    header.message = Some(comment);
                 }
             }
         }
-        let (header, markers) = (header, markers);
-        self.build(header, markers)
+        Ok(())
     }
 
     fn build(&mut self, header: RawHeader<'_>, markers: Markers) -> Result<Revision, ParseError> {
-        let text: &str = &self.source;
-        let missing = |key: &'static str| {
-            let mut e = Self::error_in(&self.path, text, 1, ParseErrorKind::MissingKey(key));
-            e.span = Some(SourceSpan::from((0, 0)));
-            e.label = "header starts here".into();
-            e.help = Some(format!(
-                "add a `-- {key}: ...` line to the header, e.g. `-- {key}: {}`",
-                if key == "revision" {
-                    "1975ea83b712"
-                } else {
-                    "None"
-                }
-            ));
-            e
-        };
-        let bad = |entry: &(&'static str, usize, &str, usize), reason: String| {
-            self.error(
-                entry.1,
-                entry.3,
-                entry.2.len().max(1),
-                "this value",
-                ParseErrorKind::BadValue {
-                    key: entry.0,
-                    reason,
-                },
-            )
-        };
-
+        let missing = |key| self.missing_key(key);
+        let bad =
+            |entry: &(&'static str, usize, &str, usize), reason| self.bad_value(entry, reason);
         let rev_entry = header.get("revision").ok_or_else(|| missing("revision"))?;
         let mut ids = parse_list(rev_entry.2).map_err(|r| bad(rev_entry, r))?;
         let id = match ids.len() {
@@ -620,21 +627,12 @@ impl Parser {
         let (depends_on, depends_line) = list_of("depends_on")?;
         let transactional = match header.get("transactional") {
             None => true,
-            Some(entry) => match entry
-                .2
-                .trim_matches(|c| c == '\'' || c == '"')
-                .to_ascii_lowercase()
-                .as_str()
-            {
-                "true" | "" => true,
-                "false" => false,
-                _ => {
-                    return Err(bad(
-                        entry,
-                        format!("`{}` is neither `true` nor `false`", entry.2),
-                    ))
-                }
-            },
+            Some(entry) => transactional(entry.2).ok_or_else(|| {
+                bad(
+                    entry,
+                    format!("`{}` is neither `true` nor `false`", entry.2),
+                )
+            })?,
         };
         let (allow, _) = list_of("allow")?;
         let create_date = header
@@ -642,49 +640,10 @@ impl Parser {
             .map(|e| e.2.to_owned())
             .filter(|d| !d.is_empty());
 
-        let section = |name: &str| -> Result<Option<Section>, ParseError> {
-            let found = markers.get();
-            let Some(pos) = found.iter().position(|m| m.0 == name) else {
-                return Ok(None);
-            };
-            let (_, marker_line, _, body_start) = found[pos];
-            let end = found.get(pos + 1).map(|m| m.2).unwrap_or(text.len());
-            Ok(Some(Section {
-                marker_line,
-                range: body_start.min(end)..end,
-                source: Arc::clone(&self.source),
-                checksum: OnceLock::new(),
-                statements: OnceLock::new(),
-                embedded: None,
-            }))
-        };
-        let upgrade = section("upgrade")?.ok_or_else(|| {
-            // Point at the downgrade marker if there is one, else at the last line.
-            let (line, at, len, label) = match markers.get().first() {
-                Some(&(_, line, start, body)) => (
-                    line,
-                    start,
-                    body - start - 1,
-                    "a downgrade without an upgrade",
-                ),
-                None => {
-                    let last = text.trim_end_matches('\n');
-                    let start = last.rfind('\n').map_or(0, |p| p + 1);
-                    (
-                        last.lines().count().max(1),
-                        start,
-                        last.len() - start,
-                        "end of the file",
-                    )
-                }
-            };
-            let mut e = Self::error_in(&self.path, text, line, ParseErrorKind::NoUpgradeSection);
-            e.span = Some(SourceSpan::from((at, len)));
-            e.label = label.into();
-            e.help = Some("add a line `-- alembic:upgrade` followed by the revision's SQL".into());
-            e
-        })?;
-        let downgrade = section("downgrade")?;
+        let upgrade = self
+            .section(&markers, "upgrade")
+            .ok_or_else(|| self.no_upgrade(&markers))?;
+        let downgrade = self.section(&markers, "downgrade");
         Ok(Revision {
             id,
             down_revisions,
@@ -705,6 +664,81 @@ impl Parser {
             downgrade,
             source: Arc::clone(&self.source),
         })
+    }
+
+    /// A required header key is missing.
+    fn missing_key(&self, key: &'static str) -> ParseError {
+        let mut e = Self::error_in(&self.path, &self.source, 1, ParseErrorKind::MissingKey(key));
+        e.span = Some(SourceSpan::from((0, 0)));
+        e.label = "header starts here".into();
+        let example = if key == "revision" {
+            "1975ea83b712"
+        } else {
+            "None"
+        };
+        e.help = Some(format!(
+            "add a `-- {key}: ...` line to the header, e.g. `-- {key}: {example}`"
+        ));
+        e
+    }
+
+    /// A header value that does not parse, pointed at.
+    fn bad_value(&self, entry: &(&'static str, usize, &str, usize), reason: String) -> ParseError {
+        self.error(
+            entry.1,
+            entry.3,
+            entry.2.len().max(1),
+            "this value",
+            ParseErrorKind::BadValue {
+                key: entry.0,
+                reason,
+            },
+        )
+    }
+
+    /// The section after marker `name`, up to the next marker or the end.
+    fn section(&self, markers: &Markers, name: &str) -> Option<Section> {
+        let found = markers.get();
+        let pos = found.iter().position(|m| m.0 == name)?;
+        let (_, marker_line, _, body_start) = found[pos];
+        let end = found.get(pos + 1).map_or(self.source.len(), |m| m.2);
+        Some(Section {
+            marker_line,
+            range: body_start.min(end)..end,
+            source: Arc::clone(&self.source),
+            checksum: OnceLock::new(),
+            statements: OnceLock::new(),
+            embedded: None,
+        })
+    }
+
+    /// No upgrade section: point at the downgrade marker if there is one,
+    /// else at the last line.
+    fn no_upgrade(&self, markers: &Markers) -> ParseError {
+        let text: &str = &self.source;
+        let (line, at, len, label) = match markers.get().first() {
+            Some(&(_, line, start, body)) => (
+                line,
+                start,
+                body - start - 1,
+                "a downgrade without an upgrade",
+            ),
+            None => {
+                let last = text.trim_end_matches('\n');
+                let start = last.rfind('\n').map_or(0, |p| p + 1);
+                (
+                    last.lines().count().max(1),
+                    start,
+                    last.len() - start,
+                    "end of the file",
+                )
+            }
+        };
+        let mut e = Self::error_in(&self.path, text, line, ParseErrorKind::NoUpgradeSection);
+        e.span = Some(SourceSpan::from((at, len)));
+        e.label = label.into();
+        e.help = Some("add a line `-- alembic:upgrade` followed by the revision's SQL".into());
+        e
     }
 }
 

@@ -26,6 +26,8 @@ struct StampStep {
 
 /// The rows of the version table after `stamp targets` from `rows`; an
 /// error where Alembic refuses (then the table is left as it was).
+// Over 80 lines on purpose: it follows Alembic's `_stamp_revs` step by step,
+// so that the two can be read side by side when Alembic changes.
 pub fn stamp_rows(
     map: &RevisionMap,
     rows: &[usize],
