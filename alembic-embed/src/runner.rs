@@ -101,15 +101,29 @@ impl std::fmt::Debug for Chain {
 
 /// Migrates a database with an embedded chain; made by `migrations::runner()`.
 ///
-/// ```no_run
+/// This example runs (on a throwaway PostgreSQL, in place of your
+/// `DATABASE_URL`): the first `upgrade` applies the chain, the second finds
+/// nothing to do, and `status` agrees.
+///
+/// ```
 /// # alembic_embed::embed_migrations!("../migrations");
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = alembic_throwaway::Server::start(alembic_throwaway::Choice::Local)?;
+/// # let db = server.database()?;
+/// # let database_url = db.url();
 /// use alembic_embed::ChecksumPolicy;
 ///
-/// let mut client = alembic_embed::tls::connect(&std::env::var("DATABASE_URL")?)?;
-/// let report = migrations::runner()
-///     .on_checksum_mismatch(ChecksumPolicy::Warn)
-///     .upgrade(&mut client)?;
+/// let mut client = alembic_embed::tls::connect(database_url)?;
+/// let runner = migrations::runner().on_checksum_mismatch(ChecksumPolicy::Refuse);
+///
+/// let report = runner.upgrade(&mut client)?;
+/// assert_eq!(report.after, migrations::CHAIN.heads()?);
+/// assert!(!report.steps.is_empty());
+///
+/// // Started again (another replica, the next deploy): nothing to do.
+/// assert!(runner.upgrade(&mut client)?.steps.is_empty());
+/// let status = runner.status(&mut client)?;
+/// assert!(status.is_up_to_date() && status.edited.is_empty());
 /// # Ok(())
 /// # }
 /// ```
