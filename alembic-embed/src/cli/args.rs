@@ -79,15 +79,9 @@ pub struct UpgradeArgs {
     /// Target: `head`, `heads`, an id, `+2`, `label@head`; with --sql, `from:to`
     #[arg(default_value = "head", allow_hyphen_values = true)]
     pub revision: String,
-    /// Print the SQL instead of running it (offline; no database)
-    #[arg(long)]
-    pub sql: bool,
-    /// Commit each revision on its own (overrides `transaction_per_migration`)
-    #[arg(long)]
-    pub transaction_per_migration: bool,
-    /// Record this text (a release, a ticket) with every revision the run applies
-    #[arg(long, value_name = "TEXT")]
-    pub tag: Option<String>,
+    /// How the run goes.
+    #[command(flatten)]
+    pub run: RunFlags,
 }
 
 /// `downgrade`.
@@ -96,6 +90,14 @@ pub struct DowngradeArgs {
     /// Target: `-1`, `base`, an id, `label@base`; with --sql, `from:to`
     #[arg(allow_hyphen_values = true)]
     pub revision: String,
+    /// How the run goes.
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// The flags `upgrade` and `downgrade` share.
+#[derive(Debug, Args)]
+pub struct RunFlags {
     /// Print the SQL instead of running it (offline; no database)
     #[arg(long)]
     pub sql: bool,

@@ -10,7 +10,9 @@ use std::ops::Deref;
 use alembic_chain::display::{listing, log_entry, HISTORY_STYLE};
 use alembic_chain::{LoadError, Resolver, RevisionMap};
 
-use super::args::{AcceptArgs, CurrentArgs, DowngradeArgs, HistoryArgs, StampArgs, UpgradeArgs};
+use super::args::{
+    AcceptArgs, CurrentArgs, DowngradeArgs, HistoryArgs, RunFlags, StampArgs, UpgradeArgs,
+};
 use crate::engine::{Current, Direction, Engine, Report, Session, Settings, Status, Step};
 use crate::errors::{exit_codes, EngineError};
 use crate::runner::Runner;
@@ -309,15 +311,13 @@ pub fn upgrade<S: ChainSource>(
     out: &mut dyn Output,
     args: &UpgradeArgs,
 ) -> Result<(), CommandError> {
-    let settings = db.settings_for(args.transaction_per_migration, args.tag.as_ref());
     run(
         db,
         source,
         out,
-        settings,
-        &args.revision,
-        args.sql,
         Direction::Upgrade,
+        &args.revision,
+        &args.run,
     )
 }
 
@@ -328,15 +328,13 @@ pub fn downgrade<S: ChainSource>(
     out: &mut dyn Output,
     args: &DowngradeArgs,
 ) -> Result<(), CommandError> {
-    let settings = db.settings_for(args.transaction_per_migration, args.tag.as_ref());
     run(
         db,
         source,
         out,
-        settings,
-        &args.revision,
-        args.sql,
         Direction::Downgrade,
+        &args.revision,
+        &args.run,
     )
 }
 
@@ -344,12 +342,12 @@ fn run<S: ChainSource>(
     db: &Database<'_>,
     source: &S,
     out: &mut dyn Output,
-    settings: Settings,
-    revision: &str,
-    sql: bool,
     direction: Direction,
+    revision: &str,
+    flags: &RunFlags,
 ) -> Result<(), CommandError> {
-    if sql {
+    let settings = db.settings_for(flags.transaction_per_migration, flags.tag.as_ref());
+    if flags.sql {
         let map = source.load()?;
         let engine = Engine::new(&map, settings);
         let text = match direction {
