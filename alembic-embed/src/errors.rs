@@ -11,6 +11,7 @@ use crate::engine::Direction;
 
 /// A statement that PostgreSQL refused.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct SqlFailure {
     /// The revision.
     pub revision: String,

@@ -38,6 +38,7 @@ pub struct Settings {
 
 /// What an upgrade does when an applied revision was edited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChecksumPolicy {
     /// Stop before any SQL runs, naming the revision and both checksums.
     #[default]
@@ -50,6 +51,7 @@ pub enum ChecksumPolicy {
 /// What an upgrade does when the database has revisions the chain does not
 /// know, typically after a binary was rolled back to an older release.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AheadPolicy {
     /// Stop with an error naming the unknown revisions.
     #[default]
