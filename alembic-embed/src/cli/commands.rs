@@ -369,10 +369,7 @@ fn run<S: ChainSource>(
     let (map, mut client, session) = load_and_lock(db, source, &settings)?;
     let engine = Engine::new(&map, settings);
     let mut on_step = |step: &Step| out.step(step);
-    let report = match direction {
-        Direction::Upgrade => engine.upgrade_in(&mut client, session, revision, &mut on_step),
-        Direction::Downgrade => engine.downgrade_in(&mut client, session, revision, &mut on_step),
-    }?;
+    let report = engine.run_in(&mut client, session, revision, direction, &mut on_step)?;
     let printed = out.report(&report, Ran::Run(direction), tag.as_deref());
     // Close the connection properly; the chain may be left to the
     // operating system.

@@ -176,19 +176,6 @@ impl<'m> Engine<'m> {
         wait(self.run_async(client, None, target, Direction::Upgrade, on_step))
     }
 
-    /// [`Engine::upgrade`] in a session opened with [`Settings::open_session`]
-    /// (for instance while the chain was loading); releases its lock.
-    #[cfg(feature = "sync")]
-    pub fn upgrade_in(
-        &self,
-        client: &mut postgres::Client,
-        session: Session,
-        target: &str,
-        on_step: &mut dyn FnMut(&Step),
-    ) -> Result<Report, EngineError> {
-        wait(self.run_async(client, Some(session), target, Direction::Upgrade, on_step))
-    }
-
     /// Downgrades to `target` (`-1`, `base`, an id, `label@base`, ...).
     #[cfg(feature = "sync")]
     pub fn downgrade(
@@ -200,16 +187,19 @@ impl<'m> Engine<'m> {
         wait(self.run_async(client, None, target, Direction::Downgrade, on_step))
     }
 
-    /// [`Engine::downgrade`] in an open session; releases its lock.
+    /// An upgrade or downgrade in a session opened with
+    /// [`Settings::open_session`] (for instance while the chain was
+    /// loading); releases its lock.
     #[cfg(feature = "sync")]
-    pub fn downgrade_in(
+    pub fn run_in(
         &self,
         client: &mut postgres::Client,
         session: Session,
         target: &str,
+        direction: Direction,
         on_step: &mut dyn FnMut(&Step),
     ) -> Result<Report, EngineError> {
-        wait(self.run_async(client, Some(session), target, Direction::Downgrade, on_step))
+        wait(self.run_async(client, Some(session), target, direction, on_step))
     }
 
     /// Upgrades or downgrades to `target` on any [`Connection`], in `session`
