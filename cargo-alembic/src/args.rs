@@ -100,6 +100,8 @@ pub enum Command {
     Accept(AcceptArgs),
     /// Prove the chain against a throwaway PostgreSQL (no database URL needed)
     Verify(VerifyArgs),
+    /// Convert another tool's migrations into revision files (sqlx, refinery, diesel)
+    Import(ImportArgs),
     /// Not available: autogenerate does not exist yet (see the message)
     #[command(hide = true)]
     Migrate {
@@ -107,6 +109,27 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
+}
+
+/// `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The tool whose migrations these are
+    #[arg(value_enum)]
+    pub tool: ImportTool,
+    /// Its migrations folder
+    pub path: PathBuf,
+}
+
+/// The tools `import` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportTool {
+    /// sqlx: `<VERSION>_<DESCRIPTION>.sql`, or `.up.sql` and `.down.sql`
+    Sqlx,
+    /// refinery: `V{n}__{name}.sql` and `U{n}__{name}.sql`
+    Refinery,
+    /// diesel: `<version>_<name>/up.sql` and `down.sql`
+    Diesel,
 }
 
 /// `init`.

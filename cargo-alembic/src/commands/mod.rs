@@ -3,6 +3,7 @@
 mod check;
 mod database;
 mod edit;
+mod import;
 mod init;
 mod inspect;
 mod revision;
@@ -38,6 +39,7 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Current(a) => database::current(ctx, &a),
         Command::Accept(a) => database::accept(ctx, &a),
         Command::Verify(a) => verify::run(ctx, &a),
+        Command::Import(a) => no_json(ctx, "import").and_then(|()| import::run(ctx, &a)),
         Command::Migrate { .. } => Err(autogenerate_unavailable("migrate")),
     }
 }

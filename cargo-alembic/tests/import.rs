@@ -1,0 +1,329 @@
+//! `import sqlx|refinery|diesel`: each tool's migrations folder, written in
+//! the test as that tool lays it out, becomes a chain that `check` accepts
+//! and that upgrades and downgrades a real PostgreSQL; bad input is an
+//! error naming the file, and nothing is written.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use alembic_throwaway::{Choice, Server};
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| Server::start(Choice::Local).expect("a throwaway PostgreSQL"))
+}
+
+fn alembic(dir: &Path, args: &[&str], url: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"));
+    c.args(["--script-location", "db"])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1");
+    if let Some(url) = url {
+        c.env("DATABASE_URL", url);
+    }
+    c.output().expect("run cargo-alembic")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (name, body) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+}
+
+fn revision_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("db/versions"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Imports, checks, then upgrades a fresh database to head, downgrades it
+/// to base (when every migration is reversible) and upgrades it again.
+fn import_and_run(dir: &Path, tool: &str, reversible: bool) -> String {
+    let imported = ok(alembic(dir, &["import", tool, "their-migrations"], None));
+    ok(alembic(dir, &["check"], None));
+    let db = server().database().unwrap();
+    let url = Some(db.url());
+    ok(alembic(dir, &["upgrade", "head"], url));
+    if reversible {
+        ok(alembic(dir, &["downgrade", "base"], url));
+        ok(alembic(dir, &["upgrade", "head"], url));
+    }
+    let current = ok(alembic(dir, &["current"], url));
+    format!("{imported}{current}")
+}
+
+#[test]
+fn a_sqlx_folder_becomes_a_chain_in_sqlx_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        &[
+            (
+                "their-migrations/20240101120000_create_users.up.sql",
+                "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n",
+            ),
+            (
+                "their-migrations/20240101120000_create_users.down.sql",
+                "DROP TABLE users;\n",
+            ),
+            (
+                "their-migrations/20240102090000_index_emails.up.sql",
+                "-- no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);\n",
+            ),
+            (
+                "their-migrations/20240102090000_index_emails.down.sql",
+                "-- no-transaction\nDROP INDEX CONCURRENTLY users_email;\n",
+            ),
+            // Version 3 sorts after the timestamps only as text: sqlx
+            // orders by number, so it is the first revision.
+            (
+                "their-migrations/3_add_notes.up.sql",
+                "CREATE TABLE notes (id int, body text DEFAULT 'it''s; fine');\n",
+            ),
+            (
+                "their-migrations/3_add_notes.down.sql",
+                "DROP TABLE notes;\n",
+            ),
+            ("their-migrations/README.md", "not a migration"),
+        ],
+    );
+    let out = import_and_run(dir, "sqlx", true);
+    assert!(out.contains("Imported 3 sqlx migrations"), "{out}");
+    assert!(out.contains("20240102090000 (head)"), "{out}");
+    assert_eq!(
+        revision_files(dir),
+        [
+            "20240101120000_create_users.sql",
+            "20240102090000_index_emails.sql",
+            "3_add_notes.sql"
+        ]
+    );
+    let index =
+        std::fs::read_to_string(dir.join("db/versions/20240102090000_index_emails.sql")).unwrap();
+    assert!(
+        index.contains("-- revision: 20240102090000\n-- down_revision: 20240101120000\n"),
+        "{index}"
+    );
+    assert!(index.contains("-- transactional: false\n"), "{index}");
+    let first = std::fs::read_to_string(dir.join("db/versions/3_add_notes.sql")).unwrap();
+    assert!(first.starts_with("-- add notes\n"), "{first}");
+    assert!(first.contains("-- down_revision: None\n"), "{first}");
+    let users =
+        std::fs::read_to_string(dir.join("db/versions/20240101120000_create_users.sql")).unwrap();
+    assert!(users.contains("-- down_revision: 3\n"), "{users}");
+}
+
+#[test]
+fn a_refinery_folder_becomes_an_irreversible_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        &[
+            (
+                "their-migrations/V1__initial.sql",
+                "CREATE TABLE cars (id int PRIMARY KEY, name text);\n",
+            ),
+            (
+                "their-migrations/nested/V2__add_brand.sql",
+                "ALTER TABLE cars ADD COLUMN brand text;\n",
+            ),
+            (
+                "their-migrations/V10__index_brand.sql",
+                "CREATE INDEX cars_brand ON cars (brand)",
+            ),
+        ],
+    );
+    let out = import_and_run(dir, "refinery", false);
+    assert!(out.contains("Imported 3 refinery migrations"), "{out}");
+    assert!(out.contains("10 (head)"), "{out}");
+    let second = std::fs::read_to_string(dir.join("db/versions/2_add_brand.sql")).unwrap();
+    assert!(second.contains("-- down_revision: 1\n"), "{second}");
+    assert!(
+        !second.contains("alembic:downgrade"),
+        "irreversible: {second}"
+    );
+    let third = std::fs::read_to_string(dir.join("db/versions/10_index_brand.sql")).unwrap();
+    assert!(
+        third.contains("-- down_revision: 2\n"),
+        "V10 after V2: {third}"
+    );
+}
+
+#[test]
+fn a_refinery_rust_migration_is_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        &[
+            (
+                "their-migrations/V1__initial.sql",
+                "CREATE TABLE cars (id int);\n",
+            ),
+            (
+                "their-migrations/V2__seed.rs",
+                "pub fn migration() -> String { String::new() }\n",
+            ),
+        ],
+    );
+    let out = alembic(dir, &["import", "refinery", "their-migrations"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("written in Rust cannot be converted") && stderr.contains("V2__seed.rs"),
+        "{}",
+        text(&out)
+    );
+    assert!(revision_files(dir).is_empty());
+}
+
+#[test]
+fn a_diesel_folder_keeps_versions_and_transaction_modes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        &[
+            (
+                "their-migrations/00000000000000_diesel_initial_setup/up.sql",
+                "CREATE OR REPLACE FUNCTION diesel_set_updated_at() RETURNS trigger AS $$\nBEGIN\n    NEW.updated_at := current_timestamp;\n    RETURN NEW;\nEND;\n$$ LANGUAGE plpgsql;\n",
+            ),
+            (
+                "their-migrations/00000000000000_diesel_initial_setup/down.sql",
+                "DROP FUNCTION IF EXISTS diesel_set_updated_at();\n",
+            ),
+            ("their-migrations/2024-01-01-120000_create_posts/up.sql", "CREATE TABLE posts (id serial PRIMARY KEY, title text);\n"),
+            ("their-migrations/2024-01-01-120000_create_posts/down.sql", "DROP TABLE posts;\n"),
+            ("their-migrations/2024-02-01-080000_index_titles/up.sql", "CREATE INDEX CONCURRENTLY posts_title ON posts (title);\n"),
+            ("their-migrations/2024-02-01-080000_index_titles/down.sql", "DROP INDEX CONCURRENTLY posts_title;\n"),
+            ("their-migrations/2024-02-01-080000_index_titles/metadata.toml", "run_in_transaction = false\n"),
+            ("their-migrations/.keep", ""),
+        ],
+    );
+    let out = import_and_run(dir, "diesel", true);
+    assert!(out.contains("Imported 3 diesel migrations"), "{out}");
+    assert!(out.contains("20240201080000 (head)"), "{out}");
+    let index =
+        std::fs::read_to_string(dir.join("db/versions/20240201080000_index_titles.sql")).unwrap();
+    assert!(
+        index.contains("-- down_revision: 20240101120000\n-- branch_labels: None"),
+        "{index}"
+    );
+    assert!(index.contains("-- transactional: false\n"), "{index}");
+}
+
+#[test]
+fn import_refuses_bad_input_naming_the_file_and_writes_nothing() {
+    // (tool, files, what the error says)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (
+            "sqlx",
+            &[(
+                "their-migrations/1_a.sql",
+                "CREATE TABLE a ($$unterminated);\n",
+            )],
+            "1_a.sql:1:",
+        ),
+        (
+            "sqlx",
+            &[("their-migrations/x1_a.sql", "SELECT 1;\n")],
+            "`x1` is not a sqlx version",
+        ),
+        (
+            "sqlx",
+            &[
+                ("their-migrations/1_a.sql", "SELECT 1;\n"),
+                ("their-migrations/1_b.sql", "SELECT 2;\n"),
+            ],
+            "two migrations have version 1",
+        ),
+        (
+            "sqlx",
+            &[("their-migrations/2_b.down.sql", "SELECT 1;\n")],
+            "has no `.up.sql` beside it",
+        ),
+        (
+            "diesel",
+            &[
+                ("their-migrations/1_a/up.sql", "SELECT 1;\n"),
+                (
+                    "their-migrations/1_a/metadata.toml",
+                    "run_in_transaction = \"no\"\n",
+                ),
+            ],
+            "`run_in_transaction` is \"no\", not true or false",
+        ),
+        (
+            "diesel",
+            &[("their-migrations/notes.txt", "")],
+            "no diesel migrations in their-migrations",
+        ),
+    ];
+    for (tool, files, expected) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write(dir, files);
+        let out = alembic(dir, &["import", tool, "their-migrations"], None);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "expected `{expected}`: {}",
+            text(&out)
+        );
+        assert!(
+            revision_files(dir).is_empty(),
+            "{expected}: {:?}",
+            revision_files(dir)
+        );
+    }
+    // Not a folder, and a versions folder that already has revisions: usage.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = alembic(dir, &["import", "sqlx", "nowhere"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    write(
+        dir,
+        &[
+            ("their-migrations/1_a.sql", "SELECT 1;\n"),
+            (
+                "db/versions/a1.sql",
+                "-- a\n-- revision: a1\n-- down_revision: None\n\n-- alembic:upgrade\nSELECT 1;\n",
+            ),
+        ],
+    );
+    let out = alembic(dir, &["import", "sqlx", "their-migrations"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already holds 1 revision file"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(revision_files(dir), ["a1.sql"]);
+}
