@@ -102,6 +102,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Convert another tool's migrations into revision files (sqlx, refinery, diesel)
     Import(ImportArgs),
+    /// Take over a database another tool migrated, running nothing (after `import`)
+    Adopt(AdoptArgs),
     /// Not available: autogenerate does not exist yet (see the message)
     #[command(hide = true)]
     Migrate {
@@ -119,6 +121,19 @@ pub struct ImportArgs {
     pub tool: ImportTool,
     /// Its migrations folder
     pub path: PathBuf,
+}
+
+/// `adopt`.
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The tool that migrated the database
+    #[arg(value_enum)]
+    pub tool: ImportTool,
+    /// Its migrations folder, whose files its records are checked against [default: migrations]
+    pub path: Option<PathBuf>,
+    /// Show what would be recorded, and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The tools `import` reads.

@@ -327,3 +327,307 @@ fn import_refuses_bad_input_naming_the_file_and_writes_nothing() {
     );
     assert_eq!(revision_files(dir), ["a1.sql"]);
 }
+
+// `adopt`: a database migrated the way each tool records it.
+
+fn sql(url: &str, text: &str) {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.batch_execute(text).unwrap();
+}
+
+fn rows(url: &str, query: &str) -> Vec<String> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.simple_query(query)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+const SQLX_TABLE: &str = "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+    installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, \
+    execution_time BIGINT NOT NULL);";
+
+/// sqlx's record of one migration: its checksum computed by PostgreSQL
+/// (SHA-384 of the file's bytes), as sqlx computes it.
+fn sqlx_ran(url: &str, version: i64, description: &str, file_sql: &str, success: bool) {
+    sql(url, file_sql);
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.execute(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES ($1, $2, $3, sha384(convert_to($4, 'UTF8')), 1234567)",
+        &[&version, &description, &success, &file_sql],
+    )
+    .unwrap();
+}
+
+fn sqlx_project(dir: &Path) -> [&'static str; 3] {
+    let ups = [
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+        "ALTER TABLE users ADD COLUMN email text;\n",
+        "CREATE INDEX users_email ON users (email);\n",
+    ];
+    write(
+        dir,
+        &[
+            ("their-migrations/1_create_users.up.sql", ups[0]),
+            (
+                "their-migrations/1_create_users.down.sql",
+                "DROP TABLE users;\n",
+            ),
+            ("their-migrations/2_add_email.up.sql", ups[1]),
+            (
+                "their-migrations/2_add_email.down.sql",
+                "ALTER TABLE users DROP COLUMN email;\n",
+            ),
+            ("their-migrations/3_index_email.up.sql", ups[2]),
+            (
+                "their-migrations/3_index_email.down.sql",
+                "DROP INDEX users_email;\n",
+            ),
+        ],
+    );
+    ok(alembic(dir, &["import", "sqlx", "their-migrations"], None));
+    ups
+}
+
+#[test]
+fn adopt_sqlx_takes_over_where_sqlx_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ups = sqlx_project(dir);
+    let db = server().database().unwrap();
+    let url = db.url();
+    sql(url, SQLX_TABLE);
+    sqlx_ran(url, 1, "create users", ups[0], true);
+    sqlx_ran(url, 2, "add email", ups[1], true);
+
+    let dry = ok(alembic(
+        dir,
+        &["adopt", "sqlx", "their-migrations", "--dry-run"],
+        Some(url),
+    ));
+    assert!(
+        dry.contains("Would adopt 2 sqlx migrations: the database would be at 2"),
+        "{dry}"
+    );
+    assert!(rows(url, "SELECT to_regclass('alembic_version')::text")
+        .iter()
+        .all(|r| r == "NULL"));
+
+    let out = ok(alembic(
+        dir,
+        &["adopt", "sqlx", "their-migrations"],
+        Some(url),
+    ));
+    assert!(
+        out.contains(
+            "Adopted 2 sqlx migrations: the database is at 2; _sqlx_migrations is left in place"
+        ),
+        "{out}"
+    );
+    assert_eq!(rows(url, "SELECT version_num FROM alembic_version"), ["2"]);
+    let tools = rows(
+        url,
+        "SELECT revision || ' ' || tool FROM alembic_version_ledger ORDER BY revision",
+    );
+    assert_eq!(tools.len(), 2, "{tools:?}");
+    assert!(
+        tools[0].starts_with("1 adopted from sqlx (checksum "),
+        "{tools:?}"
+    );
+    // Verified from here on: nothing unverified, and the rest runs.
+    let current = ok(alembic(dir, &["current"], Some(url)));
+    assert!(current.contains("2"), "{current}");
+    let upgrade = alembic(dir, &["upgrade", "head"], Some(url));
+    assert_eq!(upgrade.status.code(), Some(0), "{}", text(&upgrade));
+    assert!(
+        !String::from_utf8_lossy(&upgrade.stderr).contains("not verified"),
+        "{}",
+        text(&upgrade)
+    );
+    assert_eq!(rows(url, "SELECT version_num FROM alembic_version"), ["3"]);
+    assert_eq!(rows(url, "SELECT count(*) FROM _sqlx_migrations"), ["2"]);
+    // Adopting again is refused: the database is ours now.
+    let again = alembic(dir, &["adopt", "sqlx", "their-migrations"], Some(url));
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+}
+
+#[test]
+fn adopt_refuses_and_writes_nothing_when_in_doubt() {
+    // (what the database holds, what the error says)
+    let cases: [(&str, &str); 4] = [
+        ("edited", "was edited after it ran: sqlx recorded"),
+        ("failed", "failed or did not finish"),
+        (
+            "unknown",
+            "migration 9 ran on this database but has no file",
+        ),
+        ("gap", "are not the first ones of the chain"),
+    ];
+    for (case, expected) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let ups = sqlx_project(dir);
+        let db = server().database().unwrap();
+        let url = db.url();
+        sql(url, SQLX_TABLE);
+        match case {
+            "edited" => sqlx_ran(
+                url,
+                1,
+                "create users",
+                "CREATE TABLE users (id int PRIMARY KEY);\n",
+                true,
+            ),
+            "failed" => sqlx_ran(url, 1, "create users", ups[0], false),
+            "unknown" => {
+                sqlx_ran(url, 1, "create users", ups[0], true);
+                sqlx_ran(url, 9, "newer", "SELECT 1;\n", true);
+            }
+            _ => {
+                sqlx_ran(url, 1, "create users", ups[0], true);
+                sql(url, "CREATE TABLE filler (id int);");
+                sqlx_ran(url, 3, "index email", "SELECT 1;\n", true);
+                // The checksum must match for the gap to be the only problem.
+                sql(url, &format!("UPDATE _sqlx_migrations SET checksum = sha384(convert_to('{}', 'UTF8')) WHERE version = 3", ups[2].replace('\'', "''")));
+            }
+        }
+        let out = alembic(dir, &["adopt", "sqlx", "their-migrations"], Some(url));
+        assert_eq!(out.status.code(), Some(1), "{case}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{case}: expected `{expected}`: {}",
+            text(&out)
+        );
+        assert!(
+            rows(url, "SELECT to_regclass('alembic_version')::text")
+                .iter()
+                .all(|r| r == "NULL"),
+            "{case}: nothing written"
+        );
+    }
+    // No sqlx table at all.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    sqlx_project(dir);
+    let db = server().database().unwrap();
+    let out = alembic(dir, &["adopt", "sqlx", "their-migrations"], Some(db.url()));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no _sqlx_migrations table"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn adopt_refinery_checks_refinerys_own_checksums() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let files = [
+        ("V1__initial", "CREATE TABLE cars (id int PRIMARY KEY);\n"),
+        ("V2__add_brand", "ALTER TABLE cars ADD COLUMN brand text;\n"),
+    ];
+    for (stem, body) in files {
+        write(dir, &[(&format!("their-migrations/{stem}.sql"), body)]);
+    }
+    ok(alembic(
+        dir,
+        &["import", "refinery", "their-migrations"],
+        None,
+    ));
+    let db = server().database().unwrap();
+    let url = db.url();
+    sql(url, "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255));");
+    // refinery's own computation of what it records.
+    let (stem, body) = files[0];
+    let m = refinery_core::Migration::unapplied(stem, body).unwrap();
+    sql(url, body);
+    sql(
+        url,
+        &format!(
+            "INSERT INTO refinery_schema_history VALUES (1, 'initial', '2024-01-01T00:00:00Z', '{}')",
+            m.checksum()
+        ),
+    );
+    let out = ok(alembic(
+        dir,
+        &["adopt", "refinery", "their-migrations"],
+        Some(url),
+    ));
+    assert!(
+        out.contains("Adopted 1 refinery migration: the database is at 1"),
+        "{out}"
+    );
+    ok(alembic(dir, &["upgrade", "head"], Some(url)));
+    assert_eq!(rows(url, "SELECT version_num FROM alembic_version"), ["2"]);
+
+    // A checksum refinery would not have recorded for this file is refused.
+    let db = server().database().unwrap();
+    let url = db.url();
+    sql(url, "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255));");
+    sql(
+        url,
+        "INSERT INTO refinery_schema_history VALUES (1, 'initial', '2024-01-01T00:00:00Z', '42')",
+    );
+    let out = alembic(dir, &["adopt", "refinery", "their-migrations"], Some(url));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refinery recorded 42"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn adopt_diesel_by_its_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        &[
+            (
+                "their-migrations/2024-01-01-120000_create_posts/up.sql",
+                "CREATE TABLE posts (id serial PRIMARY KEY);\n",
+            ),
+            (
+                "their-migrations/2024-01-01-120000_create_posts/down.sql",
+                "DROP TABLE posts;\n",
+            ),
+            (
+                "their-migrations/2024-02-01-080000_add_title/up.sql",
+                "ALTER TABLE posts ADD COLUMN title text;\n",
+            ),
+            (
+                "their-migrations/2024-02-01-080000_add_title/down.sql",
+                "ALTER TABLE posts DROP COLUMN title;\n",
+            ),
+        ],
+    );
+    ok(alembic(
+        dir,
+        &["import", "diesel", "their-migrations"],
+        None,
+    ));
+    let db = server().database().unwrap();
+    let url = db.url();
+    sql(
+        url,
+        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
+         CREATE TABLE posts (id serial PRIMARY KEY);
+         INSERT INTO __diesel_schema_migrations (version) VALUES ('20240101120000');",
+    );
+    let out = ok(alembic(
+        dir,
+        &["adopt", "diesel", "their-migrations"],
+        Some(url),
+    ));
+    assert!(out.contains("the database is at 20240101120000"), "{out}");
+    ok(alembic(dir, &["upgrade", "head"], Some(url)));
+    ok(alembic(dir, &["downgrade", "base"], Some(url)));
+    assert!(rows(url, "SELECT version_num FROM alembic_version").is_empty());
+}

@@ -36,6 +36,11 @@ impl Session {
     pub fn release(self, client: &mut postgres::Client) {
         wait(self.release_async(client));
     }
+
+    /// The version table's rows, read under the lock.
+    pub fn heads(&self) -> &[String] {
+        &self.heads
+    }
 }
 
 impl Settings {

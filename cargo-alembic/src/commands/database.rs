@@ -56,6 +56,11 @@ fn database(ctx: &Ctx) -> Database<'_> {
     }
 }
 
+/// Connects with the configured URL (TLS as libpq's `sslmode` says).
+pub(crate) fn connect(ctx: &Ctx) -> Result<postgres::Client, CliError> {
+    Ok(database(ctx).connect()?)
+}
+
 impl From<CommandError> for CliError {
     fn from(e: CommandError) -> Self {
         match e {

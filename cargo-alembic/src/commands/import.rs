@@ -23,17 +23,17 @@ use crate::Ctx;
 
 /// One migration of the other tool, read.
 #[derive(Debug)]
-struct Foreign {
+pub(super) struct Foreign {
     /// The order the tool applies migrations in.
     order: Order,
     /// The revision id: the tool's version.
-    id: String,
+    pub(super) id: String,
     /// The tool's name for the migration.
     message: String,
     /// The file (or folder) it came from, for messages.
-    source: PathBuf,
+    pub(super) source: PathBuf,
     /// The upgrade's file and SQL.
-    up: (PathBuf, String),
+    pub(super) up: (PathBuf, String),
     /// The downgrade's; `None`: irreversible.
     down: Option<(PathBuf, String)>,
     transactional: bool,
@@ -60,23 +60,7 @@ pub(crate) fn run(ctx: &Ctx, args: &ImportArgs) -> Result<(), CliError> {
             )),
         ));
     }
-    let mut migrations = match args.tool {
-        ImportTool::Sqlx => read_sqlx(&dir)?,
-        ImportTool::Refinery => read_refinery(ctx, &dir)?,
-        ImportTool::Diesel => read_diesel(&dir)?,
-    };
-    if migrations.is_empty() {
-        return Err(CliError::failed(
-            format!(
-                "no {} migrations in {}",
-                tool_name(args.tool),
-                args.path.display()
-            ),
-            None,
-        ));
-    }
-    migrations.sort_by(|a, b| a.order.cmp(&b.order));
-    refuse_duplicates(&migrations)?;
+    let migrations = read_migrations(ctx, args.tool, &dir)?;
     let versions = ctx.config.versions_dir();
     let existing = alembic_chain::revision_files(&versions).unwrap_or_default();
     if !existing.is_empty() {
@@ -109,7 +93,30 @@ pub(crate) fn run(ctx: &Ctx, args: &ImportArgs) -> Result<(), CliError> {
     })
 }
 
-fn tool_name(tool: ImportTool) -> &'static str {
+/// The tool's migrations under `dir`, in the tool's order; none, or two
+/// with one version, is an error.
+pub(super) fn read_migrations(
+    ctx: &Ctx,
+    tool: ImportTool,
+    dir: &Path,
+) -> Result<Vec<Foreign>, CliError> {
+    let mut migrations = match tool {
+        ImportTool::Sqlx => read_sqlx(dir)?,
+        ImportTool::Refinery => read_refinery(ctx, dir)?,
+        ImportTool::Diesel => read_diesel(dir)?,
+    };
+    if migrations.is_empty() {
+        return Err(CliError::failed(
+            format!("no {} migrations in {}", tool_name(tool), dir.display()),
+            None,
+        ));
+    }
+    migrations.sort_by(|a, b| a.order.cmp(&b.order));
+    refuse_duplicates(&migrations)?;
+    Ok(migrations)
+}
+
+pub(super) fn tool_name(tool: ImportTool) -> &'static str {
     match tool {
         ImportTool::Sqlx => "sqlx",
         ImportTool::Refinery => "refinery",
@@ -392,7 +399,7 @@ fn render(
 
 /// A path as the user gave it: relative to the current folder when it is
 /// under it (refinery's reader makes paths canonical).
-fn shown(ctx: &Ctx, path: &Path) -> String {
+pub(super) fn shown(ctx: &Ctx, path: &Path) -> String {
     let canonical = ctx.cwd.canonicalize().ok();
     path.strip_prefix(&ctx.cwd)
         .ok()

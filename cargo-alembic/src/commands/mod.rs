@@ -1,5 +1,6 @@
 //! One module per group of commands; `dispatch` picks the command.
 
+mod adopt;
 mod check;
 mod database;
 mod edit;
@@ -39,6 +40,7 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Current(a) => database::current(ctx, &a),
         Command::Accept(a) => database::accept(ctx, &a),
         Command::Verify(a) => verify::run(ctx, &a),
+        Command::Adopt(a) => no_json(ctx, "adopt").and_then(|()| adopt::run(ctx, &a)),
         Command::Import(a) => no_json(ctx, "import").and_then(|()| import::run(ctx, &a)),
         Command::Migrate { .. } => Err(autogenerate_unavailable("migrate")),
     }
