@@ -100,7 +100,7 @@ pub enum Command {
     Accept(AcceptArgs),
     /// Prove the chain against a throwaway PostgreSQL (no database URL needed)
     Verify(VerifyArgs),
-    /// Convert another tool's migrations into revision files (sqlx, refinery, diesel)
+    /// Convert a Python Alembic project, or another tool's migrations, into revision files
     Import(ImportArgs),
     /// Take over a database another tool migrated, running nothing (after `import`)
     Adopt(AdoptArgs),
@@ -119,8 +119,17 @@ pub struct ImportArgs {
     /// The tool whose migrations these are
     #[arg(value_enum)]
     pub tool: ImportTool,
-    /// Its migrations folder
+    /// Its migrations folder (for alembic: the script location, or an alembic.ini)
     pub path: PathBuf,
+    /// The Python that imports the Alembic project's revisions [default: the active virtualenv's, else python3]
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Import Alembic revisions that cannot be rendered offline with what did render and a marker to complete by hand
+    #[arg(long)]
+    pub allow_manual: bool,
+    /// Prove the Alembic import on throwaway databases: each revision run by Python Alembic and the imported SQL, schemas compared up and down
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `adopt`.
@@ -128,7 +137,7 @@ pub struct ImportArgs {
 pub struct AdoptArgs {
     /// The tool that migrated the database
     #[arg(value_enum)]
-    pub tool: ImportTool,
+    pub tool: AdoptTool,
     /// Its migrations folder, whose files its records are checked against [default: migrations]
     pub path: Option<PathBuf>,
     /// Show what would be recorded, and write nothing
@@ -136,9 +145,33 @@ pub struct AdoptArgs {
     pub dry_run: bool,
 }
 
+/// The tools whose databases `adopt` takes over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AdoptTool {
+    /// sqlx (`_sqlx_migrations`)
+    Sqlx,
+    /// refinery (`refinery_schema_history`)
+    Refinery,
+    /// diesel (`__diesel_schema_migrations`)
+    Diesel,
+}
+
+impl AdoptTool {
+    /// The same tool, as `import` reads its files.
+    pub fn files(self) -> ImportTool {
+        match self {
+            AdoptTool::Sqlx => ImportTool::Sqlx,
+            AdoptTool::Refinery => ImportTool::Refinery,
+            AdoptTool::Diesel => ImportTool::Diesel,
+        }
+    }
+}
+
 /// The tools `import` reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ImportTool {
+    /// Python Alembic or Flask-Migrate: a script location, or an alembic.ini
+    Alembic,
     /// sqlx: `<VERSION>_<DESCRIPTION>.sql`, or `.up.sql` and `.down.sql`
     Sqlx,
     /// refinery: `V{n}__{name}.sql` and `U{n}__{name}.sql`

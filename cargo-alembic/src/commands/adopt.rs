@@ -48,7 +48,7 @@ fn table(tool: ImportTool) -> (&'static str, &'static str) {
             "SELECT version::text, checksum::text, 'true', NULL, NULL \
              FROM refinery_schema_history ORDER BY version",
         ),
-        ImportTool::Diesel => (
+        ImportTool::Diesel | ImportTool::Alembic => (
             "__diesel_schema_migrations",
             "SELECT replace(version, '-', ''), NULL, 'true', run_on::text, NULL \
              FROM __diesel_schema_migrations ORDER BY version",
@@ -70,7 +70,7 @@ fn checksum(tool: ImportTool, m: &Foreign) -> Option<String> {
             let migration = refinery_core::Migration::unapplied(&stem, &m.up.1).ok()?;
             Some(migration.checksum().to_string())
         }
-        ImportTool::Diesel => None,
+        ImportTool::Diesel | ImportTool::Alembic => None,
     }
 }
 
@@ -80,16 +80,17 @@ pub(crate) fn run(ctx: &Ctx, args: &AdoptArgs) -> Result<(), CliError> {
         .path
         .clone()
         .unwrap_or_else(|| PathBuf::from("migrations"));
-    let migrations = read_migrations(ctx, args.tool, &dir)?;
+    let tool = args.tool.files();
+    let migrations = read_migrations(ctx, tool, &dir)?;
     let map = ctx.load()?;
     let mut client = super::database::connect(ctx)?;
-    let applied = read_applied(&mut client, args.tool)?;
-    let adopted = check(ctx, args.tool, &map, &migrations, &applied)?;
+    let applied = read_applied(&mut client, tool)?;
+    let adopted = check(ctx, tool, &map, &migrations, &applied)?;
     let Some(last) = adopted.last() else {
         return Err(CliError::failed(
             format!(
                 "{} records no applied migration: there is nothing to adopt",
-                table(args.tool).0
+                table(tool).0
             ),
             Some("run `cargo alembic upgrade head` on this database instead".into()),
         ));
@@ -99,17 +100,17 @@ pub(crate) fn run(ctx: &Ctx, args: &AdoptArgs) -> Result<(), CliError> {
         return say(&format!(
             "Would adopt {} {} migration{}: the database would be at {head}; nothing was written\n",
             adopted.len(),
-            tool_name(args.tool),
+            tool_name(tool),
             if adopted.len() == 1 { "" } else { "s" },
         ));
     }
-    write(ctx, &mut client, args.tool, &map, &adopted, &head)?;
+    write(ctx, &mut client, tool, &map, &adopted, &head)?;
     say(&format!(
         "Adopted {} {} migration{}: the database is at {head}; {} is left in place\n",
         adopted.len(),
-        tool_name(args.tool),
+        tool_name(tool),
         if adopted.len() == 1 { "" } else { "s" },
-        table(args.tool).0
+        table(tool).0
     ))
 }
 

@@ -79,6 +79,19 @@ pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
             line: None,
         });
     }
+    for (i, line) in super::import_alembic::manual_revisions(&map) {
+        let rev = map.rev(i);
+        problems.push(Problem {
+            message: format!(
+                "revision {} ({}:{line}) {}: write its SQL and remove that statement",
+                rev.id,
+                rev.path.display(),
+                super::import_alembic::MANUAL
+            ),
+            file: Some(rev.path.display().to_string()),
+            line: Some(line),
+        });
+    }
     let count = problems.len();
     if ctx.format == Format::Json {
         write(&to_json(&Report {

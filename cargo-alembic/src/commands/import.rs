@@ -48,6 +48,15 @@ enum Order {
 
 /// Runs `import`.
 pub(crate) fn run(ctx: &Ctx, args: &ImportArgs) -> Result<(), CliError> {
+    if args.tool == ImportTool::Alembic {
+        return super::import_alembic::run(ctx, args);
+    }
+    if args.python.is_some() || args.allow_manual || args.check {
+        return Err(CliError::usage(
+            "--python, --allow-manual and --check are for `import alembic`",
+            None,
+        ));
+    }
     // Relative to the current folder, as the user gave it, so that
     // messages name files as the user knows them.
     let dir = args.path.clone();
@@ -62,21 +71,7 @@ pub(crate) fn run(ctx: &Ctx, args: &ImportArgs) -> Result<(), CliError> {
     }
     let migrations = read_migrations(ctx, args.tool, &dir)?;
     let versions = ctx.config.versions_dir();
-    let existing = alembic_chain::revision_files(&versions).unwrap_or_default();
-    if !existing.is_empty() {
-        return Err(CliError::usage(
-            format!(
-                "{} already holds {} revision file{}",
-                versions.display(),
-                existing.len(),
-                if existing.len() == 1 { "" } else { "s" }
-            ),
-            Some(
-                "import into an empty versions folder (`cargo alembic init`, or --script-location)"
-                    .into(),
-            ),
-        ));
-    }
+    refuse_existing(&versions)?;
     let files = render(ctx, args.tool, &versions, &migrations)?;
     write_all(&files)?;
     emit(&format!(
@@ -104,6 +99,7 @@ pub(super) fn read_migrations(
         ImportTool::Sqlx => read_sqlx(dir)?,
         ImportTool::Refinery => read_refinery(ctx, dir)?,
         ImportTool::Diesel => read_diesel(dir)?,
+        ImportTool::Alembic => Vec::new(),
     };
     if migrations.is_empty() {
         return Err(CliError::failed(
@@ -116,8 +112,29 @@ pub(super) fn read_migrations(
     Ok(migrations)
 }
 
+/// An import writes into an empty versions folder only.
+pub(super) fn refuse_existing(versions: &Path) -> Result<(), CliError> {
+    let existing = alembic_chain::revision_files(versions).unwrap_or_default();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::usage(
+        format!(
+            "{} already holds {} revision file{}",
+            versions.display(),
+            existing.len(),
+            if existing.len() == 1 { "" } else { "s" }
+        ),
+        Some(
+            "import into an empty versions folder (`cargo alembic init`, or --script-location)"
+                .into(),
+        ),
+    ))
+}
+
 pub(super) fn tool_name(tool: ImportTool) -> &'static str {
     match tool {
+        ImportTool::Alembic => "Alembic",
         ImportTool::Sqlx => "sqlx",
         ImportTool::Refinery => "refinery",
         ImportTool::Diesel => "diesel",
@@ -438,7 +455,7 @@ fn push_section(text: &mut String, sql: &str) {
 
 /// Writes every file, or none: what was written is removed again when a
 /// later file fails.
-fn write_all(files: &[(PathBuf, String)]) -> Result<(), CliError> {
+pub(super) fn write_all(files: &[(PathBuf, String)]) -> Result<(), CliError> {
     let mut written: Vec<&Path> = Vec::new();
     for (path, text) in files {
         let result = path

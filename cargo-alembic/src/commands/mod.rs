@@ -5,6 +5,7 @@ mod check;
 mod database;
 mod edit;
 mod import;
+mod import_alembic;
 mod init;
 mod inspect;
 mod revision;

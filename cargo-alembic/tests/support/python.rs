@@ -53,6 +53,7 @@ fn build() -> PathBuf {
 }
 
 /// Python's repr of a header value: `None`, `'a'` or `('a', 'b')`.
+#[allow(dead_code)] // not every test binary writes Python revisions
 pub fn tuple(values: &[String]) -> String {
     match values {
         [] => "None".to_owned(),

@@ -168,6 +168,16 @@ fn static_checks(
             }
         }
     }
+    for (i, line) in crate::commands::import_alembic::manual_revisions(map) {
+        let rev = map.rev(i);
+        let message = format!(
+            "revision {} ({}:{line}) {}: write its SQL and remove that statement",
+            rev.id,
+            rev.path.display(),
+            crate::commands::import_alembic::MANUAL
+        );
+        problems.push(about(map, i, "static", Some(line), message));
+    }
     let irreversible = irreversible(map);
     say(
         ctx,
