@@ -8,6 +8,8 @@
 //! - `bench verify`: `verify --local` on a 100-revision chain.
 //! - `bench embed`: a binary with 1,000 embedded revisions beside
 //!   `sqlx::migrate!`: startup check and incremental build cost.
+//! - `bench import`: `import alembic` of 500 generated revisions, and the
+//!   share spent in Python.
 //! - `bench link --before REV`: the example service's cold release build
 //!   and stripped binary at two commits.
 
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod embed;
+mod import;
 mod link;
 
 fn main() -> Result<()> {
@@ -39,6 +42,9 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("embed") => {
             embed::bench_embed(&root, &args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("import") => {
+            import::bench_import(&root, &args[2..])
+        }
         Some("bench") if args.get(1).map(String::as_str) == Some("link") => {
             link::bench_link(&root, &args[2..])
         }
@@ -47,7 +53,7 @@ fn main() -> Result<()> {
         Some("__read-all") => read_all(Path::new(args.get(1).context("a folder")?)),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [engine|verify|embed|link] [--runs N] [--no-python] [--no-sqlx] [--before REV] [--write]"
+                "usage: cargo xtask bench [engine|verify|embed|link|import] [--runs N] [--no-python] [--no-sqlx] [--before REV] [--write]"
             );
             bail!("unknown task")
         }
