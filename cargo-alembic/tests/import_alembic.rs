@@ -319,6 +319,13 @@ fn a_revision_that_reads_the_database_needs_allow_manual() {
         "{}",
         text(&check)
     );
+    let verify = alembic(dir, &["verify", "--local"], None);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+    assert!(
+        String::from_utf8_lossy(&verify.stderr).contains("revision f6 (db/versions/f6_reads.sql:"),
+        "{}",
+        text(&verify)
+    );
 }
 
 #[test]
@@ -371,6 +378,44 @@ fn a_broken_alembic_project_is_an_error_naming_the_file_and_line() {
         );
         assert!(!dir.join("db/versions").exists(), "{name}: nothing written");
     }
+    // A revision that imports the application, which this Python lacks.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let app = "from myapp.models import User\nrevision = 'f6'\ndown_revision = 'e5'\ndef upgrade():\n    pass\n";
+    project(dir, &[("f6_app.py", app.into())]);
+    let out = alembic(
+        dir,
+        &["import", "alembic", "migrations", "--python", python],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "migrations/versions/f6_app.py:1: cannot load the Alembic project: ModuleNotFoundError"
+        ) && stderr.contains("the revision imports `myapp`")
+            && stderr.contains("PYTHONPATH"),
+        "{}",
+        text(&out)
+    );
+    // No such interpreter.
+    let out = alembic(
+        dir,
+        &[
+            "import",
+            "alembic",
+            "migrations",
+            "--python",
+            "/nonexistent/python",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot run /nonexistent/python"),
+        "{}",
+        text(&out)
+    );
     // An alembic.ini without script_location: bad usage.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
