@@ -3,42 +3,18 @@
 //! and that upgrades and downgrades a real PostgreSQL; bad input is an
 //! error naming the file, and nothing is written.
 
+#[path = "support/run.rs"]
+mod run;
+
 use std::path::Path;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Output;
 
-use alembic_throwaway::{Choice, Server};
-
-fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| Server::start(Choice::Local).expect("a throwaway PostgreSQL"))
-}
+use run::{alembic_with, ok, server, text};
 
 fn alembic(dir: &Path, args: &[&str], url: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"));
-    c.args(["--script-location", "db"])
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env("NO_COLOR", "1");
-    if let Some(url) = url {
-        c.env("DATABASE_URL", url);
-    }
-    c.output().expect("run cargo-alembic")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: Output) -> String {
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    String::from_utf8(out.stdout).unwrap()
+    let mut all = vec!["--script-location", "db"];
+    all.extend_from_slice(args);
+    alembic_with(dir, &all, url)
 }
 
 fn write(dir: &Path, files: &[(&str, &str)]) {

@@ -7,17 +7,13 @@
 
 #[path = "support/python.rs"]
 mod python;
+#[path = "support/run.rs"]
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-use alembic_throwaway::{Choice, Server};
-
-fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| Server::start(Choice::Local).expect("a throwaway PostgreSQL"))
-}
+use run::{alembic_with, ok, server, text};
 
 fn py() -> PathBuf {
     python::venv().join("bin/python")
@@ -123,49 +119,9 @@ fn project(dir: &Path, extra: &[(&str, String)]) {
 }
 
 fn alembic(dir: &Path, args: &[&str], url: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"));
-    c.args(["--script-location", "db"])
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("VIRTUAL_ENV")
-        .env("NO_COLOR", "1");
-    if let Some(url) = url {
-        c.env("DATABASE_URL", url);
-    }
-    c.output().expect("run cargo-alembic")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: Output) -> String {
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn python_alembic(dir: &Path, url: &str, args: &[&str]) {
-    let out = Command::new(py())
-        .args(["-m", "alembic"])
-        .args(args)
-        .current_dir(dir)
-        .env(
-            "ALEMBIC_URL",
-            url.replacen("postgresql://", "postgresql+psycopg2://", 1),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "alembic {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut all = vec!["--script-location", "db"];
+    all.extend_from_slice(args);
+    alembic_with(dir, &all, url)
 }
 
 /// The user schema as sorted lines: columns with types, nullability and
@@ -243,7 +199,7 @@ fn a_flask_migrate_project_moves_over_and_takes_over_its_database() {
     // A production database Python Alembic upgraded half way.
     let db = server().database().unwrap();
     let url = db.url();
-    python_alembic(dir, url, &["upgrade", "b2"]);
+    python::alembic_cli(dir, url, &["upgrade", "b2"]);
     let upgrade = alembic(dir, &["upgrade", "head"], Some(url));
     assert_eq!(upgrade.status.code(), Some(0), "{}", text(&upgrade));
     assert!(
@@ -253,11 +209,11 @@ fn a_flask_migrate_project_moves_over_and_takes_over_its_database() {
     );
     // The same schema as Python Alembic's own upgrade to head.
     let reference = server().database().unwrap();
-    python_alembic(dir, reference.url(), &["upgrade", "head"]);
+    python::alembic_cli(dir, reference.url(), &["upgrade", "head"]);
     assert_eq!(schema(url), schema(reference.url()));
     // And back to nothing.
     ok(alembic(dir, &["downgrade", "base"], Some(url)));
-    python_alembic(dir, reference.url(), &["downgrade", "base"]);
+    python::alembic_cli(dir, reference.url(), &["downgrade", "base"]);
     assert_eq!(schema(url), schema(reference.url()));
     assert!(
         schema(url).iter().all(|l| !l.starts_with("column")),

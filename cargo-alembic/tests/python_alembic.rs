@@ -8,9 +8,9 @@
 mod python;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use python::{tuple, venv};
+use python::tuple;
 
 use alembic_chain::load_versions;
 use alembic_throwaway::{Choice, Server};
@@ -72,25 +72,6 @@ fn python_project(root: &Path) -> PathBuf {
     project
 }
 
-fn python_alembic(venv: &Path, project: &Path, url: &str, args: &[&str]) -> Output {
-    let out = Command::new(venv.join("bin/python"))
-        .args(["-m", "alembic"])
-        .args(args)
-        .current_dir(project)
-        .env(
-            "ALEMBIC_URL",
-            url.replacen("postgresql://", "postgresql+psycopg2://", 1),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "alembic {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn cargo_alembic(url: &str, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
         .args(["--database-url", url])
@@ -122,7 +103,8 @@ fn version_rows(url: &str) -> Vec<String> {
 
 #[test]
 fn python_alembic_and_cargo_alembic_take_turns() {
-    let venv = venv();
+    // Python Alembic first, so that a failure to install it is reported first.
+    python::venv();
     let tmp = tempfile::tempdir().unwrap();
     let project = python_project(tmp.path());
     let server = Server::start(Choice::Local).unwrap();
@@ -144,7 +126,7 @@ fn python_alembic_and_cargo_alembic_take_turns() {
     ];
     for (verb, target) in steps {
         cargo_alembic(ours.url(), &[verb, target]);
-        python_alembic(&venv, &project, theirs.url(), &[verb, target]);
+        python::alembic_cli(&project, theirs.url(), &[verb, target]);
         assert_eq!(
             version_rows(ours.url()),
             version_rows(theirs.url()),
@@ -154,7 +136,7 @@ fn python_alembic_and_cargo_alembic_take_turns() {
 
     // 2. One database, the tools in turn.
     let shared = server.database().unwrap();
-    python_alembic(&venv, &project, shared.url(), &["upgrade", "f4d3b8e5a6c7"]);
+    python::alembic_cli(&project, shared.url(), &["upgrade", "f4d3b8e5a6c7"]);
     assert_eq!(cargo_alembic(shared.url(), &["current"]), "f4d3b8e5a6c7\n");
     let out = cargo_alembic(shared.url(), &["upgrade", "head"]);
     assert!(
@@ -166,13 +148,13 @@ fn python_alembic_and_cargo_alembic_take_turns() {
         "what Alembic applied is not run again: {out}"
     );
     assert_eq!(version_rows(shared.url()), ["f0d9b4e1a2c3"]);
-    python_alembic(&venv, &project, shared.url(), &["downgrade", "-1"]);
+    python::alembic_cli(&project, shared.url(), &["downgrade", "-1"]);
     assert_eq!(
         cargo_alembic(shared.url(), &["current"]),
         "e9c8a3d0f1b2 (audit)\n"
     );
     let theirs_current =
-        String::from_utf8(python_alembic(&venv, &project, shared.url(), &["current"]).stdout)
+        String::from_utf8(python::alembic_cli(&project, shared.url(), &["current"]).stdout)
             .unwrap();
     assert!(theirs_current.contains("e9c8a3d0f1b2"), "{theirs_current}");
     cargo_alembic(shared.url(), &["downgrade", "base"]);

@@ -52,6 +52,28 @@ fn build() -> PathBuf {
     dir
 }
 
+/// Runs Python Alembic's command line in `project` (whose `env.py` reads
+/// `ALEMBIC_URL`) against `url`; it must succeed.
+#[allow(dead_code)] // not every test binary runs Python Alembic's command line
+pub fn alembic_cli(project: &Path, url: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(venv().join("bin/python"))
+        .args(["-m", "alembic"])
+        .args(args)
+        .current_dir(project)
+        .env(
+            "ALEMBIC_URL",
+            url.replacen("postgresql://", "postgresql+psycopg2://", 1),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "alembic {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Python's repr of a header value: `None`, `'a'` or `('a', 'b')`.
 #[allow(dead_code)] // not every test binary writes Python revisions
 pub fn tuple(values: &[String]) -> String {

@@ -1,0 +1,48 @@
+//! Running `cargo alembic` in the end-to-end tests: one throwaway server per
+//! test binary, the binary in a folder with a clean environment, and its
+//! output as one text for assertions.
+
+#![allow(dead_code)] // each test binary uses a part
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use alembic_throwaway::{Choice, Server};
+
+/// The test binary's throwaway PostgreSQL.
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| Server::start(Choice::Local).expect("a throwaway PostgreSQL"))
+}
+
+/// Runs `cargo-alembic <args>` in `dir`, without the variables it reads
+/// from the environment, `DATABASE_URL` set to `url` if given.
+pub fn alembic_with(dir: &Path, args: &[&str], url: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"));
+    c.args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("VIRTUAL_ENV")
+        .env("NO_COLOR", "1");
+    if let Some(url) = url {
+        c.env("DATABASE_URL", url);
+    }
+    c.output().expect("run cargo-alembic")
+}
+
+/// Exit code, stdout and stderr in one text.
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Stdout of a run that must succeed.
+pub fn ok(out: Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
