@@ -242,6 +242,14 @@ fn import_refuses_bad_input_naming_the_file_and_writes_nothing() {
         ),
         (
             "sqlx",
+            &[
+                ("their-migrations/1_a.sql", "SELECT 1;\n"),
+                ("their-migrations/01_b.sql", "SELECT 2;\n"),
+            ],
+            "two migrations have version 01",
+        ),
+        (
+            "sqlx",
             &[("their-migrations/2_b.down.sql", "SELECT 1;\n")],
             "has no `.up.sql` beside it",
         ),

@@ -317,7 +317,8 @@ fn diesel_transactional(metadata: &Path) -> Result<bool, CliError> {
 
 fn refuse_duplicates(migrations: &[Foreign]) -> Result<(), CliError> {
     for pair in migrations.windows(2) {
-        if pair[0].id == pair[1].id {
+        // By the tool's order: sqlx reads `1_a.sql` and `01_b.sql` as one version.
+        if pair[0].order == pair[1].order || pair[0].id == pair[1].id {
             return Err(CliError::failed(
                 format!(
                     "two migrations have version {}: {} and {}",
