@@ -205,6 +205,29 @@ impl Runner {
         self
     }
 
+    /// Migrates one tenant schema (which must exist): its version table and
+    /// ledger live in `schema`, and revisions run with `search_path` set to
+    /// it (then `public`), so that one chain written without schema names
+    /// serves every tenant. The connection's `search_path` is restored
+    /// afterwards.
+    ///
+    /// ```no_run
+    /// # alembic_embed::embed_migrations!("../migrations");
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut client = alembic_embed::tls::connect("postgresql://localhost/app")?;
+    /// // The sign-up path of a schema-per-tenant service.
+    /// client.batch_execute("CREATE SCHEMA tenant_42")?;
+    /// migrations::runner().schema("tenant_42").upgrade(&mut client)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn schema(mut self, schema: impl Into<String>) -> Runner {
+        let schema = schema.into();
+        self.settings.version_table_schema = Some(schema.clone());
+        self.settings.search_path = Some(schema);
+        self
+    }
+
     /// How long to wait for another migrator's lock before giving up with
     /// an error naming the session that holds it (default: no limit).
     pub fn lock_timeout(mut self, timeout: Duration) -> Runner {

@@ -329,3 +329,55 @@ fn a_role_without_create_passes_the_startup_check() {
     assert!(report.steps.is_empty());
     assert_eq!(report.after, [HEAD]);
 }
+
+#[test]
+fn a_runner_per_tenant_schema_migrates_each_schema_and_restores_the_search_path() {
+    let db = db();
+    let mut c = db.connect().unwrap();
+    c.batch_execute(
+        "CREATE SCHEMA tenant_a; CREATE SCHEMA \"Tenant B\"; SET search_path TO public",
+    )
+    .unwrap();
+    for tenant in ["tenant_a", "Tenant B"] {
+        let report = migrations::runner().schema(tenant).upgrade(&mut c).unwrap();
+        assert_eq!(report.after, [HEAD], "{tenant}");
+        // The connection is as it was.
+        assert_eq!(rows(&mut c, "SHOW search_path"), ["public"]);
+    }
+    // Each tenant has the chain's tables and its own version table; public
+    // has none of them.
+    let tables = |schema: &str, c: &mut postgres::Client| {
+        let sql = format!(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = '{schema}'"
+        );
+        rows(c, &sql)
+    };
+    let a = tables("tenant_a", &mut c);
+    assert!(
+        a.contains(&"alembic_version".to_owned()) && a.contains(&"accounts".to_owned()),
+        "{a:?}"
+    );
+    assert_eq!(a, tables("Tenant B", &mut c));
+    assert!(
+        tables("public", &mut c).is_empty(),
+        "{:?}",
+        tables("public", &mut c)
+    );
+    // Each tenant is at head, read back through its own version table.
+    let status = migrations::runner()
+        .schema("tenant_a")
+        .status(&mut c)
+        .unwrap();
+    assert!(
+        status.is_up_to_date() && status.heads == [HEAD],
+        "{status:?}"
+    );
+    // A tenant whose schema does not exist is an error, and the search
+    // path is restored then too.
+    let err = migrations::runner()
+        .schema("nobody")
+        .upgrade(&mut c)
+        .unwrap_err();
+    assert!(err.to_string().contains("nobody"), "{err}");
+    assert_eq!(rows(&mut c, "SHOW search_path"), ["public"]);
+}

@@ -14,7 +14,7 @@ use crate::errors::EngineError;
 
 use super::settings::{Settings, TablesFound};
 use super::state::{Current, LedgerRow, RUN_COLUMNS};
-use super::Engine;
+use super::{quote_ident, quote_literal, Engine};
 
 /// A run's database side: the advisory lock held, the tables there, and
 /// the state as read after the lock was taken.
@@ -23,12 +23,14 @@ pub struct Session {
     key: i64,
     heads: Vec<String>,
     ledger: HashMap<String, LedgerRow>,
+    /// The connection's own search path, set back on release (a tenant's run).
+    restore: Option<String>,
 }
 
 impl Session {
     /// Ends the session without a run: releases the lock.
     pub async fn release_async<C: Connection>(self, client: &mut C) {
-        release(client, self.key).await;
+        release(client, self.key, self.restore.as_deref()).await;
     }
 
     /// [`Session::release_async`] on the synchronous client.
@@ -58,6 +60,11 @@ impl Settings {
         &self,
         client: &mut C,
     ) -> Result<Session, EngineError> {
+        // A tenant's run: the connection's own search path, to restore.
+        let restore = match &self.search_path {
+            Some(_) => Some(current_search_path(client).await?),
+            None => None,
+        };
         let (key, found) = acquire(
             client,
             &self.lock_key_sql(),
@@ -66,8 +73,14 @@ impl Settings {
         )
         .await?;
         let ensure = self.ensure_tables_sql(found);
+        let set_path = self
+            .search_path
+            .as_ref()
+            .map_or_else(String::new, |schema| {
+                format!("SET search_path TO {}, public;\n", quote_ident(schema))
+            });
         let sql = format!(
-            "{}SELECT version_num FROM {};\nSELECT {} FROM {};",
+            "{set_path}{}SELECT version_num FROM {};\nSELECT {} FROM {};",
             ensure.concat(),
             self.version_table_sql(),
             RUN_COLUMNS,
@@ -76,7 +89,7 @@ impl Settings {
         let messages = match client.simple_query(&sql).await {
             Ok(m) => m,
             Err(source) => {
-                release(client, key).await;
+                release(client, key, restore.as_deref()).await;
                 return Err(EngineError::Database {
                     context: "cannot lock and read the version table".into(),
                     source,
@@ -87,9 +100,12 @@ impl Settings {
             key,
             heads: Vec::new(),
             ledger: HashMap::new(),
+            restore,
         };
-        // Statements: the tables to make, then the versions, then the ledger.
-        let (versions, ledger) = (ensure.len(), ensure.len() + 1);
+        // Statements: the search path, the tables to make, then the
+        // versions, then the ledger.
+        let first = ensure.len() + usize::from(self.search_path.is_some());
+        let (versions, ledger) = (first, first + 1);
         let mut statement = 0;
         for message in messages {
             match message {
@@ -214,13 +230,38 @@ async fn lock_holders<C: Connection>(client: &mut C, key: i64) -> Vec<String> {
 /// The longest pause between two attempts to take the migration lock.
 const MAX_LOCK_POLL: Duration = Duration::from_millis(200);
 
-/// Ends any transaction and releases the advisory lock.
-pub(super) async fn release<C: Connection>(client: &mut C, key: i64) {
+/// Ends any transaction, restores the connection's search path after a
+/// tenant's run, and releases the advisory lock.
+pub(super) async fn release<C: Connection>(client: &mut C, key: i64, restore: Option<&str>) {
     // One round trip; a failed transaction must end before the lock can be
     // released, and without one ROLLBACK is only a warning.
+    let path = restore.map_or_else(String::new, |p| {
+        format!(
+            "SELECT pg_catalog.set_config('search_path', {}, false); ",
+            quote_literal(p)
+        )
+    });
     let _ = client
-        .batch_execute(&format!("ROLLBACK; SELECT pg_advisory_unlock({key})"))
+        .batch_execute(&format!("ROLLBACK; {path}SELECT pg_advisory_unlock({key})"))
         .await;
+}
+
+/// The connection's `search_path`, as `SHOW` gives it.
+async fn current_search_path<C: Connection>(client: &mut C) -> Result<String, EngineError> {
+    let messages = client
+        .simple_query("SHOW search_path")
+        .await
+        .map_err(|source| EngineError::Database {
+            context: "cannot read the search path".into(),
+            source,
+        })?;
+    Ok(messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap_or_default())
 }
 
 impl<'m> Engine<'m> {
@@ -238,10 +279,10 @@ impl<'m> Engine<'m> {
             Some(s) => s,
             None => self.settings.open_session_async(client).await?,
         };
-        let key = session.key;
+        let (key, restore) = (session.key, session.restore);
         let current = self.classify(session.heads, session.ledger);
         let result = act(client, current).await;
-        release(client, key).await;
+        release(client, key, restore.as_deref()).await;
         result
     }
 }

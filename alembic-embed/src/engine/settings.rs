@@ -34,6 +34,10 @@ pub struct Settings {
     /// How messages name the command to run (`cargo alembic`, or an
     /// embedding binary's `myapp migrate`): `<command> accept ...`.
     pub command: String,
+    /// A tenant schema: revisions run with `search_path` set to it (then
+    /// `public`), so that a chain written without schema names serves every
+    /// tenant; the connection's own `search_path` is restored afterwards.
+    pub search_path: Option<String>,
 }
 
 /// What an upgrade does when an applied revision was edited.
@@ -200,6 +204,7 @@ impl Default for Settings {
             statement_lock_timeout: None,
             tag: None,
             command: "cargo alembic".to_owned(),
+            search_path: None,
         }
     }
 }
