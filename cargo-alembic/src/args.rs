@@ -52,6 +52,46 @@ pub struct GlobalArgs {
     /// Output format
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Many databases or tenant schemas at once
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+/// A fleet: the targets of `upgrade`, `downgrade`, `stamp` and `current`
+/// beyond the one database.
+#[derive(Debug, Args, Default)]
+pub struct FleetArgs {
+    /// Every schema of the database matching this `LIKE` pattern is a tenant (repeatable)
+    #[arg(long, global = true, value_name = "PATTERN")]
+    pub each_schema: Vec<String>,
+    /// Every database on the URL's server matching this `LIKE` pattern (repeatable; templates excluded)
+    #[arg(long, global = true, value_name = "PATTERN")]
+    pub each_database: Vec<String>,
+    /// A file of targets: `name = url` or a URL a line, `#` comments; `$VAR` takes the URL from the environment
+    #[arg(long, global = true, value_name = "FILE")]
+    pub targets: Option<PathBuf>,
+    /// Targets at once
+    #[arg(
+        short = 'j',
+        long,
+        global = true,
+        value_name = "N",
+        default_value_t = 4
+    )]
+    pub jobs: usize,
+    /// Run every target even after one failed
+    #[arg(long, global = true)]
+    pub keep_going: bool,
+    /// This job's share of the targets, `I/N` (a stable split by name)
+    #[arg(long, global = true, value_name = "I/N")]
+    pub shard: Option<String>,
+}
+
+impl FleetArgs {
+    /// Whether the command runs on a fleet.
+    pub fn is_fleet(&self) -> bool {
+        !self.each_schema.is_empty() || !self.each_database.is_empty() || self.targets.is_some()
+    }
 }
 
 /// `--format`.

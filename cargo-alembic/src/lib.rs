@@ -152,5 +152,8 @@ fn run_then_exit(cli: Cli, exits: bool) -> Result<(), CliError> {
         database_url_flag: g.database_url.clone(),
         exits,
     };
+    if cli.global.fleet.is_fleet() {
+        return commands::fleet::run(&ctx, &cli.global.fleet, &cli.command);
+    }
     commands::dispatch(&ctx, cli.command)
 }

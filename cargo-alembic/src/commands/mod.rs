@@ -4,6 +4,7 @@ mod adopt;
 mod check;
 mod database;
 mod edit;
+pub(crate) mod fleet;
 mod import;
 mod import_alembic;
 mod init;

@@ -16,18 +16,32 @@ pub fn server() -> &'static Server {
     SERVER.get_or_init(|| Server::start(Choice::Local).expect("a throwaway PostgreSQL"))
 }
 
-/// Runs `cargo-alembic <args>` in `dir`, without the variables it reads
-/// from the environment, `DATABASE_URL` set to `url` if given.
-pub fn alembic_with(dir: &Path, args: &[&str], url: Option<&str>) -> Output {
+/// `cargo-alembic <args>` in `dir`, without the variables it reads from
+/// the environment.
+fn command(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"));
     c.args(args)
         .current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("VIRTUAL_ENV")
         .env("NO_COLOR", "1");
+    c
+}
+
+/// Runs `cargo-alembic <args>` in `dir`, `DATABASE_URL` set to `url` if
+/// given.
+pub fn alembic_with(dir: &Path, args: &[&str], url: Option<&str>) -> Output {
+    let mut c = command(dir, args);
     if let Some(url) = url {
         c.env("DATABASE_URL", url);
     }
+    c.output().expect("run cargo-alembic")
+}
+
+/// [`alembic_with`] without a database URL but with more environment.
+pub fn alembic_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = command(dir, args);
+    c.envs(env.iter().copied());
     c.output().expect("run cargo-alembic")
 }
 

@@ -1,0 +1,416 @@
+//! Fleets: one command on many targets, `-j N` at a time, one line per
+//! target as it finishes and a summary. A target is a database (the URL's,
+//! each database matching `--each-database`, or each line of `--targets`)
+//! and, with `--each-schema`, each matching schema in it: a tenant, whose
+//! version table and ledger live in its schema and whose revisions run with
+//! `search_path` set to it. Each target takes its own advisory lock, as a
+//! single migrator does, so a fleet run and any other migrator never
+//! collide.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use alembic_chain::RevisionMap;
+use alembic_embed::cli_engine::commands::{
+    self, ChainSource, CommandError, CurrentView, Database, Output, Ran,
+};
+use alembic_embed::{Report, Step};
+
+use crate::args::{Command, FleetArgs};
+use crate::errors::CliError;
+use crate::output::emit;
+use crate::Ctx;
+
+/// One database, or one tenant schema in it.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    name: String,
+    url: String,
+    schema: Option<String>,
+}
+
+/// The chain, loaded once for every target.
+struct Loaded<'a>(&'a RevisionMap);
+
+impl<'a> ChainSource for Loaded<'a> {
+    type Map = &'a RevisionMap;
+
+    fn load(&self) -> Result<&'a RevisionMap, CommandError> {
+        Ok(self.0)
+    }
+}
+
+/// What one target's command printed, kept for its line.
+#[derive(Default)]
+struct Capture {
+    report: Option<Report>,
+    current: Option<String>,
+    steps: usize,
+}
+
+impl Output for Capture {
+    fn text(&mut self, _text: &str) -> Result<(), CommandError> {
+        Ok(())
+    }
+
+    fn note(&mut self, _line: &str) {}
+
+    fn step(&mut self, _step: &Step) {
+        self.steps += 1;
+    }
+
+    fn report(
+        &mut self,
+        report: &Report,
+        _ran: Ran,
+        _tag: Option<&str>,
+    ) -> Result<(), CommandError> {
+        self.report = Some(report.clone());
+        Ok(())
+    }
+
+    fn current(&mut self, view: &CurrentView<'_>) -> Result<(), CommandError> {
+        let heads = &view.status.heads;
+        self.current = Some(if heads.is_empty() {
+            "base".into()
+        } else {
+            heads.join(", ")
+        });
+        Ok(())
+    }
+}
+
+fn at(rows: &[String]) -> String {
+    if rows.is_empty() {
+        "base".into()
+    } else {
+        rows.join(", ")
+    }
+}
+
+/// The URL with another database name: the path of a URL, or a later
+/// `dbname` key in a key/value string (libpq takes the last one).
+fn with_dbname(url: &str, name: &str) -> String {
+    let Some(rest) = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+    else {
+        return format!(
+            "{url} dbname='{}'",
+            name.replace('\\', "\\\\").replace('\'', "\\'")
+        );
+    };
+    let scheme = &url[..url.len() - rest.len()];
+    let (before_query, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(a, q)| (a, Some(q)));
+    let authority = before_query
+        .split_once('/')
+        .map_or(before_query, |(a, _)| a);
+    let encoded: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    match query {
+        Some(q) => format!("{scheme}{authority}/{encoded}?{q}"),
+        None => format!("{scheme}{authority}/{encoded}"),
+    }
+}
+
+fn names(
+    client: &mut postgres::Client,
+    sql: &str,
+    patterns: &[String],
+) -> Result<Vec<String>, CliError> {
+    let rows = client.query(sql, &[&patterns]).map_err(|e| {
+        let reason = e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |db| db.message().to_owned());
+        CliError::failed(format!("cannot list the fleet's targets: {reason}"), None)
+    })?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Expands `$NAME` and `${NAME}` from the environment, so that a targets
+/// file holds no passwords.
+fn expand(value: &str, file: &str, line: usize) -> Result<String, CliError> {
+    let Some(var) = value.strip_prefix('$') else {
+        return Ok(value.to_owned());
+    };
+    let var = var.trim_start_matches('{').trim_end_matches('}');
+    std::env::var(var)
+        .map_err(|_| CliError::usage(format!("{file}:{line}: ${var} is not set"), None))
+}
+
+/// The databases: the lines of `--targets`, the ones `--each-database`
+/// matches on the URL's server, or the URL's own.
+fn bases(ctx: &Ctx, fleet: &FleetArgs) -> Result<Vec<Target>, CliError> {
+    if let Some(file) = &fleet.targets {
+        let shown = file.display().to_string();
+        let text = std::fs::read_to_string(ctx.cwd.join(file))
+            .map_err(|e| CliError::usage(format!("cannot read {shown}: {e}"), None))?;
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split_once('#').map_or(line, |(a, _)| a).trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (name, url) = match line.split_once('=') {
+                Some((name, url)) if !name.contains("://") && !name.trim().contains(' ') => {
+                    (name.trim().to_owned(), url.trim())
+                }
+                _ => (String::new(), line),
+            };
+            let url = expand(url, &shown, n + 1)?;
+            let name = if name.is_empty() {
+                alembic_embed::tls::describe_target(&url)
+            } else {
+                name
+            };
+            out.push(Target {
+                name,
+                url,
+                schema: None,
+            });
+        }
+        return Ok(out);
+    }
+    let url = ctx
+        .config
+        .database_url
+        .as_ref()
+        .ok_or_else(|| CliError::usage("no database URL", Some("a fleet starts from the server the URL names: pass --database-url or set DATABASE_URL".into())))?
+        .expose()
+        .to_owned();
+    if fleet.each_database.is_empty() {
+        return Ok(vec![Target {
+            name: String::new(),
+            url,
+            schema: None,
+        }]);
+    }
+    let mut client = alembic_embed::tls::connect(&url)
+        .map_err(|e| CliError::by_code(e.exit_code(), e.to_string()))?;
+    let dbs = names(
+        &mut client,
+        "SELECT datname::text FROM pg_catalog.pg_database WHERE NOT datistemplate AND datallowconn \
+         AND datname LIKE ANY($1) ORDER BY 1",
+        &fleet.each_database,
+    )?;
+    Ok(dbs
+        .into_iter()
+        .map(|db| Target {
+            url: with_dbname(&url, &db),
+            name: db,
+            schema: None,
+        })
+        .collect())
+}
+
+/// Every target: the databases, and with `--each-schema` the matching
+/// schemas of each; then this shard's share.
+pub(crate) fn targets(ctx: &Ctx, fleet: &FleetArgs) -> Result<Vec<Target>, CliError> {
+    let mut out = Vec::new();
+    for base in bases(ctx, fleet)? {
+        if fleet.each_schema.is_empty() {
+            out.push(base);
+            continue;
+        }
+        let mut client = alembic_embed::tls::connect(&base.url)
+            .map_err(|e| CliError::by_code(e.exit_code(), e.to_string()))?;
+        let schemas = names(
+            &mut client,
+            "SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname LIKE ANY($1) \
+             AND nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1",
+            &fleet.each_schema,
+        )?;
+        for schema in schemas {
+            let name = if base.name.is_empty() {
+                schema.clone()
+            } else {
+                format!("{}/{schema}", base.name)
+            };
+            out.push(Target {
+                name,
+                url: base.url.clone(),
+                schema: Some(schema),
+            });
+        }
+    }
+    if let Some(shard) = &fleet.shard {
+        let (i, n) = parse_shard(shard)?;
+        out.retain(|t| stable_hash(&t.name) % n == i - 1);
+    }
+    Ok(out)
+}
+
+/// `I/N`, 1 ≤ I ≤ N.
+fn parse_shard(text: &str) -> Result<(u64, u64), CliError> {
+    let bad = || {
+        CliError::usage(
+            format!("--shard {text}: expected I/N with 1 ≤ I ≤ N, e.g. 2/4"),
+            None,
+        )
+    };
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i == 0 || n == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// FNV-1a: a target's shard depends on its name only, so adding targets
+/// never moves the others.
+fn stable_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// How one target ended.
+enum Outcome {
+    Done(String),
+    Failed(String),
+}
+
+fn run_one(ctx: &Ctx, map: &RevisionMap, target: &Target, command: &Command) -> Outcome {
+    let mut settings = super::database::settings(ctx);
+    if let Some(schema) = &target.schema {
+        settings.version_table_schema = Some(schema.clone());
+        settings.search_path = Some(schema.clone());
+    }
+    let db = Database {
+        settings,
+        url: Some(&target.url),
+        no_url_help: String::new(),
+    };
+    let source = Loaded(map);
+    let mut out = Capture::default();
+    let started = Instant::now();
+    let result = match command {
+        Command::Upgrade(a) => commands::upgrade(&db, &source, &mut out, a),
+        Command::Downgrade(a) => commands::downgrade(&db, &source, &mut out, a),
+        Command::Stamp(a) => commands::stamp(&db, &source, &mut out, a),
+        Command::Current(a) => commands::current(&db, &source, &mut out, a),
+        _ => Err(CommandError::Usage {
+            message: "not a fleet command".into(),
+            help: None,
+        }),
+    };
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Err(e) => Outcome::Failed(
+            e.message_and_help()
+                .0
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+        ),
+        Ok(()) => Outcome::Done(match (&out.report, &out.current) {
+            (Some(r), _) => format!(
+                "{} -> {} ({} revision{}, {ms:.0} ms)",
+                at(&r.before),
+                at(&r.after),
+                out.steps,
+                if out.steps == 1 { "" } else { "s" }
+            ),
+            (None, Some(heads)) => heads.clone(),
+            (None, None) => format!("done ({ms:.0} ms)"),
+        }),
+    }
+}
+
+/// Runs `command` on every target of the fleet.
+pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(), CliError> {
+    if !matches!(
+        command,
+        Command::Upgrade(_) | Command::Downgrade(_) | Command::Stamp(_) | Command::Current(_)
+    ) {
+        return Err(CliError::usage(
+            "--each-schema, --each-database and --targets work with upgrade, downgrade, stamp and current",
+            None,
+        ));
+    }
+    let sql = match command {
+        Command::Upgrade(a) => a.run.sql,
+        Command::Downgrade(a) => a.run.sql,
+        Command::Stamp(a) => a.sql,
+        _ => false,
+    };
+    if sql {
+        return Err(CliError::usage(
+            "--sql prints one script; it takes no fleet",
+            None,
+        ));
+    }
+    let map = ctx.load()?;
+    let targets = targets(ctx, fleet)?;
+    if targets.is_empty() {
+        return Err(CliError::failed(
+            "the fleet has no targets: no database or schema matches",
+            None,
+        ));
+    }
+    let started = Instant::now();
+    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let (failed, printed) = (AtomicUsize::new(0), Mutex::new(()));
+    let jobs = fleet.jobs.clamp(1, targets.len());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(target) = targets.get(i) else { return };
+                let line = match run_one(ctx, &map, target, command) {
+                    Outcome::Done(text) => format!("{}: {text}\n", target.name),
+                    Outcome::Failed(text) => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        if !fleet.keep_going {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                        format!("{}: error: {text}\n", target.name)
+                    }
+                };
+                let _guard = printed.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = emit(&line);
+            });
+        }
+    });
+    let started_count = next.load(Ordering::SeqCst).min(targets.len());
+    let failed = failed.load(Ordering::SeqCst);
+    let not_started = targets.len() - started_count;
+    let summary = format!(
+        "fleet: {} target{}, {} done, {failed} failed, {not_started} not started ({} ms, {jobs} at a time)\n",
+        targets.len(),
+        if targets.len() == 1 { "" } else { "s" },
+        started_count - failed,
+        started.elapsed().as_millis()
+    );
+    emit(&summary).map_err(|e| CliError::Io {
+        path: "stdout".into(),
+        source: e,
+    })?;
+    ctx.discard(map);
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(CliError::failed(
+            format!("{failed} target{} failed", if failed == 1 { "" } else { "s" }),
+            (!fleet.keep_going && not_started > 0)
+                .then(|| "the run stopped starting targets at the first failure; --keep-going runs every target".into()),
+        ))
+    }
+}

@@ -1,0 +1,256 @@
+//! Fleets on a real PostgreSQL: tenant schemas (`--each-schema`), databases
+//! (`--each-database`, `--targets`), a failing target with and without
+//! `--keep-going`, and `--shard`. The repository's chain, whose revisions
+//! name no schema.
+
+#[path = "support/run.rs"]
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use run::{alembic_with, ok, server, text};
+
+const HEAD: &str = "f0d9b4e1a2c3";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn alembic(url: &str, args: &[&str]) -> Output {
+    alembic_with(&workspace(), args, Some(url))
+}
+
+fn rows(url: &str, sql: &str) -> Vec<String> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.simple_query(sql)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn schemas(url: &str, names: &[&str]) {
+    let sql: String = names
+        .iter()
+        .map(|n| format!("CREATE SCHEMA {n};"))
+        .collect();
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.batch_execute(&sql).unwrap();
+}
+
+#[test]
+fn every_tenant_schema_is_migrated_in_its_own_schema() {
+    let db = server().database().unwrap();
+    let url = db.url();
+    schemas(
+        url,
+        &[
+            "tenant_1", "tenant_2", "tenant_3", "tenant_4", "tenant_5", "shared",
+        ],
+    );
+    let out = ok(alembic(
+        url,
+        &["upgrade", "head", "--each-schema", "tenant_%", "-j", "3"],
+    ));
+    for t in 1..=5 {
+        assert!(
+            out.contains(&format!("tenant_{t}: base -> {HEAD} (")),
+            "{out}"
+        );
+        assert_eq!(
+            rows(
+                url,
+                &format!("SELECT version_num FROM tenant_{t}.alembic_version")
+            ),
+            [HEAD]
+        );
+        assert_eq!(
+            rows(url, &format!("SELECT count(*) FROM tenant_{t}.accounts")),
+            ["0"]
+        );
+    }
+    assert!(
+        out.contains("fleet: 5 targets, 5 done, 0 failed, 0 not started"),
+        "{out}"
+    );
+    // Nothing in public or in the schema the pattern leaves out.
+    assert!(rows(url, "SELECT table_name::text FROM information_schema.tables WHERE table_schema IN ('public', 'shared')").is_empty());
+    let current = ok(alembic(
+        url,
+        &[
+            "current",
+            "--each-schema",
+            "tenant_1",
+            "--each-schema",
+            "tenant_2",
+        ],
+    ));
+    assert!(
+        current.contains(&format!("tenant_1: {HEAD}"))
+            && current.contains(&format!("tenant_2: {HEAD}")),
+        "{current}"
+    );
+    assert!(current.contains("fleet: 2 targets"), "{current}");
+}
+
+#[test]
+fn a_failing_tenant_stops_new_targets_unless_keep_going() {
+    let db = server().database().unwrap();
+    let url = db.url();
+    schemas(url, &["t_1", "t_2", "t_3", "t_4", "t_5"]);
+    // t_3 already has the first revision's table.
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.batch_execute("CREATE TABLE t_3.accounts (id int)")
+        .unwrap();
+    let out = alembic(
+        url,
+        &["upgrade", "head", "--each-schema", "t\\_%", "-j", "1"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("t_3: error: ") && stdout.contains("already exists"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains("fleet: 5 targets, 2 done, 1 failed, 2 not started"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--keep-going"),
+        "{}",
+        text(&out)
+    );
+    assert!(rows(url, "SELECT to_regclass('t_5.alembic_version')::text")
+        .iter()
+        .all(|r| r == "NULL"));
+
+    let out = alembic(
+        url,
+        &["upgrade", "head", "--each-schema", "t\\_%", "--keep-going"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("fleet: 5 targets, 4 done, 1 failed, 0 not started"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        rows(url, "SELECT version_num FROM t_5.alembic_version"),
+        [HEAD]
+    );
+}
+
+#[test]
+fn databases_by_pattern_and_from_a_targets_file() {
+    let db = server().database().unwrap();
+    let url = db.url();
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    for name in ["fleetdb_a", "fleetdb_b", "fleetdb_c"] {
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    }
+    let out = ok(alembic(
+        url,
+        &["upgrade", "head", "--each-database", "fleetdb_%"],
+    ));
+    assert!(out.contains("fleet: 3 targets, 3 done"), "{out}");
+    let other = |name: &str| {
+        url.rsplit_once('/')
+            .map(|(base, _)| format!("{base}/{name}"))
+            .unwrap()
+    };
+    for name in ["fleetdb_a", "fleetdb_b", "fleetdb_c"] {
+        assert_eq!(
+            rows(&other(name), "SELECT version_num FROM alembic_version"),
+            [HEAD],
+            "{name}"
+        );
+    }
+
+    // A targets file: names, a URL from the environment, comments.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("targets");
+    std::fs::write(
+        &file,
+        format!(
+            "# the fleet\na = $FLEET_A_URL\nb = {}   # inline comment\n",
+            other("fleetdb_b")
+        ),
+    )
+    .unwrap();
+    let out = run::alembic_with_env(
+        &workspace(),
+        &["downgrade", "base", "--targets", file.to_str().unwrap()],
+        &[("FLEET_A_URL", &other("fleetdb_a"))],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("a: {HEAD} -> base"))
+            && stdout.contains("fleet: 2 targets, 2 done"),
+        "{stdout}"
+    );
+    assert!(rows(
+        &other("fleetdb_a"),
+        "SELECT version_num FROM alembic_version"
+    )
+    .is_empty());
+    assert_eq!(
+        rows(
+            &other("fleetdb_c"),
+            "SELECT version_num FROM alembic_version"
+        ),
+        [HEAD]
+    );
+    // An unset variable is bad usage, naming the file and line.
+    std::fs::write(&file, "a = $FLEET_NOT_SET\n").unwrap();
+    let out = alembic(url, &["current", "--targets", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("targets:1: $FLEET_NOT_SET is not set"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn shards_split_the_fleet_by_name_without_overlap() {
+    let db = server().database().unwrap();
+    let url = db.url();
+    let names: Vec<String> = (1..=12).map(|i| format!("s_{i:02}")).collect();
+    schemas(url, &names.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut seen: Vec<String> = Vec::new();
+    for shard in ["1/3", "2/3", "3/3"] {
+        let out = ok(alembic(
+            url,
+            &[
+                "upgrade",
+                "head",
+                "--each-schema",
+                "s\\_%",
+                "--shard",
+                shard,
+            ],
+        ));
+        for line in out.lines().filter(|l| l.starts_with("s_")) {
+            seen.push(line.split(':').next().unwrap().to_owned());
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, names, "every tenant in exactly one shard");
+    let out = alembic(
+        url,
+        &["current", "--each-schema", "s\\_%", "--shard", "4/3"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
