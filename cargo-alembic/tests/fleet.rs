@@ -136,15 +136,36 @@ fn a_failing_tenant_stops_new_targets_unless_keep_going() {
 
     let out = alembic(
         url,
-        &["upgrade", "head", "--each-schema", "t\\_%", "--keep-going"],
+        &[
+            "upgrade",
+            "head",
+            "--each-schema",
+            "t\\_%",
+            "--keep-going",
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("fleet: 5 targets, 4 done, 1 failed, 0 not started"),
-        "{}",
-        text(&out)
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["done"].as_u64(), report["failed"].as_u64()),
+        (Some(4), Some(1)),
+        "{report}"
     );
+    let t3 = &report["targets"][2];
+    assert_eq!(t3["name"], "t_3", "{report}");
+    assert_eq!(t3["status"], "failed", "{report}");
+    assert_eq!(t3["error"]["revision"], "c1a0e5b2d3f4", "{report}");
+    assert_eq!(t3["error"]["sqlstate"], "42P07", "{report}");
+    assert!(
+        t3["error"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("c1a0e5b2d3f4_create_accounts.sql"),
+        "{report}"
+    );
+    assert_eq!(report["targets"][4]["after"][0], HEAD, "{report}");
     assert_eq!(
         rows(url, "SELECT version_num FROM t_5.alembic_version"),
         [HEAD]
@@ -253,4 +274,32 @@ fn shards_split_the_fleet_by_name_without_overlap() {
         &["current", "--each-schema", "s\\_%", "--shard", "4/3"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn a_fleet_and_a_single_migrator_of_one_tenant_apply_each_revision_once() {
+    let db = server().database().unwrap();
+    let url = db.url().to_owned();
+    let names: Vec<String> = (1..=8).map(|i| format!("c_{i}")).collect();
+    schemas(&url, &names.iter().map(String::as_str).collect::<Vec<_>>());
+    let fleet = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            alembic(
+                &url,
+                &["upgrade", "head", "--each-schema", "c\\_%", "-j", "4"],
+            )
+        })
+    };
+    let single = alembic(&url, &["upgrade", "head", "--each-schema", "c_5"]);
+    let fleet = fleet.join().unwrap();
+    assert_eq!(single.status.code(), Some(0), "{}", text(&single));
+    assert_eq!(fleet.status.code(), Some(0), "{}", text(&fleet));
+    let revisions = rows(&url, "SELECT count(*) FROM c_5.alembic_version_ledger");
+    let total = rows(&url, "SELECT count(*) FROM c_1.alembic_version_ledger");
+    assert_eq!(revisions, total);
+    assert_eq!(
+        rows(&url, "SELECT version_num FROM c_5.alembic_version"),
+        [HEAD]
+    );
 }

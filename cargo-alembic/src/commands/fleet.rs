@@ -15,11 +15,12 @@ use alembic_chain::RevisionMap;
 use alembic_embed::cli_engine::commands::{
     self, ChainSource, CommandError, CurrentView, Database, Output, Ran,
 };
-use alembic_embed::{Report, Step};
+use alembic_embed::{EngineError, Report, Step};
+use serde::Serialize;
 
-use crate::args::{Command, FleetArgs};
+use crate::args::{Command, FleetArgs, Format};
 use crate::errors::CliError;
-use crate::output::emit;
+use crate::output::{emit, to_json};
 use crate::Ctx;
 
 /// One database, or one tenant schema in it.
@@ -41,11 +42,11 @@ impl<'a> ChainSource for Loaded<'a> {
     }
 }
 
-/// What one target's command printed, kept for its line.
+/// What one target's command outcomes, kept for its line.
 #[derive(Default)]
 struct Capture {
     report: Option<Report>,
-    current: Option<String>,
+    current: Option<Vec<String>>,
     steps: usize,
 }
 
@@ -71,12 +72,7 @@ impl Output for Capture {
     }
 
     fn current(&mut self, view: &CurrentView<'_>) -> Result<(), CommandError> {
-        let heads = &view.status.heads;
-        self.current = Some(if heads.is_empty() {
-            "base".into()
-        } else {
-            heads.join(", ")
-        });
+        self.current = Some(view.status.heads.clone());
         Ok(())
     }
 }
@@ -277,10 +273,64 @@ fn stable_hash(name: &str) -> u64 {
     })
 }
 
-/// How one target ended.
-enum Outcome {
-    Done(String),
-    Failed(String),
+/// How one target ended: its line, and its JSON object.
+struct Outcome {
+    failed: bool,
+    line: String,
+    json: TargetJson,
+}
+
+/// A target in `--format json`.
+#[derive(Serialize)]
+struct TargetJson {
+    name: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<String>,
+    before: Vec<String>,
+    after: Vec<String>,
+    revisions: Vec<StepJson>,
+    duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorJson>,
+}
+
+#[derive(Serialize)]
+struct StepJson {
+    revision: String,
+    duration_ms: f64,
+}
+
+/// A failed target's error: the message, and for a failing statement its
+/// revision, file, line and SQLSTATE.
+#[derive(Serialize)]
+struct ErrorJson {
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sqlstate: Option<String>,
+}
+
+fn error_json(e: &CommandError) -> ErrorJson {
+    let mut json = ErrorJson {
+        message: e.message_and_help().0,
+        revision: None,
+        file: None,
+        line: None,
+        sqlstate: None,
+    };
+    if let CommandError::Engine(EngineError::Sql(f)) = e {
+        json.revision = Some(f.revision.clone());
+        json.file = Some(f.file.display().to_string());
+        json.line = Some(f.line);
+        json.sqlstate = f.code.clone();
+    }
+    json
 }
 
 fn run_one(ctx: &Ctx, map: &RevisionMap, target: &Target, command: &Command) -> Outcome {
@@ -308,16 +358,40 @@ fn run_one(ctx: &Ctx, map: &RevisionMap, target: &Target, command: &Command) -> 
         }),
     };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    match result {
-        Err(e) => Outcome::Failed(
-            e.message_and_help()
-                .0
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_owned(),
-        ),
-        Ok(()) => Outcome::Done(match (&out.report, &out.current) {
+    let mut json = TargetJson {
+        name: target.name.clone(),
+        status: "done",
+        schema: target.schema.clone(),
+        before: Vec::new(),
+        after: Vec::new(),
+        revisions: Vec::new(),
+        duration_ms: ms,
+        error: None,
+    };
+    if let Some(r) = &out.report {
+        json.before = r.before.clone();
+        json.after = r.after.clone();
+        json.revisions = r
+            .steps
+            .iter()
+            .map(|s| StepJson {
+                revision: s.revision.clone(),
+                duration_ms: s.duration.as_secs_f64() * 1000.0,
+            })
+            .collect();
+    }
+    if let Some(heads) = &out.current {
+        json.after = heads.clone();
+    }
+    let line = match &result {
+        Err(e) => {
+            json.status = "failed";
+            let error = error_json(e);
+            let line = format!("error: {}", error.message.lines().next().unwrap_or(""));
+            json.error = Some(error);
+            line
+        }
+        Ok(()) => match (&out.report, &out.current) {
             (Some(r), _) => format!(
                 "{} -> {} ({} revision{}, {ms:.0} ms)",
                 at(&r.before),
@@ -325,9 +399,14 @@ fn run_one(ctx: &Ctx, map: &RevisionMap, target: &Target, command: &Command) -> 
                 out.steps,
                 if out.steps == 1 { "" } else { "s" }
             ),
-            (None, Some(heads)) => heads.clone(),
+            (None, Some(heads)) => at(heads),
             (None, None) => format!("done ({ms:.0} ms)"),
-        }),
+        },
+    };
+    Outcome {
+        failed: result.is_err(),
+        line: format!("{}: {line}\n", target.name),
+        json,
     }
 }
 
@@ -364,7 +443,8 @@ pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(),
     }
     let started = Instant::now();
     let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
-    let (failed, printed) = (AtomicUsize::new(0), Mutex::new(()));
+    let (failed, outcomes) = (AtomicUsize::new(0), Mutex::new(Vec::new()));
+    let json = ctx.format == Format::Json;
     let jobs = fleet.jobs.clamp(1, targets.len());
     std::thread::scope(|scope| {
         for _ in 0..jobs {
@@ -374,18 +454,18 @@ pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(),
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(target) = targets.get(i) else { return };
-                let line = match run_one(ctx, &map, target, command) {
-                    Outcome::Done(text) => format!("{}: {text}\n", target.name),
-                    Outcome::Failed(text) => {
-                        failed.fetch_add(1, Ordering::SeqCst);
-                        if !fleet.keep_going {
-                            stop.store(true, Ordering::SeqCst);
-                        }
-                        format!("{}: error: {text}\n", target.name)
+                let outcome = run_one(ctx, &map, target, command);
+                if outcome.failed {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                    if !fleet.keep_going {
+                        stop.store(true, Ordering::SeqCst);
                     }
-                };
-                let _guard = printed.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = emit(&line);
+                }
+                let mut done = outcomes.lock().unwrap_or_else(|p| p.into_inner());
+                if !json {
+                    let _ = emit(&outcome.line);
+                }
+                done.push(outcome.json);
             });
         }
     });
@@ -399,7 +479,29 @@ pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(),
         started_count - failed,
         started.elapsed().as_millis()
     );
-    emit(&summary).map_err(|e| CliError::Io {
+    let text = if json {
+        #[derive(Serialize)]
+        struct FleetJson {
+            targets: Vec<TargetJson>,
+            done: usize,
+            failed: usize,
+            not_started: Vec<String>,
+        }
+        let mut finished = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+        finished.sort_by(|a, b| a.name.cmp(&b.name));
+        to_json(&FleetJson {
+            targets: finished,
+            done: started_count - failed,
+            failed,
+            not_started: targets[started_count..]
+                .iter()
+                .map(|t| t.name.clone())
+                .collect(),
+        })
+    } else {
+        summary
+    };
+    emit(&text).map_err(|e| CliError::Io {
         path: "stdout".into(),
         source: e,
     })?;
