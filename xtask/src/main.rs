@@ -10,6 +10,8 @@
 //!   `sqlx::migrate!`: startup check and incremental build cost.
 //! - `bench import`: `import alembic` of 500 generated revisions, and the
 //!   share spent in Python.
+//! - `bench fleet`: tenant schemas and databases, a fleet run beside a
+//!   shell loop.
 //! - `bench link --before REV`: the example service's cold release build
 //!   and stripped binary at two commits.
 
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod embed;
+mod fleet;
 mod import;
 mod link;
 
@@ -42,6 +45,9 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("embed") => {
             embed::bench_embed(&root, &args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("fleet") => {
+            fleet::bench_fleet(&root, &args[2..])
+        }
         Some("bench") if args.get(1).map(String::as_str) == Some("import") => {
             import::bench_import(&root, &args[2..])
         }
@@ -53,7 +59,7 @@ fn main() -> Result<()> {
         Some("__read-all") => read_all(Path::new(args.get(1).context("a folder")?)),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [engine|verify|embed|link|import] [--runs N] [--no-python] [--no-sqlx] [--before REV] [--write]"
+                "usage: cargo xtask bench [engine|verify|embed|link|import|fleet] [--runs N] [--no-python] [--no-sqlx] [--before REV] [--write]"
             );
             bail!("unknown task")
         }
