@@ -9,7 +9,7 @@ mod run;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use run::{alembic_with, ok, server, text};
+use run::{alembic_with, ok, rows, server, sql, text};
 
 const HEAD: &str = "f0d9b4e1a2c3";
 
@@ -24,25 +24,12 @@ fn alembic(url: &str, args: &[&str]) -> Output {
     alembic_with(&workspace(), args, Some(url))
 }
 
-fn rows(url: &str, sql: &str) -> Vec<String> {
-    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    c.simple_query(sql)
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_owned()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn schemas(url: &str, names: &[&str]) {
-    let sql: String = names
+    let text: String = names
         .iter()
         .map(|n| format!("CREATE SCHEMA {n};"))
         .collect();
-    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    c.batch_execute(&sql).unwrap();
+    sql(url, &text);
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod run;
 use std::path::Path;
 use std::process::Output;
 
-use run::{alembic_with, ok, server, text};
+use run::{alembic_with, ok, rows, server, sql, text};
 
 fn alembic(dir: &Path, args: &[&str], url: Option<&str>) -> Output {
     let mut all = vec!["--script-location", "db"];
@@ -313,23 +313,6 @@ fn import_refuses_bad_input_naming_the_file_and_writes_nothing() {
 }
 
 // `adopt`: a database migrated the way each tool records it.
-
-fn sql(url: &str, text: &str) {
-    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    c.batch_execute(text).unwrap();
-}
-
-fn rows(url: &str, query: &str) -> Vec<String> {
-    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    c.simple_query(query)
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_owned()),
-            _ => None,
-        })
-        .collect()
-}
 
 const SQLX_TABLE: &str = "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
     installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, \

@@ -60,3 +60,22 @@ pub fn ok(out: Output) -> String {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Runs SQL on `url`.
+pub fn sql(url: &str, text: &str) {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.batch_execute(text).unwrap();
+}
+
+/// The first column of a query's rows, as text (`NULL` for null).
+pub fn rows(url: &str, query: &str) -> Vec<String> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.simple_query(query)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_owned()),
+            _ => None,
+        })
+        .collect()
+}
