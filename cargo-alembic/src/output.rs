@@ -73,3 +73,23 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
     s.push('\n');
     s
 }
+
+/// GitHub's escaping for annotation messages and properties.
+pub(crate) fn escape(text: &str, property: bool) -> String {
+    let mut out = text
+        .replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A");
+    if property {
+        out = out.replace(':', "%3A").replace(',', "%2C");
+    }
+    out
+}
+
+/// XML's escaping for text and attribute values.
+pub(crate) fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

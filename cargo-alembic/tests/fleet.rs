@@ -157,6 +157,60 @@ fn a_failing_tenant_stops_new_targets_unless_keep_going() {
         rows(url, "SELECT version_num FROM t_5.alembic_version"),
         [HEAD]
     );
+
+    // GitHub annotations on the failing revision's file; JUnit with the
+    // targets not started as skipped.
+    let out = alembic(
+        url,
+        &[
+            "upgrade",
+            "head",
+            "--each-schema",
+            "t\\_%",
+            "--keep-going",
+            "--format",
+            "github",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("c1a0e5b2d3f4_create_accounts.sql,line="),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(",title=cargo alembic fleet%3A t_3::"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("::error")).count(),
+        1,
+        "{stdout}"
+    );
+    let out = alembic(
+        url,
+        &[
+            "upgrade",
+            "head",
+            "--each-schema",
+            "t\\_%",
+            "-j",
+            "1",
+            "--format",
+            "junit",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("tests=\"5\" failures=\"1\" skipped=\"2\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("<testcase classname=\"fleet\" name=\"t_3\"")
+            && stdout.contains("<failure message="),
+        "{stdout}"
+    );
 }
 
 #[test]

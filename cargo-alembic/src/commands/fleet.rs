@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::args::{Command, FleetArgs, Format};
 use crate::errors::CliError;
-use crate::output::{emit, to_json};
+use crate::output::{emit, escape, to_json, xml};
 use crate::Ctx;
 
 /// One database, or one tenant schema in it.
@@ -410,6 +410,68 @@ fn run_one(ctx: &Ctx, map: &RevisionMap, target: &Target, command: &Command) -> 
     }
 }
 
+/// `--format github`: an error annotation per failed target, on the
+/// revision's file and line when a statement failed.
+fn annotations(finished: &[TargetJson]) -> String {
+    let mut out = String::new();
+    for t in finished {
+        let Some(e) = &t.error else { continue };
+        let mut props = Vec::new();
+        if let Some(file) = &e.file {
+            props.push(format!("file={}", escape(file, true)));
+        }
+        if let Some(line) = e.line {
+            props.push(format!("line={line}"));
+        }
+        props.push(format!(
+            "title={}",
+            escape(&format!("cargo alembic fleet: {}", t.name), true)
+        ));
+        out.push_str(&format!(
+            "::error {}::{}\n",
+            props.join(","),
+            escape(&e.message, false)
+        ));
+    }
+    out
+}
+
+/// `--format junit`: a test case per target; a failure for a failed one, a
+/// skipped case for one that was not started.
+fn junit(finished: &[TargetJson], not_started: &[Target], took: std::time::Duration) -> String {
+    let mut cases = String::new();
+    for t in finished {
+        cases.push_str(&format!(
+            "    <testcase classname=\"fleet\" name=\"{}\" time=\"{:.3}\"",
+            xml(&t.name),
+            t.duration_ms / 1000.0
+        ));
+        match &t.error {
+            None => cases.push_str("/>\n"),
+            Some(e) => cases.push_str(&format!(
+                ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                xml(e.message.lines().next().unwrap_or("")),
+                xml(&e.message)
+            )),
+        }
+    }
+    for t in not_started {
+        cases.push_str(&format!(
+            "    <testcase classname=\"fleet\" name=\"{}\">\n      <skipped message=\"not started after a failure\"/>\n    </testcase>\n",
+            xml(&t.name)
+        ));
+    }
+    let failed = finished.iter().filter(|t| t.error.is_some()).count();
+    let n = finished.len() + not_started.len();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cargo alembic fleet\" tests=\"{n}\" failures=\"{failed}\" \
+         skipped=\"{}\" time=\"{:.3}\">\n  <testsuite name=\"cargo alembic fleet\" tests=\"{n}\" failures=\"{failed}\" skipped=\"{}\">\n{cases}  </testsuite>\n</testsuites>\n",
+        not_started.len(),
+        took.as_secs_f64(),
+        not_started.len()
+    )
+}
+
 /// Runs `command` on every target of the fleet.
 pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(), CliError> {
     if !matches!(
@@ -444,7 +506,7 @@ pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(),
     let started = Instant::now();
     let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
     let (failed, outcomes) = (AtomicUsize::new(0), Mutex::new(Vec::new()));
-    let json = ctx.format == Format::Json;
+    let json = ctx.format != Format::Human;
     let jobs = fleet.jobs.clamp(1, targets.len());
     std::thread::scope(|scope| {
         for _ in 0..jobs {
@@ -479,7 +541,16 @@ pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(),
         started_count - failed,
         started.elapsed().as_millis()
     );
-    let text = if json {
+    let text = if matches!(ctx.format, Format::Github | Format::Junit) {
+        let mut finished = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+        finished.sort_by(|a, b| a.name.cmp(&b.name));
+        let not_started = &targets[started_count..];
+        if ctx.format == Format::Github {
+            annotations(&finished) + &summary
+        } else {
+            junit(&finished, not_started, started.elapsed())
+        }
+    } else if json {
         #[derive(Serialize)]
         struct FleetJson {
             targets: Vec<TargetJson>,

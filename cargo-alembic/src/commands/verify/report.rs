@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{heads, irreversible, say, Problem};
 use crate::args::Format;
 use crate::errors::CliError;
-use crate::output::{emit, to_json};
+use crate::output::{emit, escape, to_json, xml};
 use crate::Ctx;
 
 #[derive(Serialize)]
@@ -148,25 +148,6 @@ fn annotations(ctx: &Ctx, problems: &[Problem], warnings: &[Problem]) -> String 
         ));
     }
     out
-}
-
-/// GitHub's escaping for annotation messages and properties.
-fn escape(text: &str, property: bool) -> String {
-    let mut out = text
-        .replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A");
-    if property {
-        out = out.replace(':', "%3A").replace(',', "%2C");
-    }
-    out
-}
-
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// A JUnit report: one test case for the chain, one per revision; each
