@@ -379,6 +379,58 @@ impl Runner {
             .await
     }
 
+    /// Upgrades many tenant schemas ([`Runner::schema`]), as many at once
+    /// as there are clients: each client migrates one schema after
+    /// another. Every schema's result, in the order given (none without a
+    /// client). A schema that fails does not stop the others.
+    ///
+    /// ```no_run
+    /// # alembic_embed::embed_migrations!("../migrations");
+    /// # async fn f(clients: Vec<tokio_postgres::Client>) {
+    /// let tenants: Vec<String> = (1..=100).map(|i| format!("tenant_{i}")).collect();
+    /// for (tenant, result) in migrations::runner().upgrade_schemas_async(&clients, &tenants).await {
+    ///     if let Err(e) = result {
+    ///         eprintln!("{tenant}: {e}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn upgrade_schemas_async(
+        &self,
+        clients: &[tokio_postgres::Client],
+        schemas: &[String],
+    ) -> Vec<(String, Result<Report, EngineError>)> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Mutex;
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Option<Result<Report, EngineError>>>> =
+            Mutex::new(schemas.iter().map(|_| None).collect());
+        let workers = clients.iter().map(|client| {
+            let (next, results) = (&next, &results);
+            async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(schema) = schemas.get(i) else { break };
+                    let result = self
+                        .clone()
+                        .schema(schema.clone())
+                        .upgrade_async(client)
+                        .await;
+                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(result);
+                }
+            }
+        });
+        futures_util::future::join_all(workers).await;
+        let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        schemas
+            .iter()
+            .cloned()
+            .zip(results)
+            .filter_map(|(s, r)| Some((s, r?)))
+            .collect()
+    }
+
     /// Upgrades to `target` (an id, `+2`, `label@head`, ...) on an async
     /// client.
     #[cfg(feature = "async")]

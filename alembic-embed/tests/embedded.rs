@@ -381,3 +381,47 @@ fn a_runner_per_tenant_schema_migrates_each_schema_and_restores_the_search_path(
     assert!(err.to_string().contains("nobody"), "{err}");
     assert_eq!(rows(&mut c, "SHOW search_path"), ["public"]);
 }
+
+#[test]
+fn many_tenant_schemas_are_upgraded_on_a_pool_of_async_clients() {
+    let db = db();
+    let url = db.url().to_owned();
+    let tenants: Vec<String> = (1..=7).map(|i| format!("pool_{i}")).collect();
+    let mut c = db.connect().unwrap();
+    for t in &tenants[..6] {
+        c.batch_execute(&format!("CREATE SCHEMA {t}")).unwrap();
+    }
+    // pool_7 does not exist: its failure stops nothing else.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut clients = Vec::new();
+            for _ in 0..3 {
+                clients.push(alembic_embed::tls::connect_async(&url).await.unwrap());
+            }
+            let results = migrations::runner()
+                .upgrade_schemas_async(&clients, &tenants)
+                .await;
+            let names: Vec<&str> = results.iter().map(|(t, _)| t.as_str()).collect();
+            assert_eq!(
+                names,
+                tenants.iter().map(String::as_str).collect::<Vec<_>>()
+            );
+            for (tenant, result) in &results[..6] {
+                assert_eq!(result.as_ref().unwrap().after, [HEAD], "{tenant}");
+            }
+            assert!(results[6].1.is_err());
+        });
+    for t in &tenants[..6] {
+        assert_eq!(
+            rows(
+                &mut c,
+                &format!("SELECT version_num FROM {t}.alembic_version")
+            ),
+            [HEAD]
+        );
+    }
+}
