@@ -344,3 +344,77 @@ fn a_fleet_and_a_single_migrator_of_one_tenant_apply_each_revision_once() {
         [HEAD]
     );
 }
+
+#[test]
+fn ctrl_c_stops_starting_targets_and_leaves_none_half_migrated() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let db = server().database().unwrap();
+    let url = db.url();
+    let names: Vec<String> = (1..=40).map(|i| format!("k_{i:02}")).collect();
+    schemas(url, &names.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
+        .args(["upgrade", "head", "--each-schema", "k\\_%", "-j", "1"])
+        .current_dir(workspace())
+        .env("DATABASE_URL", url)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("k_01: base -> "), "{first}");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{first}{rest}{stderr}");
+    assert!(
+        stderr.contains("interrupted:") && stderr.contains("not started"),
+        "{stderr}"
+    );
+    assert!(rest.contains("fleet: 40 targets"), "{rest}");
+    // Every tenant is at head or untouched; nothing is half-migrated.
+    let mut at_head = 0;
+    for name in &names {
+        let version = rows(
+            url,
+            &format!("SELECT to_regclass('{name}.alembic_version')::text"),
+        );
+        if version == ["NULL"] {
+            let tables = rows(
+                url,
+                &format!(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{name}'"
+                ),
+            );
+            assert_eq!(tables, ["0"], "{name}");
+        } else {
+            assert_eq!(
+                rows(
+                    url,
+                    &format!("SELECT version_num FROM {name}.alembic_version")
+                ),
+                [HEAD],
+                "{name}"
+            );
+            at_head += 1;
+        }
+    }
+    assert!((1..40).contains(&at_head), "{at_head} of 40 at head");
+    // No lock is left behind: the rest migrates.
+    ok(alembic(url, &["upgrade", "head", "--each-schema", "k\\_%"]));
+}

@@ -505,13 +505,18 @@ pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(),
     }
     let started = Instant::now();
     let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    // Ctrl-C (or SIGTERM) stops starting targets; the running ones finish
+    // (or roll back their transaction), release their locks, and the
+    // summary names what was not started.
+    let interrupted: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let _ = ctrlc::set_handler(move || interrupted.store(true, Ordering::SeqCst));
     let (failed, outcomes) = (AtomicUsize::new(0), Mutex::new(Vec::new()));
     let json = ctx.format != Format::Human;
     let jobs = fleet.jobs.clamp(1, targets.len());
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) {
+                if stop.load(Ordering::SeqCst) || interrupted.load(Ordering::SeqCst) {
                     return;
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
@@ -577,6 +582,15 @@ pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(),
         source: e,
     })?;
     ctx.discard(map);
+    if interrupted.load(Ordering::SeqCst) {
+        return Err(CliError::failed(
+            format!(
+                "interrupted: {not_started} target{} not started",
+                if not_started == 1 { "" } else { "s" }
+            ),
+            Some("the targets that ran finished; run the command again for the rest".into()),
+        ));
+    }
     if failed == 0 {
         Ok(())
     } else {
