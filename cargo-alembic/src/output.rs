@@ -66,6 +66,14 @@ pub fn emit(text: &str) -> io::Result<()> {
     }
 }
 
+/// [`emit`] for a command: a failure to write is the command's error.
+pub(crate) fn print(text: &str) -> Result<(), crate::errors::CliError> {
+    emit(text).map_err(|source| crate::errors::CliError::Io {
+        path: "stdout".into(),
+        source,
+    })
+}
+
 /// Serialises a value as pretty JSON followed by a newline.
 pub fn to_json<T: Serialize>(value: &T) -> String {
     // Serialising these plain structs cannot fail.

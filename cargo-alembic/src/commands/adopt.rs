@@ -18,7 +18,7 @@ use sha2::{Digest, Sha384};
 use super::import::{read_migrations, shown, tool_name, Foreign};
 use crate::args::{AdoptArgs, ImportTool};
 use crate::errors::CliError;
-use crate::output::emit;
+use crate::output::print;
 use crate::Ctx;
 
 /// A migration the other tool recorded as applied.
@@ -97,7 +97,7 @@ pub(crate) fn run(ctx: &Ctx, args: &AdoptArgs) -> Result<(), CliError> {
     };
     let head = map.rev(last.0).id.clone();
     if args.dry_run {
-        return say(&format!(
+        return print(&format!(
             "Would adopt {} {} migration{}: the database would be at {head}; nothing was written\n",
             adopted.len(),
             tool_name(tool),
@@ -105,20 +105,13 @@ pub(crate) fn run(ctx: &Ctx, args: &AdoptArgs) -> Result<(), CliError> {
         ));
     }
     write(ctx, &mut client, tool, &map, &adopted, &head)?;
-    say(&format!(
+    print(&format!(
         "Adopted {} {} migration{}: the database is at {head}; {} is left in place\n",
         adopted.len(),
         tool_name(tool),
         if adopted.len() == 1 { "" } else { "s" },
         table(tool).0
     ))
-}
-
-fn say(text: &str) -> Result<(), CliError> {
-    emit(text).map_err(|e| CliError::Io {
-        path: "stdout".into(),
-        source: e,
-    })
 }
 
 fn read_applied(client: &mut postgres::Client, tool: ImportTool) -> Result<Vec<Applied>, CliError> {

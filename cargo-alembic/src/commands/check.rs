@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::args::{CheckArgs, Format};
 use crate::errors::CliError;
-use crate::output::{emit, to_json};
+use crate::output::{print, to_json};
 use crate::Ctx;
 
 #[derive(Serialize)]
@@ -54,7 +54,7 @@ pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
         Ok(map) => map,
         Err(CliError::Load(e)) if ctx.format == Format::Json => {
             let problems = e.problems().into_iter().map(problem_of).collect();
-            write(&to_json(&Report {
+            print(&to_json(&Report {
                 ok: false,
                 revisions: 0,
                 heads: Vec::new(),
@@ -94,14 +94,14 @@ pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
     }
     let count = problems.len();
     if ctx.format == Format::Json {
-        write(&to_json(&Report {
+        print(&to_json(&Report {
             ok: count == 0,
             revisions: map.len(),
             heads,
             problems,
         }))?;
     } else {
-        write(&format!("{}\n", summary(ctx, &map, &heads)))?;
+        print(&format!("{}\n", summary(ctx, &map, &heads)))?;
         for p in &problems {
             eprintln!("error: {}", p.message);
         }
@@ -137,11 +137,4 @@ fn summary(ctx: &Ctx, map: &RevisionMap, heads: &[String]) -> String {
         plural(branches),
         plural(merges),
     )
-}
-
-fn write(text: &str) -> Result<(), CliError> {
-    emit(text).map_err(|e| CliError::Io {
-        path: "stdout".into(),
-        source: e,
-    })
 }

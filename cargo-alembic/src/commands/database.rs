@@ -23,13 +23,6 @@ use crate::errors::CliError;
 use crate::output::{emit, to_json};
 use crate::Ctx;
 
-fn print(text: &str) -> Result<(), CliError> {
-    emit(text).map_err(|e| CliError::Io {
-        path: "stdout".into(),
-        source: e,
-    })
-}
-
 /// The engine's settings from the resolved configuration.
 pub(crate) fn settings(ctx: &Ctx) -> Settings {
     Settings {
@@ -126,7 +119,7 @@ fn json_error(e: CliError) -> CommandError {
 
 impl Output for CliOutput<'_> {
     fn text(&mut self, text: &str) -> Result<(), CommandError> {
-        print(text).map_err(json_error)
+        emit(text).map_err(CommandError::Output)
     }
 
     fn step(&mut self, s: &Step) {

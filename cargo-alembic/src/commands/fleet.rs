@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::args::{Command, FleetArgs, Format};
 use crate::errors::CliError;
-use crate::output::{emit, escape, to_json, xml};
+use crate::output::{emit, escape, print, to_json, xml};
 use crate::Ctx;
 
 /// One database, or one tenant schema in it.
@@ -577,10 +577,7 @@ pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(),
     } else {
         summary
     };
-    emit(&text).map_err(|e| CliError::Io {
-        path: "stdout".into(),
-        source: e,
-    })?;
+    print(&text)?;
     ctx.discard(map);
     if interrupted.load(Ordering::SeqCst) {
         return Err(CliError::failed(

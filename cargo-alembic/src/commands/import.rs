@@ -18,7 +18,7 @@ use chrono::Local;
 use super::revision::{render_template, slug};
 use crate::args::{ImportArgs, ImportTool};
 use crate::errors::CliError;
-use crate::output::emit;
+use crate::output::print;
 use crate::Ctx;
 
 /// One migration of the other tool, read.
@@ -74,7 +74,7 @@ pub(crate) fn run(ctx: &Ctx, args: &ImportArgs) -> Result<(), CliError> {
     refuse_existing(&versions)?;
     let files = render(ctx, args.tool, &versions, &migrations)?;
     write_all(&files)?;
-    emit(&format!(
+    print(&format!(
         "Imported {} {} migration{} into {}; head: {}\n",
         migrations.len(),
         tool_name(args.tool),
@@ -82,10 +82,6 @@ pub(crate) fn run(ctx: &Ctx, args: &ImportArgs) -> Result<(), CliError> {
         versions.display(),
         migrations.last().map_or("", |m| m.id.as_str())
     ))
-    .map_err(|e| CliError::Io {
-        path: "stdout".into(),
-        source: e,
-    })
 }
 
 /// The tool's migrations under `dir`, in the tool's order; none, or two

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::import::{shown, write_all};
 use crate::args::ImportArgs;
 use crate::errors::CliError;
-use crate::output::emit;
+use crate::output::print;
 use crate::Ctx;
 
 /// The importer, run with the project's Python.
@@ -178,7 +178,7 @@ pub(crate) fn run(ctx: &Ctx, args: &ImportArgs) -> Result<(), CliError> {
         })
         .map(|r| r.revision.as_str())
         .collect();
-    emit(&format!(
+    print(&format!(
         "Imported {} Alembic revision{} into {}; head{}: {}\n",
         rendered.revisions.len(),
         if rendered.revisions.len() == 1 {
@@ -190,10 +190,6 @@ pub(crate) fn run(ctx: &Ctx, args: &ImportArgs) -> Result<(), CliError> {
         if heads.len() == 1 { "" } else { "s" },
         heads.join(", ")
     ))
-    .map_err(|e| CliError::Io {
-        path: "stdout".into(),
-        source: e,
-    })
 }
 
 /// The revisions that did not render, each with its file, line and reason.
@@ -440,13 +436,9 @@ fn prove(ctx: &Ctx, args: &ImportArgs, map: &RevisionMap) -> Result<(), CliError
         }
         checked += 1;
     }
-    emit(&format!(
+    print(&format!(
         "check: {checked} steps (every upgrade, then every downgrade) leave the same schema under Python Alembic and the imported SQL\n"
     ))
-    .map_err(|e| CliError::Io {
-        path: "stdout".into(),
-        source: e,
-    })
 }
 
 /// Revisions whose SQL is still to be written by hand (an `import` with

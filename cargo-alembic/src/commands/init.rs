@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::args::InitArgs;
 use crate::errors::CliError;
-use crate::output::emit;
+use crate::output::print;
 use crate::Ctx;
 
 /// The templates `init` knows, with their descriptions.
@@ -45,10 +45,7 @@ pub(crate) fn run(ctx: &Ctx, args: &InitArgs) -> Result<(), CliError> {
             out.push_str(&format!("{name} - {about}\n"));
         }
         out.push_str("\nTemplates are used via the 'init' command, e.g.:\n\n  cargo alembic init --template generic ./migrations\n");
-        return emit(&out).map_err(|e| CliError::Io {
-            path: "stdout".into(),
-            source: e,
-        });
+        return print(&out);
     }
     if !TEMPLATES.iter().any(|(name, _)| *name == args.template) {
         let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
@@ -107,10 +104,7 @@ pub(crate) fn run(ctx: &Ctx, args: &InitArgs) -> Result<(), CliError> {
     } else {
         out.push_str("\nCreate the first revision with `cargo alembic revision -m \"create users table\"`.\n");
     }
-    emit(&out).map_err(|e| CliError::Io {
-        path: "stdout".into(),
-        source: e,
-    })
+    print(&out)
 }
 
 fn relative_to_root(ctx: &Ctx, path: &Path) -> std::path::PathBuf {

@@ -6,15 +6,8 @@ use serde::Serialize;
 
 use crate::args::{Format, HeadsArgs, ShowArgs, VerboseArgs};
 use crate::errors::CliError;
-use crate::output::{emit, json, log_entry, one_line, to_json, LineStyle, RevisionJson};
+use crate::output::{json, log_entry, one_line, print, to_json, LineStyle, RevisionJson};
 use crate::Ctx;
-
-fn print(text: &str) -> Result<(), CliError> {
-    emit(text).map_err(|e| CliError::Io {
-        path: "stdout".into(),
-        source: e,
-    })
-}
 
 /// Prints revisions one per line, or verbosely, or as a JSON array.
 fn list(

@@ -11,7 +11,7 @@ use chrono::{Datelike, Local, Timelike};
 use crate::args::{MergeArgs, RevisionArgs};
 use crate::commands::autogenerate_unavailable;
 use crate::errors::CliError;
-use crate::output::emit;
+use crate::output::print;
 use crate::Ctx;
 
 /// A revision to write.
@@ -357,10 +357,7 @@ fn write(ctx: &Ctx, new: NewRevision) -> Result<(), CliError> {
             path: path.clone(),
             source,
         })?;
-    emit(&format!("  Generating {} ...  done\n", path.display())).map_err(|e| CliError::Io {
-        path: "stdout".into(),
-        source: e,
-    })
+    print(&format!("  Generating {} ...  done\n", path.display()))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::args::{Format, VerifyArgs};
 use crate::errors::CliError;
-use crate::output::emit;
+use crate::output::print;
 use crate::Ctx;
 
 use report::{finish, Run, Timings};
@@ -40,10 +40,7 @@ fn say(ctx: &Ctx, text: &str) -> Result<(), CliError> {
     if matches!(ctx.format, Format::Json | Format::Junit) {
         return Ok(());
     }
-    emit(text).map_err(|e| CliError::Io {
-        path: "stdout".into(),
-        source: e,
-    })
+    print(text)
 }
 
 /// A problem about revision `i`, pointing at `line` (default: its

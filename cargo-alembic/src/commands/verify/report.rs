@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{heads, irreversible, say, Problem};
 use crate::args::Format;
 use crate::errors::CliError;
-use crate::output::{emit, escape, to_json, xml};
+use crate::output::{escape, print, to_json, xml};
 use crate::Ctx;
 
 #[derive(Serialize)]
@@ -73,10 +73,7 @@ pub(super) fn finish(
         }
     };
     if let Some(text) = text {
-        emit(&text).map_err(|e| CliError::Io {
-            path: "stdout".into(),
-            source: e,
-        })?;
+        print(&text)?;
     }
     if problems.is_empty() {
         let colour =
