@@ -308,27 +308,38 @@ impl Drop for Database {
     }
 }
 
-/// Replaces the database name in a URL or key/value connection string.
+/// Replaces the database name in a URL (percent-encoded in its path) or a
+/// key/value connection string (a later, quoted `dbname`: libpq takes the
+/// last one).
 pub fn with_dbname(url: &str, name: &str) -> String {
-    if let Some(rest) = url
+    let Some(rest) = url
         .strip_prefix("postgresql://")
         .or_else(|| url.strip_prefix("postgres://"))
-    {
-        let scheme = &url[..url.len() - rest.len()];
-        let (main, query) = match rest.split_once('?') {
-            Some((m, q)) => (m, Some(q)),
-            None => (rest, None),
-        };
-        let authority = main.split_once('/').map_or(main, |(a, _)| a);
-        let mut out = format!("{scheme}{authority}/{name}");
-        if let Some(q) = query {
-            out.push('?');
-            out.push_str(q);
-        }
-        out
-    } else {
-        // Key/value form: a later key wins.
-        format!("{url} dbname={name}")
+    else {
+        return format!(
+            "{url} dbname='{}'",
+            name.replace('\\', "\\\\").replace('\'', "\\'")
+        );
+    };
+    let scheme = &url[..url.len() - rest.len()];
+    let (before_query, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(a, q)| (a, Some(q)));
+    let authority = before_query
+        .split_once('/')
+        .map_or(before_query, |(a, _)| a);
+    let encoded: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    match query {
+        Some(q) => format!("{scheme}{authority}/{encoded}?{q}"),
+        None => format!("{scheme}{authority}/{encoded}"),
     }
 }
 
@@ -612,7 +623,16 @@ mod tests {
         assert_eq!(with_dbname("postgresql://h", "x"), "postgresql://h/x");
         assert_eq!(
             with_dbname("host=h user=u dbname=postgres", "x"),
-            "host=h user=u dbname=postgres dbname=x"
+            "host=h user=u dbname=postgres dbname='x'"
+        );
+        // Names a fleet found on a server: any text.
+        assert_eq!(
+            with_dbname("postgresql://h/db", "a b'c/é"),
+            "postgresql://h/a%20b%27c%2F%C3%A9"
+        );
+        assert_eq!(
+            with_dbname("host=h", "a b'c\\"),
+            "host=h dbname='a b\\'c\\\\'"
         );
     }
 

@@ -314,9 +314,10 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub allow_multiple_heads: bool,
     /// Check a real database read-only instead: edited, unknown, pending and
-    /// unverified revisions (writes nothing)
-    #[arg(long, value_name = "URL", conflicts_with_all = ["local", "docker"])]
-    pub against: Option<DatabaseUrl>,
+    /// unverified revisions (writes nothing); without URL, the configured
+    /// database (and with --each-schema/--each-database/--targets, a fleet)
+    #[arg(long, value_name = "URL", num_args = 0..=1, conflicts_with_all = ["local", "docker"])]
+    pub against: Option<Option<DatabaseUrl>>,
 }
 
 /// `show`.

@@ -36,35 +36,27 @@ fn schemas(url: &str, names: &[&str]) {
 fn every_tenant_schema_is_migrated_in_its_own_schema() {
     let db = server().database().unwrap();
     let url = db.url();
-    schemas(
-        url,
-        &[
-            "tenant_1", "tenant_2", "tenant_3", "tenant_4", "tenant_5", "shared",
-        ],
-    );
+    let tenants: Vec<String> = (1..=50).map(|t| format!("tenant_{t:02}")).collect();
+    let mut names: Vec<&str> = tenants.iter().map(String::as_str).collect();
+    names.push("shared");
+    schemas(url, &names);
     let out = ok(alembic(
         url,
         &["upgrade", "head", "--each-schema", "tenant_%", "-j", "3"],
     ));
-    for t in 1..=5 {
-        assert!(
-            out.contains(&format!("tenant_{t}: base -> {HEAD} (")),
-            "{out}"
-        );
+    for t in &tenants {
+        assert!(out.contains(&format!("{t}: base -> {HEAD} (")), "{out}");
         assert_eq!(
-            rows(
-                url,
-                &format!("SELECT version_num FROM tenant_{t}.alembic_version")
-            ),
+            rows(url, &format!("SELECT version_num FROM {t}.alembic_version")),
             [HEAD]
         );
         assert_eq!(
-            rows(url, &format!("SELECT count(*) FROM tenant_{t}.accounts")),
+            rows(url, &format!("SELECT count(*) FROM {t}.accounts")),
             ["0"]
         );
     }
     assert!(
-        out.contains("fleet: 5 targets, 5 done, 0 failed, 0 not started"),
+        out.contains("fleet: 50 targets, 50 done, 0 failed, 0 not started"),
         "{out}"
     );
     // Nothing in public or in the schema the pattern leaves out.
@@ -74,17 +66,62 @@ fn every_tenant_schema_is_migrated_in_its_own_schema() {
         &[
             "current",
             "--each-schema",
-            "tenant_1",
+            "tenant_01",
             "--each-schema",
-            "tenant_2",
+            "tenant_02",
         ],
     ));
     assert!(
-        current.contains(&format!("tenant_1: {HEAD}"))
-            && current.contains(&format!("tenant_2: {HEAD}")),
+        current.contains(&format!("tenant_01: {HEAD}"))
+            && current.contains(&format!("tenant_02: {HEAD}")),
         "{current}"
     );
     assert!(current.contains("fleet: 2 targets"), "{current}");
+
+    // `verify --against` over the fleet: read-only, each tenant against
+    // the files; a tenant whose table names a revision the files lack fails.
+    let verified = ok(alembic(
+        url,
+        &["verify", "--against", "--each-schema", "tenant_%"],
+    ));
+    assert!(
+        verified.contains("tenant_07: 10 applied (0 unverified), 0 pending")
+            && verified.contains("fleet: 50 targets, 50 done"),
+        "{verified}"
+    );
+    sql(
+        url,
+        "UPDATE tenant_07.alembic_version SET version_num = 'feedc0ffee00'",
+    );
+    let out = alembic(
+        url,
+        &[
+            "verify",
+            "--against",
+            url,
+            "--each-schema",
+            "tenant_%",
+            "--keep-going",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failed"], 1, "{report}");
+    assert_eq!(report["targets"][6]["name"], "tenant_07", "{report}");
+    assert_eq!(
+        report["targets"][6]["error"]["revision"], "feedc0ffee00",
+        "{report}"
+    );
+    assert!(
+        rows(url, "SELECT count(*) FROM tenant_07.alembic_version") == ["1"],
+        "verify wrote nothing"
+    );
+    // Without --against a fleet is not verified (a throwaway server is one
+    // database).
+    let out = alembic(url, &["verify", "--each-schema", "tenant_%"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
 #[test]
@@ -218,20 +255,21 @@ fn databases_by_pattern_and_from_a_targets_file() {
     let db = server().database().unwrap();
     let url = db.url();
     let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    for name in ["fleetdb_a", "fleetdb_b", "fleetdb_c"] {
+    let databases: Vec<String> = (0..10).map(|i| format!("fleetdb_{i}")).collect();
+    for name in &databases {
         c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
     }
     let out = ok(alembic(
         url,
         &["upgrade", "head", "--each-database", "fleetdb_%"],
     ));
-    assert!(out.contains("fleet: 3 targets, 3 done"), "{out}");
+    assert!(out.contains("fleet: 10 targets, 10 done"), "{out}");
     let other = |name: &str| {
         url.rsplit_once('/')
             .map(|(base, _)| format!("{base}/{name}"))
             .unwrap()
     };
-    for name in ["fleetdb_a", "fleetdb_b", "fleetdb_c"] {
+    for name in &databases {
         assert_eq!(
             rows(&other(name), "SELECT version_num FROM alembic_version"),
             [HEAD],
@@ -246,14 +284,14 @@ fn databases_by_pattern_and_from_a_targets_file() {
         &file,
         format!(
             "# the fleet\na = $FLEET_A_URL\nb = {}   # inline comment\n",
-            other("fleetdb_b")
+            other("fleetdb_1")
         ),
     )
     .unwrap();
     let out = run::alembic_with_env(
         &workspace(),
         &["downgrade", "base", "--targets", file.to_str().unwrap()],
-        &[("FLEET_A_URL", &other("fleetdb_a"))],
+        &[("FLEET_A_URL", &other("fleetdb_0"))],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -263,13 +301,13 @@ fn databases_by_pattern_and_from_a_targets_file() {
         "{stdout}"
     );
     assert!(rows(
-        &other("fleetdb_a"),
+        &other("fleetdb_0"),
         "SELECT version_num FROM alembic_version"
     )
     .is_empty());
     assert_eq!(
         rows(
-            &other("fleetdb_c"),
+            &other("fleetdb_2"),
             "SELECT version_num FROM alembic_version"
         ),
         [HEAD]
@@ -417,4 +455,106 @@ fn ctrl_c_stops_starting_targets_and_leaves_none_half_migrated() {
     assert!((1..40).contains(&at_head), "{at_head} of 40 at head");
     // No lock is left behind: the rest migrates.
     ok(alembic(url, &["upgrade", "head", "--each-schema", "k\\_%"]));
+}
+
+/// A chain of three revisions in a fresh project; each records the server
+/// process it ran on and leaves session state behind it: a temporary
+/// table, a setting and an advisory lock.
+fn session_chain() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = dir.path().join("db/versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    let mut down = "None".to_owned();
+    for n in 1..=3 {
+        let id = format!("s{n}");
+        std::fs::write(
+            versions.join(format!("{id}.sql")),
+            format!(
+                "-- step {n}\n-- revision: {id}\n-- down_revision: {down}\n\n-- alembic:upgrade\n\
+                 CREATE TEMP TABLE scratch_{n} (x int);\n\
+                 SET work_mem = '1234kB';\n\
+                 SELECT pg_advisory_lock(4242);\n\
+                 INSERT INTO public.backends SELECT pg_backend_pid(), current_setting('work_mem');\n\
+                 CREATE TABLE t{n} (id int);\n\n-- alembic:downgrade\nDROP TABLE t{n};\n"
+            ),
+        )
+        .unwrap();
+        down = id;
+    }
+    dir
+}
+
+#[test]
+fn a_worker_keeps_one_connection_per_database_and_resets_it_between_tenants() {
+    let db = server().database().unwrap();
+    let url = db.url();
+    schemas(url, &["k_1", "k_2", "k_3", "k_4"]);
+    sql(url, "CREATE TABLE public.backends (pid int, work_mem text)");
+    let project = session_chain();
+    let out = alembic_with(
+        project.path(),
+        &[
+            "--script-location",
+            "db",
+            "upgrade",
+            "head",
+            "--each-schema",
+            "k\\_%",
+            "-j",
+            "1",
+        ],
+        Some(url),
+    );
+    // Each tenant found a new session's state: no temporary table, setting
+    // or lock left by the one before (the same temporary table twice, or a
+    // lock held by the worker itself, would fail or wait).
+    let stdout = ok(out);
+    assert!(stdout.contains("fleet: 4 targets, 4 done"), "{stdout}");
+    assert_eq!(
+        rows(url, "SELECT count(DISTINCT pid) FROM public.backends"),
+        ["1"],
+        "one worker, one connection for the four tenants"
+    );
+    assert_eq!(rows(url, "SELECT count(*) FROM public.backends"), ["12"]);
+    assert_eq!(
+        rows(
+            url,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
+        ["0"],
+        "nothing left locked"
+    );
+}
+
+#[test]
+fn a_fleet_on_a_terminal_shows_its_progress() {
+    let db = server().database().unwrap();
+    let url = db.url();
+    let names: Vec<String> = (1..=24).map(|i| format!("p_{i:02}")).collect();
+    schemas(url, &names.iter().map(String::as_str).collect::<Vec<_>>());
+    // `script` gives the command a terminal for stdout.
+    let command = format!(
+        "{} --database-url '{url}' upgrade head --each-schema 'p\\_%' -j 2",
+        env!("CARGO_BIN_EXE_cargo-alembic"),
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(workspace())
+        .output()
+        .expect("script(1)");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(screen.contains("/24 targets: "), "a progress bar: {screen}");
+    assert!(
+        screen.contains(" failed, ")
+            && screen.contains(" running, ")
+            && screen.contains(" remaining"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("p_24: base -> {HEAD}"))
+            && screen.contains("fleet: 24 targets, 24 done"),
+        "the lines and the summary stay: {screen}"
+    );
 }

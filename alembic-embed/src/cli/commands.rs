@@ -6,6 +6,7 @@
 //! as one [`CommandError`] with one exit-code mapping.
 
 use std::ops::Deref;
+use std::sync::Mutex;
 
 use alembic_chain::display::{listing, log_entry, HISTORY_STYLE};
 use alembic_chain::{LoadError, Resolver, RevisionMap};
@@ -123,16 +124,44 @@ pub struct Database<'a> {
     pub url: Option<&'a str>,
     /// What to do when there is none (how this front end takes a URL).
     pub no_url_help: String,
+    /// A connection kept from one command to the next on the same database
+    /// (a fleet worker's, for its next tenant): taken when it is open, and
+    /// put back, reset, only after a command that succeeded. `None`: each
+    /// command connects and closes.
+    pub reuse: Option<&'a Mutex<Option<postgres::Client>>>,
 }
 
+/// What `DISCARD ALL` resets, but the prepared statements the client keeps:
+/// the next command on a kept connection finds a new session's state, not
+/// what a revision's `SET`, `SET ROLE`, temporary table or lock left.
+const RESET_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+                             SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
+
 impl Database<'_> {
-    /// Connects (TLS as libpq's `sslmode` says).
+    /// Connects (TLS as libpq's `sslmode` says), or takes the kept
+    /// connection.
     pub fn connect(&self) -> Result<postgres::Client, CommandError> {
+        if let Some(slot) = self.reuse {
+            let kept = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(client) = kept.filter(|c| !c.is_closed()) {
+                return Ok(client);
+            }
+        }
         let url = self.url.ok_or_else(|| CommandError::Usage {
             message: "no database URL".into(),
             help: Some(self.no_url_help.clone()),
         })?;
         Ok(crate::tls::connect(url)?)
+    }
+
+    /// Hands a connection back after a command that succeeded: kept, reset,
+    /// when the front end reuses connections; otherwise closed.
+    fn done_with(&self, mut client: postgres::Client) {
+        if let Some(slot) = self.reuse {
+            if client.batch_execute(RESET_SESSION).is_ok() {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(client);
+            }
+        }
     }
 
     fn settings_for(&self, per_migration: bool, tag: Option<&String>) -> Settings {
@@ -147,7 +176,9 @@ impl Database<'_> {
     /// Reads the database's state (no lock, no writes).
     pub fn read_current(&self, map: &RevisionMap) -> Result<Current, CommandError> {
         let mut client = self.connect()?;
-        Ok(Engine::new(map, self.settings.clone()).current(&mut client)?)
+        let current = Engine::new(map, self.settings.clone()).current(&mut client)?;
+        self.done_with(client);
+        Ok(current)
     }
 }
 
@@ -371,9 +402,9 @@ fn run<S: ChainSource>(
     let mut on_step = |step: &Step| out.step(step);
     let report = engine.run_in(&mut client, session, revision, direction, &mut on_step)?;
     let printed = out.report(&report, Ran::Run(direction), tag.as_deref());
-    // Close the connection properly; the chain may be left to the
-    // operating system.
-    drop(client);
+    // Close the connection properly (or keep it); the chain may be left to
+    // the operating system.
+    db.done_with(client);
     drop(engine);
     source.discard(map);
     printed
@@ -429,6 +460,7 @@ pub fn stamp<S: ChainSource>(
     }
     let mut client = db.connect()?;
     let report = engine.stamp(&mut client, &targets, args.purge)?;
+    db.done_with(client);
     out.report(&report, Ran::Stamp, args.tag.as_deref())
 }
 

@@ -54,6 +54,7 @@ pub fn run(runner: Runner, database_url: Option<&str>, args: &MigrateArgs) -> Ex
         settings: runner.settings().clone(),
         url: database_url,
         no_url_help: "set DATABASE_URL, or use --sql to print the SQL instead".into(),
+        reuse: None,
     };
     let out = &mut Text;
     let result = match &args.command {

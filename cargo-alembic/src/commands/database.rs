@@ -46,6 +46,7 @@ fn database(ctx: &Ctx) -> Database<'_> {
             "pass --database-url, set {} (or put it in .env), or use --sql to print the SQL instead",
             ctx.config.database_url_env
         ),
+        reuse: None,
     }
 }
 

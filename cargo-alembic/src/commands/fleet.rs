@@ -15,9 +15,11 @@ use alembic_chain::RevisionMap;
 use alembic_embed::cli_engine::commands::{
     self, ChainSource, CommandError, CurrentView, Database, Output, Ran,
 };
+use alembic_embed::cli_engine::Settings;
 use alembic_embed::{EngineError, Report, Step};
 use serde::Serialize;
 
+use super::verify::{self, against};
 use crate::args::{Command, FleetArgs, Format};
 use crate::errors::CliError;
 use crate::output::{emit, escape, print, to_json, xml};
@@ -85,40 +87,6 @@ fn at(rows: &[String]) -> String {
     }
 }
 
-/// The URL with another database name: the path of a URL, or a later
-/// `dbname` key in a key/value string (libpq takes the last one).
-fn with_dbname(url: &str, name: &str) -> String {
-    let Some(rest) = url
-        .strip_prefix("postgresql://")
-        .or_else(|| url.strip_prefix("postgres://"))
-    else {
-        return format!(
-            "{url} dbname='{}'",
-            name.replace('\\', "\\\\").replace('\'', "\\'")
-        );
-    };
-    let scheme = &url[..url.len() - rest.len()];
-    let (before_query, query) = rest
-        .split_once('?')
-        .map_or((rest, None), |(a, q)| (a, Some(q)));
-    let authority = before_query
-        .split_once('/')
-        .map_or(before_query, |(a, _)| a);
-    let encoded: String = name
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect();
-    match query {
-        Some(q) => format!("{scheme}{authority}/{encoded}?{q}"),
-        None => format!("{scheme}{authority}/{encoded}"),
-    }
-}
-
 fn names(
     client: &mut postgres::Client,
     sql: &str,
@@ -146,7 +114,7 @@ fn expand(value: &str, file: &str, line: usize) -> Result<String, CliError> {
 
 /// The databases: the lines of `--targets`, the ones `--each-database`
 /// matches on the URL's server, or the URL's own.
-fn bases(ctx: &Ctx, fleet: &FleetArgs) -> Result<Vec<Target>, CliError> {
+fn bases(ctx: &Ctx, fleet: &FleetArgs, url: Option<&str>) -> Result<Vec<Target>, CliError> {
     if let Some(file) = &fleet.targets {
         let shown = file.display().to_string();
         let text = std::fs::read_to_string(ctx.cwd.join(file))
@@ -177,12 +145,16 @@ fn bases(ctx: &Ctx, fleet: &FleetArgs) -> Result<Vec<Target>, CliError> {
         }
         return Ok(out);
     }
-    let url = ctx
-        .config
-        .database_url
-        .as_ref()
-        .ok_or_else(|| CliError::usage("no database URL", Some("a fleet starts from the server the URL names: pass --database-url or set DATABASE_URL".into())))?
-        .expose()
+    let url = url
+        .ok_or_else(|| {
+            CliError::usage(
+                "no database URL",
+                Some(format!(
+                    "a fleet starts from the server the URL names: pass --database-url or set {}",
+                    ctx.config.database_url_env
+                )),
+            )
+        })?
         .to_owned();
     if fleet.each_database.is_empty() {
         return Ok(vec![Target {
@@ -202,7 +174,7 @@ fn bases(ctx: &Ctx, fleet: &FleetArgs) -> Result<Vec<Target>, CliError> {
     Ok(dbs
         .into_iter()
         .map(|db| Target {
-            url: with_dbname(&url, &db),
+            url: alembic_throwaway::with_dbname(&url, &db),
             name: db,
             schema: None,
         })
@@ -211,9 +183,13 @@ fn bases(ctx: &Ctx, fleet: &FleetArgs) -> Result<Vec<Target>, CliError> {
 
 /// Every target: the databases, and with `--each-schema` the matching
 /// schemas of each; then this shard's share.
-pub(crate) fn targets(ctx: &Ctx, fleet: &FleetArgs) -> Result<Vec<Target>, CliError> {
+pub(crate) fn targets(
+    ctx: &Ctx,
+    fleet: &FleetArgs,
+    url: Option<&str>,
+) -> Result<Vec<Target>, CliError> {
     let mut out = Vec::new();
-    for base in bases(ctx, fleet)? {
+    for base in bases(ctx, fleet, url)? {
         if fleet.each_schema.is_empty() {
             out.push(base);
             continue;
@@ -280,6 +256,31 @@ struct Outcome {
     json: TargetJson,
 }
 
+impl Outcome {
+    fn done(json: TargetJson, line: String) -> Self {
+        Outcome {
+            failed: false,
+            line: format!("{}: {line}\n", json.name),
+            json,
+        }
+    }
+
+    fn failed(mut json: TargetJson, error: ErrorJson) -> Self {
+        json.status = "failed";
+        let line = format!(
+            "{}: error: {}\n",
+            json.name,
+            error.message.lines().next().unwrap_or("")
+        );
+        json.error = Some(error);
+        Outcome {
+            failed: true,
+            line,
+            json,
+        }
+    }
+}
+
 /// A target in `--format json`.
 #[derive(Serialize)]
 struct TargetJson {
@@ -295,6 +296,21 @@ struct TargetJson {
     error: Option<ErrorJson>,
 }
 
+impl TargetJson {
+    fn new(target: &Target, duration_ms: f64) -> Self {
+        TargetJson {
+            name: target.name.clone(),
+            status: "done",
+            schema: target.schema.clone(),
+            before: Vec::new(),
+            after: Vec::new(),
+            revisions: Vec::new(),
+            duration_ms,
+            error: None,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct StepJson {
     revision: String,
@@ -303,7 +319,7 @@ struct StepJson {
 
 /// A failed target's error: the message, and for a failing statement its
 /// revision, file, line and SQLSTATE.
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct ErrorJson {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -319,10 +335,7 @@ struct ErrorJson {
 fn error_json(e: &CommandError) -> ErrorJson {
     let mut json = ErrorJson {
         message: e.message_and_help().0,
-        revision: None,
-        file: None,
-        line: None,
-        sqlstate: None,
+        ..ErrorJson::default()
     };
     if let CommandError::Engine(EngineError::Sql(f)) = e {
         json.revision = Some(f.revision.clone());
@@ -333,16 +346,28 @@ fn error_json(e: &CommandError) -> ErrorJson {
     json
 }
 
-fn run_one(ctx: &Ctx, map: &RevisionMap, target: &Target, command: &Command) -> Outcome {
+/// Runs the command on one target, on the worker's kept connection to its
+/// database when it has one.
+fn run_one(
+    ctx: &Ctx,
+    map: &RevisionMap,
+    target: &Target,
+    command: &Command,
+    reuse: &Mutex<Option<postgres::Client>>,
+) -> Outcome {
     let mut settings = super::database::settings(ctx);
     if let Some(schema) = &target.schema {
         settings.version_table_schema = Some(schema.clone());
         settings.search_path = Some(schema.clone());
     }
+    if matches!(command, Command::Verify(_)) {
+        return against_one(map, target, settings);
+    }
     let db = Database {
         settings,
         url: Some(&target.url),
         no_url_help: String::new(),
+        reuse: Some(reuse),
     };
     let source = Loaded(map);
     let mut out = Capture::default();
@@ -358,16 +383,7 @@ fn run_one(ctx: &Ctx, map: &RevisionMap, target: &Target, command: &Command) -> 
         }),
     };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let mut json = TargetJson {
-        name: target.name.clone(),
-        status: "done",
-        schema: target.schema.clone(),
-        before: Vec::new(),
-        after: Vec::new(),
-        revisions: Vec::new(),
-        duration_ms: ms,
-        error: None,
-    };
+    let mut json = TargetJson::new(target, ms);
     if let Some(r) = &out.report {
         json.before = r.before.clone();
         json.after = r.after.clone();
@@ -384,13 +400,7 @@ fn run_one(ctx: &Ctx, map: &RevisionMap, target: &Target, command: &Command) -> 
         json.after = heads.clone();
     }
     let line = match &result {
-        Err(e) => {
-            json.status = "failed";
-            let error = error_json(e);
-            let line = format!("error: {}", error.message.lines().next().unwrap_or(""));
-            json.error = Some(error);
-            line
-        }
+        Err(e) => return Outcome::failed(json, error_json(e)),
         Ok(()) => match (&out.report, &out.current) {
             (Some(r), _) => format!(
                 "{} -> {} ({} revision{}, {ms:.0} ms)",
@@ -403,10 +413,39 @@ fn run_one(ctx: &Ctx, map: &RevisionMap, target: &Target, command: &Command) -> 
             (None, None) => format!("done ({ms:.0} ms)"),
         },
     };
-    Outcome {
-        failed: result.is_err(),
-        line: format!("{}: {line}\n", target.name),
-        json,
+    Outcome::done(json, line)
+}
+
+/// `verify --against` on one target: read-only, its problems make it fail.
+fn against_one(map: &RevisionMap, target: &Target, settings: Settings) -> Outcome {
+    let started = Instant::now();
+    let found = against::check(map, settings, &target.url);
+    let json = TargetJson::new(target, started.elapsed().as_secs_f64() * 1000.0);
+    match found {
+        Err(e) => Outcome::failed(
+            json,
+            ErrorJson {
+                message: e.to_string(),
+                ..ErrorJson::default()
+            },
+        ),
+        Ok(found) if found.problems.is_empty() => Outcome::done(json, found.summary),
+        Ok(found) => {
+            let first = &found.problems[0];
+            let error = ErrorJson {
+                message: found
+                    .problems
+                    .iter()
+                    .map(|p| p.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                revision: first.revision.clone(),
+                file: first.file.clone(),
+                line: first.line,
+                sqlstate: None,
+            };
+            Outcome::failed(json, error)
+        }
     }
 }
 
@@ -472,22 +511,28 @@ fn junit(finished: &[TargetJson], not_started: &[Target], took: std::time::Durat
     )
 }
 
-/// Runs `command` on every target of the fleet.
-pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(), CliError> {
-    if !matches!(
-        command,
-        Command::Upgrade(_) | Command::Downgrade(_) | Command::Stamp(_) | Command::Current(_)
-    ) {
-        return Err(CliError::usage(
-            "--each-schema, --each-database and --targets work with upgrade, downgrade, stamp and current",
-            None,
-        ));
-    }
+/// Refuses what a fleet cannot run; the URL the fleet starts from.
+fn fleet_url<'a>(ctx: &'a Ctx, command: &'a Command) -> Result<Option<&'a str>, CliError> {
     let sql = match command {
         Command::Upgrade(a) => a.run.sql,
         Command::Downgrade(a) => a.run.sql,
         Command::Stamp(a) => a.sql,
-        _ => false,
+        Command::Current(_) => false,
+        Command::Verify(a) => {
+            return match &a.against {
+                Some(given) => verify::against_url(ctx, given.as_ref()).map(Some),
+                None => Err(CliError::usage(
+                    "a fleet is verified with --against: each target read-only against the files",
+                    None,
+                )),
+            }
+        }
+        _ => {
+            return Err(CliError::usage(
+                "--each-schema, --each-database and --targets work with upgrade, downgrade, stamp, current and verify --against",
+                None,
+            ))
+        }
     };
     if sql {
         return Err(CliError::usage(
@@ -495,8 +540,121 @@ pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(),
             None,
         ));
     }
+    Ok(ctx.config.database_url.as_ref().map(|u| u.expose()))
+}
+
+/// What the workers share: the next target, the stop flags, the outcomes
+/// and the progress bar.
+struct Board<'a> {
+    targets: &'a [Target],
+    next: AtomicUsize,
+    stop: AtomicBool,
+    interrupted: &'static AtomicBool,
+    failed: AtomicUsize,
+    outcomes: Mutex<Vec<TargetJson>>,
+    /// Lines as targets finish (human format).
+    lines: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Board<'_> {
+    /// The next target to start, unless the run stops.
+    fn take(&self) -> Option<&Target> {
+        if self.stop.load(Ordering::SeqCst) || self.interrupted.load(Ordering::SeqCst) {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::SeqCst);
+        let target = self.targets.get(i)?;
+        self.redraw(
+            self.outcomes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len(),
+        );
+        Some(target)
+    }
+
+    fn started(&self) -> usize {
+        self.next.load(Ordering::SeqCst).min(self.targets.len())
+    }
+
+    fn finish(&self, outcome: Outcome, keep_going: bool) {
+        if outcome.failed {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            if !keep_going {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        let mut done = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+        done.push(outcome.json);
+        if self.lines {
+            match &self.bar {
+                Some(bar) => bar.println(outcome.line.trim_end()),
+                None => {
+                    let _ = emit(&outcome.line);
+                }
+            }
+        }
+        self.redraw(done.len());
+    }
+
+    fn redraw(&self, finished: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(finished as u64);
+            bar.set_message(progress(
+                finished,
+                self.failed.load(Ordering::SeqCst),
+                self.started(),
+                self.targets.len(),
+            ));
+        }
+    }
+}
+
+/// The progress bar's words: done, failed, running, remaining.
+fn progress(finished: usize, failed: usize, started: usize, total: usize) -> String {
+    format!(
+        "{} done, {failed} failed, {} running, {} remaining",
+        finished - failed,
+        started.saturating_sub(finished),
+        total - started
+    )
+}
+
+fn bar(ctx: &Ctx, total: usize) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal();
+    if ctx.format != Format::Human || !super::database::wants_bar(terminal, total) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total as u64),
+        indicatif::ProgressDrawTarget::stdout(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} targets: {msg}, {elapsed}")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Runs `command` on every target of the fleet.
+pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(), CliError> {
+    let url = fleet_url(ctx, command)?;
     let map = ctx.load()?;
-    let targets = targets(ctx, fleet)?;
+    let mut static_problems = 0;
+    if let Command::Verify(args) = command {
+        // The files' own checks, once for the fleet.
+        let (problems, warnings) = verify::static_checks(ctx, &map, args)?;
+        for (level, list) in [("warning", &warnings), ("error", &problems)] {
+            for p in list {
+                eprintln!("{level}: {}", p.message);
+            }
+        }
+        static_problems = problems.len();
+    }
+    let targets = targets(ctx, fleet, url)?;
     if targets.is_empty() {
         return Err(CliError::failed(
             "the fleet has no targets: no database or schema matches",
@@ -504,97 +662,160 @@ pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(),
         ));
     }
     let started = Instant::now();
-    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
     // Ctrl-C (or SIGTERM) stops starting targets; the running ones finish
     // (or roll back their transaction), release their locks, and the
     // summary names what was not started.
     let interrupted: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
     let _ = ctrlc::set_handler(move || interrupted.store(true, Ordering::SeqCst));
-    let (failed, outcomes) = (AtomicUsize::new(0), Mutex::new(Vec::new()));
-    let json = ctx.format != Format::Human;
+    let board = Board {
+        targets: &targets,
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        interrupted,
+        failed: AtomicUsize::new(0),
+        outcomes: Mutex::new(Vec::new()),
+        lines: ctx.format == Format::Human,
+        bar: bar(ctx, targets.len()),
+    };
     let jobs = fleet.jobs.clamp(1, targets.len());
     std::thread::scope(|scope| {
         for _ in 0..jobs {
-            scope.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) || interrupted.load(Ordering::SeqCst) {
-                    return;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(target) = targets.get(i) else { return };
-                let outcome = run_one(ctx, &map, target, command);
-                if outcome.failed {
-                    failed.fetch_add(1, Ordering::SeqCst);
-                    if !fleet.keep_going {
-                        stop.store(true, Ordering::SeqCst);
+            scope.spawn(|| {
+                // One connection per worker and database, reset between
+                // tenants: no new server process for each.
+                let (reuse, mut database) = (Mutex::new(None), None);
+                while let Some(target) = board.take() {
+                    if database != Some(&target.url) {
+                        *reuse.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                        database = Some(&target.url);
                     }
+                    board.finish(
+                        run_one(ctx, &map, target, command, &reuse),
+                        fleet.keep_going,
+                    );
                 }
-                let mut done = outcomes.lock().unwrap_or_else(|p| p.into_inner());
-                if !json {
-                    let _ = emit(&outcome.line);
-                }
-                done.push(outcome.json);
             });
         }
     });
-    let started_count = next.load(Ordering::SeqCst).min(targets.len());
-    let failed = failed.load(Ordering::SeqCst);
-    let not_started = targets.len() - started_count;
+    if let Some(bar) = &board.bar {
+        bar.finish_and_clear();
+    }
+    let ended = Ended {
+        total: targets.len(),
+        started: board.started(),
+        failed: board.failed.load(Ordering::SeqCst),
+        jobs,
+        took: started.elapsed(),
+    };
+    let mut finished = board
+        .outcomes
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    finished.sort_by(|a, b| a.name.cmp(&b.name));
+    print(&report(ctx, &targets, finished, &ended))?;
+    ctx.discard(map);
+    ended.result(fleet, interrupted.load(Ordering::SeqCst), static_problems)
+}
+
+/// How a fleet run ended.
+struct Ended {
+    total: usize,
+    started: usize,
+    failed: usize,
+    jobs: usize,
+    took: std::time::Duration,
+}
+
+/// The run's text in the chosen format.
+fn report(ctx: &Ctx, targets: &[Target], finished: Vec<TargetJson>, ended: &Ended) -> String {
+    let failed = ended.failed;
+    let not_started = &targets[ended.started..];
     let summary = format!(
-        "fleet: {} target{}, {} done, {failed} failed, {not_started} not started ({} ms, {jobs} at a time)\n",
+        "fleet: {} target{}, {} done, {failed} failed, {} not started ({} ms, {} at a time)\n",
         targets.len(),
         if targets.len() == 1 { "" } else { "s" },
-        started_count - failed,
-        started.elapsed().as_millis()
+        ended.started - failed,
+        not_started.len(),
+        ended.took.as_millis(),
+        ended.jobs
     );
-    let text = if matches!(ctx.format, Format::Github | Format::Junit) {
-        let mut finished = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
-        finished.sort_by(|a, b| a.name.cmp(&b.name));
-        let not_started = &targets[started_count..];
-        if ctx.format == Format::Github {
-            annotations(&finished) + &summary
-        } else {
-            junit(&finished, not_started, started.elapsed())
+    match ctx.format {
+        Format::Human => summary,
+        Format::Github => annotations(&finished) + &summary,
+        Format::Junit => junit(&finished, not_started, ended.took),
+        Format::Json => {
+            #[derive(Serialize)]
+            struct FleetJson {
+                targets: Vec<TargetJson>,
+                done: usize,
+                failed: usize,
+                not_started: Vec<String>,
+            }
+            to_json(&FleetJson {
+                targets: finished,
+                done: ended.started - failed,
+                failed,
+                not_started: not_started.iter().map(|t| t.name.clone()).collect(),
+            })
         }
-    } else if json {
-        #[derive(Serialize)]
-        struct FleetJson {
-            targets: Vec<TargetJson>,
-            done: usize,
-            failed: usize,
-            not_started: Vec<String>,
-        }
-        let mut finished = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
-        finished.sort_by(|a, b| a.name.cmp(&b.name));
-        to_json(&FleetJson {
-            targets: finished,
-            done: started_count - failed,
-            failed,
-            not_started: targets[started_count..]
-                .iter()
-                .map(|t| t.name.clone())
-                .collect(),
-        })
-    } else {
-        summary
-    };
-    print(&text)?;
-    ctx.discard(map);
-    if interrupted.load(Ordering::SeqCst) {
-        return Err(CliError::failed(
-            format!(
-                "interrupted: {not_started} target{} not started",
-                if not_started == 1 { "" } else { "s" }
-            ),
-            Some("the targets that ran finished; run the command again for the rest".into()),
-        ));
     }
-    if failed == 0 {
+}
+
+impl Ended {
+    /// The exit: interrupted, failed targets, or the files' own problems.
+    fn result(
+        &self,
+        fleet: &FleetArgs,
+        interrupted: bool,
+        static_problems: usize,
+    ) -> Result<(), CliError> {
+        let not_started = self.total - self.started;
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        if interrupted {
+            return Err(CliError::failed(
+                format!(
+                    "interrupted: {not_started} target{} not started",
+                    plural(not_started)
+                ),
+                Some("the targets that ran finished; run the command again for the rest".into()),
+            ));
+        }
+        if self.failed > 0 {
+            return Err(CliError::failed(
+                format!("{} target{} failed", self.failed, plural(self.failed)),
+                (!fleet.keep_going && not_started > 0).then(|| {
+                    "the run stopped starting targets at the first failure; --keep-going runs every target"
+                        .into()
+                }),
+            ));
+        }
+        if static_problems > 0 {
+            return Err(CliError::CheckFailed(format!(
+                "verify: {static_problems} problem{} in the files",
+                plural(static_problems)
+            )));
+        }
         Ok(())
-    } else {
-        Err(CliError::failed(
-            format!("{failed} target{} failed", if failed == 1 { "" } else { "s" }),
-            (!fleet.keep_going && not_started > 0)
-                .then(|| "the run stopped starting targets at the first failure; --keep-going runs every target".into()),
-        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress;
+
+    #[test]
+    fn the_progress_bar_counts_done_failed_running_and_remaining() {
+        assert_eq!(
+            progress(0, 0, 4, 100),
+            "0 done, 0 failed, 4 running, 96 remaining"
+        );
+        assert_eq!(
+            progress(10, 2, 14, 100),
+            "8 done, 2 failed, 4 running, 86 remaining"
+        );
+        assert_eq!(
+            progress(100, 1, 100, 100),
+            "99 done, 1 failed, 0 running, 0 remaining"
+        );
     }
 }

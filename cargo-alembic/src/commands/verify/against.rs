@@ -4,12 +4,76 @@
 use std::time::Instant;
 
 use alembic_chain::RevisionMap;
-use alembic_embed::cli_engine::{Checked, Engine};
+use alembic_embed::cli_engine::{Checked, Engine, Settings};
 
 use super::report::finish;
 use super::{about, say, Problem};
 use crate::errors::CliError;
 use crate::Ctx;
+
+/// What `--against` found on one database.
+pub(crate) struct Found {
+    /// Rows the files do not know, applied revisions edited since.
+    pub(crate) problems: Vec<Problem>,
+    /// Downgrades changed since they were applied (not a problem).
+    pub(crate) notes: Vec<String>,
+    /// `N applied (U unverified: …), P pending: …`.
+    pub(crate) summary: String,
+}
+
+/// The database's applied revisions against the files, on a read-only
+/// session: the same comparison and state as `current` and a run's check.
+pub(crate) fn check(map: &RevisionMap, settings: Settings, url: &str) -> Result<Found, CliError> {
+    let mut client = alembic_embed::tls::connect(url)
+        .map_err(|e| CliError::by_code(e.exit_code(), e.to_string()))?;
+    // Read-only for sure: the session cannot write.
+    client
+        .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        .map_err(|e| CliError::failed(format!("cannot make the session read-only: {e}"), None))?;
+    let engine = Engine::new(map, settings);
+    let current = engine
+        .current(&mut client)
+        .map_err(|e| CliError::failed(e.to_string(), None))?;
+    let checked = engine.check_applied(&current);
+    let problems = ahead_and_edited(map, &current.unknown, &checked);
+    let notes = checked
+        .downgrade_changed
+        .iter()
+        .map(|drift| {
+            let rev = map.rev(drift.index);
+            format!(
+                "note: the downgrade of revision {} ({}) changed since it was applied: recorded {}, the file has {}",
+                rev.id,
+                rev.path.display(),
+                drift.recorded_text(),
+                drift.current_text()
+            )
+        })
+        .collect();
+    let status = engine
+        .status(&current)
+        .map_err(|e| CliError::failed(e.to_string(), None))?;
+    let listed = |ids: &[String]| {
+        if ids.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", ids.join(", "))
+        }
+    };
+    let summary = format!(
+        "{} applied ({} unverified{}), {} pending{}",
+        status.applied.len(),
+        status.unverified.len(),
+        listed(&status.unverified),
+        status.pending.len(),
+        listed(&status.pending)
+    );
+    Ok(Found {
+        problems,
+        notes,
+        summary,
+    })
+}
 
 /// `verify --against URL`: the database's applied revisions against the
 /// files, read-only.
@@ -21,52 +85,17 @@ pub(super) fn against(
     warnings: Vec<Problem>,
     started: Instant,
 ) -> Result<(), CliError> {
-    let mut client = alembic_embed::tls::connect(url)
-        .map_err(|e| CliError::by_code(e.exit_code(), e.to_string()))?;
-    // Read-only for sure: the session cannot write.
-    client
-        .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-        .map_err(|e| CliError::failed(format!("cannot make the session read-only: {e}"), None))?;
-    let engine = Engine::new(map, crate::commands::database::settings(ctx));
-    let current = engine
-        .current(&mut client)
-        .map_err(|e| CliError::failed(e.to_string(), None))?;
-    // The same comparison and state as `current` and a run's check.
-    let checked = engine.check_applied(&current);
-    problems.extend(ahead_and_edited(map, &current.unknown, &checked));
-    for drift in &checked.downgrade_changed {
-        let rev = map.rev(drift.index);
-        say(
-            ctx,
-            &format!(
-                "note: the downgrade of revision {} ({}) changed since it was applied: recorded {}, the file has {}\n",
-                rev.id,
-                rev.path.display(),
-                drift.recorded_text(),
-                drift.current_text()
-            ),
-        )?;
+    let found = check(map, crate::commands::database::settings(ctx), url)?;
+    problems.extend(found.problems);
+    for note in &found.notes {
+        say(ctx, &format!("{note}\n"))?;
     }
-    let status = engine
-        .status(&current)
-        .map_err(|e| CliError::failed(e.to_string(), None))?;
-    let listed = |ids: &[String]| {
-        if ids.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", ids.join(", "))
-        }
-    };
     say(
         ctx,
         &format!(
-            "against {}: {} applied ({} unverified{}), {} pending{}\n",
+            "against {}: {}\n",
             alembic_embed::tls::describe_target(url),
-            status.applied.len(),
-            status.unverified.len(),
-            listed(&status.unverified),
-            status.pending.len(),
-            listed(&status.pending)
+            found.summary
         ),
     )?;
     finish(ctx, map, &problems, &warnings, started, None)

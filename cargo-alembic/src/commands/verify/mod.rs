@@ -5,14 +5,14 @@
 //! the files. One module per part; `report` writes the result as text,
 //! JSON, GitHub annotations or JUnit.
 
-mod against;
+pub(crate) mod against;
 mod branch_order;
 mod report;
 mod stairway;
 
 use std::time::Instant;
 
-use alembic_chain::RevisionMap;
+use alembic_chain::{DatabaseUrl, RevisionMap};
 use alembic_embed::cli_engine::{Engine, Settings};
 use alembic_embed::EngineError;
 use alembic_throwaway::{Choice, Server};
@@ -27,13 +27,13 @@ use report::{finish, Run, Timings};
 
 /// One thing `verify` found.
 #[derive(Debug, Serialize)]
-struct Problem {
-    /// `static`, `upgrade` or `stairway`.
-    check: &'static str,
-    revision: Option<String>,
-    file: Option<String>,
-    line: Option<usize>,
-    message: String,
+pub(crate) struct Problem {
+    /// `static`, `upgrade`, `stairway` or `against`.
+    pub(crate) check: &'static str,
+    pub(crate) revision: Option<String>,
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<usize>,
+    pub(crate) message: String,
 }
 
 fn say(ctx: &Ctx, text: &str) -> Result<(), CliError> {
@@ -80,8 +80,9 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
     let map = ctx.load()?;
     let (problems, warnings) = static_checks(ctx, &map, args)?;
     let static_ms = started.elapsed().as_millis();
-    if let Some(url) = &args.against {
-        return against::against(ctx, &map, url.expose(), problems, warnings, started);
+    if let Some(given) = &args.against {
+        let url = against_url(ctx, given.as_ref())?;
+        return against::against(ctx, &map, url, problems, warnings, started);
     }
     let mut problems = problems;
     let t = Instant::now();
@@ -126,9 +127,29 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
     finish(ctx, &map, &problems, &warnings, started, Some(run))
 }
 
+/// The database `--against` checks: its URL, or without one the configured
+/// database URL.
+pub(crate) fn against_url<'a>(
+    ctx: &'a Ctx,
+    given: Option<&'a DatabaseUrl>,
+) -> Result<&'a str, CliError> {
+    given
+        .or(ctx.config.database_url.as_ref())
+        .map(DatabaseUrl::expose)
+        .ok_or_else(|| {
+            CliError::usage(
+                "--against without a URL checks the configured database, and there is none",
+                Some(format!(
+                    "pass --against URL or --database-url, or set {}",
+                    ctx.config.database_url_env
+                )),
+            )
+        })
+}
+
 /// The static checks: the chain's statements lex, one head (unless
 /// allowed), and lint: its errors are problems, its warnings reported.
-fn static_checks(
+pub(crate) fn static_checks(
     ctx: &Ctx,
     map: &RevisionMap,
     args: &VerifyArgs,
