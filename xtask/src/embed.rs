@@ -169,7 +169,7 @@ async fn main() {
     })
 }
 
-fn write_project(dir: &Path, manifest: &str, main: &str) -> Result<()> {
+pub(crate) fn write_project(dir: &Path, manifest: &str, main: &str) -> Result<()> {
     std::fs::create_dir_all(dir.join("src"))?;
     // Unchanged files keep their times, so that a rerun starts warm.
     let write = |path: PathBuf, text: &str| -> Result<()> {

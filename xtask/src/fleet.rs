@@ -1,8 +1,12 @@
-//! `cargo xtask bench fleet [--schemas N] [--databases M]`: one chain of 20
-//! revisions on N tenant schemas (default 1,000) and on M databases
-//! (default 100) of one local server: `cargo alembic upgrade head
-//! --each-schema` / `--each-database` beside the way users do it today, a
-//! shell loop calling `cargo alembic upgrade head` once per target.
+//! `cargo xtask bench fleet [--schemas N] [--databases M] [--signups K]`:
+//! one chain of 20 revisions on N tenant schemas (default 1,000) and on M
+//! databases (default 100) of one local server: `cargo alembic upgrade
+//! head --each-schema` / `--each-database` beside the way users do it
+//! today, a shell loop calling `cargo alembic upgrade head` once per
+//! target; the server's floor (the same SQL through `psql`, one session per
+//! worker); the deploy that follows, with nothing to apply, both ways; and
+//! the embedded sign-up path, `runner().schema(..).upgrade(..)` of K new
+//! tenants (default 200) from a release binary.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 
+use crate::embed::write_project;
 use crate::{chain, release_binary, replace_section, write_sql_chain, Shape};
 
 const REVISIONS: usize = 20;
@@ -66,7 +71,7 @@ pub(crate) fn bench_fleet(root: &Path, args: &[String]) -> Result<()> {
             .env("DATABASE_URL", url);
         c
     };
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
 
     // Tenant schemas: the fleet in one database, the loop in another.
     let (fleet_db, loop_db) = (
@@ -88,17 +93,43 @@ pub(crate) fn bench_fleet(root: &Path, args: &[String]) -> Result<()> {
         &jobs.to_string(),
     ]))?;
     eprintln!("{schemas} schemas: shell loop");
+    let tenant_url = |i: usize| format!("{}?options=-csearch_path%3Dtenant_{i:05}", loop_db.url());
     let start = Instant::now();
     for i in 0..schemas {
-        let url = format!("{}?options=-csearch_path%3Dtenant_{i:05}", loop_db.url());
-        run(cli(&url).args(["upgrade", "head"]))?;
+        run(cli(&tenant_url(i)).args(["upgrade", "head"]))?;
     }
-    rows.push((
-        format!("{schemas} tenant schemas × {REVISIONS} revisions"),
-        schemas,
+    let looped = start.elapsed();
+    eprintln!("{schemas} schemas: the server's floor");
+    let floor_db = server.database().map_err(|e| anyhow!("{e}"))?;
+    sql(floor_db.url(), &create)?;
+    let floor = floor(&dir, &chain_dir, floor_db.url(), schemas, jobs)?;
+    rows.push(Row {
+        label: format!("{schemas} tenant schemas × {REVISIONS} revisions"),
+        n: schemas,
         fleet,
-        start.elapsed(),
-    ));
+        looped,
+        floor: Some(floor),
+    });
+    eprintln!("{schemas} schemas: the next deploy, nothing to apply");
+    let fleet = run(cli(fleet_db.url()).args([
+        "upgrade",
+        "head",
+        "--each-schema",
+        "tenant\\_%",
+        "-j",
+        &jobs.to_string(),
+    ]))?;
+    let start = Instant::now();
+    for i in 0..schemas {
+        run(cli(&tenant_url(i)).args(["upgrade", "head"]))?;
+    }
+    rows.push(Row {
+        label: format!("{schemas} tenant schemas, nothing to apply (the next deploy)"),
+        n: schemas,
+        fleet,
+        looped: start.elapsed(),
+        floor: None,
+    });
 
     // Databases.
     let admin = server.database().map_err(|e| anyhow!("{e}"))?;
@@ -125,35 +156,238 @@ pub(crate) fn bench_fleet(root: &Path, args: &[String]) -> Result<()> {
     for i in 0..databases {
         run(cli(&other(admin.url(), &format!("loopdb_{i:04}"))).args(["upgrade", "head"]))?;
     }
-    rows.push((
-        format!("{databases} databases × {REVISIONS} revisions"),
-        databases,
+    rows.push(Row {
+        label: format!("{databases} databases × {REVISIONS} revisions"),
+        n: databases,
         fleet,
-        start.elapsed(),
-    ));
+        looped: start.elapsed(),
+        floor: None,
+    });
+    let signups = flag(args, "--signups", 200)?;
+    eprintln!("{signups} sign-ups: the embedded per-schema upgrade");
+    let signup = signup(root, &dir, &chain_dir, fleet_db.url(), signups)?;
 
     let mut section = String::new();
     writeln!(
         section,
         "One local PostgreSQL 15 server, 2 cores. `cargo alembic upgrade head --each-schema/--each-database -j {jobs}` \
          beside a shell loop calling `cargo alembic upgrade head` once per target (a tenant through \
-         `options=-csearch_path=...` in its URL), in one run.\n"
+         `options=-csearch_path=...` in its URL), in one run. The floor is the server's own work: the same \
+         statements and Alembic's version table through `psql`, {jobs} sessions each taking a share of the \
+         tenants, one transaction per tenant, no ledger, no lock, no check.\n"
     )?;
-    writeln!(section, "| fleet | `cargo alembic` fleet | shell loop | targets/s (fleet / loop) | speed-up |\n| --- | --- | --- | --- | --- |")?;
-    for (label, n, fleet, looped) in &rows {
+    writeln!(section, "| fleet | `cargo alembic` fleet | shell loop | targets/s (fleet / loop) | speed-up | the server's floor |\n| --- | --- | --- | --- | --- | --- |")?;
+    for row in &rows {
+        let floor = row.floor.map_or("".to_owned(), |f| {
+            format!(
+                "{:.1} s (fleet / floor {:.2}×)",
+                f.as_secs_f64(),
+                row.fleet.as_secs_f64() / f.as_secs_f64()
+            )
+        });
         writeln!(
             section,
-            "| {label} | {:.1} s | {:.1} s | {:.0} / {:.0} | {:.1}× |",
-            fleet.as_secs_f64(),
-            looped.as_secs_f64(),
-            *n as f64 / fleet.as_secs_f64(),
-            *n as f64 / looped.as_secs_f64(),
-            looped.as_secs_f64() / fleet.as_secs_f64()
+            "| {} | {:.1} s | {:.1} s | {:.0} / {:.0} | {:.1}× | {floor} |",
+            row.label,
+            row.fleet.as_secs_f64(),
+            row.looped.as_secs_f64(),
+            row.n as f64 / row.fleet.as_secs_f64(),
+            row.n as f64 / row.looped.as_secs_f64(),
+            row.looped.as_secs_f64() / row.fleet.as_secs_f64()
         )?;
     }
+    let s = &signup;
+    writeln!(
+        section,
+        "\nThe embedded sign-up path, `migrations::runner().schema(name).upgrade(&mut client)` on one open \
+         connection (release build), {} new tenants one after another, {REVISIONS} revisions each, each paired \
+         with the server's floor for the same work on the same connection (the statements and Alembic's \
+         version table in one transaction, one round trip, no ledger, no lock):\n\n\
+         | sign-up of one tenant | median | p90 | max |\n| --- | --- | --- | --- |\n\
+         | `runner().schema(..).upgrade(..)` | {:.1} ms | {:.1} ms | {:.1} ms |\n\
+         | the server's floor | {:.1} ms | {:.1} ms | {:.1} ms |\n\
+         | paired ratio, ours / floor | {:.2}× | {:.2}× | {:.2}× |",
+        s.ours.len(),
+        median(&s.ours),
+        s.ours[s.ours.len() * 9 / 10],
+        s.ours[s.ours.len() - 1],
+        median(&s.floor),
+        s.floor[s.floor.len() * 9 / 10],
+        s.floor[s.floor.len() - 1],
+        median(&s.ratios),
+        s.ratios[s.ratios.len() * 9 / 10],
+        s.ratios[s.ratios.len() - 1],
+    )?;
     print!("{section}");
     if write {
         replace_section(&root.join("BENCHMARKS.md"), "fleet", &section)?;
     }
     Ok(())
+}
+
+/// One row of the table.
+struct Row {
+    label: String,
+    n: usize,
+    fleet: Duration,
+    looped: Duration,
+    floor: Option<Duration>,
+}
+
+/// The upgrade statements of the chain's files, in order.
+fn chain_sql(chain_dir: &Path) -> Result<String> {
+    let mut files: Vec<_> = std::fs::read_dir(chain_dir.join("versions"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let mut sql = String::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        let upgrade = text
+            .split_once("-- alembic:upgrade\n")
+            .and_then(|(_, rest)| rest.split("-- alembic:downgrade").next())
+            .ok_or_else(|| anyhow!("{}: no upgrade section", file.display()))?;
+        sql.push_str(upgrade);
+    }
+    Ok(sql)
+}
+
+/// The server's floor: each tenant's statements and Alembic's version
+/// table in one transaction, through `psql`, `jobs` sessions at once.
+fn floor(dir: &Path, chain_dir: &Path, url: &str, schemas: usize, jobs: usize) -> Result<Duration> {
+    let body = chain_sql(chain_dir)?;
+    let mut parts = vec![String::new(); jobs];
+    for i in 0..schemas {
+        write!(
+            parts[i % jobs],
+            "BEGIN;\nSET LOCAL search_path TO tenant_{i:05};\n\
+             CREATE TABLE alembic_version (version_num varchar(32) NOT NULL, \
+             CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));\n{body}\
+             INSERT INTO alembic_version VALUES ('a00000000019');\nCOMMIT;\n"
+        )?;
+    }
+    let psql = alembic_throwaway::find_bindir()
+        .map_err(|e| anyhow!("{e}"))?
+        .join("psql");
+    let mut files = Vec::new();
+    for (k, part) in parts.iter().enumerate() {
+        let file = dir.join(format!("floor-{k}.sql"));
+        std::fs::write(&file, part)?;
+        files.push(file);
+    }
+    let start = Instant::now();
+    let children: Vec<_> = files
+        .iter()
+        .map(|f| {
+            Command::new(&psql)
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"])
+                .arg(f)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    for mut child in children {
+        if !child.wait()?.success() {
+            bail!("psql failed on the floor's script");
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// The embedded sign-up: a release binary with the chain embedded creates
+/// `count` schemas and times `runner().schema(..).upgrade(..)` for each, on
+/// one connection. Milliseconds, sorted.
+fn signup(root: &Path, dir: &Path, chain_dir: &Path, url: &str, count: usize) -> Result<Signup> {
+    let project = dir.join("signup");
+    let versions = project.join("chain/versions");
+    if !versions.is_dir() {
+        std::fs::create_dir_all(&versions)?;
+        for entry in std::fs::read_dir(chain_dir.join("versions"))? {
+            let path = entry?.path();
+            std::fs::copy(&path, versions.join(path.file_name().unwrap_or_default()))?;
+        }
+    }
+    let manifest = format!(
+        "[package]\nname = \"bench-signup\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n\
+         [dependencies]\nalembic-embed = {{ path = {:?} }}\n",
+        root.join("alembic-embed").display().to_string()
+    );
+    let main = r#"alembic_embed::embed_migrations!("chain");
+
+/// Each new tenant: the embedded upgrade of one schema, then the server's
+/// floor for the same work (the statements and Alembic's version table in
+/// one transaction, one round trip) in a twin schema, on one connection.
+fn main() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let count: usize = std::env::args().nth(1).expect("count").parse().expect("a number");
+    let body = std::env::var("FLOOR_SQL").expect("FLOOR_SQL");
+    let mut client = alembic_embed::tls::connect(&url).expect("connect");
+    for i in 0..count {
+        let schema = format!("signup_{i:05}");
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}; CREATE SCHEMA floor_{i:05}"))
+            .expect("create schemas");
+        let start = std::time::Instant::now();
+        let report = migrations::runner().schema(schema).upgrade(&mut client).expect("upgrade");
+        let ours = start.elapsed().as_secs_f64() * 1000.0;
+        assert_eq!(report.steps.len(), 20);
+        let start = std::time::Instant::now();
+        client
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL search_path TO floor_{i:05}; CREATE TABLE alembic_version \
+                 (version_num varchar(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)); \
+                 {body} INSERT INTO alembic_version VALUES ('a00000000019'); COMMIT"
+            ))
+            .expect("floor");
+        println!("{ours} {}", start.elapsed().as_secs_f64() * 1000.0);
+    }
+}
+"#;
+    write_project(&project, &manifest, main)?;
+    std::fs::copy(root.join("Cargo.lock"), project.join("Cargo.lock"))?;
+    // The workspace's target folder: its release dependencies are reused.
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--offline", "--target-dir"])
+        .arg(root.join("target"))
+        .current_dir(&project)
+        .status()?;
+    if !status.success() {
+        bail!("building the sign-up binary failed");
+    }
+    let out = Command::new(root.join("target/release/bench-signup"))
+        .arg(count.to_string())
+        .env("DATABASE_URL", url)
+        .env("FLOOR_SQL", chain_sql(chain_dir)?)
+        .output()?;
+    if !out.status.success() {
+        bail!("the sign-up binary failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut signup = Signup::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let (ours, floor) = line.split_once(' ').ok_or_else(|| anyhow!("{line}"))?;
+        let (ours, floor): (f64, f64) = (ours.parse()?, floor.parse()?);
+        signup.ours.push(ours);
+        signup.floor.push(floor);
+        signup.ratios.push(ours / floor);
+    }
+    if signup.ours.is_empty() {
+        bail!("no sign-up was timed");
+    }
+    for list in [&mut signup.ours, &mut signup.floor, &mut signup.ratios] {
+        list.sort_by(f64::total_cmp);
+    }
+    Ok(signup)
+}
+
+/// Sign-up times in milliseconds, sorted, and the paired ratios to the
+/// floor.
+#[derive(Default)]
+struct Signup {
+    ours: Vec<f64>,
+    floor: Vec<f64>,
+    ratios: Vec<f64>,
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    sorted[sorted.len() / 2]
 }
