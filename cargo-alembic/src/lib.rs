@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod args;
+mod catalog;
 mod commands;
 mod errors;
 pub mod exit_codes;
