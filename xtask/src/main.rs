@@ -185,7 +185,7 @@ fn write_sql_chain(dir: &Path, revs: &[Rev]) -> Result<()> {
     Ok(())
 }
 
-fn write_python_chain(dir: &Path, revs: &[Rev]) -> Result<()> {
+pub(crate) fn write_python_chain(dir: &Path, revs: &[Rev]) -> Result<()> {
     let versions = dir.join("alembic/versions");
     std::fs::create_dir_all(&versions)?;
     std::fs::write(
@@ -291,7 +291,7 @@ fn ms(d: Duration) -> String {
     }
 }
 
-fn python_alembic(bench: &Path) -> Option<PathBuf> {
+pub(crate) fn python_alembic(bench: &Path) -> Option<PathBuf> {
     let venv = bench.join("venv");
     let exe = venv.join("bin/alembic");
     if exe.is_file() {
