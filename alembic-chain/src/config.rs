@@ -15,7 +15,7 @@ use crate::url::DatabaseUrl;
 
 /// Keys accepted in `[package.metadata.alembic]` and
 /// `[workspace.metadata.alembic]`.
-pub const METADATA_KEYS: [&str; 10] = [
+pub const METADATA_KEYS: [&str; 11] = [
     "script_location",
     "version_table",
     "version_table_schema",
@@ -26,6 +26,7 @@ pub const METADATA_KEYS: [&str; 10] = [
     "truncate_slug_length",
     "lock_timeout",
     "statement_lock_timeout",
+    "schema",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -100,6 +101,9 @@ pub struct Config {
     pub statement_lock_timeout: Option<Duration>,
     /// The cargo workspace root, when inside one.
     pub workspace_root: Option<PathBuf>,
+    /// The desired schema for autogenerate: a `.sql` file or a folder of
+    /// them (`schema`, relative to the workspace root).
+    pub schema: Option<PathBuf>,
 }
 
 impl Config {
@@ -170,6 +174,7 @@ impl Config {
             statement_lock_timeout: overrides
                 .statement_lock_timeout
                 .or(duration("statement_lock_timeout")?),
+            schema: string("schema")?.map(|s| workspace_root.as_deref().unwrap_or(cwd).join(s)),
             workspace_root,
         })
     }

@@ -46,6 +46,6 @@ pub use revision::{
     parse_list, validate_id, HeaderFields, KeyLines, Revision, Section, HEADER_KEYS, MAX_ID_LEN,
 };
 pub use script::{load_versions, revision_files, version_folders};
-pub use split::Statement;
+pub use split::{split_sql, Statement};
 pub use stamp::stamp_rows;
 pub use url::{redact, DatabaseUrl};

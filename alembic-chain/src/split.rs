@@ -298,6 +298,13 @@ impl<'a> Splitter<'a> {
     }
 }
 
+/// Splits a whole SQL file (a schema file, say) into statements the way
+/// revision sections are split, lines counted from 1. An unterminated
+/// string, comment or dollar-quoted body is `Err((line, kind))`.
+pub fn split_sql(text: &str) -> Result<Vec<Statement>, (usize, SplitErrorKind)> {
+    split_statements(text, 1).map_err(|e| (e.line, e.kind))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,13 +144,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Take over a database another tool migrated, running nothing (after `import`)
     Adopt(AdoptArgs),
-    /// Not available: autogenerate does not exist yet (see the message)
-    #[command(hide = true)]
-    Migrate {
-        /// Anything; the command explains itself.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
+    /// Write the revision that takes the head to the desired schema (`revision --autogenerate`, as Flask-Migrate's `db migrate`)
+    Migrate(RevisionArgs),
 }
 
 /// `import`.
@@ -260,9 +255,15 @@ pub struct RevisionArgs {
     /// Run the revision outside a transaction (`transactional: false`)
     #[arg(long)]
     pub non_transactional: bool,
-    /// Not available yet (see the message)
+    /// Compare the head with the desired schema (throwaway PostgreSQL) and write the revision that goes there, proven
     #[arg(long)]
     pub autogenerate: bool,
+    /// The desired schema: a .sql file or a folder of them [default: `schema` in the metadata]
+    #[arg(long, value_name = "PATH")]
+    pub schema: Option<PathBuf>,
+    /// The desired schema is this database's, read-only (instead of schema files)
+    #[arg(long, value_name = "URL", conflicts_with = "schema")]
+    pub from_database: Option<DatabaseUrl>,
 }
 
 /// `merge`.
@@ -399,7 +400,9 @@ mod tests {
             "init",
             "init db --template generic",
             "edit",
-            "migrate anything --at all",
+            "migrate -m add-email",
+            "migrate -m x --schema db/schema.sql",
+            "revision --autogenerate -m x --from-database postgresql://h/db",
             "upgrade",
             "upgrade +2",
             "upgrade ae10:head --sql",

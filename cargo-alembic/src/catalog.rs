@@ -2,12 +2,16 @@
 //! a database as `kind name: definition`, where the definition is what
 //! PostgreSQL itself prints for it (`pg_get_indexdef`, `pg_get_constraintdef`,
 //! `pg_get_functiondef`, ...) or, for a column, a sequence or a type, the
-//! clause that would create it. One query, so that `verify` can take a
-//! snapshot in one round trip; objects that belong to an extension are the
-//! extension's, listed once as the extension.
+//! clause that would create it; with the object's table, its own name, and
+//! its parts as JSON for whatever compares two schemas. One query, so that
+//! `verify` takes a snapshot in one round trip; objects that belong to an
+//! extension are the extension's, listed once as the extension.
 //!
-//! `verify`'s schema snapshots are built on it, and so is everything that
-//! compares two schemas.
+//! `verify`'s schema snapshots are built on it, and so is autogenerate.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
 
 /// Schemas that belong to PostgreSQL.
 const SYSTEM: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
@@ -23,13 +27,25 @@ fn own(catalog: &str, oid: &str) -> String {
     )
 }
 
-/// One user object: its kind (`table`, `column`, `index`, ...), its
-/// qualified, quoted name, and its definition.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// One user object.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Object {
+    /// `table`, `column`, `constraint`, `index`, `view`, `materialized
+    /// view`, `sequence`, `type`, `function`, `procedure`, `trigger`,
+    /// `policy`, `grant`, `comment`, `schema` or `extension`.
     pub(crate) kind: String,
+    /// The qualified, quoted name (`app.users`, `app.users.email`); for a
+    /// grant or a comment, what `GRANT ... ON` or `COMMENT ON` names
+    /// (`TABLE app.users`, `COLUMN app.users.email`).
     pub(crate) name: String,
+    /// The definition.
     pub(crate) def: Option<String>,
+    /// The table of a column, constraint, index, trigger or policy.
+    pub(crate) parent: Option<String>,
+    /// The object's own quoted name (a column's, a constraint's, ...).
+    pub(crate) local: Option<String>,
+    /// Its parts (a column's type, default and so on), for the differ.
+    pub(crate) attrs: Value,
 }
 
 impl Object {
@@ -41,18 +57,92 @@ impl Object {
         };
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
+
+    /// A text part of [`Object::attrs`].
+    pub(crate) fn text(&self, key: &str) -> Option<&str> {
+        self.attrs.get(key).and_then(Value::as_str)
+    }
+
+    /// A true/false part of [`Object::attrs`].
+    pub(crate) fn flag(&self, key: &str) -> bool {
+        self.attrs
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// A list-of-text part of [`Object::attrs`].
+    pub(crate) fn list(&self, key: &str) -> Vec<String> {
+        self.attrs
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A database's user objects by kind and name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Catalog {
+    pub(crate) objects: BTreeMap<(String, String), Object>,
+}
+
+impl Catalog {
+    /// Reads every user object, leaving out the tables named in
+    /// `skip_tables` (a version table and its ledger) with everything on
+    /// them.
+    pub(crate) fn read(
+        client: &mut postgres::Client,
+        skip_tables: &[String],
+    ) -> Result<Catalog, postgres::Error> {
+        let rows = client.query(&sql(skip_tables), &[])?;
+        let objects = rows
+            .iter()
+            .map(object)
+            .map(|o| ((o.kind.clone(), o.name.clone()), o))
+            .collect();
+        Ok(Catalog { objects })
+    }
+
+    /// The object of this kind and name.
+    pub(crate) fn get(&self, kind: &str, name: &str) -> Option<&Object> {
+        self.objects.get(&(kind.to_owned(), name.to_owned()))
+    }
+
+    /// The objects of one kind.
+    pub(crate) fn of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Object> + 'a {
+        self.objects.values().filter(move |o| o.kind == kind)
+    }
+
+    /// One line per object, sorted: what two snapshots compare.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.objects.values().map(Object::line).collect();
+        lines.sort();
+        lines
+    }
 }
 
 /// One row of [`sql`] as an object.
 pub(crate) fn object(row: &postgres::Row) -> Object {
+    let attrs: Option<String> = row.get(5);
     Object {
         kind: row.get(0),
         name: row.get(1),
         def: row.get(2),
+        parent: row.get(3),
+        local: row.get(4),
+        attrs: attrs
+            .and_then(|a| serde_json::from_str(&a).ok())
+            .unwrap_or(Value::Null),
     }
 }
 
-/// The catalog query: `(kind, name, def)` rows, sorted.
+/// The catalog query: `(kind, name, def, parent, local, attrs)` rows,
+/// sorted.
 pub(crate) fn sql(skip_tables: &[String]) -> String {
     let skip = if skip_tables.is_empty() {
         "''".to_owned()
@@ -77,39 +167,63 @@ pub(crate) fn sql(skip_tables: &[String]) -> String {
         others(),
     ];
     format!(
-        "SELECT kind, name, def FROM ({}) objects ORDER BY 1, 2, 3",
+        "SELECT kind, name, def, parent, local, attrs::text FROM ({}) objects ORDER BY 1, 2, 3",
         parts.join("\nUNION ALL\n")
     )
 }
 
 /// Tables (with partitioning and row security), views, materialized
-/// views and sequences.
+/// views (with the relations and columns they read) and sequences.
 fn relations(rel: &str) -> String {
     format!(
-        "SELECT 'table' AS kind, format('%I.%I', n.nspname, c.relname) AS name,
+        "SELECT 'table'::text AS kind, format('%I.%I', n.nspname, c.relname) AS name,
                 nullif(concat_ws(' ',
                   CASE WHEN c.relpersistence = 'u' THEN 'UNLOGGED' END,
-                  CASE WHEN c.relispartition THEN (SELECT format('PARTITION OF %I.%I ', pn.nspname, pc.relname)
-                         FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-                        WHERE i.inhrelid = c.oid) || pg_get_expr(c.relpartbound, c.oid) END,
+                  CASE WHEN c.relispartition THEN 'PARTITION OF ' || p.parent || ' ' || pg_get_expr(c.relpartbound, c.oid) END,
                   CASE WHEN c.relkind = 'p' THEN 'PARTITION BY ' || pg_get_partkeydef(c.oid) END,
                   CASE WHEN c.relrowsecurity THEN 'ROW LEVEL SECURITY' END,
-                  CASE WHEN c.relforcerowsecurity THEN 'FORCE ROW LEVEL SECURITY' END), '') AS def
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND {rel}
+                  CASE WHEN c.relforcerowsecurity THEN 'FORCE ROW LEVEL SECURITY' END), '') AS def,
+                NULL::text AS parent, quote_ident(c.relname) AS local,
+                jsonb_build_object('unlogged', c.relpersistence = 'u', 'partition_of', p.parent,
+                  'bound', CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
+                  'partition_by', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
+                  'rls', c.relrowsecurity, 'force_rls', c.relforcerowsecurity) AS attrs
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           LEFT JOIN LATERAL (SELECT format('%I.%I', pn.nspname, pc.relname) AS parent FROM pg_inherits i
+                                JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                               WHERE i.inhrelid = c.oid AND c.relispartition) p ON true
+          WHERE c.relkind IN ('r', 'p') AND {rel}
          UNION ALL
          SELECT CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, format('%I.%I', n.nspname, c.relname),
-                pg_get_viewdef(c.oid)
+                pg_get_viewdef(c.oid), NULL, quote_ident(c.relname),
+                jsonb_build_object(
+                  'reads', (SELECT coalesce(jsonb_agg(DISTINCT format('%I.%I', dn.nspname, dc.relname)), '[]')
+                              FROM pg_rewrite rw JOIN pg_depend dd ON dd.classid = 'pg_rewrite'::regclass AND dd.objid = rw.oid
+                              JOIN pg_class dc ON dc.oid = dd.refobjid AND dd.refclassid = 'pg_class'::regclass
+                              JOIN pg_namespace dn ON dn.oid = dc.relnamespace
+                             WHERE rw.ev_class = c.oid AND dd.refobjid <> c.oid),
+                  'columns', (SELECT coalesce(jsonb_agg(DISTINCT format('%I.%I.%I', dn.nspname, dc.relname, da.attname)), '[]')
+                              FROM pg_rewrite rw JOIN pg_depend dd ON dd.classid = 'pg_rewrite'::regclass AND dd.objid = rw.oid
+                              JOIN pg_class dc ON dc.oid = dd.refobjid AND dd.refclassid = 'pg_class'::regclass
+                              JOIN pg_namespace dn ON dn.oid = dc.relnamespace
+                              JOIN pg_attribute da ON da.attrelid = dc.oid AND da.attnum = dd.refobjsubid
+                             WHERE rw.ev_class = c.oid AND dd.refobjid <> c.oid AND dd.refobjsubid > 0))
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND {rel}
          UNION ALL
          SELECT 'sequence', format('%I.%I', n.nspname, c.relname),
                 format('AS %s INCREMENT %s MINVALUE %s MAXVALUE %s START %s CACHE %s%s%s', format_type(s.seqtypid, NULL),
                        s.seqincrement, s.seqmin, s.seqmax, s.seqstart, s.seqcache, CASE WHEN s.seqcycle THEN ' CYCLE' ELSE '' END,
-                       (SELECT format(' OWNED BY %I.%I.%I', tn.nspname, t.relname, a.attname)
+                       ' OWNED BY ' || o.owner),
+                NULL, quote_ident(c.relname),
+                jsonb_build_object('options', format('AS %s INCREMENT %s MINVALUE %s MAXVALUE %s START %s CACHE %s%s',
+                       format_type(s.seqtypid, NULL), s.seqincrement, s.seqmin, s.seqmax, s.seqstart, s.seqcache,
+                       CASE WHEN s.seqcycle THEN ' CYCLE' ELSE ' NO CYCLE' END), 'owned_by', o.owner)
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid
+           LEFT JOIN LATERAL (SELECT format('%I.%I.%I', tn.nspname, t.relname, a.attname) AS owner
                           FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
                           JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
                          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
-                           AND d.deptype IN ('a', 'i')))
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid
+                           AND d.deptype = 'a') o ON true
           WHERE c.relkind = 'S' AND {rel}"
     )
 }
@@ -119,32 +233,46 @@ fn relations(rel: &str) -> String {
 fn columns(rel: &str) -> String {
     format!(
         "SELECT 'column', format('%I.%I.%I', n.nspname, c.relname, a.attname),
-                format_type(a.atttypid, a.atttypmod)
-                || CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0
-                        THEN (SELECT format(' COLLATE %I.%I', cn.nspname, co.collname) FROM pg_collation co
-                                JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) ELSE '' END
+                format_type(a.atttypid, a.atttypmod) || coalesce(' COLLATE ' || co.name, '')
                 || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
                 || CASE WHEN a.attgenerated = 's' THEN ' GENERATED ALWAYS AS (' || pg_get_expr(d.adbin, d.adrelid) || ') STORED'
                         ELSE coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '') END
-                || CASE a.attidentity WHEN 'a' THEN ' GENERATED ALWAYS AS IDENTITY' WHEN 'd' THEN ' GENERATED BY DEFAULT AS IDENTITY' ELSE '' END
+                || CASE a.attidentity WHEN 'a' THEN ' GENERATED ALWAYS AS IDENTITY' WHEN 'd' THEN ' GENERATED BY DEFAULT AS IDENTITY' ELSE '' END,
+                format('%I.%I', n.nspname, c.relname), quote_ident(a.attname),
+                jsonb_build_object('type', format_type(a.atttypid, a.atttypmod), 'collation', co.name,
+                  'not_null', a.attnotnull, 'position', a.attnum, 'inherited', NOT a.attislocal,
+                  'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END,
+                  'generated', CASE WHEN a.attgenerated = 's' THEN pg_get_expr(d.adbin, d.adrelid) END,
+                  'identity', CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END,
+                  'relkind', c.relkind)
            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
            JOIN pg_type t ON t.oid = a.atttypid
            LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+           LEFT JOIN LATERAL (SELECT format('%I.%I', cn.nspname, col.collname) AS name FROM pg_collation col
+                                JOIN pg_namespace cn ON cn.oid = col.collnamespace
+                               WHERE col.oid = a.attcollation AND a.attcollation <> t.typcollation AND a.attcollation <> 0) co ON true
           WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm') AND {rel}"
     )
 }
 
 /// Constraints of tables (`pg_get_constraintdef` says NOT VALID,
-/// DEFERRABLE and a foreign key's actions) and indexes.
+/// DEFERRABLE and a foreign key's actions) and indexes (whether one is a
+/// constraint's).
 fn constraints_and_indexes(rel: &str, skip: &str) -> String {
     format!(
-        "SELECT 'constraint', format('%I.%I.%I', n.nspname, c.relname, con.conname), pg_get_constraintdef(con.oid)
+        "SELECT 'constraint', format('%I.%I.%I', n.nspname, c.relname, con.conname), pg_get_constraintdef(con.oid),
+                format('%I.%I', n.nspname, c.relname), quote_ident(con.conname),
+                jsonb_build_object('type', con.contype, 'inherited', NOT con.conislocal)
            FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE {rel}
          UNION ALL
-         SELECT 'index', format('%I.%I', n.nspname, c.relname), pg_get_indexdef(c.oid)
+         SELECT 'index', format('%I.%I', n.nspname, c.relname), pg_get_indexdef(c.oid),
+                format('%I.%I', tn.nspname, t.relname), quote_ident(c.relname),
+                jsonb_build_object('constraint', EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = c.oid AND k.contype IN ('p', 'u', 'x')),
+                                   'partition_child', EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = c.oid))
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_class t ON t.oid = i.indrelid
+           JOIN pg_namespace tn ON tn.oid = t.relnamespace
           WHERE c.relkind IN ('i', 'I') AND {SYSTEM} AND t.relname NOT IN ({skip}) AND {}",
         own("pg_class", "t.oid")
     )
@@ -166,7 +294,10 @@ fn types() -> String {
                   WHEN 'c' THEN 'AS (' || (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
                                            FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) || ')'
                   WHEN 'r' THEN 'RANGE (SUBTYPE = ' || (SELECT format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid) || ')'
-                END
+                END,
+                NULL, quote_ident(t.typname),
+                jsonb_build_object('type', t.typtype,
+                  'labels', (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid))
            FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
           WHERE (t.typtype IN ('e', 'd', 'r')
                  OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
@@ -179,23 +310,32 @@ fn types() -> String {
 fn routines() -> String {
     format!(
         "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
-                format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), pg_get_functiondef(p.oid)
+                format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), pg_get_functiondef(p.oid),
+                NULL, quote_ident(p.proname), jsonb_build_object('result', pg_get_function_result(p.oid))
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p') AND {SYSTEM} AND {own}
          UNION ALL
-         SELECT 'grant', format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), p.proacl::text
+         SELECT 'grant', format('%s %I.%I(%s)', CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+                                n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+                p.proacl::text, NULL, NULL, jsonb_build_object('acl', to_jsonb(p.proacl::text[]), 'owner', pg_get_userbyid(p.proowner))
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-          WHERE p.prokind IN ('f', 'p') AND p.proacl IS NOT NULL AND {SYSTEM} AND {own}",
-        own = own("pg_proc", "p.oid")
+          WHERE p.prokind IN ('f', 'p') AND p.proacl IS NOT NULL AND {SYSTEM} AND {own} AND NOT {default}",
+        own = own("pg_proc", "p.oid"),
+        default = default_acl("p.proacl", "'f'", "p.proowner")
     )
 }
+
+/// `TABLE`, `VIEW`, `SEQUENCE`, ... for a relation kind.
+const REL_WORD: &str = "CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' \
+                        WHEN 'i' THEN 'INDEX' WHEN 'I' THEN 'INDEX' WHEN 'c' THEN 'TYPE' ELSE 'TABLE' END";
 
 /// What hangs on a table: triggers, row-level-security policies, grants
 /// and comments (on the relation and on its columns).
 fn table_extras(rel: &str) -> String {
     format!(
-        "SELECT 'trigger', format('%I.%I.%I', n.nspname, c.relname, t.tgname), pg_get_triggerdef(t.oid)
+        "SELECT 'trigger', format('%I.%I.%I', n.nspname, c.relname, t.tgname), pg_get_triggerdef(t.oid),
+                format('%I.%I', n.nspname, c.relname), quote_ident(t.tgname), NULL::jsonb
            FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE NOT t.tgisinternal AND {rel}
+          WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND {rel}
          UNION ALL
          SELECT 'policy', format('%I.%I.%I', n.nspname, c.relname, p.polname),
                 concat_ws(' ', CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
@@ -204,36 +344,51 @@ fn table_extras(rel: &str) -> String {
                           'TO ' || (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ' ORDER BY 1)
                                       FROM unnest(p.polroles) r),
                           'USING (' || pg_get_expr(p.polqual, p.polrelid) || ')',
-                          'WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')')
+                          'WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')'),
+                format('%I.%I', n.nspname, c.relname), quote_ident(p.polname), NULL
            FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {rel}
          UNION ALL
-         SELECT 'grant', format('%I.%I', n.nspname, c.relname), c.relacl::text
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relacl IS NOT NULL AND {rel}
+         SELECT 'grant', format('%s %I.%I', {REL_WORD}, n.nspname, c.relname), c.relacl::text,
+                format('%I.%I', n.nspname, c.relname), NULL,
+                jsonb_build_object('acl', to_jsonb(c.relacl::text[]), 'owner', pg_get_userbyid(c.relowner))
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relacl IS NOT NULL AND {rel} AND NOT {}
          UNION ALL
-         SELECT 'comment', CASE WHEN d.objsubid = 0 THEN format('%I.%I', n.nspname, c.relname)
-                                ELSE format('%I.%I.%I', n.nspname, c.relname, a.attname) END, d.description
+         SELECT 'comment', CASE WHEN d.objsubid = 0 THEN format('%s %I.%I', {REL_WORD}, n.nspname, c.relname)
+                                ELSE format('COLUMN %I.%I.%I', n.nspname, c.relname, a.attname) END, d.description,
+                format('%I.%I', n.nspname, c.relname), NULL, NULL
            FROM pg_description d JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass
            JOIN pg_namespace n ON n.oid = c.relnamespace
            LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid AND d.objsubid > 0
-          WHERE {rel}"
+          WHERE {rel}",
+        default_acl("c.relacl", "CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END", "c.relowner")
     )
+}
+
+/// Whether an ACL is the default for its kind of object (`acldefault`), in
+/// any order: as good as none.
+fn default_acl(acl: &str, kind: &str, owner: &str) -> String {
+    format!("({acl} @> acldefault(({kind})::\"char\", {owner}) AND {acl} <@ acldefault(({kind})::\"char\", {owner}))")
 }
 
 /// Schemas (with their privileges and comments) and extensions.
 fn others() -> String {
     format!(
-        "SELECT 'schema', format('%I', n.nspname), NULL FROM pg_namespace n WHERE {SYSTEM} AND n.nspname <> 'public' AND {own}
+        "SELECT 'schema', format('%I', n.nspname), NULL, NULL, NULL, NULL FROM pg_namespace n WHERE {SYSTEM} AND n.nspname <> 'public' AND {own}
          UNION ALL
-         SELECT 'grant', format('%I', n.nspname), n.nspacl::text FROM pg_namespace n
-          WHERE {SYSTEM} AND n.nspname <> 'public' AND n.nspacl IS NOT NULL AND {own}
+         SELECT 'grant', format('SCHEMA %I', n.nspname), n.nspacl::text, NULL, NULL,
+                jsonb_build_object('acl', to_jsonb(n.nspacl::text[]), 'owner', pg_get_userbyid(n.nspowner))
+           FROM pg_namespace n WHERE {SYSTEM} AND n.nspname <> 'public' AND n.nspacl IS NOT NULL AND {own} AND NOT {default}
          UNION ALL
-         SELECT 'comment', format('%I', n.nspname), d.description FROM pg_namespace n
+         SELECT 'comment', format('SCHEMA %I', n.nspname), d.description, NULL, NULL, NULL FROM pg_namespace n
            JOIN pg_description d ON d.objoid = n.oid AND d.classoid = 'pg_namespace'::regclass
           WHERE {SYSTEM} AND n.nspname <> 'public'
          UNION ALL
-         SELECT 'extension', format('%I', e.extname), format('SCHEMA %I VERSION %s', n.nspname, quote_literal(e.extversion))
+         SELECT 'extension', format('%I', e.extname), format('SCHEMA %I VERSION %s', n.nspname, quote_literal(e.extversion)),
+                NULL, NULL, jsonb_build_object('schema', quote_ident(n.nspname), 'version', e.extversion)
            FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql'",
-        own = own("pg_namespace", "n.oid")
+        own = own("pg_namespace", "n.oid"),
+        default = default_acl("n.nspacl", "'n'", "n.nspowner")
     )
 }
 
@@ -296,7 +451,7 @@ mod tests {
         let text = snapshot.lines.join("\n");
         for line in [
             "schema app",
-            "comment app: the app",
+            "comment SCHEMA app: the app",
             "extension hstore: SCHEMA public VERSION '",
             "type app.mood: ENUM ('sad', 'ok', 'happy')",
             "type app.email: DOMAIN text NOT NULL CONSTRAINT has_at CHECK ((VALUE ~~ '%@%'::text))",
@@ -308,8 +463,8 @@ mod tests {
             "column app.users.upper_name: text GENERATED ALWAYS AS (upper(name)) STORED",
             "column app.users.mood: app.mood DEFAULT 'ok'::app.mood",
             "column app.users.tags: hstore",
-            "comment app.users: people",
-            "comment app.users.name: shown",
+            "comment TABLE app.users: people",
+            "comment COLUMN app.users.name: shown",
             "column app.orders.id: integer NOT NULL DEFAULT nextval('app.orders_id_seq'::regclass)",
             "sequence app.orders_id_seq: AS integer INCREMENT 1 MINVALUE 1 MAXVALUE 2147483647 START 1 CACHE 1 OWNED BY app.orders.id",
             "sequence app.counter: AS integer INCREMENT 5 MINVALUE 1 MAXVALUE 2147483647 START 10 CACHE 2 CYCLE",
@@ -327,8 +482,8 @@ mod tests {
             "procedure app.noop(IN n integer): CREATE OR REPLACE PROCEDURE app.noop(IN n integer)",
             "trigger app.orders.orders_touch: CREATE TRIGGER orders_touch BEFORE UPDATE ON app.orders FOR EACH ROW EXECUTE FUNCTION app.touch()",
             "policy app.orders.own_orders: RESTRICTIVE FOR SELECT TO PUBLIC USING ((user_id > 0))",
-            "grant app.big: {",
-            "grant app.touch(): {",
+            "grant VIEW app.big: {",
+            "grant FUNCTION app.touch(): {",
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }

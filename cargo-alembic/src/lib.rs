@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod args;
+mod autogen;
 mod catalog;
 mod commands;
 mod errors;
@@ -142,9 +143,6 @@ fn run_then_exit(cli: Cli, exits: bool) -> Result<(), CliError> {
         script_location_only: cli.command.script_location_only(),
         without_database_url: false,
     };
-    if let Command::Migrate { .. } = cli.command {
-        return Err(commands::autogenerate_unavailable("migrate"));
-    }
     let config = Config::resolve(&overrides, &cwd)?;
     let ctx = Ctx {
         config,

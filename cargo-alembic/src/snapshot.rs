@@ -45,8 +45,13 @@ impl Snapshotter {
 
 /// What is in `after` and not in `before` (`+`) and the reverse (`-`).
 pub(crate) fn diff(before: &Snapshot, after: &Snapshot) -> Vec<String> {
-    let old: std::collections::BTreeSet<&String> = before.lines.iter().collect();
-    let new: std::collections::BTreeSet<&String> = after.lines.iter().collect();
+    diff_lines(&before.lines, &after.lines)
+}
+
+/// [`diff`] of two lists of catalog lines.
+pub(crate) fn diff_lines(before: &[String], after: &[String]) -> Vec<String> {
+    let old: std::collections::BTreeSet<&String> = before.iter().collect();
+    let new: std::collections::BTreeSet<&String> = after.iter().collect();
     let mut out: Vec<String> = old.difference(&new).map(|l| format!("- {l}")).collect();
     out.extend(new.difference(&old).map(|l| format!("+ {l}")));
     out

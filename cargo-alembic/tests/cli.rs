@@ -518,15 +518,18 @@ fn unknown_metadata_key_is_a_configuration_error() {
 }
 
 #[test]
-fn migrate_and_autogenerate_explain_themselves() {
-    snapshot!("migrate", repo(&["migrate"]));
+fn autogenerate_without_a_schema_says_what_to_configure() {
+    snapshot!("migrate", repo(&["migrate", "-m", "x"]));
     let out = repo(&["revision", "--autogenerate", "-m", "x"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("autogenerate"),
+        String::from_utf8_lossy(&out.stderr).contains("--schema PATH"),
         "{}",
         render(&out)
     );
+    // The flags of autogenerate are refused without it.
+    let out = repo(&["revision", "-m", "x", "--schema", "s.sql"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
 }
 
 #[test]

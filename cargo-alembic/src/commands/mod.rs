@@ -2,7 +2,7 @@
 
 mod adopt;
 mod check;
-mod database;
+pub(crate) mod database;
 mod edit;
 pub(crate) mod fleet;
 mod import;
@@ -28,7 +28,9 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
     }
     match command {
         Command::Init(a) => no_json(ctx, "init").and_then(|()| init::run(ctx, &a)),
-        Command::Revision(a) => no_json(ctx, "revision").and_then(|()| revision::revision(ctx, &a)),
+        Command::Revision(a) => {
+            no_json(ctx, "revision").and_then(|()| revision::revision(ctx, &a, a.autogenerate))
+        }
         Command::Merge(a) => no_json(ctx, "merge").and_then(|()| revision::merge(ctx, &a)),
         Command::Heads(a) => inspect::heads(ctx, &a),
         Command::Branches(a) => inspect::branches(ctx, &a),
@@ -44,7 +46,9 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Verify(a) => verify::run(ctx, &a),
         Command::Adopt(a) => no_json(ctx, "adopt").and_then(|()| adopt::run(ctx, &a)),
         Command::Import(a) => no_json(ctx, "import").and_then(|()| import::run(ctx, &a)),
-        Command::Migrate { .. } => Err(autogenerate_unavailable("migrate")),
+        Command::Migrate(a) => {
+            no_json(ctx, "migrate").and_then(|()| revision::revision(ctx, &a, true))
+        }
     }
 }
 
@@ -68,17 +72,4 @@ fn format_name(format: Format) -> &'static str {
         Format::Github => "github",
         Format::Junit => "junit",
     }
-}
-
-/// The answer to `migrate` and `revision --autogenerate`.
-pub(crate) fn autogenerate_unavailable(what: &str) -> CliError {
-    CliError::usage(
-        format!("`{what}` needs autogenerate, which cargo alembic does not have yet: it does not compare a schema with the database"),
-        Some(
-            "write the SQL by hand: `cargo alembic revision -m \"add users\"` creates a revision file with empty \
-             `-- alembic:upgrade` and `-- alembic:downgrade` sections to fill in; to apply revisions, run \
-             `cargo alembic upgrade head`"
-                .to_owned(),
-        ),
-    )
 }

@@ -9,7 +9,6 @@ use alembic_chain::{
 use chrono::{Datelike, Local, Timelike};
 
 use crate::args::{MergeArgs, RevisionArgs};
-use crate::commands::autogenerate_unavailable;
 use crate::errors::CliError;
 use crate::output::print;
 use crate::Ctx;
@@ -23,12 +22,22 @@ struct NewRevision {
     depends_on: Vec<String>,
     dir: PathBuf,
     transactional: bool,
+    /// The sections' statements (empty: to fill in).
+    upgrade: String,
+    downgrade: String,
 }
 
-/// Runs `revision`.
-pub(crate) fn revision(ctx: &Ctx, args: &RevisionArgs) -> Result<(), CliError> {
-    if args.autogenerate {
-        return Err(autogenerate_unavailable("revision --autogenerate"));
+/// Runs `revision` (`autogenerate`: `revision --autogenerate` or
+/// `migrate`).
+pub(crate) fn revision(ctx: &Ctx, args: &RevisionArgs, autogenerate: bool) -> Result<(), CliError> {
+    if autogenerate {
+        return autogenerate_revision(ctx, args);
+    }
+    if args.schema.is_some() || args.from_database.is_some() {
+        return Err(CliError::usage(
+            "--schema and --from-database are for autogenerate",
+            Some("add --autogenerate, or run `cargo alembic migrate -m MSG`".into()),
+        ));
     }
     let map = ctx.load()?;
     let id = new_id(&map, args.rev_id.as_deref())?;
@@ -83,8 +92,62 @@ pub(crate) fn revision(ctx: &Ctx, args: &RevisionArgs) -> Result<(), CliError> {
             depends_on,
             dir,
             transactional: !args.non_transactional,
+            upgrade: String::new(),
+            downgrade: String::new(),
         },
     )
+    .map(drop)
+}
+
+/// `revision --autogenerate`: the planned revisions, each on the one before
+/// (the first on `--head` or the head).
+fn autogenerate_revision(ctx: &Ctx, args: &RevisionArgs) -> Result<(), CliError> {
+    if args.splice
+        || !args.branch_label.is_empty()
+        || !args.depends_on.is_empty()
+        || args.non_transactional
+    {
+        return Err(CliError::usage(
+            "autogenerate writes on the head: --splice, --branch-label, --depends-on and --non-transactional are for hand-written revisions",
+            None,
+        ));
+    }
+    let dir = match &args.version_path {
+        Some(p) => version_path(ctx, p)?,
+        None => ctx.config.versions_dir(),
+    };
+    let request = crate::autogen::Request {
+        message: args.message.clone().unwrap_or_default(),
+        rev_id: args.rev_id.as_deref(),
+        head: args.head.as_deref(),
+        schema: args.schema.as_ref().map(|p| ctx.cwd.join(p)),
+        from_database: args.from_database.as_ref(),
+    };
+    let mut writer = |map: &RevisionMap,
+                      parent: Option<&str>,
+                      id: Option<&str>,
+                      planned: crate::autogen::Planned| {
+        let id = new_id(map, id)?;
+        let path = write(
+            ctx,
+            NewRevision {
+                id: id.clone(),
+                message: planned.message,
+                parents: parent.map(str::to_owned).into_iter().collect(),
+                labels: Vec::new(),
+                depends_on: Vec::new(),
+                dir: dir.clone(),
+                transactional: planned.transactional,
+                upgrade: crate::autogen::section(&planned.upgrade, None),
+                downgrade: crate::autogen::section(
+                    &planned.downgrade,
+                    planned.downgrade_note.as_deref(),
+                ),
+            },
+        )?;
+        Ok((id, path))
+    };
+    crate::autogen::run(ctx, &request, &mut writer)
 }
 
 /// Runs `merge`.
@@ -140,8 +203,11 @@ pub(crate) fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<(), CliError> {
             depends_on: Vec::new(),
             dir: ctx.config.versions_dir(),
             transactional: true,
+            upgrade: String::new(),
+            downgrade: String::new(),
         },
     )
+    .map(drop)
 }
 
 fn ids(map: &RevisionMap, revs: &[usize]) -> String {
@@ -322,7 +388,7 @@ fn bad_template(template: &str, what: &str) -> CliError {
     )
 }
 
-fn write(ctx: &Ctx, new: NewRevision) -> Result<(), CliError> {
+fn write(ctx: &Ctx, new: NewRevision) -> Result<PathBuf, CliError> {
     let now = Local::now();
     let slug = slug(&new.message, ctx.config.truncate_slug_length);
     let name = render_template(&ctx.config.file_template, &new.id, &slug, now)?;
@@ -337,7 +403,10 @@ fn write(ctx: &Ctx, new: NewRevision) -> Result<(), CliError> {
         create_date: &create_date,
         transactional: new.transactional,
     });
-    text.push_str("\n-- alembic:upgrade\n\n\n-- alembic:downgrade\n\n");
+    text.push_str(&format!(
+        "\n-- alembic:upgrade\n{}\n\n-- alembic:downgrade\n{}\n",
+        new.upgrade, new.downgrade
+    ));
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|source| CliError::Io {
             path: parent.to_owned(),
@@ -357,7 +426,8 @@ fn write(ctx: &Ctx, new: NewRevision) -> Result<(), CliError> {
             path: path.clone(),
             source,
         })?;
-    print(&format!("  Generating {} ...  done\n", path.display()))
+    print(&format!("  Generating {} ...  done\n", path.display()))?;
+    Ok(path)
 }
 
 #[cfg(test)]

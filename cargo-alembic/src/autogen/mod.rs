@@ -1,0 +1,583 @@
+//! `revision --autogenerate` and `migrate`: the chain at its head in one
+//! throwaway database, the desired schema (the schema files, or a live
+//! database) in another; their catalogs compared ([`diff`]); the plan
+//! written as revision files on top of the head; and proven before it is
+//! final: the upgrade, applied to a copy of the head database, must give
+//! the desired catalog, and the downgrade must give the head's back. A plan
+//! that fails its proof is still written, the difference printed, and the
+//! command exits 1.
+
+pub(crate) mod diff;
+pub(crate) mod schema_file;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use alembic_chain::{DatabaseUrl, Resolver, RevisionMap, Target};
+use alembic_embed::cli_engine::{Engine, Settings};
+use alembic_throwaway::{Choice, Database, Server};
+
+use crate::catalog::Catalog;
+use crate::errors::CliError;
+use crate::output::print;
+use crate::Ctx;
+
+use diff::{Phase, Plan, Step};
+use schema_file::{Rename, SchemaFile};
+
+/// What autogenerate is asked.
+pub(crate) struct Request<'a> {
+    pub(crate) message: String,
+    pub(crate) rev_id: Option<&'a str>,
+    pub(crate) head: Option<&'a str>,
+    pub(crate) schema: Option<PathBuf>,
+    pub(crate) from_database: Option<&'a DatabaseUrl>,
+}
+
+/// One revision to write: its statements both ways.
+pub(crate) struct Planned {
+    pub(crate) message: String,
+    pub(crate) upgrade: Vec<Step>,
+    pub(crate) downgrade: Vec<Step>,
+    pub(crate) transactional: bool,
+    /// Said in the downgrade section when it is empty on purpose.
+    pub(crate) downgrade_note: Option<String>,
+}
+
+/// Where the time went.
+#[derive(Debug, Default)]
+pub(crate) struct Timings {
+    pub(crate) server: Duration,
+    pub(crate) applying: Duration,
+    pub(crate) reading: Duration,
+    pub(crate) diffing: Duration,
+    pub(crate) proving: Duration,
+}
+
+/// The databases of one autogenerate run.
+struct Work {
+    server: Server,
+    head: Database,
+    /// The version table and the ledger: not part of any schema.
+    skip: Vec<String>,
+}
+
+fn db_error(what: &str, e: impl std::fmt::Display) -> CliError {
+    CliError::failed(format!("{what}: {e}"), None)
+}
+
+/// Writes one planned revision on a parent (`None`: a root), with the id
+/// given or a new one; gives back its id and path.
+pub(crate) type Writer<'a> = dyn FnMut(&RevisionMap, Option<&str>, Option<&str>, Planned) -> Result<(String, PathBuf), CliError>
+    + 'a;
+
+/// Runs autogenerate; `write` turns the planned revisions into files (the
+/// `revision` command's writer), in order, each on the one before.
+pub(crate) fn run(
+    ctx: &Ctx,
+    request: &Request<'_>,
+    write: &mut Writer<'_>,
+) -> Result<(), CliError> {
+    let map = ctx.load()?;
+    let head = head_of(&map, request.head)?;
+    let schema = desired_source(ctx, request)?;
+    let mut timings = Timings::default();
+    let t = Instant::now();
+    let work = start(ctx, &map, head.as_deref(), &mut timings)?;
+    timings.server = t.elapsed().saturating_sub(timings.applying);
+    let (desired, renames) = desired(&work, schema, request.from_database, &mut timings)?;
+    let t = Instant::now();
+    let head_catalog = read(&work.head, &work.skip)?;
+    let (renamed, renames) = if renames.is_empty() {
+        (head_catalog.clone(), renames)
+    } else {
+        with_renames(&work, &renames)?
+    };
+    timings.reading += t.elapsed();
+    let t = Instant::now();
+    let up = diff::plan(&renamed, &desired, true);
+    let down = diff::plan(&desired, &renamed, false);
+    timings.diffing = t.elapsed();
+    if up.is_empty() && renames.is_empty() {
+        return print("No changes in schema detected: no revision written.\n");
+    }
+    let planned = revisions(&request.message, &renames, &up, down);
+    let t = Instant::now();
+    let proof = prove(&work, &planned, &desired, &head_catalog);
+    timings.proving = t.elapsed();
+    let mut parent = head;
+    for (i, p) in planned.into_iter().enumerate() {
+        let id = if i == 0 { request.rev_id } else { None };
+        let (new_id, _) = write(&map, parent.as_deref(), id, p)?;
+        parent = Some(new_id);
+    }
+    print(&format!(
+        "autogenerate: server {} ms, applying {} ms, reading catalogs {} ms, diffing {} ms, proving {} ms\n",
+        timings.server.as_millis(),
+        timings.applying.as_millis(),
+        timings.reading.as_millis(),
+        timings.diffing.as_millis(),
+        timings.proving.as_millis()
+    ))?;
+    match proof? {
+        None => print("Proven: the upgrade gives the desired schema, and the downgrade gives the head back.\n"),
+        Some(failure) => Err(CliError::failed(
+            format!("the plan is not proven: {failure}"),
+            Some("the file is written for review; edit it until `cargo alembic verify` passes, or report the case".into()),
+        )),
+    }
+}
+
+/// The revision the new one builds on: the one head, or `--head`.
+fn head_of(map: &RevisionMap, given: Option<&str>) -> Result<Option<String>, CliError> {
+    let resolver = Resolver::new(map);
+    match resolver.resolve(given.unwrap_or("head")) {
+        Ok(Target::Base) => Ok(None),
+        Ok(Target::Revisions(revs)) if revs.len() == 1 => Ok(Some(map.rev(revs[0]).id.clone())),
+        Ok(Target::Revisions(_)) | Err(alembic_chain::ResolveError::MultipleHeads { .. }) => {
+            Err(CliError::usage(
+                "multiple heads are present; say which one the new revision builds on",
+                Some(
+                    "pass --head <rev>, or merge the heads first with `cargo alembic merge heads`"
+                        .into(),
+                ),
+            ))
+        }
+        Ok(Target::BranchBase { .. }) => Err(CliError::usage(
+            "--head names a branch base; name a revision",
+            None,
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The schema files, or `None` with `--from-database`.
+fn desired_source(ctx: &Ctx, request: &Request<'_>) -> Result<Option<Vec<SchemaFile>>, CliError> {
+    if request.from_database.is_some() {
+        return Ok(None);
+    }
+    let path = request.schema.clone().or_else(|| ctx.config.schema.clone()).ok_or_else(|| {
+        CliError::usage(
+            "autogenerate compares the chain with a desired schema, and none is configured",
+            Some("keep the schema you want as SQL and set `schema = \"schema.sql\"` in [package.metadata.alembic] (a file, or a folder of .sql files), or pass --schema PATH or --from-database URL".into()),
+        )
+    })?;
+    let shown = path.strip_prefix(&ctx.cwd).unwrap_or(&path).to_owned();
+    schema_file::read(&path, &shown).map(Some)
+}
+
+/// A throwaway server with the chain upgraded to `head` in one database.
+fn start(
+    ctx: &Ctx,
+    map: &RevisionMap,
+    head: Option<&str>,
+    timings: &mut Timings,
+) -> Result<Work, CliError> {
+    let choice = match &ctx.database_url_flag {
+        Some(url) => Choice::Url(url.expose().to_owned()),
+        None => Choice::Auto(None),
+    };
+    let _ = alembic_throwaway::cleanup_on_interrupt();
+    let server = Server::start(choice).map_err(|e| {
+        CliError::failed(
+            e.to_string(),
+            Some("autogenerate needs a throwaway PostgreSQL: install the server (initdb, postgres), run Docker, or pass --database-url".into()),
+        )
+    })?;
+    let head_db = server
+        .database()
+        .map_err(|e| db_error("cannot create a database", e))?;
+    let settings = Settings {
+        tool: format!("cargo-alembic {} autogenerate", env!("CARGO_PKG_VERSION")),
+        ..crate::commands::database::settings(ctx)
+    };
+    let skip = vec![
+        settings.version_table.clone(),
+        format!("{}_ledger", settings.version_table),
+    ];
+    if let Some(head) = head {
+        let t = Instant::now();
+        let mut client = head_db
+            .connect()
+            .map_err(|e| db_error("cannot connect", e))?;
+        Engine::new(map, settings)
+            .upgrade(&mut client, head, &mut |_| {})
+            .map_err(|e| {
+                CliError::failed(format!("the chain does not upgrade to {head}: {e}"), None)
+            })?;
+        timings.applying += t.elapsed();
+    }
+    Ok(Work {
+        server,
+        head: head_db,
+        skip,
+    })
+}
+
+fn read(db: &Database, skip: &[String]) -> Result<Catalog, CliError> {
+    let mut client = db.connect().map_err(|e| db_error("cannot connect", e))?;
+    Catalog::read(&mut client, skip).map_err(|e| db_error("cannot read the catalogs", e))
+}
+
+/// The desired catalog: the schema files applied to a new database, or a
+/// live database read on a read-only session.
+fn desired(
+    work: &Work,
+    schema: Option<Vec<SchemaFile>>,
+    from_database: Option<&DatabaseUrl>,
+    timings: &mut Timings,
+) -> Result<(Catalog, Vec<Rename>), CliError> {
+    let Some(files) = schema else {
+        let url = from_database.map(DatabaseUrl::expose).unwrap_or_default();
+        let t = Instant::now();
+        let mut client = alembic_embed::tls::connect(url)
+            .map_err(|e| CliError::by_code(e.exit_code(), e.to_string()))?;
+        client
+            .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            .map_err(|e| db_error("cannot make the session read-only", e))?;
+        let catalog = Catalog::read(&mut client, &work.skip)
+            .map_err(|e| db_error("cannot read the catalogs", e))?;
+        timings.reading += t.elapsed();
+        return Ok((catalog, Vec::new()));
+    };
+    let db = work
+        .server
+        .database()
+        .map_err(|e| db_error("cannot create a database", e))?;
+    let mut client = db.connect().map_err(|e| db_error("cannot connect", e))?;
+    let t = Instant::now();
+    for file in &files {
+        for statement in &file.statements {
+            client.batch_execute(&statement.sql).map_err(|e| {
+                let (message, line) = match e.as_db_error() {
+                    Some(db) => {
+                        let line = match db.position() {
+                            Some(postgres::error::ErrorPosition::Original(p)) => statement.line_of_position(*p as usize),
+                            _ => statement.line,
+                        };
+                        (format!("{} (SQLSTATE {})", db.message(), db.code().code()), line)
+                    }
+                    None => (e.to_string(), statement.line),
+                };
+                CliError::failed(
+                    format!("{}:{line}: {message}", file.path.display()),
+                    Some("the schema files are applied in order to an empty database: each statement must run there".into()),
+                )
+            })?;
+        }
+    }
+    timings.applying += t.elapsed();
+    let t = Instant::now();
+    let catalog = Catalog::read(&mut client, &work.skip)
+        .map_err(|e| db_error("cannot read the catalogs", e))?;
+    timings.reading += t.elapsed();
+    Ok((catalog, files.into_iter().flat_map(|f| f.renames).collect()))
+}
+
+/// The head's catalog after the declared renames (on a copy of the head),
+/// and the renames that apply: one whose new name the head already has
+/// was made by an earlier revision.
+fn with_renames(work: &Work, renames: &[Rename]) -> Result<(Catalog, Vec<Rename>), CliError> {
+    let copy = copy_of(work, &work.head)?;
+    let mut client = copy.connect().map_err(|e| db_error("cannot connect", e))?;
+    let mut applied = Vec::new();
+    for r in renames {
+        let row = client
+            .query_one(&r.probe(), &[])
+            .map_err(|e| db_error("cannot look up a declared rename", e))?;
+        let (old, new): (bool, bool) = (row.get(0), row.get(1));
+        if !old && new {
+            continue;
+        }
+        client.batch_execute(&r.forward()).map_err(|e| {
+            CliError::failed(
+                format!(
+                    "the declared rename `{}` does not apply to the head: {}",
+                    r.forward(),
+                    message(&e)
+                ),
+                Some(
+                    "`-- renamed from: OLD` names the table or column as the chain's head has it"
+                        .into(),
+                ),
+            )
+        })?;
+        applied.push(r.clone());
+    }
+    let catalog = Catalog::read(&mut client, &work.skip)
+        .map_err(|e| db_error("cannot read the catalogs", e))?;
+    Ok((catalog, applied))
+}
+
+/// A database's error message, or the error.
+fn message(e: &postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), |d| d.message().to_owned())
+}
+
+/// A new database made from another as its template (no one may be
+/// connected to the template).
+fn copy_of(work: &Work, template: &Database) -> Result<Database, CliError> {
+    work.server
+        .database_from(template)
+        .map_err(|e| db_error("cannot copy the head database", e))
+}
+
+/// The plan as revisions, in order: new enum values (outside a
+/// transaction), the main revision, then indexes built `CONCURRENTLY`.
+fn revisions(message: &str, renames: &[Rename], up: &Plan, down: Plan) -> Vec<Planned> {
+    let before: Vec<Step> = up.phase(Phase::Before).into_iter().cloned().collect();
+    let after: Vec<Step> = up.phase(Phase::After).into_iter().cloned().collect();
+    let mut main: Vec<Step> = renames
+        .iter()
+        .map(|r| Step {
+            sql: r.forward(),
+            hazard: None,
+            phase: Phase::Main,
+        })
+        .collect();
+    main.extend(up.phase(Phase::Main).into_iter().cloned());
+    // The indexes of the last revision are dropped by its own downgrade.
+    let concurrent: Vec<String> = after.iter().filter_map(|s| index_name(&s.sql)).collect();
+    let mut back: Vec<Step> = down
+        .steps
+        .into_iter()
+        .filter(|s| {
+            !concurrent
+                .iter()
+                .any(|name| s.sql == format!("DROP INDEX {name};"))
+        })
+        .collect();
+    back.extend(renames.iter().rev().map(|r| Step {
+        sql: r.backward(),
+        hazard: None,
+        phase: Phase::Main,
+    }));
+    let mut out = Vec::new();
+    let has_main = !main.is_empty();
+    if !before.is_empty() {
+        let (downgrade, downgrade_note) = if has_main {
+            (
+                Vec::new(),
+                Some("the new values are removed by the downgrade of the next revision".to_owned()),
+            )
+        } else {
+            (std::mem::take(&mut back), None)
+        };
+        out.push(Planned {
+            message: format!("{message} (enum values)"),
+            upgrade: before,
+            downgrade,
+            transactional: false,
+            downgrade_note,
+        });
+    }
+    if has_main {
+        out.push(Planned {
+            message: message.to_owned(),
+            upgrade: main,
+            downgrade: std::mem::take(&mut back),
+            transactional: true,
+            downgrade_note: None,
+        });
+    }
+    if !after.is_empty() {
+        let downgrade = concurrent
+            .iter()
+            .map(|name| Step {
+                sql: format!("DROP INDEX CONCURRENTLY {name};"),
+                hazard: None,
+                phase: Phase::After,
+            })
+            .collect();
+        out.push(Planned {
+            message: format!("{message} (indexes, concurrently)"),
+            upgrade: after,
+            downgrade,
+            transactional: false,
+            downgrade_note: None,
+        });
+    }
+    out
+}
+
+/// `CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON table ...` → `schema.name`.
+fn index_name(sql: &str) -> Option<String> {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "CONCURRENTLY")?;
+    let name = words.get(at + 1)?;
+    let on = words.get(at + 3)?;
+    let schema = on.rsplit_once('.').map(|(s, _)| s)?;
+    Some(format!("{schema}.{name}"))
+}
+
+/// The proof: the revisions upgraded on a copy of the head give the
+/// desired catalog, and downgraded give the head's back. `Ok(None)` when
+/// both hold; `Ok(Some(what differs))` otherwise.
+fn prove(
+    work: &Work,
+    planned: &[Planned],
+    desired: &Catalog,
+    head: &Catalog,
+) -> Result<Option<String>, CliError> {
+    let copy = copy_of(work, &work.head)?;
+    let mut client = copy.connect().map_err(|e| db_error("cannot connect", e))?;
+    for p in planned {
+        if let Err(e) = apply(&mut client, &p.upgrade, p.transactional) {
+            return Ok(Some(format!("the upgrade fails: {e}")));
+        }
+    }
+    let after = Catalog::read(&mut client, &work.skip)
+        .map_err(|e| db_error("cannot read the catalogs", e))?;
+    let left = crate::snapshot::diff_lines(&desired.lines(), &after.lines());
+    if !left.is_empty() {
+        return Ok(Some(format!(
+            "after the upgrade the database differs from the desired schema (- desired, + upgraded):\n{}",
+            left.join("\n")
+        )));
+    }
+    for p in planned.iter().rev() {
+        if let Err(e) = apply(&mut client, &p.downgrade, p.transactional) {
+            return Ok(Some(format!("the downgrade fails: {e}")));
+        }
+    }
+    let back = Catalog::read(&mut client, &work.skip)
+        .map_err(|e| db_error("cannot read the catalogs", e))?;
+    let left = crate::snapshot::diff_lines(&head.lines(), &back.lines());
+    if !left.is_empty() {
+        return Ok(Some(format!(
+            "after the downgrade the database differs from the head (- head, + downgraded):\n{}",
+            left.join("\n")
+        )));
+    }
+    Ok(None)
+}
+
+/// Runs statements, in one transaction or each on its own.
+fn apply(client: &mut postgres::Client, steps: &[Step], transactional: bool) -> Result<(), String> {
+    let run = |client: &mut postgres::Client, sql: &str| {
+        client.batch_execute(sql).map_err(|e| {
+            format!(
+                "{}: {}",
+                sql.lines().next().unwrap_or_default(),
+                message(&e)
+            )
+        })
+    };
+    if !transactional {
+        for s in steps {
+            run(client, &s.sql)?;
+        }
+        return Ok(());
+    }
+    run(client, "BEGIN")?;
+    for s in steps {
+        if let Err(e) = run(client, &s.sql) {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(e);
+        }
+    }
+    run(client, "COMMIT")
+}
+
+/// A section's text: each statement, its hazard as a comment above it.
+pub(crate) fn section(steps: &[Step], note: Option<&str>) -> String {
+    let mut out = String::new();
+    if let Some(note) = note {
+        out.push_str(&format!("-- {note}\n"));
+    }
+    for (i, s) in steps.iter().enumerate() {
+        let multi = s.sql.contains('\n') || s.hazard.is_some();
+        if i > 0 && (multi || steps[i - 1].sql.contains('\n')) {
+            out.push('\n');
+        }
+        if let Some(h) = &s.hazard {
+            out.push_str(&format!("-- hazard: {h}\n"));
+        }
+        out.push_str(&s.sql);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(sql: &str) -> Step {
+        Step {
+            sql: sql.into(),
+            hazard: None,
+            phase: Phase::Main,
+        }
+    }
+
+    /// The proof catches a plan that leaves something out, either way.
+    #[test]
+    fn an_incomplete_plan_is_not_proven() {
+        let server = Server::start(Choice::Local).unwrap();
+        let head = server.database().unwrap();
+        let desired_db = server.database().unwrap();
+        desired_db
+            .connect()
+            .unwrap()
+            .batch_execute("CREATE TABLE t (id int PRIMARY KEY, note text)")
+            .unwrap();
+        let skip = vec![
+            "alembic_version".to_owned(),
+            "alembic_version_ledger".to_owned(),
+        ];
+        let desired = read(&desired_db, &skip).unwrap();
+        let head_catalog = read(&head, &skip).unwrap();
+        let work = Work { server, head, skip };
+        let plan = |up: &[&str], down: &[&str]| {
+            vec![Planned {
+                message: "m".into(),
+                upgrade: up.iter().map(|s| step(s)).collect(),
+                downgrade: down.iter().map(|s| step(s)).collect(),
+                transactional: true,
+                downgrade_note: None,
+            }]
+        };
+        // Complete: proven.
+        let complete = plan(
+            &["CREATE TABLE t (id int PRIMARY KEY, note text)"],
+            &["DROP TABLE t"],
+        );
+        assert_eq!(
+            prove(&work, &complete, &desired, &head_catalog).unwrap(),
+            None
+        );
+        // The upgrade forgets a column.
+        let short = plan(&["CREATE TABLE t (id int PRIMARY KEY)"], &["DROP TABLE t"]);
+        let failure = prove(&work, &short, &desired, &head_catalog)
+            .unwrap()
+            .unwrap();
+        assert!(
+            failure.contains("after the upgrade")
+                && failure.contains("- column public.t.note: text"),
+            "{failure}"
+        );
+        // The downgrade leaves the table behind.
+        let stays = plan(&["CREATE TABLE t (id int PRIMARY KEY, note text)"], &[]);
+        let failure = prove(&work, &stays, &desired, &head_catalog)
+            .unwrap()
+            .unwrap();
+        assert!(
+            failure.contains("after the downgrade") && failure.contains("+ table public.t"),
+            "{failure}"
+        );
+        // A statement that fails is named.
+        let broken = plan(
+            &["CREATE TABLE t (id int PRIMARY KEY, note nosuchtype)"],
+            &[],
+        );
+        let failure = prove(&work, &broken, &desired, &head_catalog)
+            .unwrap()
+            .unwrap();
+        assert!(
+            failure.contains("the upgrade fails: CREATE TABLE t"),
+            "{failure}"
+        );
+    }
+}
