@@ -343,6 +343,9 @@ pub struct CheckArgs {
     /// Accept several heads (also `allow_multiple_heads = true` in the metadata)
     #[arg(long)]
     pub allow_multiple_heads: bool,
+    /// Also compare the head with this desired schema (a .sql file or a folder of them) [default: `schema` in the metadata]
+    #[arg(long, value_name = "PATH")]
+    pub schema: Option<PathBuf>,
 }
 
 impl Command {

@@ -334,3 +334,57 @@ fn a_broken_schema_file_names_its_file_and_line() {
         text(&out)
     );
 }
+
+#[test]
+fn check_and_verify_fail_while_the_head_differs_from_the_schema() {
+    let dir = project(
+        "CREATE TABLE t (id int);",
+        "CREATE TABLE t (id int, note text);",
+    );
+    std::fs::write(
+        dir.path().join("db/versions/h1_head.sql"),
+        "-- head\n-- revision: h1\n-- down_revision: None\n\n-- alembic:upgrade\nCREATE TABLE t (id int);\n\n-- alembic:downgrade\nDROP TABLE t;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"drift\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [package.metadata.alembic]\nscript_location = \"db\"\nschema = \"schema.sql\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
+    let admin = server().admin_url().to_owned();
+    let with_server = |args: &[&str]| {
+        let mut all = vec!["--database-url", admin.as_str()];
+        all.extend_from_slice(args);
+        alembic_with(dir.path(), &all, None)
+    };
+    let out = with_server(&["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("differs from the schema schema.sql")
+            && stderr.contains("ALTER TABLE public.t ADD COLUMN note text;"),
+        "{stderr}"
+    );
+    let out = with_server(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ADD COLUMN note text"),
+        "{}",
+        text(&out)
+    );
+    // The schema from the metadata; then nothing differs.
+    let out = with_server(&["migrate", "-m", "note"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = with_server(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = with_server(&["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("schema: the head matches it"),
+        "{}",
+        text(&out)
+    );
+}

@@ -977,8 +977,9 @@ impl<'a> Differ<'a> {
                 .def
                 .as_deref()
                 .unwrap_or_default()
-                .trim()
-                .trim_end_matches(';');
+                .trim_end()
+                .trim_end_matches(';')
+                .trim_start_matches('\n');
             let word = if v.kind == "materialized view" {
                 "MATERIALIZED VIEW"
             } else {

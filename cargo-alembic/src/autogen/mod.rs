@@ -71,21 +71,32 @@ fn db_error(what: &str, e: impl std::fmt::Display) -> CliError {
 pub(crate) type Writer<'a> = dyn FnMut(&RevisionMap, Option<&str>, Option<&str>, Planned) -> Result<(String, PathBuf), CliError>
     + 'a;
 
-/// Runs autogenerate; `write` turns the planned revisions into files (the
-/// `revision` command's writer), in order, each on the one before.
-pub(crate) fn run(
+/// The head and the desired schema, compared.
+struct Compared {
+    work: Work,
+    desired: Catalog,
+    head: Catalog,
+    renames: Vec<Rename>,
+    up: Plan,
+    down: Plan,
+    timings: Timings,
+}
+
+/// Starts a throwaway server, upgrades the chain to `head` in one
+/// database, makes the desired schema in another (or reads the live one),
+/// and plans both ways.
+fn compare(
     ctx: &Ctx,
-    request: &Request<'_>,
-    write: &mut Writer<'_>,
-) -> Result<(), CliError> {
-    let map = ctx.load()?;
-    let head = head_of(&map, request.head)?;
-    let schema = desired_source(ctx, request)?;
+    map: &RevisionMap,
+    head: Option<&str>,
+    schema: Option<Vec<SchemaFile>>,
+    from_database: Option<&DatabaseUrl>,
+) -> Result<Compared, CliError> {
     let mut timings = Timings::default();
     let t = Instant::now();
-    let work = start(ctx, &map, head.as_deref(), &mut timings)?;
+    let work = start(ctx, map, head, &mut timings)?;
     timings.server = t.elapsed().saturating_sub(timings.applying);
-    let (desired, renames) = desired(&work, schema, request.from_database, &mut timings)?;
+    let (desired, renames) = desired(&work, schema, from_database, &mut timings)?;
     let t = Instant::now();
     let head_catalog = read(&work.head, &work.skip)?;
     let (renamed, renames) = if renames.is_empty() {
@@ -98,6 +109,36 @@ pub(crate) fn run(
     let up = diff::plan(&renamed, &desired, true);
     let down = diff::plan(&desired, &renamed, false);
     timings.diffing = t.elapsed();
+    Ok(Compared {
+        work,
+        desired,
+        head: head_catalog,
+        renames,
+        up,
+        down,
+        timings,
+    })
+}
+
+/// Runs autogenerate; `write` turns the planned revisions into files (the
+/// `revision` command's writer), in order, each on the one before.
+pub(crate) fn run(
+    ctx: &Ctx,
+    request: &Request<'_>,
+    write: &mut Writer<'_>,
+) -> Result<(), CliError> {
+    let map = ctx.load()?;
+    let head = head_of(&map, request.head)?;
+    let schema = desired_source(ctx, request.schema.clone(), request.from_database.is_some())?;
+    let Compared {
+        work,
+        desired,
+        head: head_catalog,
+        renames,
+        up,
+        down,
+        mut timings,
+    } = compare(ctx, &map, head.as_deref(), schema, request.from_database)?;
     if up.is_empty() && renames.is_empty() {
         return print("No changes in schema detected: no revision written.\n");
     }
@@ -128,6 +169,28 @@ pub(crate) fn run(
     }
 }
 
+/// Drift, for `check` and `verify`: with a desired schema configured (or
+/// given), the statements that would take the chain's head there; `None`
+/// when there is no schema to compare with.
+pub(crate) fn drift(
+    ctx: &Ctx,
+    map: &RevisionMap,
+    schema: Option<PathBuf>,
+) -> Result<Option<Vec<String>>, CliError> {
+    let Some(path) = schema.or_else(|| ctx.config.schema.clone()) else {
+        return Ok(None);
+    };
+    if map.heads().len() != 1 {
+        return Ok(None);
+    }
+    let head = head_of(map, None)?;
+    let files = desired_source(ctx, Some(path), false)?;
+    let compared = compare(ctx, map, head.as_deref(), files, None)?;
+    let mut changes: Vec<String> = compared.renames.iter().map(Rename::forward).collect();
+    changes.extend(compared.up.steps.iter().map(|s| s.sql.clone()));
+    Ok(Some(changes))
+}
+
 /// The revision the new one builds on: the one head, or `--head`.
 fn head_of(map: &RevisionMap, given: Option<&str>) -> Result<Option<String>, CliError> {
     let resolver = Resolver::new(map);
@@ -151,12 +214,17 @@ fn head_of(map: &RevisionMap, given: Option<&str>) -> Result<Option<String>, Cli
     }
 }
 
-/// The schema files, or `None` with `--from-database`.
-fn desired_source(ctx: &Ctx, request: &Request<'_>) -> Result<Option<Vec<SchemaFile>>, CliError> {
-    if request.from_database.is_some() {
+/// The schema files (`--schema`, else `schema` in the metadata), or `None`
+/// with `--from-database`.
+fn desired_source(
+    ctx: &Ctx,
+    given: Option<PathBuf>,
+    from_database: bool,
+) -> Result<Option<Vec<SchemaFile>>, CliError> {
+    if from_database {
         return Ok(None);
     }
-    let path = request.schema.clone().or_else(|| ctx.config.schema.clone()).ok_or_else(|| {
+    let path = given.or_else(|| ctx.config.schema.clone()).ok_or_else(|| {
         CliError::usage(
             "autogenerate compares the chain with a desired schema, and none is configured",
             Some("keep the schema you want as SQL and set `schema = \"schema.sql\"` in [package.metadata.alembic] (a file, or a folder of .sql files), or pass --schema PATH or --from-database URL".into()),

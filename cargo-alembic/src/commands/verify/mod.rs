@@ -85,6 +85,9 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
         return against::against(ctx, &map, url, problems, warnings, started);
     }
     let mut problems = problems;
+    if problems.is_empty() {
+        problems.extend(schema_drift(ctx, &map)?);
+    }
     let t = Instant::now();
     let server = start_server(ctx, args)?;
     let db = server
@@ -125,6 +128,35 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
     drop(db);
     drop(server);
     finish(ctx, &map, &problems, &warnings, started, Some(run))
+}
+
+/// With a desired schema configured: the head against it (the check
+/// `cargo alembic check` makes), a problem listing what autogenerate would
+/// write.
+fn schema_drift(ctx: &Ctx, map: &RevisionMap) -> Result<Option<Problem>, CliError> {
+    let Some(changes) = crate::autogen::drift(ctx, map, None)? else {
+        return Ok(None);
+    };
+    if changes.is_empty() {
+        say(ctx, "schema: the head matches it\n")?;
+        return Ok(None);
+    }
+    let schema = ctx.config.schema.clone().unwrap_or_default();
+    let shown = schema
+        .strip_prefix(&ctx.cwd)
+        .unwrap_or(&schema)
+        .display()
+        .to_string();
+    Ok(Some(Problem {
+        check: "schema",
+        revision: None,
+        file: Some(shown.clone()),
+        line: None,
+        message: format!(
+            "the chain's head differs from the schema {shown}: `cargo alembic migrate` would write:\n  {}",
+            changes.join("\n  ")
+        ),
+    }))
 }
 
 /// The database `--against` checks: its URL, or without one the configured
