@@ -261,17 +261,6 @@ impl Server {
 
     /// Creates a fresh, uniquely named database.
     pub fn database(&self) -> Result<Database, Error> {
-        self.create(None)
-    }
-
-    /// Creates a uniquely named copy of `template` (`CREATE DATABASE ...
-    /// TEMPLATE`: a file copy, no statement replayed). No one may be
-    /// connected to the template.
-    pub fn database_from(&self, template: &Database) -> Result<Database, Error> {
-        self.create(Some(&template.name))
-    }
-
-    fn create(&self, template: Option<&str>) -> Result<Database, Error> {
         let name = format!(
             "alembic_tmp_{}_{}_{}",
             std::process::id(),
@@ -279,8 +268,7 @@ impl Server {
             Instant::now().elapsed().subsec_nanos() % 100_000
         );
         let mut admin = postgres::Client::connect(&self.admin_url, postgres::NoTls)?;
-        let template = template.map_or(String::new(), |t| format!(" TEMPLATE {t}"));
-        admin.batch_execute(&format!("CREATE DATABASE {name}{template}"))?;
+        admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
         if self.local.is_none() {
             if let Ok(mut live) = LIVE.lock() {
                 live.push((self.admin_url.clone(), name.clone()));

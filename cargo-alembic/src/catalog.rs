@@ -100,12 +100,17 @@ impl Catalog {
         skip_tables: &[String],
     ) -> Result<Catalog, postgres::Error> {
         let rows = client.query(&sql(skip_tables), &[])?;
+        Ok(Catalog::from_rows(&rows))
+    }
+
+    /// The catalog of [`sql`]'s rows.
+    pub(crate) fn from_rows(rows: &[postgres::Row]) -> Catalog {
         let objects = rows
             .iter()
             .map(object)
             .map(|o| ((o.kind.clone(), o.name.clone()), o))
             .collect();
-        Ok(Catalog { objects })
+        Catalog { objects }
     }
 
     /// The object of this kind and name.

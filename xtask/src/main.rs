@@ -12,6 +12,8 @@
 //!   share spent in Python.
 //! - `bench fleet`: tenant schemas and databases, a fleet run beside a
 //!   shell loop.
+//! - `bench autogenerate`: `migrate` of a 300-table schema 40 changes away,
+//!   split into its parts, beside migra's diff.
 //! - `bench link --before REV`: the example service's cold release build
 //!   and stripped binary at two commits.
 
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod autogen;
 mod embed;
 mod fleet;
 mod import;
@@ -44,6 +47,9 @@ fn main() -> Result<()> {
         }
         Some("bench") if args.get(1).map(String::as_str) == Some("embed") => {
             embed::bench_embed(&root, &args[2..])
+        }
+        Some("bench") if args.get(1).map(String::as_str) == Some("autogenerate") => {
+            autogen::bench_autogenerate(&root, &args[2..])
         }
         Some("bench") if args.get(1).map(String::as_str) == Some("fleet") => {
             fleet::bench_fleet(&root, &args[2..])
@@ -335,7 +341,7 @@ impl BenchOptions {
 }
 
 /// Builds the release binary and returns its path.
-fn release_binary(root: &Path) -> Result<String> {
+pub(crate) fn release_binary(root: &Path) -> Result<String> {
     let status = Command::new("cargo")
         .args(["build", "--release", "--quiet", "-p", "cargo-alembic"])
         .status()?;

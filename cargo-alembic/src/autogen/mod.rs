@@ -94,9 +94,24 @@ fn compare(
 ) -> Result<Compared, CliError> {
     let mut timings = Timings::default();
     let t = Instant::now();
-    let work = start(ctx, map, head, &mut timings)?;
-    timings.server = t.elapsed().saturating_sub(timings.applying);
-    let (desired, renames) = desired(&work, schema, from_database, &mut timings)?;
+    let (work, settings) = start(ctx)?;
+    timings.server = t.elapsed();
+    // The chain and the schema files at once, on two databases.
+    let t = Instant::now();
+    let (upgraded, wanted) = std::thread::scope(|scope| {
+        let upgrading = scope.spawn(|| match head {
+            Some(head) => upgrade_head(&work, map, settings, head),
+            None => Ok(()),
+        });
+        let wanted = desired(&work, schema, from_database);
+        let upgraded = upgrading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (upgraded, wanted)
+    });
+    upgraded?;
+    let (desired, renames) = wanted?;
+    timings.applying = t.elapsed();
     let t = Instant::now();
     let head_catalog = read(&work.head, &work.skip)?;
     let (renamed, renames) = if renames.is_empty() {
@@ -144,7 +159,11 @@ pub(crate) fn run(
     }
     let planned = revisions(&request.message, &renames, &up, down);
     let t = Instant::now();
-    let proof = prove(&work, &planned, &desired, &head_catalog);
+    let proving = Proving {
+        head: &work.head,
+        skip: &work.skip,
+    };
+    let proof = prove(&proving, &planned, &desired, &head_catalog);
     timings.proving = t.elapsed();
     let mut parent = head;
     for (i, p) in planned.into_iter().enumerate() {
@@ -235,12 +254,7 @@ fn desired_source(
 }
 
 /// A throwaway server with the chain upgraded to `head` in one database.
-fn start(
-    ctx: &Ctx,
-    map: &RevisionMap,
-    head: Option<&str>,
-    timings: &mut Timings,
-) -> Result<Work, CliError> {
+fn start(ctx: &Ctx) -> Result<(Work, Settings), CliError> {
     let choice = match &ctx.database_url_flag {
         Some(url) => Choice::Url(url.expose().to_owned()),
         None => Choice::Auto(None),
@@ -263,23 +277,31 @@ fn start(
         settings.version_table.clone(),
         format!("{}_ledger", settings.version_table),
     ];
-    if let Some(head) = head {
-        let t = Instant::now();
-        let mut client = head_db
-            .connect()
-            .map_err(|e| db_error("cannot connect", e))?;
-        Engine::new(map, settings)
-            .upgrade(&mut client, head, &mut |_| {})
-            .map_err(|e| {
-                CliError::failed(format!("the chain does not upgrade to {head}: {e}"), None)
-            })?;
-        timings.applying += t.elapsed();
-    }
-    Ok(Work {
-        server,
-        head: head_db,
-        skip,
-    })
+    Ok((
+        Work {
+            server,
+            head: head_db,
+            skip,
+        },
+        settings,
+    ))
+}
+
+/// Upgrades the head database to `head` with the chain.
+fn upgrade_head(
+    work: &Work,
+    map: &RevisionMap,
+    settings: Settings,
+    head: &str,
+) -> Result<(), CliError> {
+    let mut client = work
+        .head
+        .connect()
+        .map_err(|e| db_error("cannot connect", e))?;
+    Engine::new(map, settings)
+        .upgrade(&mut client, head, &mut |_| {})
+        .map(drop)
+        .map_err(|e| CliError::failed(format!("the chain does not upgrade to {head}: {e}"), None))
 }
 
 fn read(db: &Database, skip: &[String]) -> Result<Catalog, CliError> {
@@ -293,11 +315,9 @@ fn desired(
     work: &Work,
     schema: Option<Vec<SchemaFile>>,
     from_database: Option<&DatabaseUrl>,
-    timings: &mut Timings,
 ) -> Result<(Catalog, Vec<Rename>), CliError> {
     let Some(files) = schema else {
         let url = from_database.map(DatabaseUrl::expose).unwrap_or_default();
-        let t = Instant::now();
         let mut client = alembic_embed::tls::connect(url)
             .map_err(|e| CliError::by_code(e.exit_code(), e.to_string()))?;
         client
@@ -305,59 +325,89 @@ fn desired(
             .map_err(|e| db_error("cannot make the session read-only", e))?;
         let catalog = Catalog::read(&mut client, &work.skip)
             .map_err(|e| db_error("cannot read the catalogs", e))?;
-        timings.reading += t.elapsed();
         return Ok((catalog, Vec::new()));
     };
-    let db = work
-        .server
-        .database()
-        .map_err(|e| db_error("cannot create a database", e))?;
-    let mut client = db.connect().map_err(|e| db_error("cannot connect", e))?;
-    let t = Instant::now();
-    for file in &files {
-        for statement in &file.statements {
-            client.batch_execute(&statement.sql).map_err(|e| {
-                let (message, line) = match e.as_db_error() {
-                    Some(db) => {
-                        let line = match db.position() {
-                            Some(postgres::error::ErrorPosition::Original(p)) => statement.line_of_position(*p as usize),
-                            _ => statement.line,
-                        };
-                        (format!("{} (SQLSTATE {})", db.message(), db.code().code()), line)
-                    }
-                    None => (e.to_string(), statement.line),
-                };
-                CliError::failed(
-                    format!("{}:{line}: {message}", file.path.display()),
-                    Some("the schema files are applied in order to an empty database: each statement must run there".into()),
-                )
-            })?;
+    let fresh = || -> Result<(Database, postgres::Client), CliError> {
+        let db = work
+            .server
+            .database()
+            .map_err(|e| db_error("cannot create a database", e))?;
+        let client = db.connect().map_err(|e| db_error("cannot connect", e))?;
+        Ok((db, client))
+    };
+    let (db, mut client) = fresh()?;
+    // Each file in one round trip; when that fails (or cannot run in one
+    // implicit transaction), statement by statement on a new database, to
+    // run what must run alone and to name the failing line.
+    let whole = files.iter().try_for_each(|f| {
+        let text: Vec<&str> = f.statements.iter().map(|s| s.sql.as_str()).collect();
+        client.batch_execute(&text.join(";\n"))
+    });
+    let (_db, mut client) = if whole.is_ok() {
+        (db, client)
+    } else {
+        drop(client);
+        drop(db);
+        let (db, mut client) = fresh()?;
+        for file in &files {
+            apply_file(&mut client, file)?;
         }
-    }
-    timings.applying += t.elapsed();
-    let t = Instant::now();
+        (db, client)
+    };
     let catalog = Catalog::read(&mut client, &work.skip)
         .map_err(|e| db_error("cannot read the catalogs", e))?;
-    timings.reading += t.elapsed();
     Ok((catalog, files.into_iter().flat_map(|f| f.renames).collect()))
 }
 
-/// The head's catalog after the declared renames (on a copy of the head),
-/// and the renames that apply: one whose new name the head already has
-/// was made by an earlier revision.
+/// A schema file's statements one by one; an error names its file and line.
+fn apply_file(client: &mut postgres::Client, file: &SchemaFile) -> Result<(), CliError> {
+    for statement in &file.statements {
+        client.batch_execute(&statement.sql).map_err(|e| {
+            let (message, line) = match e.as_db_error() {
+                Some(db) => {
+                    let line = match db.position() {
+                        Some(postgres::error::ErrorPosition::Original(p)) => {
+                            statement.line_of_position(*p as usize)
+                        }
+                        _ => statement.line,
+                    };
+                    (
+                        format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+                        line,
+                    )
+                }
+                None => (e.to_string(), statement.line),
+            };
+            CliError::failed(
+                format!("{}:{line}: {message}", file.path.display()),
+                Some("the schema files are applied in order to an empty database: each statement must run there".into()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The head's catalog after the declared renames (read inside a
+/// transaction that is rolled back), and the renames that apply: one whose
+/// new name the head already has was made by an earlier revision.
 fn with_renames(work: &Work, renames: &[Rename]) -> Result<(Catalog, Vec<Rename>), CliError> {
-    let copy = copy_of(work, &work.head)?;
-    let mut client = copy.connect().map_err(|e| db_error("cannot connect", e))?;
+    let mut client = work
+        .head
+        .connect()
+        .map_err(|e| db_error("cannot connect", e))?;
+    let mut tx = client
+        .transaction()
+        .map_err(|e| db_error("cannot begin", e))?;
     let mut applied = Vec::new();
     for r in renames {
-        let row = client
+        let row = tx
             .query_one(&r.probe(), &[])
             .map_err(|e| db_error("cannot look up a declared rename", e))?;
         let (old, new): (bool, bool) = (row.get(0), row.get(1));
         if !old && new {
             continue;
         }
-        client.batch_execute(&r.forward()).map_err(|e| {
+        tx.batch_execute(&r.forward()).map_err(|e| {
             CliError::failed(
                 format!(
                     "the declared rename `{}` does not apply to the head: {}",
@@ -372,23 +422,17 @@ fn with_renames(work: &Work, renames: &[Rename]) -> Result<(Catalog, Vec<Rename>
         })?;
         applied.push(r.clone());
     }
-    let catalog = Catalog::read(&mut client, &work.skip)
+    let rows = tx
+        .query(&crate::catalog::sql(&work.skip), &[])
         .map_err(|e| db_error("cannot read the catalogs", e))?;
-    Ok((catalog, applied))
+    tx.rollback().map_err(|e| db_error("cannot roll back", e))?;
+    Ok((Catalog::from_rows(&rows), applied))
 }
 
 /// A database's error message, or the error.
 fn message(e: &postgres::Error) -> String {
     e.as_db_error()
         .map_or_else(|| e.to_string(), |d| d.message().to_owned())
-}
-
-/// A new database made from another as its template (no one may be
-/// connected to the template).
-fn copy_of(work: &Work, template: &Database) -> Result<Database, CliError> {
-    work.server
-        .database_from(template)
-        .map_err(|e| db_error("cannot copy the head database", e))
 }
 
 /// The plan as revisions, in order: new enum values (outside a
@@ -479,23 +523,32 @@ fn index_name(sql: &str) -> Option<String> {
     Some(format!("{schema}.{name}"))
 }
 
-/// The proof: the revisions upgraded on a copy of the head give the
-/// desired catalog, and downgraded give the head's back. `Ok(None)` when
+/// Where a proof runs: the head database, whose catalog was read already.
+struct Proving<'a> {
+    head: &'a Database,
+    skip: &'a [String],
+}
+
+/// The proof: the revisions upgraded on the head database (whose catalog
+/// was read already) give the desired catalog, and downgraded give the
+/// head's back. `Ok(None)` when
 /// both hold; `Ok(Some(what differs))` otherwise.
 fn prove(
-    work: &Work,
+    work: &Proving<'_>,
     planned: &[Planned],
     desired: &Catalog,
     head: &Catalog,
 ) -> Result<Option<String>, CliError> {
-    let copy = copy_of(work, &work.head)?;
-    let mut client = copy.connect().map_err(|e| db_error("cannot connect", e))?;
+    let mut client = work
+        .head
+        .connect()
+        .map_err(|e| db_error("cannot connect", e))?;
     for p in planned {
         if let Err(e) = apply(&mut client, &p.upgrade, p.transactional) {
             return Ok(Some(format!("the upgrade fails: {e}")));
         }
     }
-    let after = Catalog::read(&mut client, &work.skip)
+    let after = Catalog::read(&mut client, work.skip)
         .map_err(|e| db_error("cannot read the catalogs", e))?;
     let left = crate::snapshot::diff_lines(&desired.lines(), &after.lines());
     if !left.is_empty() {
@@ -509,7 +562,7 @@ fn prove(
             return Ok(Some(format!("the downgrade fails: {e}")));
         }
     }
-    let back = Catalog::read(&mut client, &work.skip)
+    let back = Catalog::read(&mut client, work.skip)
         .map_err(|e| db_error("cannot read the catalogs", e))?;
     let left = crate::snapshot::diff_lines(&head.lines(), &back.lines());
     if !left.is_empty() {
@@ -580,11 +633,20 @@ mod tests {
         }
     }
 
+    fn planned(up: &[&str], down: &[&str]) -> Vec<Planned> {
+        vec![Planned {
+            message: "m".into(),
+            upgrade: up.iter().map(|s| step(s)).collect(),
+            downgrade: down.iter().map(|s| step(s)).collect(),
+            transactional: true,
+            downgrade_note: None,
+        }]
+    }
+
     /// The proof catches a plan that leaves something out, either way.
     #[test]
     fn an_incomplete_plan_is_not_proven() {
         let server = Server::start(Choice::Local).unwrap();
-        let head = server.database().unwrap();
         let desired_db = server.database().unwrap();
         desired_db
             .connect()
@@ -596,53 +658,39 @@ mod tests {
             "alembic_version_ledger".to_owned(),
         ];
         let desired = read(&desired_db, &skip).unwrap();
-        let head_catalog = read(&head, &skip).unwrap();
-        let work = Work { server, head, skip };
-        let plan = |up: &[&str], down: &[&str]| {
-            vec![Planned {
-                message: "m".into(),
-                upgrade: up.iter().map(|s| step(s)).collect(),
-                downgrade: down.iter().map(|s| step(s)).collect(),
-                transactional: true,
-                downgrade_note: None,
-            }]
+        let head_catalog = read(&server.database().unwrap(), &skip).unwrap();
+        // Each proof on a new head database.
+        let prove_on_new_head = |up: &[&str], down: &[&str]| {
+            let head = server.database().unwrap();
+            let proving = Proving {
+                head: &head,
+                skip: &skip,
+            };
+            prove(&proving, &planned(up, down), &desired, &head_catalog).unwrap()
         };
+        let create = "CREATE TABLE t (id int PRIMARY KEY, note text)";
         // Complete: proven.
-        let complete = plan(
-            &["CREATE TABLE t (id int PRIMARY KEY, note text)"],
-            &["DROP TABLE t"],
-        );
-        assert_eq!(
-            prove(&work, &complete, &desired, &head_catalog).unwrap(),
-            None
-        );
+        assert_eq!(prove_on_new_head(&[create], &["DROP TABLE t"]), None);
         // The upgrade forgets a column.
-        let short = plan(&["CREATE TABLE t (id int PRIMARY KEY)"], &["DROP TABLE t"]);
-        let failure = prove(&work, &short, &desired, &head_catalog)
-            .unwrap()
-            .unwrap();
+        let failure =
+            prove_on_new_head(&["CREATE TABLE t (id int PRIMARY KEY)"], &["DROP TABLE t"]).unwrap();
         assert!(
             failure.contains("after the upgrade")
                 && failure.contains("- column public.t.note: text"),
             "{failure}"
         );
         // The downgrade leaves the table behind.
-        let stays = plan(&["CREATE TABLE t (id int PRIMARY KEY, note text)"], &[]);
-        let failure = prove(&work, &stays, &desired, &head_catalog)
-            .unwrap()
-            .unwrap();
+        let failure = prove_on_new_head(&[create], &[]).unwrap();
         assert!(
             failure.contains("after the downgrade") && failure.contains("+ table public.t"),
             "{failure}"
         );
         // A statement that fails is named.
-        let broken = plan(
+        let failure = prove_on_new_head(
             &["CREATE TABLE t (id int PRIMARY KEY, note nosuchtype)"],
             &[],
-        );
-        let failure = prove(&work, &broken, &desired, &head_catalog)
-            .unwrap()
-            .unwrap();
+        )
+        .unwrap();
         assert!(
             failure.contains("the upgrade fails: CREATE TABLE t"),
             "{failure}"
