@@ -30,12 +30,15 @@ pub struct Finding {
 }
 
 /// Rules whose warnings `allow:` can silence.
-pub const WARNING_RULES: [&str; 5] = [
+pub const WARNING_RULES: [&str; 8] = [
     "drop-table",
     "drop-column",
     "truncate",
     "set-not-null",
     "unique-index",
+    "alter-type",
+    "index-lock",
+    "add-constraint",
 ];
 
 /// The statement's leading words, upper-cased, without punctuation.
@@ -155,6 +158,53 @@ fn risky(w: &[&str], sql: &str, created: &[String]) -> Option<(&'static str, Str
                 _ => None,
             }
         }
+        _ => locks(w, &upper, created),
+    }
+}
+
+/// An upgrade statement that blocks a busy existing table longer than it
+/// must: the rule and why (what autogenerate writes as a hazard).
+fn locks(w: &[&str], upper: &str, created: &[String]) -> Option<(&'static str, String)> {
+    let table_after = |word: &str| {
+        w.iter()
+            .position(|x| *x == word)
+            .and_then(|i| {
+                w[i + 1..]
+                    .iter()
+                    .find(|x| !matches!(**x, "ONLY" | "IF" | "EXISTS"))
+            })
+            .map(|t| t.to_string())
+            .filter(|t| !created.contains(t))
+    };
+    match w {
+        ["ALTER", "TABLE", ..]
+            if (upper.contains(" ALTER COLUMN ") && upper.contains(" TYPE "))
+                || upper.contains(" SET DATA TYPE ") =>
+        {
+            let t = table_after("TABLE")?;
+            Some((
+                "alter-type",
+                format!("changes a column's type on an existing table ({}): it can fail on a value that does not convert, and may rewrite the table under an ACCESS EXCLUSIVE lock", t.to_ascii_lowercase()),
+            ))
+        }
+        ["CREATE", "INDEX", second, ..] if *second != "CONCURRENTLY" => {
+            let t = table_after("ON")?;
+            Some((
+                "index-lock",
+                format!("builds an index on an existing table ({}) without CONCURRENTLY: writes to it wait until it is built", t.to_ascii_lowercase()),
+            ))
+        }
+        ["ALTER", "TABLE", ..]
+            if upper.contains(" ADD CONSTRAINT ")
+                && (upper.contains(" FOREIGN KEY") || upper.contains(" CHECK"))
+                && !upper.contains("NOT VALID") =>
+        {
+            let t = table_after("TABLE")?;
+            Some((
+                "add-constraint",
+                format!("checks every row of an existing table ({}) under a lock; add it NOT VALID, then VALIDATE CONSTRAINT", t.to_ascii_lowercase()),
+            ))
+        }
         _ => None,
     }
 }
@@ -223,6 +273,37 @@ mod tests {
                 "-- allow: unique-index, set-not-null\n",
                 "CREATE UNIQUE INDEX u ON users (email);",
                 &[],
+            ),
+            (
+                "",
+                "ALTER TABLE t ALTER COLUMN n TYPE bigint USING n::bigint;",
+                &[(Warning, "alter-type", 5)],
+            ),
+            (
+                "",
+                "CREATE TABLE t (n int);\nALTER TABLE t ALTER COLUMN n TYPE bigint;",
+                &[],
+            ),
+            (
+                "",
+                "CREATE INDEX i ON ONLY t (x);",
+                &[(Warning, "index-lock", 5)],
+            ),
+            ("", "CREATE INDEX CONCURRENTLY i ON t (x);", &[(Error, "transaction", 5)]),
+            (
+                "",
+                "ALTER TABLE b ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES a (id);",
+                &[(Warning, "add-constraint", 5)],
+            ),
+            (
+                "",
+                "ALTER TABLE b ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES a (id) NOT VALID;\nALTER TABLE b VALIDATE CONSTRAINT fk;",
+                &[],
+            ),
+            (
+                "",
+                "ALTER TABLE b ADD CONSTRAINT c CHECK (n > 0);",
+                &[(Warning, "add-constraint", 5)],
             ),
         ];
         for (header, up, expect) in cases {

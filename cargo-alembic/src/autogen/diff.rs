@@ -941,8 +941,15 @@ impl<'a> Differ<'a> {
                 .is_some_and(|t| t.text("partition_by").is_some());
             if partitioned {
                 // Without ONLY, the index is made on every partition too.
-                self.plan
-                    .push(format!("{};", def.replacen(" ON ONLY ", " ON ", 1)));
+                let sql = format!("{};", def.replacen(" ON ONLY ", " ON ", 1));
+                if self.created_tables.contains(table) {
+                    self.plan.push(sql);
+                } else {
+                    self.plan.hazard(
+                        sql,
+                        format!("builds the index on every partition of {table} without CONCURRENTLY (a partitioned table cannot): writes wait until it is built"),
+                    );
+                }
             } else if self.created_tables.contains(table) || !self.online {
                 self.plan.push(format!("{def};"));
             } else {
