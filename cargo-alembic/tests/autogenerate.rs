@@ -60,6 +60,12 @@ const CASES: &[Case] = &[
         expect: &["ADD CONSTRAINT b_a_id_fkey FOREIGN KEY (a_id) REFERENCES a(id) ON DELETE CASCADE NOT VALID;", "ALTER TABLE public.b VALIDATE CONSTRAINT b_a_id_fkey;", "-- hazard: reads every row of public.b"],
     },
     Case {
+        name: "a foreign key waits for its unique index",
+        head: "CREATE TABLE a (id int, code text);\nCREATE TABLE b (a_code text);",
+        desired: "CREATE TABLE a (id int, code text);\nCREATE UNIQUE INDEX a_code ON a (code);\nCREATE TABLE b (a_code text REFERENCES a (code));",
+        expect: &["CREATE UNIQUE INDEX a_code ON public.a USING btree (code);\nALTER TABLE public.b ADD CONSTRAINT b_a_code_fkey", "because a new foreign key needs it"],
+    },
+    Case {
         name: "a partial unique index",
         head: "CREATE TABLE t (email text, deleted boolean);",
         desired: "CREATE TABLE t (email text, deleted boolean);\nCREATE UNIQUE INDEX t_live_email ON t (email) WHERE NOT deleted;",

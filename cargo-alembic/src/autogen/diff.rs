@@ -547,6 +547,7 @@ impl<'a> Differ<'a> {
         self.alter_tables();
         self.create_constraints();
         self.create_indexes();
+        self.create_foreign_keys();
         self.drop_sequences();
         self.drop_types();
         self.create_views();
@@ -865,34 +866,62 @@ impl<'a> Differ<'a> {
     /// Constraints that are new or changed: checks, unique and primary
     /// keys first, then foreign keys; on an existing table a foreign key or
     /// a check is added `NOT VALID` and validated after.
+    /// The new foreign keys (`foreign`) or the other new constraints.
+    fn new_constraints(&self, foreign: bool) -> Vec<&'a Object> {
+        self.to
+            .of("constraint")
+            .filter(|c| {
+                let table = c.parent.as_deref().unwrap_or_default();
+                let is_foreign = c.text("type") == Some("f");
+                let new_table = self.created_tables.contains(table);
+                let is_new = self.from.get("constraint", &c.name).is_none()
+                    || self.changed("constraint", &c.name)
+                    || self.dropped_tables.contains(table);
+                !c.flag("inherited")
+                    && is_foreign == foreign
+                    // In CREATE TABLE, but a foreign key.
+                    && !(new_table && !is_foreign)
+                    && (is_new || (new_table && is_foreign))
+            })
+            .collect()
+    }
+
+    /// Checks, unique and primary keys that are new or changed; on an
+    /// existing table a check is added `NOT VALID` and validated after.
     fn create_constraints(&mut self) {
-        let mut foreign = Vec::new();
-        for c in self.to.of("constraint") {
-            let table = c.parent.as_deref().unwrap_or_default();
-            if c.flag("inherited") {
-                continue;
-            }
-            let is_foreign = c.text("type") == Some("f");
-            let new_table = self.created_tables.contains(table);
-            if new_table && !is_foreign {
-                continue; // in CREATE TABLE
-            }
-            let is_new = self.from.get("constraint", &c.name).is_none()
-                || self.changed("constraint", &c.name);
-            if !(is_new || (new_table && is_foreign) || self.dropped_tables.contains(table)) {
-                continue;
-            }
-            if is_foreign {
-                foreign.push(c);
-            } else {
-                self.add_constraint(c, new_table);
-            }
-        }
-        for c in foreign {
+        for c in self.new_constraints(false) {
             let table = c.parent.as_deref().unwrap_or_default();
             let new_table = self.created_tables.contains(table);
             self.add_constraint(c, new_table);
         }
+    }
+
+    /// Foreign keys, after every table, key and index they need; on an
+    /// existing table added `NOT VALID` and validated after.
+    fn create_foreign_keys(&mut self) {
+        for c in self.new_constraints(true) {
+            let table = c.parent.as_deref().unwrap_or_default();
+            let new_table = self.created_tables.contains(table);
+            self.add_constraint(c, new_table);
+        }
+    }
+
+    /// The tables new foreign keys point at (qualified): a unique index
+    /// they need is built in the main revision, before them.
+    fn referenced_tables(&self) -> BTreeSet<String> {
+        self.new_constraints(true)
+            .iter()
+            .filter_map(|c| {
+                let def = c.def.as_deref()?;
+                let after = def.split_once("REFERENCES ")?.1;
+                let name = after.split('(').next()?.trim();
+                Some(if name.contains('.') {
+                    name.to_owned()
+                } else {
+                    format!("public.{name}")
+                })
+            })
+            .collect()
     }
 
     fn add_constraint(&mut self, c: &Object, new_table: bool) {
@@ -923,6 +952,7 @@ impl<'a> Differ<'a> {
     /// New and changed indexes; on an existing table built `CONCURRENTLY`
     /// in a revision of its own.
     fn create_indexes(&mut self) {
+        let referenced = self.referenced_tables();
         for o in self.to.of("index") {
             let table = o.parent.as_deref().unwrap_or_default();
             if o.flag("constraint") || o.flag("partition_child") {
@@ -952,6 +982,11 @@ impl<'a> Differ<'a> {
                 }
             } else if self.created_tables.contains(table) || !self.online {
                 self.plan.push(format!("{def};"));
+            } else if def.starts_with("CREATE UNIQUE") && referenced.contains(table) {
+                self.plan.hazard(
+                    format!("{def};"),
+                    format!("builds the index without CONCURRENTLY, in this revision, because a new foreign key needs it: writes to {table} wait until it is built"),
+                );
             } else {
                 let concurrent = def.replacen(" INDEX ", " INDEX CONCURRENTLY ", 1);
                 self.plan
