@@ -212,7 +212,12 @@ fn relations(rel: &str) -> String {
                               JOIN pg_class dc ON dc.oid = dd.refobjid AND dd.refclassid = 'pg_class'::regclass
                               JOIN pg_namespace dn ON dn.oid = dc.relnamespace
                               JOIN pg_attribute da ON da.attrelid = dc.oid AND da.attnum = dd.refobjsubid
-                             WHERE rw.ev_class = c.oid AND dd.refobjid <> c.oid AND dd.refobjsubid > 0))
+                             WHERE rw.ev_class = c.oid AND dd.refobjid <> c.oid AND dd.refobjsubid > 0),
+                  'calls', (SELECT coalesce(jsonb_agg(DISTINCT format('%I.%I(%s)', pn.nspname, p.proname, pg_get_function_identity_arguments(p.oid))), '[]')
+                              FROM pg_rewrite rw JOIN pg_depend dd ON dd.classid = 'pg_rewrite'::regclass AND dd.objid = rw.oid
+                              JOIN pg_proc p ON p.oid = dd.refobjid AND dd.refclassid = 'pg_proc'::regclass
+                              JOIN pg_namespace pn ON pn.oid = p.pronamespace
+                             WHERE rw.ev_class = c.oid))
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND {rel}
          UNION ALL
          SELECT 'sequence', format('%I.%I', n.nspname, c.relname),

@@ -144,6 +144,24 @@ const CASES: &[Case] = &[
         expect: &["ALTER TABLE public.users RENAME TO people;", "ALTER TABLE public.people RENAME COLUMN name TO full_name;", "ALTER TABLE public.people RENAME COLUMN full_name TO name;", "ALTER TABLE public.people RENAME TO users;"],
     },
     Case {
+        name: "a default changes and an enum loses a value",
+        head: "CREATE TYPE state AS ENUM ('new', 'old', 'gone');\nCREATE TABLE t (s state DEFAULT 'new', n int DEFAULT 1);\nCREATE VIEW tv AS SELECT s FROM t;",
+        desired: "CREATE TYPE state AS ENUM ('new', 'old');\nCREATE TABLE t (s state DEFAULT 'old', n int DEFAULT 2);\nCREATE VIEW tv AS SELECT s FROM t;",
+        expect: &["ALTER TYPE public.state RENAME TO state__old;", "USING s::text::state", "DROP TYPE public.state__old;", "ALTER TABLE public.t ALTER COLUMN n SET DEFAULT 2;"],
+    },
+    Case {
+        name: "a function a view calls changes its result",
+        head: "CREATE FUNCTION score(n int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT n * 2';\nCREATE TABLE t (n int);\nCREATE VIEW tv AS SELECT score(n) AS s FROM t;",
+        desired: "CREATE FUNCTION score(n int) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT n * 2';\nCREATE TABLE t (n int);\nCREATE VIEW tv AS SELECT score(n) AS s FROM t;",
+        expect: &["DROP VIEW public.tv;", "DROP FUNCTION public.score(n integer);", "RETURNS bigint"],
+    },
+    Case {
+        name: "a materialized view over a view",
+        head: "CREATE TABLE t (n int);\nCREATE VIEW v AS SELECT n FROM t;",
+        desired: "CREATE TABLE t (n bigint);\nCREATE VIEW v AS SELECT n FROM t;\nCREATE MATERIALIZED VIEW mv AS SELECT sum(n) AS total FROM v;\nCREATE INDEX mv_total ON mv (total);",
+        expect: &["CREATE MATERIALIZED VIEW public.mv AS", "CREATE INDEX mv_total ON public.mv"],
+    },
+    Case {
         name: "dropping a table",
         head: "CREATE TABLE keep (id int);\nCREATE TABLE old (id int);",
         desired: "CREATE TABLE keep (id int);",

@@ -361,7 +361,8 @@ impl<'a> Differ<'a> {
                     .any(|r| self.dropped_tables.contains(r) || dropped.contains(r))
                     || v.list("columns").iter().any(|c| {
                         self.dropped_columns.contains(c) || self.retyped_columns.contains(c)
-                    });
+                    })
+                    || v.list("calls").iter().any(|f| self.routine_dropped(f));
                 if other.is_none() || other.map(|o| &o.def) != Some(&v.def) || reads_changed {
                     dropped.insert(v.name.clone());
                 }
@@ -423,6 +424,7 @@ impl<'a> Differ<'a> {
             if o.flag("constraint")
                 || o.flag("partition_child")
                 || self.dropped_tables.contains(table)
+                || self.dropped_views.contains(table)
             {
                 continue;
             }
@@ -955,7 +957,7 @@ impl<'a> Differ<'a> {
         let referenced = self.referenced_tables();
         for o in self.to.of("index") {
             let table = o.parent.as_deref().unwrap_or_default();
-            if o.flag("constraint") || o.flag("partition_child") {
+            if o.flag("constraint") || o.flag("partition_child") || self.view_made(table) {
                 continue;
             }
             let new = self.from.get("index", &o.name).is_none()
@@ -1028,7 +1030,23 @@ impl<'a> Differ<'a> {
                 "VIEW"
             };
             self.plan.push(format!("CREATE {word} {name} AS\n{body};"));
+            // A materialized view's indexes come with it.
+            for index in self
+                .to
+                .of("index")
+                .filter(|i| i.parent.as_deref() == Some(name.as_str()))
+            {
+                let def = index.def.as_deref().unwrap_or_default();
+                self.plan.push(format!("{def};"));
+            }
         }
+    }
+
+    /// Whether a view or materialized view is created (new, or dropped
+    /// to come back) by this plan.
+    fn view_made(&self, name: &str) -> bool {
+        self.to.get_view(name).is_some()
+            && (self.from.get_view(name).is_none() || self.dropped_views.contains(name))
     }
 
     /// Triggers and policies that are new or changed (or whose table or
