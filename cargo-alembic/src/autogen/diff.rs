@@ -879,11 +879,14 @@ impl<'a> Differ<'a> {
                 let is_new = self.from.get("constraint", &c.name).is_none()
                     || self.changed("constraint", &c.name)
                     || self.dropped_tables.contains(table);
-                !c.flag("inherited")
-                    && is_foreign == foreign
-                    // In CREATE TABLE, but a foreign key.
-                    && !(new_table && !is_foreign)
-                    && (is_new || (new_table && is_foreign))
+                // A new table has its other constraints in CREATE TABLE.
+                let in_create_table = new_table && !is_foreign;
+                let wanted = if in_create_table {
+                    false
+                } else {
+                    is_new || new_table
+                };
+                !c.flag("inherited") && is_foreign == foreign && wanted
             })
             .collect()
     }
