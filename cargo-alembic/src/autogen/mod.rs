@@ -49,6 +49,8 @@ pub(crate) struct Planned {
 pub(crate) struct Timings {
     pub(crate) server: Duration,
     pub(crate) applying: Duration,
+    /// Both catalog reads, added up (they overlap with the applying).
+    pub(crate) catalogs: Duration,
     pub(crate) reading: Duration,
     pub(crate) diffing: Duration,
     pub(crate) proving: Duration,
@@ -96,12 +98,16 @@ fn compare(
     let t = Instant::now();
     let (work, settings) = start(ctx)?;
     timings.server = t.elapsed();
-    // The chain and the schema files at once, on two databases.
+    // The chain and the schema files at once, on two databases, each then
+    // read.
     let t = Instant::now();
     let (upgraded, wanted) = std::thread::scope(|scope| {
-        let upgrading = scope.spawn(|| match head {
-            Some(head) => upgrade_head(&work, map, settings, head),
-            None => Ok(()),
+        let upgrading = scope.spawn(|| {
+            if let Some(head) = head {
+                upgrade_head(&work, map, settings, head)?;
+            }
+            let t = Instant::now();
+            read(&work.head, &work.skip).map(|c| (c, t.elapsed()))
         });
         let wanted = desired(&work, schema, from_database);
         let upgraded = upgrading
@@ -109,11 +115,11 @@ fn compare(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (upgraded, wanted)
     });
-    upgraded?;
-    let (desired, renames) = wanted?;
+    let (head_catalog, head_read) = upgraded?;
+    let (desired, renames, desired_read) = wanted?;
     timings.applying = t.elapsed();
+    timings.catalogs = head_read + desired_read;
     let t = Instant::now();
-    let head_catalog = read(&work.head, &work.skip)?;
     let (renamed, renames) = if renames.is_empty() {
         (head_catalog.clone(), renames)
     } else {
@@ -172,9 +178,10 @@ pub(crate) fn run(
         parent = Some(new_id);
     }
     print(&format!(
-        "autogenerate: server {} ms, applying {} ms, reading catalogs {} ms, diffing {} ms, proving {} ms\n",
+        "autogenerate: server {} ms, apply+read {} ms (catalogs {} ms), renames {} ms, diff {} ms, proof {} ms\n",
         timings.server.as_millis(),
         timings.applying.as_millis(),
+        timings.catalogs.as_millis(),
         timings.reading.as_millis(),
         timings.diffing.as_millis(),
         timings.proving.as_millis()
@@ -315,7 +322,7 @@ fn desired(
     work: &Work,
     schema: Option<Vec<SchemaFile>>,
     from_database: Option<&DatabaseUrl>,
-) -> Result<(Catalog, Vec<Rename>), CliError> {
+) -> Result<(Catalog, Vec<Rename>, Duration), CliError> {
     let Some(files) = schema else {
         let url = from_database.map(DatabaseUrl::expose).unwrap_or_default();
         let mut client = alembic_embed::tls::connect(url)
@@ -323,9 +330,10 @@ fn desired(
         client
             .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
             .map_err(|e| db_error("cannot make the session read-only", e))?;
+        let t = Instant::now();
         let catalog = Catalog::read(&mut client, &work.skip)
             .map_err(|e| db_error("cannot read the catalogs", e))?;
-        return Ok((catalog, Vec::new()));
+        return Ok((catalog, Vec::new(), t.elapsed()));
     };
     let fresh = || -> Result<(Database, postgres::Client), CliError> {
         let db = work
@@ -354,9 +362,11 @@ fn desired(
         }
         (db, client)
     };
+    let t = Instant::now();
     let catalog = Catalog::read(&mut client, &work.skip)
         .map_err(|e| db_error("cannot read the catalogs", e))?;
-    Ok((catalog, files.into_iter().flat_map(|f| f.renames).collect()))
+    let renames = files.into_iter().flat_map(|f| f.renames).collect();
+    Ok((catalog, renames, t.elapsed()))
 }
 
 /// A schema file's statements one by one; an error names its file and line.
