@@ -162,6 +162,12 @@ const CASES: &[Case] = &[
         expect: &["CREATE MATERIALIZED VIEW public.mv AS", "CREATE INDEX mv_total ON public.mv"],
     },
     Case {
+        name: "an extension and a column of its type",
+        head: "CREATE TABLE t (id int);",
+        desired: "CREATE EXTENSION IF NOT EXISTS hstore;\nCREATE TABLE t (id int, tags hstore);",
+        expect: &["CREATE EXTENSION IF NOT EXISTS hstore WITH SCHEMA public;", "ALTER TABLE public.t ADD COLUMN tags hstore;", "DROP EXTENSION hstore;"],
+    },
+    Case {
         name: "dropping a table",
         head: "CREATE TABLE keep (id int);\nCREATE TABLE old (id int);",
         desired: "CREATE TABLE keep (id int);",
@@ -410,5 +416,37 @@ fn check_and_verify_fail_while_the_head_differs_from_the_schema() {
         String::from_utf8_lossy(&out.stdout).contains("schema: the head matches it"),
         "{}",
         text(&out)
+    );
+}
+
+#[test]
+fn column_order_is_no_difference_and_a_folder_is_read_in_order() {
+    let dir = project("CREATE TABLE t (a int, b text);", "");
+    std::fs::remove_file(dir.path().join("schema.sql")).unwrap();
+    let folder = dir.path().join("schema");
+    std::fs::create_dir_all(&folder).unwrap();
+    // 02 uses what 01 makes: sorted order, not the directory's.
+    std::fs::write(
+        folder.join("02_tables.sql"),
+        "CREATE TABLE t (b text, a int);\nCREATE TABLE u (k kind);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("01_types.sql"),
+        "CREATE TYPE kind AS ENUM ('x');\n",
+    )
+    .unwrap();
+    std::fs::write(folder.join("notes.txt"), "not SQL").unwrap();
+    let out = migrate(dir.path(), &["--schema", "schema"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let files = written(dir.path());
+    assert!(
+        files.contains("CREATE TYPE public.kind AS ENUM ('x');"),
+        "{files}"
+    );
+    assert!(files.contains("CREATE TABLE public.u ("), "{files}");
+    assert!(
+        !files.contains("public.t"),
+        "column order is no change: {files}"
     );
 }
