@@ -321,7 +321,11 @@ fn routines() -> String {
     format!(
         "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
                 format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), pg_get_functiondef(p.oid),
-                NULL, quote_ident(p.proname), jsonb_build_object('result', pg_get_function_result(p.oid))
+                NULL, quote_ident(p.proname), jsonb_build_object('result', pg_get_function_result(p.oid),
+                  'rowtypes', (SELECT coalesce(jsonb_agg(DISTINCT format('%I.%I', rn.nspname, r.relname)), '[]')
+                                 FROM pg_depend d JOIN pg_type ty ON ty.oid = d.refobjid AND d.refclassid = 'pg_type'::regclass
+                                 JOIN pg_class r ON r.oid = ty.typrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace
+                                WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND r.relkind <> 'c'))
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p') AND {SYSTEM} AND {own}
          UNION ALL
          SELECT 'grant', format('%s %I.%I(%s)', CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,

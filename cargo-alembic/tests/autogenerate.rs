@@ -168,6 +168,12 @@ const CASES: &[Case] = &[
         expect: &["CREATE EXTENSION IF NOT EXISTS hstore WITH SCHEMA public;", "ALTER TABLE public.t ADD COLUMN tags hstore;", "DROP EXTENSION hstore;"],
     },
     Case {
+        name: "a new schema with its objects, names that need quotes",
+        head: "",
+        desired: "CREATE SCHEMA billing;\nCOMMENT ON SCHEMA billing IS 'money';\nCREATE TYPE billing.\"Status\" AS ENUM ('open', 'paid');\nCREATE TABLE billing.\"Invoice\" (\"Id\" int PRIMARY KEY, \"order\" int, status billing.\"Status\");\nCREATE FUNCTION billing.total(i billing.\"Invoice\") RETURNS int LANGUAGE sql AS 'SELECT i.\"Id\"';\nCREATE VIEW billing.open AS SELECT \"Id\" FROM billing.\"Invoice\" WHERE status = 'open';",
+        expect: &["CREATE SCHEMA billing;", "CREATE TABLE billing.\"Invoice\" (", "\"Id\" integer NOT NULL", "\"order\" integer", "COMMENT ON SCHEMA billing IS 'money';", "DROP SCHEMA billing;"],
+    },
+    Case {
         name: "dropping a table",
         head: "CREATE TABLE keep (id int);\nCREATE TABLE old (id int);",
         desired: "CREATE TABLE keep (id int);",

@@ -227,9 +227,15 @@ impl<'a> Differ<'a> {
         self.drop_views();
         self.drop_constraints();
         self.drop_indexes();
+        // Routines whose signature uses a dropped table's row type first.
+        self.drop_routines(true);
         self.drop_columns();
         self.drop_tables();
-        self.drop_routines();
+        self.drop_routines(false);
+    }
+
+    /// Schemas and extensions that go: last, once nothing is in them.
+    fn drop_namespaces(&mut self) {
         for name in names(self.from, "schema") {
             if self.gone("schema", name) {
                 self.plan.push(format!("DROP SCHEMA {name};"));
@@ -240,6 +246,14 @@ impl<'a> Differ<'a> {
                 self.plan.push(format!("DROP EXTENSION {name};"));
             }
         }
+    }
+
+    /// Whether a routine's signature uses the row type of a table this plan
+    /// drops.
+    fn uses_dropped_row_type(&self, o: &Object) -> bool {
+        o.list("rowtypes")
+            .iter()
+            .any(|r| self.dropped_tables.contains(r))
     }
 
     /// Which tables and columns go (or go and come back), and which
@@ -333,7 +347,9 @@ impl<'a> Differ<'a> {
         );
         match (a, b) {
             (Some(_), None) => true,
-            (Some(a), Some(b)) => a.text("result") != b.text("result"),
+            (Some(a), Some(b)) => {
+                a.text("result") != b.text("result") || self.uses_dropped_row_type(a)
+            }
             _ => false,
         }
     }
@@ -475,13 +491,20 @@ impl<'a> Differ<'a> {
         }
     }
 
-    fn drop_routines(&mut self) {
+    /// Routines that go, or come back with another result; `row_types`:
+    /// only those whose signature uses a dropped table's row type (which
+    /// go in any case), otherwise the rest.
+    fn drop_routines(&mut self, row_types: bool) {
         for kind in ["function", "procedure"] {
             for o in self.from.of(kind) {
-                let goes = match self.to.get(kind, &o.name) {
-                    None => true,
-                    Some(b) => o.text("result") != b.text("result"),
-                };
+                if self.uses_dropped_row_type(o) != row_types {
+                    continue;
+                }
+                let goes = row_types
+                    || match self.to.get(kind, &o.name) {
+                        None => true,
+                        Some(b) => o.text("result") != b.text("result"),
+                    };
                 if goes {
                     let word = kind.to_uppercase();
                     self.plan.push(format!("DROP {word} {};", o.name));
@@ -544,9 +567,10 @@ impl<'a> Differ<'a> {
         }
         self.create_types();
         self.create_sequences();
-        self.create_routines();
+        self.create_routines(false);
         self.create_tables();
         self.alter_tables();
+        self.create_routines(true);
         self.create_constraints();
         self.create_indexes();
         self.create_foreign_keys();
@@ -557,6 +581,7 @@ impl<'a> Differ<'a> {
         self.sequence_owners();
         self.comments();
         self.grants();
+        self.drop_namespaces();
     }
 
     fn create_types(&mut self) {
@@ -637,16 +662,33 @@ impl<'a> Differ<'a> {
         }
     }
 
-    fn create_routines(&mut self) {
+    /// New and changed routines. Those whose signature uses the row type of
+    /// a table or view this plan makes come after it (`late`); the others
+    /// before the tables, whose defaults and checks may call them, with
+    /// SQL bodies not checked yet when they read tables made later (as
+    /// `pg_dump` does).
+    fn create_routines(&mut self, late: bool) {
+        let mut defs = Vec::new();
         for kind in ["function", "procedure"] {
             for o in self.to.of(kind) {
                 let new = self.from.get(kind, &o.name).is_none()
                     || self.dropped_routines.contains(&o.name);
-                if new || self.changed(kind, &o.name) {
-                    let def = o.def.as_deref().unwrap_or_default().trim_end();
-                    self.plan.push(format!("{def};"));
+                let needs_made = o
+                    .list("rowtypes")
+                    .iter()
+                    .any(|r| self.created_tables.contains(r) || self.view_made(r));
+                if (new || self.changed(kind, &o.name)) && needs_made == late {
+                    defs.push(o.def.as_deref().unwrap_or_default().trim_end());
                 }
             }
+        }
+        let sql_bodies = defs.iter().any(|d| d.contains(" LANGUAGE sql"));
+        if !late && sql_bodies && !self.created_tables.is_empty() {
+            self.plan
+                .push("SET LOCAL check_function_bodies = off;".to_owned());
+        }
+        for def in defs {
+            self.plan.push(format!("{def};"));
         }
     }
 
