@@ -150,42 +150,7 @@ pub(crate) fn bench_autogenerate(root: &Path, args: &[String]) -> Result<()> {
         format!("-- the head\n-- revision: h1\n-- down_revision: None\n\n-- alembic:upgrade\n{}\n-- alembic:downgrade\n", schema(false)),
     )?;
     std::fs::write(dir.join("desired.sql"), schema(true))?;
-    let mut figures = Vec::new();
-    for run in 0..runs {
-        let start = Instant::now();
-        let out = Command::new(&exe)
-            .args([
-                "alembic",
-                "--script-location",
-                "chain",
-                "migrate",
-                "-m",
-                "bench",
-                "--schema",
-                "desired.sql",
-                "--rev-id",
-            ])
-            .arg(format!("r{run}"))
-            .current_dir(&dir)
-            .env_remove("DATABASE_URL")
-            .output()?;
-        let took = start.elapsed();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() || !stdout.contains("Proven:") {
-            bail!(
-                "migrate failed: {stdout}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        figures.push(parse(&stdout, took)?);
-        for entry in std::fs::read_dir(&versions)? {
-            let path = entry?.path();
-            if !path.ends_with("h1_head.sql") {
-                std::fs::remove_file(path)?;
-            }
-        }
-        eprintln!("run {}: {:.0} ms", run + 1, took.as_secs_f64() * 1000.0);
-    }
+    let figures = cold_runs(&exe, &dir, runs)?;
     let pick = |f: fn(&Run) -> f64| median(figures.iter().map(f).collect());
     let changes = count_changes(&exe, &dir)?;
     let migra = migra(root, &dir)?;
@@ -236,6 +201,51 @@ pub(crate) fn bench_autogenerate(root: &Path, args: &[String]) -> Result<()> {
         replace_section(&root.join("BENCHMARKS.md"), "autogenerate", &section)?;
     }
     Ok(())
+}
+
+/// Removes what a run wrote, keeping the head.
+fn clean(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir.join("chain/versions"))? {
+        let path = entry?.path();
+        if !path.ends_with("h1_head.sql") {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}
+
+/// `runs` cold `migrate`s, each on a new throwaway server.
+fn cold_runs(exe: &str, dir: &Path, runs: usize) -> Result<Vec<Run>> {
+    let mut figures = Vec::new();
+    for run in 0..runs {
+        let start = Instant::now();
+        let out = Command::new(exe)
+            .args([
+                "alembic",
+                "--script-location",
+                "chain",
+                "migrate",
+                "-m",
+                "bench",
+            ])
+            .args(["--schema", "desired.sql", "--rev-id"])
+            .arg(format!("r{run}"))
+            .current_dir(dir)
+            .env_remove("DATABASE_URL")
+            .output()?;
+        let took = start.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || !stdout.contains("Proven:") {
+            bail!(
+                "migrate failed: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        figures.push(parse(&stdout, took)?);
+        clean(dir)?;
+        eprintln!("run {}: {:.0} ms", run + 1, took.as_secs_f64() * 1000.0);
+    }
+    Ok(figures)
 }
 
 /// The statements one run plans (from the file it writes).
@@ -352,12 +362,7 @@ fn migra(root: &Path, dir: &Path) -> Result<Option<(f64, f64)>> {
         }
         let r = parse(&stdout, Duration::ZERO)?;
         ours.push(r.catalogs + r.diffing);
-        for entry in std::fs::read_dir(dir.join("chain/versions"))? {
-            let path = entry?.path();
-            if !path.ends_with("h1_head.sql") {
-                std::fs::remove_file(path)?;
-            }
-        }
+        clean(dir)?;
     }
     Ok(Some((median(ours), median(theirs))))
 }

@@ -54,139 +54,169 @@ fn other(url: &str, db: &str) -> String {
     format!("{base}/{db}")
 }
 
+/// What the parts of the benchmark share: the release binary, the chain,
+/// one local server.
+struct Bench {
+    exe: String,
+    dir: std::path::PathBuf,
+    chain_dir: std::path::PathBuf,
+    jobs: usize,
+    server: alembic_throwaway::Server,
+}
+
+impl Bench {
+    /// `cargo alembic` on the chain, with `DATABASE_URL`.
+    fn cli(&self, url: &str) -> Command {
+        let mut c = Command::new(&self.exe);
+        c.args(["alembic", "--script-location"])
+            .arg(&self.chain_dir)
+            .env("DATABASE_URL", url);
+        c
+    }
+
+    /// `upgrade head` over a fleet (`--each-schema` or `--each-database`).
+    fn fleet(&self, url: &str, each: &str, pattern: &str) -> Result<Duration> {
+        let jobs = self.jobs.to_string();
+        run(self
+            .cli(url)
+            .args(["upgrade", "head", each, pattern, "-j", &jobs]))
+    }
+
+    fn database(&self) -> Result<alembic_throwaway::Database> {
+        self.server.database().map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Tenant schemas: the first migration (fleet, floor, loop), then the
+    /// next deploy with nothing to apply (three interleaved pairs, the
+    /// median of each side: one pair is seconds long on a shared machine).
+    fn tenants(&self, schemas: usize) -> Result<Vec<Row>> {
+        let (fleet_db, loop_db, floor_db) = (self.database()?, self.database()?, self.database()?);
+        let create: String = (0..schemas)
+            .map(|i| format!("CREATE SCHEMA tenant_{i:05};"))
+            .collect();
+        for db in [&fleet_db, &loop_db, &floor_db] {
+            sql(db.url(), &create)?;
+        }
+        eprintln!("{schemas} schemas: fleet");
+        let fleet = self.fleet(fleet_db.url(), "--each-schema", "tenant\\_%")?;
+        eprintln!("{schemas} schemas: the server's floor");
+        let floor = floor(
+            &self.dir,
+            &self.chain_dir,
+            floor_db.url(),
+            schemas,
+            self.jobs,
+        )?;
+        eprintln!("{schemas} schemas: shell loop");
+        let tenant_url =
+            |i: usize| format!("{}?options=-csearch_path%3Dtenant_{i:05}", loop_db.url());
+        let each = || -> Result<Duration> {
+            let start = Instant::now();
+            for i in 0..schemas {
+                run(self.cli(&tenant_url(i)).args(["upgrade", "head"]))?;
+            }
+            Ok(start.elapsed())
+        };
+        let first = Row {
+            label: format!("{schemas} tenant schemas × {REVISIONS} revisions"),
+            n: schemas,
+            fleet,
+            looped: each()?,
+            floor: Some(floor),
+        };
+        eprintln!("{schemas} schemas: the next deploy, nothing to apply (3 pairs)");
+        let (mut fleets, mut loops) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            fleets.push(self.fleet(fleet_db.url(), "--each-schema", "tenant\\_%")?);
+            loops.push(each()?);
+        }
+        fleets.sort();
+        loops.sort();
+        let again = Row {
+            label: format!(
+                "{schemas} tenant schemas, nothing to apply (the next deploy; median of 3 pairs)"
+            ),
+            n: schemas,
+            fleet: fleets[1],
+            looped: loops[1],
+            floor: None,
+        };
+        Ok(vec![first, again])
+    }
+
+    /// Databases on the server: the fleet beside the loop.
+    fn databases(&self, databases: usize) -> Result<Row> {
+        let admin = self.database()?;
+        let mut c = postgres::Client::connect(admin.url(), postgres::NoTls)?;
+        for prefix in ["fleetdb", "loopdb"] {
+            for i in 0..databases {
+                c.batch_execute(&format!("CREATE DATABASE {prefix}_{i:04}"))?;
+            }
+        }
+        eprintln!("{databases} databases: fleet");
+        let fleet = self.fleet(admin.url(), "--each-database", "fleetdb\\_%")?;
+        eprintln!("{databases} databases: shell loop");
+        let start = Instant::now();
+        for i in 0..databases {
+            run(self
+                .cli(&other(admin.url(), &format!("loopdb_{i:04}")))
+                .args(["upgrade", "head"]))?;
+        }
+        Ok(Row {
+            label: format!("{databases} databases × {REVISIONS} revisions"),
+            n: databases,
+            fleet,
+            looped: start.elapsed(),
+            floor: None,
+        })
+    }
+}
+
 pub(crate) fn bench_fleet(root: &Path, args: &[String]) -> Result<()> {
     use alembic_throwaway::{Choice, Server};
-    let schemas = flag(args, "--schemas", 1000)?;
-    let databases = flag(args, "--databases", 100)?;
-    let jobs = flag(args, "-j", 4)?;
     let write = args.iter().any(|a| a == "--write");
-    let exe = release_binary(root)?;
     let dir = root.join("target/bench/fleet");
     let chain_dir = dir.join("chain");
     if !chain_dir.join("versions").is_dir() {
         write_sql_chain(&chain_dir, &chain(Shape::Linear, REVISIONS))?;
     }
-    let script = chain_dir.to_str().ok_or_else(|| anyhow!("utf-8 path"))?;
-    let server = Server::start(Choice::Local).map_err(|e| anyhow!("{e}"))?;
-    let cli = |url: &str| {
-        let mut c = Command::new(&exe);
-        c.args(["alembic", "--script-location", script])
-            .env("DATABASE_URL", url);
-        c
+    let bench = Bench {
+        exe: release_binary(root)?,
+        dir,
+        chain_dir,
+        jobs: flag(args, "-j", 4)?,
+        server: Server::start(Choice::Local).map_err(|e| anyhow!("{e}"))?,
     };
-    let mut rows: Vec<Row> = Vec::new();
-
-    // Tenant schemas: the fleet in one database, the loop in another.
-    let (fleet_db, loop_db) = (
-        server.database().map_err(|e| anyhow!("{e}"))?,
-        server.database().map_err(|e| anyhow!("{e}"))?,
-    );
-    let create: String = (0..schemas)
-        .map(|i| format!("CREATE SCHEMA tenant_{i:05};"))
-        .collect();
-    sql(fleet_db.url(), &create)?;
-    sql(loop_db.url(), &create)?;
-    eprintln!("{schemas} schemas: fleet");
-    let fleet = run(cli(fleet_db.url()).args([
-        "upgrade",
-        "head",
-        "--each-schema",
-        "tenant\\_%",
-        "-j",
-        &jobs.to_string(),
-    ]))?;
-    eprintln!("{schemas} schemas: the server's floor");
-    let floor_db = server.database().map_err(|e| anyhow!("{e}"))?;
-    sql(floor_db.url(), &create)?;
-    let floor = floor(&dir, &chain_dir, floor_db.url(), schemas, jobs)?;
-    eprintln!("{schemas} schemas: shell loop");
-    let tenant_url = |i: usize| format!("{}?options=-csearch_path%3Dtenant_{i:05}", loop_db.url());
-    let start = Instant::now();
-    for i in 0..schemas {
-        run(cli(&tenant_url(i)).args(["upgrade", "head"]))?;
-    }
-    let looped = start.elapsed();
-    rows.push(Row {
-        label: format!("{schemas} tenant schemas × {REVISIONS} revisions"),
-        n: schemas,
-        fleet,
-        looped,
-        floor: Some(floor),
-    });
-    eprintln!("{schemas} schemas: the next deploy, nothing to apply (3 pairs)");
-    // Three interleaved pairs, the median of each side: one pair is
-    // seconds long on a shared machine.
-    let (mut fleets, mut loops) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        fleets.push(run(cli(fleet_db.url()).args([
-            "upgrade",
-            "head",
-            "--each-schema",
-            "tenant\\_%",
-            "-j",
-            &jobs.to_string(),
-        ]))?);
-        let start = Instant::now();
-        for i in 0..schemas {
-            run(cli(&tenant_url(i)).args(["upgrade", "head"]))?;
-        }
-        loops.push(start.elapsed());
-    }
-    fleets.sort();
-    loops.sort();
-    rows.push(Row {
-        label: format!(
-            "{schemas} tenant schemas, nothing to apply (the next deploy; median of 3 pairs)"
-        ),
-        n: schemas,
-        fleet: fleets[1],
-        looped: loops[1],
-        floor: None,
-    });
-
-    // Databases.
-    let admin = server.database().map_err(|e| anyhow!("{e}"))?;
-    let create = |prefix: &str| -> Result<()> {
-        let mut c = postgres::Client::connect(admin.url(), postgres::NoTls)?;
-        for i in 0..databases {
-            c.batch_execute(&format!("CREATE DATABASE {prefix}_{i:04}"))?;
-        }
-        Ok(())
-    };
-    create("fleetdb")?;
-    create("loopdb")?;
-    eprintln!("{databases} databases: fleet");
-    let fleet = run(cli(admin.url()).args([
-        "upgrade",
-        "head",
-        "--each-database",
-        "fleetdb\\_%",
-        "-j",
-        &jobs.to_string(),
-    ]))?;
-    eprintln!("{databases} databases: shell loop");
-    let start = Instant::now();
-    for i in 0..databases {
-        run(cli(&other(admin.url(), &format!("loopdb_{i:04}"))).args(["upgrade", "head"]))?;
-    }
-    rows.push(Row {
-        label: format!("{databases} databases × {REVISIONS} revisions"),
-        n: databases,
-        fleet,
-        looped: start.elapsed(),
-        floor: None,
-    });
+    let mut rows = bench.tenants(flag(args, "--schemas", 1000)?)?;
+    rows.push(bench.databases(flag(args, "--databases", 100)?)?);
     let python_tenants = flag(args, "--python-schemas", 100)?;
     let python = if python_tenants > 0 {
         eprintln!("{python_tenants} schemas: Python Alembic's per-tenant loop");
-        python_loop(root, &dir, &server, python_tenants)?
+        python_loop(root, &bench.dir, &bench.server, python_tenants)?
+            .map(|took| (python_tenants, took))
     } else {
         None
     };
     let signups = flag(args, "--signups", 200)?;
     eprintln!("{signups} sign-ups: the embedded per-schema upgrade");
-    let signup = signup(root, &dir, &chain_dir, fleet_db.url(), signups)?;
+    let signup_db = bench.database()?;
+    let signup = signup(root, &bench.dir, &bench.chain_dir, signup_db.url(), signups)?;
+    let section = section(bench.jobs, &rows, python, &signup)?;
+    print!("{section}");
+    if write {
+        replace_section(&root.join("BENCHMARKS.md"), "fleet", &section)?;
+    }
+    Ok(())
+}
 
+/// The BENCHMARKS.md section: the table, Python Alembic's loop, the
+/// sign-up.
+fn section(
+    jobs: usize,
+    rows: &[Row],
+    python: Option<(usize, Duration)>,
+    signup: &Signup,
+) -> Result<String> {
     let mut section = String::new();
     writeln!(
         section,
@@ -197,7 +227,7 @@ pub(crate) fn bench_fleet(root: &Path, args: &[String]) -> Result<()> {
          tenants, one transaction per tenant, no ledger, no lock, no check.\n"
     )?;
     writeln!(section, "| fleet | `cargo alembic` fleet | shell loop | targets/s (fleet / loop) | speed-up | the server's floor |\n| --- | --- | --- | --- | --- | --- |")?;
-    for row in &rows {
+    for row in rows {
         let floor = row.floor.map_or("".to_owned(), |f| {
             format!(
                 "{:.1} s (fleet / floor {:.2}×)",
@@ -216,20 +246,22 @@ pub(crate) fn bench_fleet(root: &Path, args: &[String]) -> Result<()> {
             row.looped.as_secs_f64() / row.fleet.as_secs_f64()
         )?;
     }
-    if let Some(took) = python {
+    if let Some((tenants, took)) = python {
         let fleet_rate = rows[0].n as f64 / rows[0].fleet.as_secs_f64();
-        let rate = python_tenants as f64 / took.as_secs_f64();
+        let rate = tenants as f64 / took.as_secs_f64();
         writeln!(
             section,
             "\nPython Alembic 1.20 the way its cookbook migrates tenant schemas, one `alembic -x tenant=NAME \
              upgrade head` a tenant (an `env.py` that sets `search_path` and `version_table_schema`), on \
-             {python_tenants} of the tenants in the same run: {:.1} s, {rate:.1} tenants/s; the fleet's \
+             {tenants} of the tenants in the same run: {:.1} s, {rate:.1} tenants/s; the fleet's \
              {fleet_rate:.0} tenants/s is {:.0}× that.",
             took.as_secs_f64(),
             fleet_rate / rate
         )?;
     }
-    let s = &signup;
+    let p90 = |v: &[f64]| v[v.len() * 9 / 10];
+    let max = |v: &[f64]| v[v.len() - 1];
+    let s = signup;
     writeln!(
         section,
         "\nThe embedded sign-up path, `migrations::runner().schema(name).upgrade(&mut client)` on one open \
@@ -242,20 +274,16 @@ pub(crate) fn bench_fleet(root: &Path, args: &[String]) -> Result<()> {
          | paired ratio, ours / floor | {:.2}× | {:.2}× | {:.2}× |",
         s.ours.len(),
         median(&s.ours),
-        s.ours[s.ours.len() * 9 / 10],
-        s.ours[s.ours.len() - 1],
+        p90(&s.ours),
+        max(&s.ours),
         median(&s.floor),
-        s.floor[s.floor.len() * 9 / 10],
-        s.floor[s.floor.len() - 1],
+        p90(&s.floor),
+        max(&s.floor),
         median(&s.ratios),
-        s.ratios[s.ratios.len() * 9 / 10],
-        s.ratios[s.ratios.len() - 1],
+        p90(&s.ratios),
+        max(&s.ratios),
     )?;
-    print!("{section}");
-    if write {
-        replace_section(&root.join("BENCHMARKS.md"), "fleet", &section)?;
-    }
-    Ok(())
+    Ok(section)
 }
 
 /// Python Alembic's cookbook recipe for tenant schemas: one process a

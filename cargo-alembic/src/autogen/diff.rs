@@ -702,44 +702,7 @@ impl<'a> Differ<'a> {
             .collect();
         tables.sort_by_key(|o| (o.text("partition_of").is_some(), o.name.clone()));
         for t in tables {
-            let mut lines: Vec<(i64, String)> = self
-                .to
-                .of("column")
-                .filter(|c| c.parent.as_deref() == Some(t.name.as_str()) && !c.flag("inherited"))
-                .map(|c| {
-                    let position = c
-                        .attrs
-                        .get("position")
-                        .and_then(|p| p.as_i64())
-                        .unwrap_or(0);
-                    (
-                        position,
-                        format!(
-                            "{} {}",
-                            c.local.as_deref().unwrap_or_default(),
-                            c.def.as_deref().unwrap_or_default()
-                        ),
-                    )
-                })
-                .collect();
-            lines.sort();
-            let mut body: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
-            body.extend(
-                self.to
-                    .of("constraint")
-                    .filter(|c| {
-                        c.parent.as_deref() == Some(t.name.as_str())
-                            && c.text("type") != Some("f")
-                            && !c.flag("inherited")
-                    })
-                    .map(|c| {
-                        format!(
-                            "CONSTRAINT {} {}",
-                            c.local.as_deref().unwrap_or_default(),
-                            c.def.as_deref().unwrap_or_default()
-                        )
-                    }),
-            );
+            let body = self.table_body(t);
             let unlogged = if t.flag("unlogged") { "UNLOGGED " } else { "" };
             let sql = match (t.text("partition_of"), t.text("bound")) {
                 (Some(parent), Some(bound)) if body.is_empty() => {
@@ -764,6 +727,50 @@ impl<'a> Differ<'a> {
             self.plan.push(sql);
             self.row_security(None, t);
         }
+    }
+
+    /// A new table's lines: its own columns in the desired order, then its
+    /// constraints but foreign keys.
+    fn table_body(&self, t: &Object) -> Vec<String> {
+        let mut columns: Vec<(i64, String)> = self
+            .to
+            .of("column")
+            .filter(|c| c.parent.as_deref() == Some(t.name.as_str()) && !c.flag("inherited"))
+            .map(|c| {
+                let position = c
+                    .attrs
+                    .get("position")
+                    .and_then(|p| p.as_i64())
+                    .unwrap_or(0);
+                let (local, def) = (c.local.as_deref(), c.def.as_deref());
+                (
+                    position,
+                    format!("{} {}", local.unwrap_or_default(), def.unwrap_or_default()),
+                )
+            })
+            .collect();
+        columns.sort();
+        let constraints = self
+            .to
+            .of("constraint")
+            .filter(|c| {
+                c.parent.as_deref() == Some(t.name.as_str())
+                    && c.text("type") != Some("f")
+                    && !c.flag("inherited")
+            })
+            .map(|c| {
+                let (local, def) = (c.local.as_deref(), c.def.as_deref());
+                format!(
+                    "CONSTRAINT {} {}",
+                    local.unwrap_or_default(),
+                    def.unwrap_or_default()
+                )
+            });
+        columns
+            .into_iter()
+            .map(|(_, l)| l)
+            .chain(constraints)
+            .collect()
     }
 
     /// `ENABLE`/`FORCE ROW LEVEL SECURITY` and their opposites.

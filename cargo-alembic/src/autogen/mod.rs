@@ -448,19 +448,78 @@ fn message(e: &postgres::Error) -> String {
 /// The plan as revisions, in order: new enum values (outside a
 /// transaction), the main revision, then indexes built `CONCURRENTLY`.
 fn revisions(message: &str, renames: &[Rename], up: &Plan, down: Plan) -> Vec<Planned> {
+    let step = |sql: String, phase| Step {
+        sql,
+        hazard: None,
+        phase,
+    };
     let before: Vec<Step> = up.phase(Phase::Before).into_iter().cloned().collect();
     let after: Vec<Step> = up.phase(Phase::After).into_iter().cloned().collect();
     let mut main: Vec<Step> = renames
         .iter()
-        .map(|r| Step {
-            sql: r.forward(),
-            hazard: None,
-            phase: Phase::Main,
-        })
+        .map(|r| step(r.forward(), Phase::Main))
         .collect();
     main.extend(up.phase(Phase::Main).into_iter().cloned());
     // The indexes of the last revision are dropped by its own downgrade.
     let concurrent: Vec<String> = after.iter().filter_map(|s| index_name(&s.sql)).collect();
+    let mut back = downgrade_steps(renames, down, &concurrent);
+    let planned =
+        |message: String, upgrade, downgrade, transactional, note: Option<&str>| Planned {
+            message,
+            upgrade,
+            downgrade,
+            transactional,
+            downgrade_note: note.map(str::to_owned),
+        };
+    let mut out = Vec::new();
+    let has_main = !main.is_empty();
+    if !before.is_empty() {
+        // The values are removed by the main revision's downgrade, when
+        // there is one.
+        let (downgrade, note) = if has_main {
+            (
+                Vec::new(),
+                Some("the new values are removed by the downgrade of the next revision"),
+            )
+        } else {
+            (std::mem::take(&mut back), None)
+        };
+        out.push(planned(
+            format!("{message} (enum values)"),
+            before,
+            downgrade,
+            false,
+            note,
+        ));
+    }
+    if has_main {
+        out.push(planned(
+            message.to_owned(),
+            main,
+            std::mem::take(&mut back),
+            true,
+            None,
+        ));
+    }
+    if !after.is_empty() {
+        let downgrade = concurrent
+            .iter()
+            .map(|name| step(format!("DROP INDEX CONCURRENTLY {name};"), Phase::After))
+            .collect();
+        out.push(planned(
+            format!("{message} (indexes, concurrently)"),
+            after,
+            downgrade,
+            false,
+            None,
+        ));
+    }
+    out
+}
+
+/// The main downgrade: the plan back, less the indexes the last revision
+/// drops itself, then the renames undone.
+fn downgrade_steps(renames: &[Rename], down: Plan, concurrent: &[String]) -> Vec<Step> {
     let mut back: Vec<Step> = down
         .steps
         .into_iter()
@@ -475,52 +534,7 @@ fn revisions(message: &str, renames: &[Rename], up: &Plan, down: Plan) -> Vec<Pl
         hazard: None,
         phase: Phase::Main,
     }));
-    let mut out = Vec::new();
-    let has_main = !main.is_empty();
-    if !before.is_empty() {
-        let (downgrade, downgrade_note) = if has_main {
-            (
-                Vec::new(),
-                Some("the new values are removed by the downgrade of the next revision".to_owned()),
-            )
-        } else {
-            (std::mem::take(&mut back), None)
-        };
-        out.push(Planned {
-            message: format!("{message} (enum values)"),
-            upgrade: before,
-            downgrade,
-            transactional: false,
-            downgrade_note,
-        });
-    }
-    if has_main {
-        out.push(Planned {
-            message: message.to_owned(),
-            upgrade: main,
-            downgrade: std::mem::take(&mut back),
-            transactional: true,
-            downgrade_note: None,
-        });
-    }
-    if !after.is_empty() {
-        let downgrade = concurrent
-            .iter()
-            .map(|name| Step {
-                sql: format!("DROP INDEX CONCURRENTLY {name};"),
-                hazard: None,
-                phase: Phase::After,
-            })
-            .collect();
-        out.push(Planned {
-            message: format!("{message} (indexes, concurrently)"),
-            upgrade: after,
-            downgrade,
-            transactional: false,
-            downgrade_note: None,
-        });
-    }
-    out
+    back
 }
 
 /// `CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON table ...` → `schema.name`.

@@ -639,21 +639,26 @@ fn bar(ctx: &Ctx, total: usize) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// For `verify --against`, the files' own checks, once for the fleet: the
+/// number of problems (printed).
+fn files_checked(ctx: &Ctx, map: &RevisionMap, command: &Command) -> Result<usize, CliError> {
+    let Command::Verify(args) = command else {
+        return Ok(0);
+    };
+    let (problems, warnings) = verify::static_checks(ctx, map, args)?;
+    for (level, list) in [("warning", &warnings), ("error", &problems)] {
+        for p in list {
+            eprintln!("{level}: {}", p.message);
+        }
+    }
+    Ok(problems.len())
+}
+
 /// Runs `command` on every target of the fleet.
 pub(crate) fn run(ctx: &Ctx, fleet: &FleetArgs, command: &Command) -> Result<(), CliError> {
     let url = fleet_url(ctx, command)?;
     let map = ctx.load()?;
-    let mut static_problems = 0;
-    if let Command::Verify(args) = command {
-        // The files' own checks, once for the fleet.
-        let (problems, warnings) = verify::static_checks(ctx, &map, args)?;
-        for (level, list) in [("warning", &warnings), ("error", &problems)] {
-            for p in list {
-                eprintln!("{level}: {}", p.message);
-            }
-        }
-        static_problems = problems.len();
-    }
+    let static_problems = files_checked(ctx, &map, command)?;
     let targets = targets(ctx, fleet, url)?;
     if targets.is_empty() {
         return Err(CliError::failed(
