@@ -362,7 +362,8 @@ fn table_extras(rel: &str) -> String {
                 format('%I.%I', n.nspname, c.relname), quote_ident(p.polname), NULL
            FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {rel}
          UNION ALL
-         SELECT 'grant', format('%s %I.%I', {REL_WORD}, n.nspname, c.relname), c.relacl::text,
+         SELECT 'grant', format('%s %I.%I', CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, n.nspname, c.relname),
+                c.relacl::text,
                 format('%I.%I', n.nspname, c.relname), NULL,
                 jsonb_build_object('acl', to_jsonb(c.relacl::text[]), 'owner', pg_get_userbyid(c.relowner))
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -496,7 +497,7 @@ mod tests {
             "procedure app.noop(IN n integer): CREATE OR REPLACE PROCEDURE app.noop(IN n integer)",
             "trigger app.orders.orders_touch: CREATE TRIGGER orders_touch BEFORE UPDATE ON app.orders FOR EACH ROW EXECUTE FUNCTION app.touch()",
             "policy app.orders.own_orders: RESTRICTIVE FOR SELECT TO PUBLIC USING ((user_id > 0))",
-            "grant VIEW app.big: {",
+            "grant TABLE app.big: {",
             "grant FUNCTION app.touch(): {",
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");

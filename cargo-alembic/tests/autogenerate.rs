@@ -174,6 +174,12 @@ const CASES: &[Case] = &[
         expect: &["CREATE SCHEMA billing;", "CREATE TABLE billing.\"Invoice\" (", "\"Id\" integer NOT NULL", "\"order\" integer", "COMMENT ON SCHEMA billing IS 'money';", "DROP SCHEMA billing;"],
     },
     Case {
+        name: "a materialized view made again keeps its grant and comment",
+        head: "CREATE TABLE t (n int);\nCREATE MATERIALIZED VIEW mv AS SELECT n FROM t;\nGRANT SELECT ON mv TO PUBLIC;\nCOMMENT ON MATERIALIZED VIEW mv IS 'totals';",
+        desired: "CREATE TABLE t (n bigint);\nCREATE MATERIALIZED VIEW mv AS SELECT n FROM t;\nGRANT SELECT ON mv TO PUBLIC;\nCOMMENT ON MATERIALIZED VIEW mv IS 'totals';",
+        expect: &["DROP MATERIALIZED VIEW public.mv;", "COMMENT ON MATERIALIZED VIEW public.mv IS 'totals';", "GRANT SELECT ON TABLE public.mv TO PUBLIC;"],
+    },
+    Case {
         name: "dropping a table",
         head: "CREATE TABLE keep (id int);\nCREATE TABLE old (id int);",
         desired: "CREATE TABLE keep (id int);",

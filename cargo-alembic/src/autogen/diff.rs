@@ -1153,7 +1153,7 @@ impl<'a> Differ<'a> {
     /// Whether an object's comment or grant went with it (its table, view
     /// or column was dropped and comes back).
     fn recreated(&self, o: &Object) -> bool {
-        let target = o.name.split_once(' ').map_or(o.name.as_str(), |(_, n)| n);
+        let (_, target) = target_of(&o.name);
         self.dropped_tables.contains(target)
             || self.dropped_views.contains(target)
             || self.dropped_columns.contains(target)
@@ -1187,20 +1187,13 @@ impl<'a> Differ<'a> {
 
     /// Whether what a comment or grant is on still exists on the `to` side.
     fn target_exists(&self, o: &Object) -> bool {
-        let (word, target) = o.name.split_once(' ').unwrap_or(("", o.name.as_str()));
-        let kinds: &[&str] = match word {
-            "TABLE" => &["table"],
-            "VIEW" => &["view"],
-            "MATERIALIZED" => &["materialized view"],
-            "COLUMN" => &["column"],
-            "SEQUENCE" => &["sequence"],
-            "INDEX" => &["index"],
-            "SCHEMA" => &["schema"],
-            "FUNCTION" => &["function"],
-            "PROCEDURE" => &["procedure"],
-            _ => &[],
+        let (kind, target) = target_of(&o.name);
+        // `GRANT ... ON TABLE` names views too.
+        let kinds: &[&str] = if kind == "table" {
+            &["table", "view", "materialized view"]
+        } else {
+            &[kind]
         };
-        let target = target.strip_prefix("VIEW ").unwrap_or(target);
         kinds.iter().any(|k| self.to.get(k, target).is_some())
     }
 
@@ -1238,6 +1231,28 @@ impl<'a> Differ<'a> {
             }
         }
     }
+}
+
+/// What a comment or grant names (`MATERIALIZED VIEW app.mv`): the
+/// catalog's kind and the object's name.
+fn target_of(name: &str) -> (&'static str, &str) {
+    for (word, kind) in [
+        ("MATERIALIZED VIEW ", "materialized view"),
+        ("TABLE ", "table"),
+        ("VIEW ", "view"),
+        ("COLUMN ", "column"),
+        ("SEQUENCE ", "sequence"),
+        ("INDEX ", "index"),
+        ("SCHEMA ", "schema"),
+        ("FUNCTION ", "function"),
+        ("PROCEDURE ", "procedure"),
+        ("TYPE ", "type"),
+    ] {
+        if let Some(target) = name.strip_prefix(word) {
+            return (kind, target);
+        }
+    }
+    ("", name)
 }
 
 /// Where a remade type's old copy waits: `app.mood` → `app.mood__old`.
