@@ -28,7 +28,7 @@ impl Snapshotter {
         skip_tables: &[String],
     ) -> Result<Snapshotter, postgres::Error> {
         Ok(Snapshotter {
-            statement: client.prepare(&catalog::sql(skip_tables))?,
+            statement: client.prepare(&catalog::snapshot_sql(skip_tables))?,
         })
     }
 
