@@ -450,7 +450,9 @@ mod tests {
     #[test]
     fn a_snapshot_query_leaves_the_parts_out() {
         assert_eq!(
-            super::without_parts("SELECT a, jsonb_build_object('x(', f(b), 'y', ')') AS attrs FROM t"),
+            super::without_parts(
+                "SELECT a, jsonb_build_object('x(', f(b), 'y', ')') AS attrs FROM t"
+            ),
             "SELECT a, NULL::jsonb AS attrs FROM t"
         );
         let sql = super::snapshot_sql(&[]);

@@ -129,7 +129,7 @@ const CASES: &[Case] = &[
         name: "a grant to a role",
         head: ROLE_HEAD,
         desired: ROLE_DESIRED,
-        expect: &["GRANT SELECT ON TABLE public.t TO autogen_reader;", "REVOKE SELECT ON TABLE public.t FROM autogen_reader;", "REVOKE EXECUTE ON FUNCTION public.f() FROM PUBLIC;"],
+        expect: &["GRANT SELECT ON TABLE public.t TO autogen_reader;", "GRANT INSERT ON TABLE public.t TO autogen_reader WITH GRANT OPTION;", "REVOKE INSERT, SELECT ON TABLE public.t FROM autogen_reader;", "REVOKE EXECUTE ON FUNCTION public.f() FROM PUBLIC;"],
     },
     Case {
         name: "a partitioned table with a new partition",
@@ -188,7 +188,7 @@ const CASES: &[Case] = &[
 ];
 
 const ROLE_HEAD: &str = "DO $$ BEGIN CREATE ROLE autogen_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;\nCREATE TABLE t (a int);\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';";
-const ROLE_DESIRED: &str = "DO $$ BEGIN CREATE ROLE autogen_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;\nCREATE TABLE t (a int);\nGRANT SELECT ON t TO autogen_reader;\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\nREVOKE EXECUTE ON FUNCTION f() FROM PUBLIC;";
+const ROLE_DESIRED: &str = "DO $$ BEGIN CREATE ROLE autogen_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;\nCREATE TABLE t (a int);\nGRANT SELECT ON t TO autogen_reader;\nGRANT INSERT ON t TO autogen_reader WITH GRANT OPTION;\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\nREVOKE EXECUTE ON FUNCTION f() FROM PUBLIC;";
 
 /// A project whose chain is one revision holding `head` (none when empty).
 fn project(head: &str, desired: &str) -> tempfile::TempDir {

@@ -1211,21 +1211,39 @@ impl<'a> Differ<'a> {
             let after = privileges(name, b);
             let grantees: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
             for grantee in grantees {
-                let none = BTreeSet::new();
+                let none: BTreeSet<String> = BTreeSet::new();
                 let was = before.get(grantee).unwrap_or(&none);
                 let will = after.get(grantee).unwrap_or(&none);
-                let to_grant: Vec<&str> = will.difference(was).copied().collect();
-                let to_revoke: Vec<&str> = was.difference(will).copied().collect();
+                // `SELECT*`: with its grant option. A privilege whose
+                // option changes is revoked and granted again.
+                let to_revoke: Vec<&str> = was
+                    .difference(will)
+                    .map(|p| p.trim_end_matches('*'))
+                    .collect();
                 if !to_revoke.is_empty() {
                     self.plan.push(format!(
                         "REVOKE {} ON {name} FROM {grantee};",
                         to_revoke.join(", ")
                     ));
                 }
-                if !to_grant.is_empty() {
+                let (with_option, plain): (Vec<&str>, Vec<&str>) = will
+                    .difference(was)
+                    .map(String::as_str)
+                    .partition(|p| p.ends_with('*'));
+                if !plain.is_empty() {
                     self.plan.push(format!(
                         "GRANT {} ON {name} TO {grantee};",
-                        to_grant.join(", ")
+                        plain.join(", ")
+                    ));
+                }
+                if !with_option.is_empty() {
+                    let privileges: Vec<&str> = with_option
+                        .iter()
+                        .map(|p| p.trim_end_matches('*'))
+                        .collect();
+                    self.plan.push(format!(
+                        "GRANT {} ON {name} TO {grantee} WITH GRANT OPTION;",
+                        privileges.join(", ")
                     ));
                 }
             }
@@ -1278,13 +1296,15 @@ fn enum_grows(a: &Object, b: &Object) -> bool {
 }
 
 /// The privileges each grantee other than the owner holds, by name
-/// (`SELECT`, `EXECUTE`, ...); without an ACL, the defaults: `EXECUTE` for
+/// (`SELECT`, `EXECUTE`, ...; `SELECT*` with its grant option); without an ACL, the defaults: `EXECUTE` for
 /// `PUBLIC` on a routine, nothing otherwise.
-fn privileges(target: &str, grant: Option<&Object>) -> BTreeMap<String, BTreeSet<&'static str>> {
-    let mut out: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
+fn privileges(target: &str, grant: Option<&Object>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let Some(grant) = grant else {
         if target.starts_with("FUNCTION ") || target.starts_with("PROCEDURE ") {
-            out.entry("PUBLIC".into()).or_default().insert("EXECUTE");
+            out.entry("PUBLIC".into())
+                .or_default()
+                .insert("EXECUTE".to_owned());
         }
         return out;
     };
@@ -1303,7 +1323,8 @@ fn privileges(target: &str, grant: Option<&Object>) -> BTreeMap<String, BTreeSet
             continue;
         }
         let set = out.entry(grantee).or_default();
-        for c in privs.chars() {
+        let mut chars = privs.chars().peekable();
+        while let Some(c) = chars.next() {
             let name = match c {
                 'r' => "SELECT",
                 'a' => "INSERT",
@@ -1320,7 +1341,9 @@ fn privileges(target: &str, grant: Option<&Object>) -> BTreeMap<String, BTreeSet
                 'm' => "MAINTAIN",
                 _ => continue,
             };
-            set.insert(name);
+            // `r*`: granted with its grant option.
+            let option = chars.next_if_eq(&'*').map_or("", |_| "*");
+            set.insert(format!("{name}{option}"));
         }
     }
     out
