@@ -214,25 +214,30 @@ fn clean(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `cargo alembic migrate` of the desired schema on the bench chain, with
+/// the given message and revision id.
+fn migrate(exe: &str, dir: &Path, message: &str, id: &str) -> Command {
+    let mut c = Command::new(exe);
+    c.args([
+        "alembic",
+        "--script-location",
+        "chain",
+        "migrate",
+        "-m",
+        message,
+    ])
+    .args(["--schema", "desired.sql", "--rev-id", id])
+    .current_dir(dir)
+    .env_remove("DATABASE_URL");
+    c
+}
+
 /// `runs` cold `migrate`s, each on a new throwaway server.
 fn cold_runs(exe: &str, dir: &Path, runs: usize) -> Result<Vec<Run>> {
     let mut figures = Vec::new();
     for run in 0..runs {
         let start = Instant::now();
-        let out = Command::new(exe)
-            .args([
-                "alembic",
-                "--script-location",
-                "chain",
-                "migrate",
-                "-m",
-                "bench",
-            ])
-            .args(["--schema", "desired.sql", "--rev-id"])
-            .arg(format!("r{run}"))
-            .current_dir(dir)
-            .env_remove("DATABASE_URL")
-            .output()?;
+        let out = migrate(exe, dir, "bench", &format!("r{run}")).output()?;
         let took = start.elapsed();
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() || !stdout.contains("Proven:") {
@@ -250,22 +255,7 @@ fn cold_runs(exe: &str, dir: &Path, runs: usize) -> Result<Vec<Run>> {
 
 /// The statements one run plans (from the file it writes).
 fn count_changes(exe: &str, dir: &Path) -> Result<usize> {
-    let out = Command::new(exe)
-        .args([
-            "alembic",
-            "--script-location",
-            "chain",
-            "migrate",
-            "-m",
-            "count",
-            "--schema",
-            "desired.sql",
-            "--rev-id",
-            "count",
-        ])
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .output()?;
+    let out = migrate(exe, dir, "count", "count").output()?;
     if !out.status.success() {
         bail!("migrate failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -292,22 +282,13 @@ fn count_changes(exe: &str, dir: &Path) -> Result<usize> {
 /// `None` when migra does not install.
 fn migra(root: &Path, dir: &Path) -> Result<Option<(f64, f64)>> {
     use alembic_throwaway::{Choice, Server};
-    let venv = root.join("target/bench/migra-venv");
-    let exe = venv.join("bin/migra");
-    if !exe.is_file() {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "migra", "psycopg2-binary"])
-                .status()
-                .is_ok_and(|s| s.success());
-        if !ok || !exe.is_file() {
-            return Ok(None);
-        }
-    }
+    let Some(exe) = crate::python_tool(
+        &root.join("target/bench/migra-venv"),
+        "migra",
+        &["migra", "psycopg2-binary"],
+    ) else {
+        return Ok(None);
+    };
     let server = Server::start(Choice::Local).map_err(|e| anyhow!("{e}"))?;
     let head = server.database().map_err(|e| anyhow!("{e}"))?;
     let desired = server.database().map_err(|e| anyhow!("{e}"))?;

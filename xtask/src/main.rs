@@ -298,22 +298,30 @@ fn ms(d: Duration) -> String {
 }
 
 pub(crate) fn python_alembic(bench: &Path) -> Option<PathBuf> {
-    let venv = bench.join("venv");
-    let exe = venv.join("bin/alembic");
+    python_tool(&bench.join("venv"), "alembic", &["alembic>=1.20,<1.21"])
+}
+
+/// A Python tool installed with pip into its own virtual environment under
+/// the target folder (once): its executable, or `None` when it does not
+/// install here.
+pub(crate) fn python_tool(venv: &Path, tool: &str, packages: &[&str]) -> Option<PathBuf> {
+    let exe = venv.join("bin").join(tool);
     if exe.is_file() {
         return Some(exe);
     }
     eprintln!(
-        "installing Python Alembic 1.20 into {} (for comparison)",
+        "installing {} into {} (for comparison)",
+        packages.join(" "),
         venv.display()
     );
     let ok = Command::new("python3")
         .args(["-m", "venv"])
-        .arg(&venv)
+        .arg(venv)
         .status()
         .is_ok_and(|s| s.success())
         && Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "alembic>=1.20,<1.21"])
+            .args(["install", "-q"])
+            .args(packages)
             .status()
             .is_ok_and(|s| s.success());
     (ok && exe.is_file()).then_some(exe)

@@ -195,6 +195,27 @@ pub(crate) fn run(
     }
 }
 
+/// How the chain's head differs from the desired schema.
+pub(crate) struct Drift {
+    /// The schema, as the user would name it.
+    pub(crate) schema: String,
+    /// The statements autogenerate would write.
+    pub(crate) changes: Vec<String>,
+}
+
+impl Drift {
+    /// The one message `check` and `verify` print.
+    pub(crate) fn message(&self) -> String {
+        let n = self.changes.len();
+        format!(
+            "the chain's head differs from the schema {}: `cargo alembic migrate` would write {n} statement{}:\n  {}",
+            self.schema,
+            if n == 1 { "" } else { "s" },
+            self.changes.join("\n  ")
+        )
+    }
+}
+
 /// Drift, for `check` and `verify`: with a desired schema configured (or
 /// given), the statements that would take the chain's head there; `None`
 /// when there is no schema to compare with.
@@ -202,7 +223,7 @@ pub(crate) fn drift(
     ctx: &Ctx,
     map: &RevisionMap,
     schema: Option<PathBuf>,
-) -> Result<Option<Vec<String>>, CliError> {
+) -> Result<Option<Drift>, CliError> {
     let Some(path) = schema.or_else(|| ctx.config.schema.clone()) else {
         return Ok(None);
     };
@@ -210,11 +231,16 @@ pub(crate) fn drift(
         return Ok(None);
     }
     let head = head_of(map, None)?;
-    let files = desired_source(ctx, Some(path), false)?;
+    let files = desired_source(ctx, Some(path.clone()), false)?;
     let compared = compare(ctx, map, head.as_deref(), files, None)?;
     let mut changes: Vec<String> = compared.renames.iter().map(Rename::forward).collect();
     changes.extend(compared.up.steps.iter().map(|s| s.sql.clone()));
-    Ok(Some(changes))
+    let schema = path
+        .strip_prefix(&ctx.cwd)
+        .unwrap_or(&path)
+        .display()
+        .to_string();
+    Ok(Some(Drift { schema, changes }))
 }
 
 /// The revision the new one builds on: the one head, or `--head`.
@@ -572,30 +598,29 @@ fn prove(
             return Ok(Some(format!("the upgrade fails: {e}")));
         }
     }
-    let after = Catalog::read(&mut client, work.skip)
-        .map_err(|e| db_error("cannot read the catalogs", e))?;
-    let left = crate::snapshot::diff_lines(&desired.lines(), &after.lines());
-    if !left.is_empty() {
-        return Ok(Some(format!(
-            "after the upgrade the database differs from the desired schema (- desired, + upgraded):\n{}",
-            left.join("\n")
-        )));
+    let differs = |client: &mut postgres::Client, expected: &Catalog, heading: &str| {
+        let now = Catalog::read(client, work.skip)
+            .map_err(|e| db_error("cannot read the catalogs", e))?;
+        let left = crate::snapshot::diff_lines(&expected.lines(), &now.lines());
+        Ok::<_, CliError>((!left.is_empty()).then(|| format!("{heading}:\n{}", left.join("\n"))))
+    };
+    if let Some(d) = differs(
+        &mut client,
+        desired,
+        "after the upgrade the database differs from the desired schema (- desired, + upgraded)",
+    )? {
+        return Ok(Some(d));
     }
     for p in planned.iter().rev() {
         if let Err(e) = apply(&mut client, &p.downgrade, p.transactional) {
             return Ok(Some(format!("the downgrade fails: {e}")));
         }
     }
-    let back = Catalog::read(&mut client, work.skip)
-        .map_err(|e| db_error("cannot read the catalogs", e))?;
-    let left = crate::snapshot::diff_lines(&head.lines(), &back.lines());
-    if !left.is_empty() {
-        return Ok(Some(format!(
-            "after the downgrade the database differs from the head (- head, + downgraded):\n{}",
-            left.join("\n")
-        )));
-    }
-    Ok(None)
+    differs(
+        &mut client,
+        head,
+        "after the downgrade the database differs from the head (- head, + downgraded)",
+    )
 }
 
 /// Runs statements, in one transaction or each on its own.

@@ -123,28 +123,15 @@ pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
 /// write anything? Each statement it would write is listed.
 fn drift(ctx: &Ctx, map: &RevisionMap, args: &CheckArgs) -> Result<Option<Problem>, CliError> {
     let given = args.schema.as_ref().map(|p| ctx.cwd.join(p));
-    let Some(changes) = crate::autogen::drift(ctx, map, given.clone())? else {
+    let Some(drift) = crate::autogen::drift(ctx, map, given)? else {
         return Ok(None);
     };
-    if changes.is_empty() {
+    if drift.changes.is_empty() {
         return Ok(None);
     }
-    let schema = given
-        .or_else(|| ctx.config.schema.clone())
-        .unwrap_or_default();
-    let shown = schema
-        .strip_prefix(&ctx.cwd)
-        .unwrap_or(&schema)
-        .display()
-        .to_string();
     Ok(Some(Problem {
-        message: format!(
-            "the chain's head differs from the schema {shown}: `cargo alembic migrate` would write {} statement{}:\n  {}",
-            changes.len(),
-            plural(changes.len()),
-            changes.join("\n  ")
-        ),
-        file: Some(shown),
+        message: drift.message(),
+        file: Some(drift.schema),
         line: None,
     }))
 }

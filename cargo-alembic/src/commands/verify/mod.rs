@@ -134,28 +134,19 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
 /// `cargo alembic check` makes), a problem listing what autogenerate would
 /// write.
 fn schema_drift(ctx: &Ctx, map: &RevisionMap) -> Result<Option<Problem>, CliError> {
-    let Some(changes) = crate::autogen::drift(ctx, map, None)? else {
+    let Some(drift) = crate::autogen::drift(ctx, map, None)? else {
         return Ok(None);
     };
-    if changes.is_empty() {
+    if drift.changes.is_empty() {
         say(ctx, "schema: the head matches it\n")?;
         return Ok(None);
     }
-    let schema = ctx.config.schema.clone().unwrap_or_default();
-    let shown = schema
-        .strip_prefix(&ctx.cwd)
-        .unwrap_or(&schema)
-        .display()
-        .to_string();
     Ok(Some(Problem {
         check: "schema",
         revision: None,
-        file: Some(shown.clone()),
+        message: drift.message(),
+        file: Some(drift.schema),
         line: None,
-        message: format!(
-            "the chain's head differs from the schema {shown}: `cargo alembic migrate` would write:\n  {}",
-            changes.join("\n  ")
-        ),
     }))
 }
 
