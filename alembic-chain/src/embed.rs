@@ -32,6 +32,8 @@ pub struct EmbeddedRevision {
     pub depends_on: &'static [&'static str],
     /// `false` runs the revision outside a transaction.
     pub transactional: bool,
+    /// The revisions a squash replaces (`replaces:`).
+    pub replaces: &'static [&'static str],
     /// The message line.
     pub message: Option<&'static str>,
     /// `create_date`.
@@ -98,6 +100,7 @@ impl Revision {
             create_date: e.create_date.map(str::to_owned),
             transactional: e.transactional,
             allow: Vec::new(),
+            replaces: strings(e.replaces),
             message: e.message.map(str::to_owned),
             path: PathBuf::from(e.path),
             key_lines: KeyLines::default(),

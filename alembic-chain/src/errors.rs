@@ -170,6 +170,33 @@ pub enum GraphError {
         /// The revision declaring it.
         id: String,
     },
+    /// A squash whose `replaces` are not its squash point and ancestors.
+    #[error("squash `{id}` ({file}) replaces {}, which {} not below its squash point `{point}`", outside.join(", "), if outside.len() == 1 { "is" } else { "are" })]
+    #[diagnostic(help("`replaces:` lists the squash point last, after every revision below it"))]
+    SquashRange {
+        /// The squash.
+        id: String,
+        /// Its file.
+        file: String,
+        /// Its squash point (the last id it replaces).
+        point: String,
+        /// Replaced revisions that are not ancestors of the point.
+        outside: Vec<String>,
+    },
+    /// A squash would take away a revision that a revision outside it
+    /// builds on.
+    #[error("cannot squash at `{point}`: revision `{id}` ({file}) builds on `{inside}`, which the squash would replace, but is not below `{point}`")]
+    #[diagnostic(help("squash at a revision that every branch leaving the range has merged into, or merge the branch first"))]
+    SquashCutsBranch {
+        /// The squash point asked for.
+        point: String,
+        /// The revision outside the range.
+        id: String,
+        /// Its file.
+        file: String,
+        /// The revision inside it builds on.
+        inside: String,
+    },
 }
 
 /// A revision identifier that does not resolve.

@@ -4,7 +4,8 @@
 //! Architecture Invariant: nothing here touches a database or the file
 //! system; a [`RevisionMap`] is built from already-parsed revisions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use crate::errors::{GraphError, LoadError};
 use crate::revision::Revision;
@@ -34,6 +35,14 @@ pub struct RevisionMap {
     rank: Vec<usize>,
     heads: Vec<usize>,
     bases: Vec<usize>,
+    /// Files a squash replaces, kept aside: not in the graph, read for
+    /// databases still inside a squashed range ([`RevisionMap::expanded`]).
+    pub(crate) replaced: Vec<Revision>,
+    /// Every id a squash (in the graph or kept aside) lists in `replaces`.
+    pub(crate) replaced_ids: HashSet<String>,
+    /// The graph with every squash whose files are kept undone, built on
+    /// first use.
+    pub(crate) expanded: OnceLock<Box<RevisionMap>>,
 }
 
 impl RevisionMap {
@@ -41,6 +50,7 @@ impl RevisionMap {
     /// duplicate ids, missing parents and dependencies, duplicate labels,
     /// labels equal to revision ids, and cycles.
     pub fn new(revs: Vec<Revision>) -> Result<RevisionMap, LoadError> {
+        let (revs, replaced, replaced_ids) = crate::squash::set_aside(revs);
         let n = revs.len();
         let mut problems: Vec<LoadError> = Vec::new();
         let by_id = sorted_ids(&revs, &mut problems);
@@ -86,6 +96,9 @@ impl RevisionMap {
             rank,
             heads,
             bases,
+            replaced,
+            replaced_ids,
+            expanded: OnceLock::new(),
         };
         map.propagate_labels();
         Ok(map)

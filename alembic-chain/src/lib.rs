@@ -26,6 +26,7 @@ mod resolve;
 mod revision;
 mod script;
 mod split;
+mod squash;
 mod stamp;
 #[cfg(test)]
 mod testutil;

@@ -97,11 +97,17 @@ pub fn prepare(request: &Request) -> Result<Prepared, EmbedError> {
         |e: LoadError| EmbedError::Chain(e.problems().into_iter().map(relative).collect());
     let map = load_versions(&versions).map_err(problems)?;
     map.lex_all().map_err(problems)?;
+    // The files a squash keeps run for databases inside its range: they
+    // are checked and split here too.
+    map.expanded().map_err(problems)?;
+    for r in map.replaced() {
+        r.lex().map_err(|e| problems(e.into()))?;
+    }
     if map.heads().len() > 1 && !(request.allow_multiple_heads || config.allow_multiple_heads) {
         let heads = map.heads().iter().map(|&i| map.rev(i).id.clone()).collect();
         return Err(EmbedError::MultipleHeads { heads });
     }
-    let files = map.revisions().iter().map(|r| r.path.clone()).collect();
+    let files = map.all_revisions().map(|r| r.path.clone()).collect();
     Ok(Prepared {
         map,
         script_location: manifest_dir.join(config.script_location),

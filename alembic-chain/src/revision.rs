@@ -16,7 +16,7 @@ use crate::errors::{ParseError, ParseErrorKind, SplitErrorKind};
 use crate::split::{split_statements, SplitError, Statement};
 
 /// The header keys of CONTRACT section 1, in the order they are written.
-pub const HEADER_KEYS: [&str; 7] = [
+pub const HEADER_KEYS: [&str; 8] = [
     "revision",
     "down_revision",
     "branch_labels",
@@ -24,6 +24,7 @@ pub const HEADER_KEYS: [&str; 7] = [
     "create_date",
     "transactional",
     "allow",
+    "replaces",
 ];
 
 /// Alembic's `version_num` column is `VARCHAR(32)`.
@@ -46,6 +47,9 @@ pub struct Revision {
     pub transactional: bool,
     /// Lint warnings silenced for this revision (`allow: drop-table, ...`).
     pub allow: Vec<String>,
+    /// The revisions a squash replaces, in the order they ran, the squash
+    /// point last (`replaces:`, written by `squash`); empty otherwise.
+    pub replaces: Vec<String>,
     /// The first comment line that is not `key: value`.
     pub message: Option<String>,
     /// The file, as found under the versions folder.
@@ -239,6 +243,9 @@ impl Revision {
         if !h.transactional {
             out.push_str("-- transactional: false\n");
         }
+        if !h.replaces.is_empty() {
+            out.push_str(&format!("-- replaces: {}\n", list(h.replaces)));
+        }
         out
     }
 }
@@ -259,6 +266,8 @@ pub struct HeaderFields<'a> {
     pub create_date: &'a str,
     /// Transactional flag.
     pub transactional: bool,
+    /// What a squash replaces (empty otherwise).
+    pub replaces: &'a [String],
 }
 
 /// Checks an id or label: letters, digits, `_`, `-`, at most 32 characters.
@@ -635,6 +644,14 @@ impl Parser {
             })?,
         };
         let (allow, _) = list_of("allow")?;
+        let (replaces, _) = list_of("replaces")?;
+        if replaces.contains(&id) {
+            let entry = header.get("replaces").ok_or_else(|| missing("replaces"))?;
+            return Err(bad(
+                entry,
+                format!("a squash cannot replace itself (`{id}`)"),
+            ));
+        }
         let create_date = header
             .get("create_date")
             .map(|e| e.2.to_owned())
@@ -652,6 +669,7 @@ impl Parser {
             create_date,
             transactional,
             allow,
+            replaces,
             message: header.message.map(str::to_owned),
             path: std::mem::take(&mut self.path),
             key_lines: KeyLines {
@@ -881,7 +899,12 @@ DROP TABLE users;
             (
                 "-- revision: a\n-- down_revision: None\n-- owner: me\n-- alembic:upgrade\n",
                 3,
-                "unknown header key `owner` (allowed: revision, down_revision, branch_labels, depends_on, create_date, transactional, allow)",
+                "unknown header key `owner` (allowed: revision, down_revision, branch_labels, depends_on, create_date, transactional, allow, replaces)",
+            ),
+            (
+                "-- revision: a\n-- down_revision: None\n-- replaces: b, a\n-- alembic:upgrade\n",
+                3,
+                "bad value for `replaces`: a squash cannot replace itself (`a`)",
             ),
             (
                 "-- revision: a\n-- down_revision: None\n-- alembic:upgrade\nSELECT 1;\n-- alembic:upgrade\nSELECT 2;\n",

@@ -89,11 +89,12 @@ fn expand(args: Args) -> syn::Result<TokenStream> {
 }
 
 fn render(p: &Prepared) -> TokenStream {
-    let revisions = p.map.revisions().iter().map(|rev| {
+    let revisions = p.map.all_revisions().map(|rev| {
         let id = &rev.id;
         let down = &rev.down_revisions;
         let labels = &rev.branch_labels;
         let deps = &rev.depends_on;
+        let replaces = &rev.replaces;
         let transactional = rev.transactional;
         let message = option(rev.message.as_deref());
         let create_date = option(rev.create_date.as_deref());
@@ -112,6 +113,7 @@ fn render(p: &Prepared) -> TokenStream {
                 down_revisions: &[#(#down),*],
                 branch_labels: &[#(#labels),*],
                 depends_on: &[#(#deps),*],
+                replaces: &[#(#replaces),*],
                 transactional: #transactional,
                 message: #message,
                 create_date: #create_date,
@@ -124,7 +126,7 @@ fn render(p: &Prepared) -> TokenStream {
     // Each file is included (and discarded: an unused constant is not in the
     // binary) so that rustc records it and cargo rebuilds when it changes.
     let files = p.files.iter().map(|f| path_literal(f));
-    let count = p.map.len();
+    let count = p.map.all_revisions().count();
     let version_table = &p.version_table;
     let schema = option(p.version_table_schema.as_deref());
     let per_migration = p.transaction_per_migration;

@@ -253,6 +253,21 @@ pub enum EngineError {
         /// What was given.
         given: String,
     },
+    /// The database is inside a squashed range whose replaced files were
+    /// pruned: the revisions it still needs are gone.
+    #[error(
+        "the database is at {revision}, inside the range squash {squash} replaced, and the replaced files were pruned: \
+         upgrade this database with a release that still has them (before `squash --prune {squash}`), or restore them"
+    )]
+    InsideSquash {
+        /// The version-table row.
+        revision: String,
+        /// The squash that replaced it.
+        squash: String,
+    },
+    /// The revisions a squash replaced do not form a graph.
+    #[error("{0}")]
+    Replaced(Box<alembic_chain::LoadError>),
     /// An embedded chain that does not form a graph (only possible for a
     /// chain not written by `embed_migrations!`).
     #[error("the embedded revision chain is broken: {reason}")]

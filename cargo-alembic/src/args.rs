@@ -146,6 +146,31 @@ pub enum Command {
     Adopt(AdoptArgs),
     /// Write the revision that takes the head to the desired schema (`revision --autogenerate`, as Flask-Migrate's `db migrate`)
     Migrate(RevisionArgs),
+    /// Replace a revision and everything below it with one proven revision; `--prune ID` removes the replaced files
+    Squash(SquashArgs),
+}
+
+/// `squash`.
+#[derive(Debug, Args)]
+pub struct SquashArgs {
+    /// The squash point: the new revision replaces it and every revision below it
+    #[arg(required_unless_present = "prune", conflicts_with = "prune")]
+    pub revision: Option<String>,
+    /// Message, used for the file name and the header [default: `squash at REV`]
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Use this id instead of a generated one
+    #[arg(long, value_name = "ID")]
+    pub rev_id: Option<String>,
+    /// Copy the replaced revisions' INSERT, UPDATE, DELETE, COPY and MERGE statements into the squash, in order
+    #[arg(long, conflicts_with = "no_data")]
+    pub include_data: bool,
+    /// No database needs the rows the replaced revisions wrote: leave them out
+    #[arg(long)]
+    pub no_data: bool,
+    /// Remove the files that squash ID replaced (once every database is past it)
+    #[arg(long, value_name = "ID")]
+    pub prune: Option<String>,
 }
 
 /// `import`.

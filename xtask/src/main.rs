@@ -29,6 +29,7 @@ mod embed;
 mod fleet;
 mod import;
 mod link;
+mod squash;
 
 fn main() -> Result<()> {
     // Work from the project root, wherever cargo was run.
@@ -54,6 +55,9 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("fleet") => {
             fleet::bench_fleet(&root, &args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("squash") => {
+            squash::bench_squash(&root, &args[2..])
+        }
         Some("bench") if args.get(1).map(String::as_str) == Some("import") => {
             import::bench_import(&root, &args[2..])
         }
@@ -65,7 +69,7 @@ fn main() -> Result<()> {
         Some("__read-all") => read_all(Path::new(args.get(1).context("a folder")?)),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [engine|verify|embed|link|import|fleet] [--runs N] [--no-python] [--no-sqlx] [--before REV] [--write]"
+                "usage: cargo xtask bench [engine|verify|embed|link|import|fleet|autogenerate|squash] [--runs N] [--no-python] [--no-sqlx] [--before REV] [--write]"
             );
             bail!("unknown task")
         }

@@ -317,9 +317,7 @@ impl HistoryView<'_> {
                 let mut out = String::new();
                 for &i in self.revisions {
                     out.push_str(&log_entry(self.map, i));
-                    if let Some(row) = current.ledger.get(&self.map.rev(i).id) {
-                        out.push_str(&row.describe());
-                    }
+                    out.push_str(&current.record_text(self.map, i));
                     out.push('\n');
                 }
                 out
@@ -474,7 +472,7 @@ pub fn current<S: ChainSource>(
 ) -> Result<(), CommandError> {
     let map = source.load()?;
     let current = db.read_current(&map)?;
-    let engine = Engine::new(&map, db.settings.clone());
+    let engine = Engine::new(&map, db.settings.clone()).view(&current);
     let status = engine.status(&current)?;
     out.current(&CurrentView {
         engine: &engine,
@@ -530,26 +528,31 @@ pub fn history<S: ChainSource>(
     out: &mut dyn Output,
     args: &HistoryArgs,
 ) -> Result<(), CommandError> {
-    let map = source.load()?;
+    let loaded = source.load()?;
     let current = if args.indicate_current {
-        Some(db.read_current(&map)?)
+        Some(db.read_current(&loaded)?)
     } else {
         None
     };
+    // A database inside a squashed range sees the history it is on.
+    let map: &RevisionMap = match &current {
+        Some(c) => Engine::new(&loaded, db.settings.clone()).view(c).map(),
+        None => &loaded,
+    };
     let resolver = match &current {
-        Some(c) => Resolver::with_current(&map, c.known.clone()),
-        None => Resolver::new(&map),
+        Some(c) => Resolver::with_current(map, c.known.clone()),
+        None => Resolver::new(map),
     };
     let revisions = match &args.rev_range {
         Some(range) => resolver.history(range).map_err(EngineError::from)?,
         None => map.order().iter().rev().copied().collect(),
     };
     let shown = out.history(&HistoryView {
-        map: &map,
+        map,
         revisions: &revisions,
         verbose: args.verbose,
         current: current.as_ref(),
     });
-    source.discard(map);
+    source.discard(loaded);
     shown
 }

@@ -41,7 +41,8 @@ impl<'m> Engine<'m> {
         by: &str,
     ) -> Result<Vec<Accepted>, EngineError> {
         self.locked(client, None, async |client, current| {
-            self.accept_locked(client, current, revision, reason, by)
+            self.view(&current)
+                .accept_locked(client, current, revision, reason, by)
                 .await
         })
         .await

@@ -30,6 +30,7 @@ pub use settings::{AheadPolicy, ChecksumPolicy, Settings};
 pub use state::{Checked, Current, Drift, LedgerRow, Status};
 
 /// Applies and undoes revisions of one chain.
+#[derive(Clone)]
 pub struct Engine<'m> {
     map: &'m RevisionMap,
     settings: Settings,
@@ -89,6 +90,64 @@ impl<'m> Engine<'m> {
             context: context.to_owned(),
             source,
         })
+    }
+
+    /// The engine for a database whose version table holds `rows`: this
+    /// one, or one on the chain before its squashes when a row is a
+    /// revision a squash replaced (the database is inside a squashed
+    /// range and the replaced revisions run for it, as before the squash).
+    pub fn for_rows(&self, rows: &[String]) -> Result<Engine<'m>, EngineError> {
+        let inside =
+            |map: &RevisionMap, r: &String| map.state_index(r).is_none() && self.map.is_replaced(r);
+        if !rows.iter().any(|r| inside(self.map, r)) {
+            return Ok(self.clone());
+        }
+        let map = self
+            .map
+            .expanded()
+            .map_err(|e| EngineError::Replaced(Box::new(e)))?;
+        if let Some(r) = rows.iter().find(|r| inside(map, r)) {
+            let squash = self
+                .map
+                .all_revisions()
+                .find(|s| s.replaces.contains(r))
+                .map_or_else(String::new, |s| s.id.clone());
+            return Err(EngineError::InsideSquash {
+                revision: r.clone(),
+                squash,
+            });
+        }
+        Ok(Engine {
+            map,
+            settings: self.settings.clone(),
+        })
+    }
+
+    /// The engine on the chain before its squashes, when there is one
+    /// (a target named a replaced revision).
+    pub fn expanded(&self) -> Option<Engine<'m>> {
+        let map = self.map.expanded().ok()?;
+        (!std::ptr::eq(map, self.map)).then(|| Engine {
+            map,
+            settings: self.settings.clone(),
+        })
+    }
+
+    /// The engine `current` was read with ([`Engine::for_rows`]; this one
+    /// when the replaced files are gone): its indexes are into that
+    /// engine's chain.
+    pub fn view(&self, current: &Current) -> Engine<'m> {
+        self.view_rows(&current.heads)
+    }
+
+    pub(super) fn view_rows(&self, rows: &[String]) -> Engine<'m> {
+        self.for_rows(rows).unwrap_or_else(|_| self.clone())
+    }
+
+    /// The view of `current` when it is not this engine's chain.
+    pub(super) fn other_view(&self, current: &Current) -> Option<Engine<'m>> {
+        let view = self.view(current);
+        (!std::ptr::eq(view.map, self.map)).then_some(view)
     }
 
     pub(super) fn ids(&self, revs: &[usize]) -> Vec<String> {

@@ -67,17 +67,26 @@ impl<'m> Engine<'m> {
                 "INSERT INTO {v} (version_num) VALUES ({});\n",
                 quote_literal(id)
             ),
-            VersionOp::Delete(id) => format!(
-                "DELETE FROM {v} WHERE version_num = {};\n",
-                quote_literal(id)
-            ),
+            VersionOp::Delete(id) => {
+                format!("DELETE FROM {v} WHERE version_num {};\n", self.row_of(id))
+            }
             VersionOp::Update { from, to } => {
                 format!(
-                    "UPDATE {v} SET version_num = {} WHERE version_num = {};\n",
+                    "UPDATE {v} SET version_num = {} WHERE version_num {};\n",
                     quote_literal(to),
-                    quote_literal(from)
+                    self.row_of(from)
                 )
             }
+        }
+    }
+
+    /// The version-table row of a revision: `= 'id'`, or for a squash
+    /// `IN ('squash', 'point')`, since a database that reached the squash
+    /// point through the replaced revisions is at the squash.
+    fn row_of(&self, id: &str) -> String {
+        match self.map.get(id).and_then(|r| r.replaces.last()) {
+            Some(point) => format!("IN ({}, {})", quote_literal(id), quote_literal(point)),
+            None => format!("= {}", quote_literal(id)),
         }
     }
 
@@ -115,9 +124,14 @@ impl<'m> Engine<'m> {
                     quote_literal(&self.settings.tool)
                 )
             }
+            // A squash's undo also ends the records of what it replaced.
             Direction::Downgrade => format!(
-                "DELETE FROM {l} WHERE revision = {};\n",
-                quote_literal(&rev.id)
+                "DELETE FROM {l} WHERE revision IN ({});\n",
+                std::iter::once(&rev.id)
+                    .chain(&rev.replaces)
+                    .map(|id| quote_literal(id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -218,7 +232,9 @@ impl<'m> Engine<'m> {
         S: FnMut(&Step) + ?Sized,
     {
         self.locked(client, session, async |client, current| {
-            self.run_to(client, current, target, direction, on_step)
+            let (engine, current) = self.view(&current).for_target(current, target, direction);
+            engine
+                .run_to(client, current, target, direction, on_step)
                 .await
         })
         .await
@@ -245,7 +261,8 @@ impl<'m> Engine<'m> {
         direction: Direction,
     ) -> Result<Report, EngineError> {
         self.locked(client, None, async |client, current| {
-            self.step_one_locked(client, current, revision, direction)
+            self.view(&current)
+                .step_one_locked(client, current, revision, direction)
                 .await
         })
         .await
@@ -331,11 +348,7 @@ impl<'m> Engine<'m> {
             return Ok(report);
         }
         self.check_state(&current, direction, &mut report)?;
-        let resolver = Resolver::with_current(self.map, current.known.clone());
-        let plan = match direction {
-            Direction::Upgrade => resolver.upgrade_plan(target)?,
-            Direction::Downgrade => resolver.downgrade_plan(target)?,
-        };
+        let plan = self.plan(&current, target, direction)?;
         let heads = self
             .run(
                 client,
@@ -348,6 +361,39 @@ impl<'m> Engine<'m> {
             .await?;
         report.after = self.ids(&heads.heads());
         Ok(report)
+    }
+
+    fn plan(
+        &self,
+        current: &Current,
+        target: &str,
+        direction: Direction,
+    ) -> Result<Vec<usize>, alembic_chain::ResolveError> {
+        let resolver = Resolver::with_current(self.map, current.known.clone());
+        match direction {
+            Direction::Upgrade => resolver.upgrade_plan(target),
+            Direction::Downgrade => resolver.downgrade_plan(target),
+        }
+    }
+
+    /// This engine, or the one on the chain before its squashes when only
+    /// that one has `target` (it names a revision a squash replaced: the
+    /// run goes through the replaced revisions, as before the squash).
+    fn for_target(self, current: Current, target: &str, direction: Direction) -> (Self, Current) {
+        if self.plan(&current, target, direction).is_ok() {
+            return (self, current);
+        }
+        match self.expanded() {
+            Some(engine) => {
+                let before = engine.classify(current.heads.clone(), current.ledger.clone());
+                if engine.plan(&before, target, direction).is_ok() {
+                    (engine, before)
+                } else {
+                    (self, current)
+                }
+            }
+            None => (self, current),
+        }
     }
 
     /// Runs a plan from the version table's rows `heads`; returns the rows

@@ -268,7 +268,9 @@ impl<'m> Engine<'m> {
     /// Runs `act` under the migration lock: with the session given (opened
     /// while the chain was loading) or a new one, on the state read after
     /// the lock was taken; the lock is released on every path. Every
-    /// command that writes goes through here.
+    /// command that writes goes through here. The state is read with the
+    /// engine for its rows ([`Engine::for_rows`]): `act` works with
+    /// [`Engine::view`] of it.
     pub(super) async fn locked<C: Connection, T>(
         &self,
         client: &mut C,
@@ -280,8 +282,13 @@ impl<'m> Engine<'m> {
             None => self.settings.open_session_async(client).await?,
         };
         let (key, restore) = (session.key, session.restore);
-        let current = self.classify(session.heads, session.ledger);
-        let result = act(client, current).await;
+        let result = match self.for_rows(&session.heads) {
+            Ok(engine) => {
+                let current = engine.classify(session.heads, session.ledger);
+                act(client, current).await
+            }
+            Err(e) => Err(e),
+        };
         release(client, key, restore.as_deref()).await;
         result
     }

@@ -33,7 +33,9 @@ impl<'m> Engine<'m> {
         purge: bool,
     ) -> Result<Report, EngineError> {
         self.locked(client, None, async |client, current| {
-            self.stamp_locked(client, current, targets, purge).await
+            self.view(&current)
+                .stamp_locked(client, current, targets, purge)
+                .await
         })
         .await
     }

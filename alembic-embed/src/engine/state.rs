@@ -104,6 +104,26 @@ pub struct Current {
     pub ledger: HashMap<String, LedgerRow>,
 }
 
+impl Current {
+    /// The lines under a revision in `current -v` and `history -v -i`: its
+    /// ledger record; for a squash the database reached through the
+    /// revisions it replaced, theirs.
+    pub fn record_text(&self, map: &alembic_chain::RevisionMap, i: usize) -> String {
+        let rev = map.rev(i);
+        if let Some(row) = self.ledger.get(&rev.id) {
+            return row.describe();
+        }
+        match rev.replaces.last().and_then(|p| Some((p, self.ledger.get(p)?))) {
+            Some((point, row)) => format!(
+                "Reached through the {} revisions it replaces, recorded in the ledger up to {point}:\n{}",
+                rev.replaces.len(),
+                row.describe()
+            ),
+            None => String::new(),
+        }
+    }
+}
+
 /// Applied revisions compared with the ledger ([`Engine::check_applied`]),
 /// by index into the chain.
 #[derive(Clone, Debug, Default)]
@@ -226,8 +246,9 @@ impl<'m> Engine<'m> {
                 }
             }
         }
-        let current = self.classify(current.heads, ledger);
-        Ok(current)
+        Ok(self
+            .view_rows(&current.heads)
+            .classify(current.heads, ledger))
     }
 
     /// The state from the version table's rows and the ledger: the rows
@@ -243,7 +264,7 @@ impl<'m> Engine<'m> {
             ..Current::default()
         };
         for id in &heads {
-            match self.map.index_of(id) {
+            match self.map.state_index(id) {
                 Some(i) => current.known.push(i),
                 None => current.unknown.push(id.clone()),
             }
@@ -254,6 +275,9 @@ impl<'m> Engine<'m> {
 
     /// Applied revisions (the rows and everything they imply) in order.
     pub fn applied(&self, current: &Current) -> Vec<usize> {
+        if let Some(view) = self.other_view(current) {
+            return view.applied(current);
+        }
         let set = self.map.ancestors(&current.known, true);
         self.map
             .order()
@@ -279,6 +303,9 @@ impl<'m> Engine<'m> {
     /// they ran, and which downgrade sections changed. `current`, `status`,
     /// a run's check and `verify --against` all read it.
     pub fn check_applied(&self, current: &Current) -> Checked {
+        if let Some(view) = self.other_view(current) {
+            return view.check_applied(current);
+        }
         let mut checked = Checked {
             applied: self.applied(current),
             ..Checked::default()
@@ -286,7 +313,15 @@ impl<'m> Engine<'m> {
         for &i in &checked.applied {
             let rev = self.map.rev(i);
             let Some(row) = current.ledger.get(&rev.id) else {
-                checked.unverified.push(i);
+                // A squash reached through the revisions it replaced: their
+                // records stand for it.
+                let through = rev
+                    .replaces
+                    .last()
+                    .filter(|p| current.ledger.contains_key(*p));
+                if through.is_none() {
+                    checked.unverified.push(i);
+                }
                 continue;
             };
             let now = rev.upgrade.checksum().as_str();
@@ -317,6 +352,9 @@ impl<'m> Engine<'m> {
     /// what is applied, pending (when nothing is unknown), unverified and
     /// edited.
     pub fn status(&self, current: &Current) -> Result<Status, EngineError> {
+        if let Some(view) = self.other_view(current) {
+            return view.status(current);
+        }
         let checked = self.check_applied(current);
         let ids = |v: &mut dyn Iterator<Item = usize>| -> Vec<String> {
             v.map(|i| self.map.rev(i).id.clone()).collect()
@@ -343,9 +381,7 @@ impl<'m> Engine<'m> {
         for &i in &current.known {
             if verbose {
                 out.push_str(&log_entry(self.map, i));
-                if let Some(row) = current.ledger.get(&self.map.rev(i).id) {
-                    out.push_str(&row.describe());
-                }
+                out.push_str(&current.record_text(self.map, i));
                 out.push('\n');
             } else {
                 out.push_str(&one_line(

@@ -9,6 +9,7 @@
 
 pub(crate) mod diff;
 pub(crate) mod schema_file;
+pub(crate) mod squash;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -50,7 +50,11 @@ pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
     let map = match ctx
         .load()
         .and_then(|map| map.lex_all().map(|()| map).map_err(CliError::from))
-    {
+        // The files a squash keeps must still form the graph they formed.
+        .and_then(|map| {
+            let kept = map.expanded().and_then(|m| m.lex_all());
+            kept.map(|()| map).map_err(CliError::from)
+        }) {
         Ok(map) => map,
         Err(CliError::Load(e)) if ctx.format == Format::Json => {
             let problems = e.problems().into_iter().map(problem_of).collect();

@@ -360,6 +360,7 @@ fn render(
             depends_on: &[],
             create_date: &create_date,
             transactional: m.transactional,
+            replaces: &[],
         });
         text.push_str(&format!(
             "-- Imported from {} ({}).\n",

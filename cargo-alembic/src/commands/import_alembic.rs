@@ -250,6 +250,7 @@ fn render(
             depends_on: &r.depends_on,
             create_date: r.create_date.as_deref().unwrap_or(&now),
             transactional: true,
+            replaces: &[],
         });
         text.push_str(&format!("-- Imported from Alembic ({source}).\n"));
         text.push_str("\n-- alembic:upgrade\n");

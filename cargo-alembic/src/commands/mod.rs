@@ -10,6 +10,7 @@ mod import_alembic;
 mod init;
 mod inspect;
 mod revision;
+mod squash;
 mod verify;
 
 use crate::args::{Command, Format};
@@ -46,6 +47,7 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Verify(a) => verify::run(ctx, &a),
         Command::Adopt(a) => no_json(ctx, "adopt").and_then(|()| adopt::run(ctx, &a)),
         Command::Import(a) => no_json(ctx, "import").and_then(|()| import::run(ctx, &a)),
+        Command::Squash(a) => no_json(ctx, "squash").and_then(|()| squash::run(ctx, &a)),
         Command::Migrate(a) => {
             no_json(ctx, "migrate").and_then(|()| revision::revision(ctx, &a, true))
         }

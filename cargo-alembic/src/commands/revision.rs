@@ -14,17 +14,19 @@ use crate::output::print;
 use crate::Ctx;
 
 /// A revision to write.
-struct NewRevision {
-    id: String,
-    message: String,
-    parents: Vec<String>,
-    labels: Vec<String>,
-    depends_on: Vec<String>,
-    dir: PathBuf,
-    transactional: bool,
+pub(crate) struct NewRevision {
+    pub(crate) id: String,
+    pub(crate) message: String,
+    pub(crate) parents: Vec<String>,
+    pub(crate) labels: Vec<String>,
+    pub(crate) depends_on: Vec<String>,
+    pub(crate) dir: PathBuf,
+    pub(crate) transactional: bool,
+    /// What a squash replaces (empty otherwise).
+    pub(crate) replaces: Vec<String>,
     /// The sections' statements (empty: to fill in).
-    upgrade: String,
-    downgrade: String,
+    pub(crate) upgrade: String,
+    pub(crate) downgrade: String,
 }
 
 /// Runs `revision` (`autogenerate`: `revision --autogenerate` or
@@ -92,6 +94,7 @@ pub(crate) fn revision(ctx: &Ctx, args: &RevisionArgs, autogenerate: bool) -> Re
             depends_on,
             dir,
             transactional: !args.non_transactional,
+            replaces: Vec::new(),
             upgrade: String::new(),
             downgrade: String::new(),
         },
@@ -138,6 +141,7 @@ fn autogenerate_revision(ctx: &Ctx, args: &RevisionArgs) -> Result<(), CliError>
                 depends_on: Vec::new(),
                 dir: dir.clone(),
                 transactional: planned.transactional,
+                replaces: Vec::new(),
                 upgrade: crate::autogen::section(&planned.upgrade, None),
                 downgrade: crate::autogen::section(
                     &planned.downgrade,
@@ -203,6 +207,7 @@ pub(crate) fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<(), CliError> {
             depends_on: Vec::new(),
             dir: ctx.config.versions_dir(),
             transactional: true,
+            replaces: Vec::new(),
             upgrade: String::new(),
             downgrade: String::new(),
         },
@@ -221,7 +226,7 @@ fn ids(map: &RevisionMap, revs: &[usize]) -> String {
 }
 
 /// The given id, checked, or a new one: 12 lowercase hex digits, as Alembic's.
-fn new_id(map: &RevisionMap, given: Option<&str>) -> Result<String, CliError> {
+pub(crate) fn new_id(map: &RevisionMap, given: Option<&str>) -> Result<String, CliError> {
     let id = match given {
         Some(id) => {
             validate_id(id)
@@ -388,7 +393,7 @@ fn bad_template(template: &str, what: &str) -> CliError {
     )
 }
 
-fn write(ctx: &Ctx, new: NewRevision) -> Result<PathBuf, CliError> {
+pub(crate) fn write(ctx: &Ctx, new: NewRevision) -> Result<PathBuf, CliError> {
     let now = Local::now();
     let slug = slug(&new.message, ctx.config.truncate_slug_length);
     let name = render_template(&ctx.config.file_template, &new.id, &slug, now)?;
@@ -402,6 +407,7 @@ fn write(ctx: &Ctx, new: NewRevision) -> Result<PathBuf, CliError> {
         depends_on: &new.depends_on,
         create_date: &create_date,
         transactional: new.transactional,
+        replaces: &new.replaces,
     });
     text.push_str(&format!(
         "\n-- alembic:upgrade\n{}\n\n-- alembic:downgrade\n{}\n",

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use alembic_chain::RevisionMap;
-use alembic_embed::cli_engine::{Checked, Engine, Settings};
+use alembic_embed::cli_engine::{Checked, Current, Engine, Settings};
 
 use super::report::finish;
 use super::{about, say, Problem};
@@ -34,9 +34,23 @@ pub(crate) fn check(map: &RevisionMap, settings: Settings, url: &str) -> Result<
     let current = engine
         .current(&mut client)
         .map_err(|e| CliError::failed(e.to_string(), None))?;
+    let inside = inside_squash(&engine, &current);
+    let engine = engine.view(&current);
+    let map = engine.map();
     let checked = engine.check_applied(&current);
-    let problems = ahead_and_edited(map, &current.unknown, &checked);
-    let notes = checked
+    let mut problems = ahead_and_edited(map, &current.unknown, &checked);
+    let mut notes: Vec<String> = Vec::new();
+    match inside {
+        Some(Ok(note)) => notes.push(note),
+        Some(Err(problem)) => {
+            problems.retain(|p| p.revision != problem.revision);
+            problems.push(problem);
+        }
+        None => {}
+    }
+    let notes = notes
+        .into_iter()
+        .chain(checked
         .downgrade_changed
         .iter()
         .map(|drift| {
@@ -48,7 +62,7 @@ pub(crate) fn check(map: &RevisionMap, settings: Settings, url: &str) -> Result<
                 drift.recorded_text(),
                 drift.current_text()
             )
-        })
+        }))
         .collect();
     let status = engine
         .status(&current)
@@ -99,6 +113,34 @@ pub(super) fn against(
         ),
     )?;
     finish(ctx, map, &problems, &warnings, started, None)
+}
+
+/// Whether the database is inside a range a squash replaced: a note while
+/// the replaced files are kept (its next upgrade runs those it still
+/// needs), a problem once they are pruned.
+fn inside_squash(engine: &Engine<'_>, current: &Current) -> Option<Result<String, Problem>> {
+    let map = engine.map();
+    let row = current
+        .heads
+        .iter()
+        .find(|r| map.state_index(r).is_none() && map.is_replaced(r))?;
+    let squash = map
+        .all_revisions()
+        .find(|s| s.replaces.contains(row))
+        .map_or_else(String::new, |s| s.id.clone());
+    Some(match engine.for_rows(&current.heads) {
+        Ok(_) => Ok(format!(
+            "note: the database is at {row}, inside the range squash {squash} replaced: its next upgrade runs \
+             the replaced revisions it still needs; keep their files until it has (`squash --prune {squash}` would strand it)"
+        )),
+        Err(e) => Err(Problem {
+            check: "against",
+            revision: Some(row.clone()),
+            file: None,
+            line: None,
+            message: e.to_string(),
+        }),
+    })
 }
 
 /// The problems `--against` finds: rows the files do not know, and applied

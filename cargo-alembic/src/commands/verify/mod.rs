@@ -8,6 +8,7 @@
 pub(crate) mod against;
 mod branch_order;
 mod report;
+mod squashes;
 mod stairway;
 
 use std::time::Instant;
@@ -110,7 +111,8 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
     ];
     let engine = Engine::new(&map, settings);
     let stairs = stairway::walk(ctx, &engine, &mut client, &skip, &mut problems)?;
-    let branch_order_ms = branch_order::check_all(ctx, &engine, &server, &skip, &mut problems)?;
+    let branch_order_ms = branch_order::check_all(ctx, &engine, &server, &skip, &mut problems)?
+        + squashes::check_all(ctx, &engine, &server, &skip, &mut problems)?;
     let run = Run {
         server: server.description().to_owned(),
         stairway_checked: stairs.checked,
@@ -179,6 +181,9 @@ pub(crate) fn static_checks(
 ) -> Result<(Vec<Problem>, Vec<Problem>), CliError> {
     let (mut problems, mut warnings) = (Vec::new(), Vec::new());
     map.lex_all()?;
+    // The replaced files a squash keeps are read for databases inside its
+    // range: they must form the graph they formed before.
+    map.expanded()?.lex_all()?;
     let heads = heads(map);
     if heads.len() > 1 && !(args.allow_multiple_heads || ctx.config.allow_multiple_heads) {
         problems.push(Problem {
