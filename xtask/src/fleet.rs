@@ -366,7 +366,7 @@ struct Row {
 }
 
 /// The upgrade statements of the chain's files, in order.
-fn chain_sql(chain_dir: &Path) -> Result<String> {
+pub(crate) fn chain_sql(chain_dir: &Path) -> Result<String> {
     let mut files: Vec<_> = std::fs::read_dir(chain_dir.join("versions"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();

@@ -44,9 +44,28 @@ pub(crate) fn bench_squash(root: &Path, args: &[String]) -> Result<()> {
         }
         Ok(took)
     };
+    let floor_sql = bench.join("floor.sql");
+    std::fs::write(&floor_sql, crate::fleet::chain_sql(&full)?)?;
+    let psql = || -> Result<Duration> {
+        let db = server.database().map_err(|e| anyhow!("{e}"))?;
+        let start = Instant::now();
+        let out = Command::new("psql")
+            .args([db.url(), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f"])
+            .arg(&floor_sql)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()?;
+        let took = start.elapsed();
+        if !out.status.success() {
+            bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(took)
+    };
     upgrade(&full)?;
     upgrade(&squashed)?;
-    let (mut replayed, mut collapsed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    psql()?;
+    let (mut replayed, mut collapsed, mut floor, mut ratios) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         // Alternate which goes first, so that neither always follows the other.
         let (a, b) = if run % 2 == 0 {
@@ -56,6 +75,7 @@ pub(crate) fn bench_squash(root: &Path, args: &[String]) -> Result<()> {
             let b = upgrade(&squashed)?;
             (upgrade(&full)?, b)
         };
+        floor.push(psql()?);
         ratios.push(a.as_secs_f64() / b.as_secs_f64());
         replayed.push(a);
         collapsed.push(b);
@@ -65,7 +85,7 @@ pub(crate) fn bench_squash(root: &Path, args: &[String]) -> Result<()> {
         v[v.len() / 2]
     };
     ratios.sort_by(f64::total_cmp);
-    let (a, b) = (median(&mut replayed), median(&mut collapsed));
+    let (a, b, f) = (median(&mut replayed), median(&mut collapsed), median(&mut floor));
     let section = format!(
         "A new database from empty, `cargo alembic upgrade head` (release build, whole process, fresh database each run) on {COUNT} revisions \
          (tables, indexes, views with grants, functions, enum types), replayed one by one or squashed at revision {POINT} \
@@ -73,7 +93,8 @@ pub(crate) fn bench_squash(root: &Path, args: &[String]) -> Result<()> {
          {runs} interleaved pairs on one throwaway PostgreSQL 15, 2 cores, {}.\n\n\
          | chain | median | min |\n| --- | --- | --- |\n\
          | {COUNT} revisions replayed | {} | {} |\n\
-         | squashed at {POINT}: 1 squash + {} revisions | {} | {} |\n\n\
+         | squashed at {POINT}: 1 squash + {} revisions | {} | {} |\n\
+         | the {COUNT} upgrade sections alone, `psql -1 -f` (one round trip per statement) | {} | {} |\n\n\
          **Paired ratio (replayed / squashed), median of {runs} pairs: {:.2}×** (range {:.2}× to {:.2}×).\n",
         today()?,
         ms(a),
@@ -81,6 +102,8 @@ pub(crate) fn bench_squash(root: &Path, args: &[String]) -> Result<()> {
         COUNT - POINT,
         ms(b),
         ms(collapsed[0]),
+        ms(f),
+        ms(floor[0]),
         ratios[ratios.len() / 2],
         ratios[0],
         ratios[ratios.len() - 1],
