@@ -172,6 +172,20 @@ fn a_squash_serves_every_database_and_converges() {
     );
     assert!(!history.contains("r05"), "{history}");
 
+    // Replaced revisions can still be shown, and stamped.
+    let show = ok(alembic_with(dir.path(), &["show", "r05"], None));
+    assert!(show.contains("replaced/sq20/r05_step.sql"), "{show}");
+    let stamped = server().database().unwrap();
+    ok(alembic_with(
+        dir.path(),
+        &["stamp", "r12"],
+        Some(stamped.url()),
+    ));
+    assert_eq!(
+        rows(stamped.url(), "SELECT version_num FROM alembic_version"),
+        ["r12"]
+    );
+
     // A database inside the range sees the history it is on; one at the
     // squash point is at the squash, through the revisions it replaced.
     let history = ok(alembic_with(dir.path(), &["history", "-i"], Some(&at10)));
@@ -182,7 +196,10 @@ fn a_squash_serves_every_database_and_converges() {
     let against = alembic_with(dir.path(), &["verify", "--against"], Some(&at10));
     let t = text(&against);
     assert_eq!(against.status.code(), Some(0), "{t}");
-    assert!(t.contains("note: the database is at r10, inside the range squash sq20 replaced"), "{t}");
+    assert!(
+        t.contains("note: the database is at r10, inside the range squash sq20 replaced"),
+        "{t}"
+    );
     let current = ok(alembic_with(dir.path(), &["current", "-v"], Some(&at20)));
     assert!(
         current.contains("Rev: sq20")
@@ -333,8 +350,16 @@ fn rows_the_catalog_cannot_show_stop_a_squash_unless_no_data_is_said() {
     let v = versions(dir.path());
     std::fs::create_dir_all(&v).unwrap();
     for (id, parent, up) in [
-        ("a", "None", "CREATE TABLE kinds (id int PRIMARY KEY, name text);"),
-        ("b", "a", "DO $$ BEGIN INSERT INTO kinds VALUES (1, 'one'); END $$;"),
+        (
+            "a",
+            "None",
+            "CREATE TABLE kinds (id int PRIMARY KEY, name text);",
+        ),
+        (
+            "b",
+            "a",
+            "DO $$ BEGIN INSERT INTO kinds VALUES (1, 'one'); END $$;",
+        ),
         ("c", "b", "CREATE TABLE later (id int);"),
     ] {
         std::fs::write(
@@ -347,12 +372,21 @@ fn rows_the_catalog_cannot_show_stop_a_squash_unless_no_data_is_said() {
     let out = alembic_with(dir.path(), &["squash", "b", "--rev-id", "sq"], None);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("would not make the rows the chain leaves in public.kinds (1 rows, the squash 0)"), "{t}");
+    assert!(
+        t.contains(
+            "would not make the rows the chain leaves in public.kinds (1 rows, the squash 0)"
+        ),
+        "{t}"
+    );
     assert!(t.contains("--no-data"), "{t}");
     assert!(!v.join("replaced").exists());
     assert_eq!(std::fs::read_dir(&v).unwrap().count(), 3);
 
-    let out = ok(alembic_with(dir.path(), &["squash", "b", "--rev-id", "sq", "--no-data"], None));
+    let out = ok(alembic_with(
+        dir.path(),
+        &["squash", "b", "--rev-id", "sq", "--no-data"],
+        None,
+    ));
     assert!(out.contains("c now builds on sq"), "{out}");
     assert!(v.join("replaced/sq/b.sql").exists());
     let c = std::fs::read_to_string(v.join("c.sql")).unwrap();

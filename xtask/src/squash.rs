@@ -85,7 +85,11 @@ pub(crate) fn bench_squash(root: &Path, args: &[String]) -> Result<()> {
         v[v.len() / 2]
     };
     ratios.sort_by(f64::total_cmp);
-    let (a, b, f) = (median(&mut replayed), median(&mut collapsed), median(&mut floor));
+    let (a, b, f) = (
+        median(&mut replayed),
+        median(&mut collapsed),
+        median(&mut floor),
+    );
     let section = format!(
         "A new database from empty, `cargo alembic upgrade head` (release build, whole process, fresh database each run) on {COUNT} revisions \
          (tables, indexes, views with grants, functions, enum types), replayed one by one or squashed at revision {POINT} \

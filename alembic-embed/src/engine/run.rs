@@ -380,13 +380,23 @@ impl<'m> Engine<'m> {
     /// that one has `target` (it names a revision a squash replaced: the
     /// run goes through the replaced revisions, as before the squash).
     fn for_target(self, current: Current, target: &str, direction: Direction) -> (Self, Current) {
-        if self.plan(&current, target, direction).is_ok() {
+        self.or_expanded(current, |e, c| e.plan(c, target, direction).is_ok())
+    }
+
+    /// This engine when `works` on it, else the one on the chain before
+    /// its squashes when `works` there (with the state read again).
+    pub(super) fn or_expanded(
+        self,
+        current: Current,
+        works: impl Fn(&Self, &Current) -> bool,
+    ) -> (Self, Current) {
+        if works(&self, &current) {
             return (self, current);
         }
         match self.expanded() {
             Some(engine) => {
                 let before = engine.classify(current.heads.clone(), current.ledger.clone());
-                if engine.plan(&before, target, direction).is_ok() {
+                if works(&engine, &before) {
                     (engine, before)
                 } else {
                     (self, current)

@@ -33,9 +33,11 @@ impl<'m> Engine<'m> {
         purge: bool,
     ) -> Result<Report, EngineError> {
         self.locked(client, None, async |client, current| {
-            self.view(&current)
-                .stamp_locked(client, current, targets, purge)
-                .await
+            // A target only the replaced revisions of a squash have.
+            let (engine, current) = self
+                .view(&current)
+                .or_expanded(current, |e, c| e.stamp_rows(c, targets, purge).is_ok());
+            engine.stamp_locked(client, current, targets, purge).await
         })
         .await
     }

@@ -59,8 +59,19 @@ pub(crate) fn heads(ctx: &Ctx, args: &HeadsArgs) -> Result<(), CliError> {
 
 /// Runs `show`.
 pub(crate) fn show(ctx: &Ctx, args: &ShowArgs) -> Result<(), CliError> {
-    let map = ctx.load()?;
-    let revs = match Resolver::new(&map).resolve(&args.rev)? {
+    let mut map = ctx.load()?;
+    let mut found = Resolver::new(&map).resolve(&args.rev);
+    if found.is_err() {
+        // A revision a squash replaced, whose file is kept: shown from the
+        // history before the squash.
+        let before = map.expanded()?;
+        if !std::ptr::eq(before, &map) && Resolver::new(before).resolve(&args.rev).is_ok() {
+            let before = alembic_chain::RevisionMap::new(before.revisions().to_vec())?;
+            found = Resolver::new(&before).resolve(&args.rev);
+            map = before;
+        }
+    }
+    let revs = match found? {
         Target::Revisions(r) => r,
         Target::BranchBase { roots, .. } => roots,
         Target::Base => {

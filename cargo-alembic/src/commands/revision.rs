@@ -238,13 +238,19 @@ pub(crate) fn new_id(map: &RevisionMap, given: Option<&str>) -> Result<String, C
             hex[hex.len() - 12..].to_owned()
         }
     };
-    if let Some(existing) = map.get(&id) {
+    if let Some(existing) = map.all_revisions().find(|r| r.id == id) {
         return Err(CliError::usage(
             format!(
                 "revision `{id}` already exists in {}",
                 existing.path.display()
             ),
             None,
+        ));
+    }
+    if map.is_replaced(&id) {
+        return Err(CliError::usage(
+            format!("`{id}` is the id of a revision a squash replaced"),
+            Some("a database may still hold it in its version table: choose another id".into()),
         ));
     }
     if map.label_declared_by(&id).is_some() {

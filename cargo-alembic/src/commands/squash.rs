@@ -44,12 +44,6 @@ pub(crate) fn run(ctx: &Ctx, args: &SquashArgs) -> Result<(), CliError> {
     let found = data_statements(&map, &range)?;
     refuse_unsaid_data(&found, args)?;
     let id = new_id(&map, args.rev_id.as_deref())?;
-    if map.is_replaced(&id) || map.all_revisions().any(|r| r.id == id) {
-        return Err(CliError::usage(
-            format!("revision `{id}` already exists"),
-            None,
-        ));
-    }
     let message = args
         .message
         .clone()
