@@ -197,16 +197,25 @@ impl Server {
 
     #[cfg(feature = "docker")]
     fn docker(why: String) -> Result<Server, Error> {
-        use testcontainers_modules::postgres::Postgres;
-        use testcontainers_modules::testcontainers::runners::SyncRunner;
-        use testcontainers_modules::testcontainers::ImageExt;
+        use testcontainers::core::{IntoContainerPort, WaitFor};
+        use testcontainers::runners::SyncRunner;
+        use testcontainers::{GenericImage, ImageExt};
         let started = Instant::now();
         let docker = |e: &dyn std::fmt::Display| Error::Program {
             program: "docker".into(),
             detail: e.to_string(),
         };
-        let container = Postgres::default()
-            .with_tag(DOCKER_IMAGE.1)
+        // The image's entrypoint starts a server to initialise the cluster,
+        // then the real one: each says it is ready.
+        let ready = "database system is ready to accept connections";
+        let container = GenericImage::new(DOCKER_IMAGE.0, DOCKER_IMAGE.1)
+            .with_exposed_port(5432.tcp())
+            .with_wait_for(WaitFor::message_on_stderr(ready))
+            .with_wait_for(WaitFor::message_on_stdout(ready))
+            .with_env_var("POSTGRES_USER", "postgres")
+            .with_env_var("POSTGRES_PASSWORD", "postgres")
+            .with_env_var("POSTGRES_DB", "postgres")
+            .with_cmd(["-c", "fsync=off"])
             .start()
             .map_err(|e| docker(&e))?;
         let port = container.get_host_port_ipv4(5432).map_err(|e| docker(&e))?;

@@ -13,14 +13,14 @@ use anyhow::{bail, Context, Result};
 use crate::{replace_section, summarize, BenchOptions};
 
 /// One commit of the workspace, checked out beside the work tree.
-struct Side {
+pub(crate) struct Side {
     label: String,
-    rev: String,
-    tree: PathBuf,
+    pub(crate) rev: String,
+    pub(crate) tree: PathBuf,
 }
 
 impl Side {
-    fn checkout(root: &Path, bench: &Path, label: &str, rev: &str) -> Result<Side> {
+    pub(crate) fn checkout(root: &Path, bench: &Path, label: &str, rev: &str) -> Result<Side> {
         let tree = bench.join(label);
         if tree.exists() {
             let _ = Command::new("git")
@@ -49,6 +49,15 @@ impl Side {
             rev: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
             tree,
         })
+    }
+
+    /// Removes the work tree.
+    pub(crate) fn remove(&self, root: &Path) {
+        let _ = Command::new("git")
+            .args(["worktree", "remove", "--force"])
+            .arg(&self.tree)
+            .current_dir(root)
+            .status();
     }
 
     fn target(&self) -> PathBuf {
@@ -193,11 +202,7 @@ pub(crate) fn bench_link(root: &Path, args: &[String]) -> Result<()> {
         replace_section(&root.join("BENCHMARKS.md"), "link", &section)?;
     }
     for side in &sides {
-        let _ = Command::new("git")
-            .args(["worktree", "remove", "--force"])
-            .arg(&side.tree)
-            .current_dir(root)
-            .status();
+        side.remove(root);
     }
     Ok(())
 }

@@ -28,6 +28,7 @@ mod autogen;
 mod embed;
 mod fleet;
 mod import;
+mod install;
 mod link;
 mod squash;
 
@@ -55,6 +56,9 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("fleet") => {
             fleet::bench_fleet(&root, &args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("install") => {
+            install::bench_install(&root, &args[2..])
+        }
         Some("bench") if args.get(1).map(String::as_str) == Some("squash") => {
             squash::bench_squash(&root, &args[2..])
         }
@@ -69,7 +73,7 @@ fn main() -> Result<()> {
         Some("__read-all") => read_all(Path::new(args.get(1).context("a folder")?)),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [engine|verify|embed|link|import|fleet|autogenerate|squash] [--runs N] [--no-python] [--no-sqlx] [--before REV] [--write]"
+                "usage: cargo xtask bench [engine|verify|embed|link|import|fleet|autogenerate|squash|install] [--runs N] [--no-python] [--no-sqlx] [--before REV] [--write]"
             );
             bail!("unknown task")
         }

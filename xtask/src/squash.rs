@@ -149,7 +149,7 @@ fn prepare(exe: &str, bench: &Path) -> Result<()> {
     Ok(())
 }
 
-fn today() -> Result<String> {
+pub(crate) fn today() -> Result<String> {
     let out = Command::new("date").arg("+%Y-%m-%d").output()?;
     Ok(String::from_utf8(out.stdout)
         .context("date prints UTF-8")?
