@@ -94,10 +94,11 @@ fn compare(
     head: Option<&str>,
     schema: Option<Vec<SchemaFile>>,
     from_database: Option<&DatabaseUrl>,
+    on: Option<&str>,
 ) -> Result<Compared, CliError> {
     let mut timings = Timings::default();
     let t = Instant::now();
-    let (work, settings) = start(ctx)?;
+    let (work, settings) = start(ctx, on)?;
     timings.server = t.elapsed();
     // The chain and the schema files at once, on two databases, each then
     // read.
@@ -160,7 +161,14 @@ pub(crate) fn run(
         up,
         down,
         mut timings,
-    } = compare(ctx, &map, head.as_deref(), schema, request.from_database)?;
+    } = compare(
+        ctx,
+        &map,
+        head.as_deref(),
+        schema,
+        request.from_database,
+        None,
+    )?;
     if up.is_empty() && renames.is_empty() {
         return print("No changes in schema detected: no revision written.\n");
     }
@@ -219,11 +227,13 @@ impl Drift {
 
 /// Drift, for `check` and `verify`: with a desired schema configured (or
 /// given), the statements that would take the chain's head there; `None`
-/// when there is no schema to compare with.
+/// when there is no schema to compare with. `on`: the admin URL of a
+/// server already started (`verify`'s), else one is started.
 pub(crate) fn drift(
     ctx: &Ctx,
     map: &RevisionMap,
     schema: Option<PathBuf>,
+    on: Option<&str>,
 ) -> Result<Option<Drift>, CliError> {
     let Some(path) = schema.or_else(|| ctx.config.schema.clone()) else {
         return Ok(None);
@@ -233,7 +243,7 @@ pub(crate) fn drift(
     }
     let head = head_of(map, None)?;
     let files = desired_source(ctx, Some(path.clone()), false)?;
-    let compared = compare(ctx, map, head.as_deref(), files, None)?;
+    let compared = compare(ctx, map, head.as_deref(), files, None, on)?;
     let mut changes: Vec<String> = compared.renames.iter().map(Rename::forward).collect();
     changes.extend(compared.up.steps.iter().map(|s| s.sql.clone()));
     let schema = path
@@ -287,11 +297,13 @@ fn desired_source(
     schema_file::read(&path, &shown).map(Some)
 }
 
-/// A throwaway server with the chain upgraded to `head` in one database.
-fn start(ctx: &Ctx) -> Result<(Work, Settings), CliError> {
-    let choice = match &ctx.database_url_flag {
-        Some(url) => Choice::Url(url.expose().to_owned()),
-        None => Choice::Auto(None),
+/// A throwaway server (`on`: one already started) and a database on it
+/// for the chain's head.
+fn start(ctx: &Ctx, on: Option<&str>) -> Result<(Work, Settings), CliError> {
+    let choice = match (on, &ctx.database_url_flag) {
+        (Some(url), _) => Choice::Url(url.to_owned()),
+        (None, Some(url)) => Choice::Url(url.expose().to_owned()),
+        (None, None) => Choice::Auto(None),
     };
     let _ = alembic_throwaway::cleanup_on_interrupt();
     let server = Server::start(choice).map_err(|e| {

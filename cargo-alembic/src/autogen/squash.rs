@@ -32,7 +32,7 @@ pub(crate) fn plan(
     message: &str,
     data: &Data,
 ) -> Result<Planned, CliError> {
-    let (work, settings) = start(ctx)?;
+    let (work, settings) = start(ctx, None)?;
     let fresh = work
         .server
         .database()

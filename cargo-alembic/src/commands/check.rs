@@ -127,7 +127,7 @@ pub(crate) fn run(ctx: &Ctx, args: &CheckArgs) -> Result<(), CliError> {
 /// write anything? Each statement it would write is listed.
 fn drift(ctx: &Ctx, map: &RevisionMap, args: &CheckArgs) -> Result<Option<Problem>, CliError> {
     let given = args.schema.as_ref().map(|p| ctx.cwd.join(p));
-    let Some(drift) = crate::autogen::drift(ctx, map, given)? else {
+    let Some(drift) = crate::autogen::drift(ctx, map, given, None)? else {
         return Ok(None);
     };
     if drift.changes.is_empty() {

@@ -86,9 +86,6 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
         return against::against(ctx, &map, url, problems, warnings, started);
     }
     let mut problems = problems;
-    if problems.is_empty() {
-        problems.extend(schema_drift(ctx, &map)?);
-    }
     let t = Instant::now();
     let server = start_server(ctx, args)?;
     let db = server
@@ -99,6 +96,10 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
         ctx,
         &format!("server: {} ({server_ms} ms)\n", server.description()),
     )?;
+    if problems.is_empty() {
+        // On this server: a second one would cost its start again.
+        problems.extend(schema_drift(ctx, &map, server.admin_url())?);
+    }
     let mut client =
         alembic_embed::tls::connect(db.url()).map_err(|e| CliError::failed(e.to_string(), None))?;
     let settings = Settings {
@@ -135,8 +136,8 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
 /// With a desired schema configured: the head against it (the check
 /// `cargo alembic check` makes), a problem listing what autogenerate would
 /// write.
-fn schema_drift(ctx: &Ctx, map: &RevisionMap) -> Result<Option<Problem>, CliError> {
-    let Some(drift) = crate::autogen::drift(ctx, map, None)? else {
+fn schema_drift(ctx: &Ctx, map: &RevisionMap, on: &str) -> Result<Option<Problem>, CliError> {
+    let Some(drift) = crate::autogen::drift(ctx, map, None, Some(on))? else {
         return Ok(None);
     };
     if drift.changes.is_empty() {
