@@ -43,6 +43,8 @@ pub struct RevisionMap {
     /// The graph with every squash whose files are kept undone, built on
     /// first use.
     pub(crate) expanded: OnceLock<Box<RevisionMap>>,
+    /// In an expanded graph: each squash left out, and its squash point.
+    pub(crate) undone: HashMap<String, String>,
 }
 
 impl RevisionMap {
@@ -99,6 +101,7 @@ impl RevisionMap {
             replaced,
             replaced_ids,
             expanded: OnceLock::new(),
+            undone: HashMap::new(),
         };
         map.propagate_labels();
         Ok(map)

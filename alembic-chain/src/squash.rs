@@ -69,9 +69,41 @@ impl RevisionMap {
     }
 
     /// The revision a version-table row stands for: the revision itself,
-    /// or the squash whose squash point it is.
+    /// the squash whose squash point it is, or (in the graph before a
+    /// squash) the squash point of the squash it names.
     pub fn state_index(&self, id: &str) -> Option<usize> {
-        self.index_of(id).or_else(|| self.squash_at(id))
+        self.index_of(id)
+            .or_else(|| self.squash_at(id))
+            .or_else(|| self.index_of(follow(&self.undone, self.undone.get(id)?)))
+    }
+
+    /// In the graph before squashes: the revisions a squash the database
+    /// ran stands for (the squash point and everything below it), given
+    /// the ids that have a ledger row.
+    pub fn covered_by_squashes(&self, recorded: &dyn Fn(&str) -> bool) -> Vec<bool> {
+        let points: Vec<usize> = self
+            .undone
+            .iter()
+            .filter(|(squash, _)| recorded(squash))
+            .filter_map(|(_, point)| self.index_of(follow(&self.undone, point)))
+            .collect();
+        self.ancestors(&points, true)
+    }
+
+    /// The version-table rows that stand for revision `i`: its id, and the
+    /// id of its squash point (a squash) or of the squash it was replaced
+    /// by (a squash point in the graph before the squash).
+    pub fn version_rows(&self, i: usize) -> Vec<&str> {
+        let rev = self.rev(i);
+        let mut rows = vec![rev.id.as_str()];
+        rows.extend(rev.replaces.last().map(String::as_str));
+        rows.extend(
+            self.undone
+                .iter()
+                .filter(|(_, point)| follow(&self.undone, point) == rev.id)
+                .map(|(squash, _)| squash.as_str()),
+        );
+        rows
     }
 
     /// The graph before the squashes whose replaced files are all kept:
@@ -117,8 +149,9 @@ impl RevisionMap {
                 r
             })
             .collect();
-        let map = RevisionMap::new(revs)?;
+        let mut map = RevisionMap::new(revs)?;
         self.check_ranges(&map, &undo)?;
+        map.undone = undo;
         Ok(self.expanded.get_or_init(|| Box::new(map)))
     }
 

@@ -280,6 +280,33 @@ fn a_squash_serves_every_database_and_converges() {
         rows(&empty, "SELECT count(*) FROM alembic_version_ledger"),
         ["0"]
     );
+    // A database that ran the squash can go down into the replaced range
+    // too (the squash stands for its squash point), and up again.
+    upgrade(dir.path(), &empty, "head");
+    let down = alembic_with(dir.path(), &["downgrade", "r18"], Some(&empty));
+    let down = text(&down);
+    assert!(down.starts_with("exit: 0"), "{down}");
+    assert!(
+        down.contains("r21 -> r20") && down.contains("r19 -> r18"),
+        "{down}"
+    );
+    // The squash's ledger row stands for the revisions it replaced.
+    assert!(!down.contains("without a ledger row"), "{down}");
+    assert_eq!(
+        rows(&empty, "SELECT version_num FROM alembic_version"),
+        ["r18"]
+    );
+    let up = upgrade(dir.path(), &empty, "head");
+    assert!(
+        up.contains("r18 -> r19") && up.contains("r29 -> r30"),
+        "{up}"
+    );
+    assert_eq!(schema(&empty), wanted);
+    ok(alembic_with(
+        dir.path(),
+        &["downgrade", "base"],
+        Some(&empty),
+    ));
 
     // verify proves both paths while the replaced files are kept.
     let out = alembic_with(dir.path(), &["verify"], None);

@@ -80,13 +80,19 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// The version-table row of a revision: `= 'id'`, or for a squash
-    /// `IN ('squash', 'point')`, since a database that reached the squash
-    /// point through the replaced revisions is at the squash.
+    /// The version-table row of a revision: `= 'id'`, or `IN (...)` every
+    /// row that stands for it: a squash and its squash point are one place,
+    /// whichever way the database got there.
     fn row_of(&self, id: &str) -> String {
-        match self.map.get(id).and_then(|r| r.replaces.last()) {
-            Some(point) => format!("IN ({}, {})", quote_literal(id), quote_literal(point)),
-            None => format!("= {}", quote_literal(id)),
+        match self.map.index_of(id).map(|i| self.map.version_rows(i)) {
+            Some(rows) if rows.len() > 1 => format!(
+                "IN ({})",
+                rows.iter()
+                    .map(|r| quote_literal(r))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => format!("= {}", quote_literal(id)),
         }
     }
 

@@ -310,6 +310,11 @@ impl<'m> Engine<'m> {
             applied: self.applied(current),
             ..Checked::default()
         };
+        // Revisions a squash the database ran stands for (in the graph
+        // before the squash): its record stands for theirs.
+        let covered = self
+            .map
+            .covered_by_squashes(&|id| current.ledger.contains_key(id));
         for &i in &checked.applied {
             let rev = self.map.rev(i);
             let Some(row) = current.ledger.get(&rev.id) else {
@@ -319,7 +324,7 @@ impl<'m> Engine<'m> {
                     .replaces
                     .last()
                     .filter(|p| current.ledger.contains_key(*p));
-                if through.is_none() {
+                if through.is_none() && !covered[i] {
                     checked.unverified.push(i);
                 }
                 continue;
