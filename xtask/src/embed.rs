@@ -145,7 +145,7 @@ fn sqlx(dir: &Path) -> Result<Project> {
         }
     }
     let manifest = "[package]\nname = \"bench-service\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n\
-         [dependencies]\nsqlx = { version = \"0.8\", default-features = false, features = [\"postgres\", \"runtime-tokio\", \"migrate\", \"macros\"] }\n\
+         [dependencies]\nsqlx = { version = \"0.8\", default-features = false, features = [\"postgres\", \"runtime-tokio\", \"tls-rustls\", \"migrate\", \"macros\"] }\n\
          tokio = { version = \"1\", features = [\"rt\", \"macros\"] }\n\n[profile.release]\ndebug = \"line-tables-only\"\n";
     let main = r#"#[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -167,6 +167,51 @@ async fn main() {
         offline: false,
         touched: migrations.join(format!("{:04}_create_table_t{TOUCHED}.sql", TOUCHED + 1)),
     })
+}
+
+/// What the megabytes of a release binary are: its symbols' sizes (`nm`),
+/// by the crate at the head of each demangled name (a generic function is
+/// counted under the crate that defines it), the largest first.
+fn size_by_crate(name: &str, binary: &Path) -> Result<String> {
+    let out = Command::new("nm")
+        .args(["--size-sort", "-S", "-C"])
+        .arg(binary)
+        .output()?;
+    if !out.status.success() {
+        bail!("nm {} failed", binary.display());
+    }
+    let mut sizes: std::collections::HashMap<String, u64> = Default::default();
+    let mut total = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut parts = line.splitn(4, ' ');
+        let (_, size, _, symbol) = (parts.next(), parts.next(), parts.next(), parts.next());
+        let (Some(size), Some(symbol)) = (size, symbol) else {
+            continue;
+        };
+        let Ok(size) = u64::from_str_radix(size, 16) else {
+            continue;
+        };
+        let path = symbol.trim_start_matches(['<', '&', '*', ' ']).trim_start_matches("dyn ");
+        let krate = match path.split_once("::") {
+            Some((head, _)) if !head.contains([' ', '(', '.']) => head.to_owned(),
+            _ => "(C and unnamed)".to_owned(),
+        };
+        *sizes.entry(krate).or_default() += size;
+        total += size;
+    }
+    let mut sorted: Vec<(String, u64)> = sizes.into_iter().collect();
+    sorted.sort_by_key(|e| std::cmp::Reverse(e.1));
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let top: Vec<String> = sorted
+        .iter()
+        .take(10)
+        .map(|(k, b)| format!("{k} {:.2}", mib(*b)))
+        .collect();
+    Ok(format!(
+        "{name}: {:.2} MiB of symbols; the largest, in MiB: {}.",
+        mib(total),
+        top.join(", ")
+    ))
 }
 
 pub(crate) fn write_project(dir: &Path, manifest: &str, main: &str) -> Result<()> {
@@ -295,9 +340,12 @@ pub(crate) fn bench_embed(root: &Path, args: &[String]) -> Result<()> {
         "\nStartup check: from an open connection to \"up to date\": alembic-embed builds the chain from the binary, takes the \
          lock, reads the version table and the ledger, and verifies all {COUNT} checksums; sqlx takes its lock, reads \
          `_sqlx_migrations` and compares its checksums. Both run on a new connection, whose first queries load the server's catalog caches. \
-         Build: the time of `cargo build` after one migration file was saved unchanged. The alembic-embed binary carries a TLS stack \
-         (rustls with ring); the sqlx one was built without TLS."
+         Build: the time of `cargo build` after one migration file was saved unchanged. Both binaries carry a TLS stack \
+         (rustls with ring; sqlx with `tls-rustls`)."
     )?;
+    for p in &projects {
+        writeln!(section, "\n{}", size_by_crate(p.name, &p.binary(true))?)?;
+    }
     println!("{section}");
     if write {
         replace_section(&root.join("BENCHMARKS.md"), "embed", &section)?;
