@@ -305,6 +305,19 @@ pub(crate) fn bench_embed(root: &Path, args: &[String]) -> Result<()> {
         }
     }
 
+    // Paired: sample i of each binary ran one after the other.
+    let paired = match startups.as_slice() {
+        [(_, ours, _), (_, theirs, _), ..] => {
+            let mut r: Vec<f64> = ours
+                .iter()
+                .zip(theirs)
+                .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+                .collect();
+            r.sort_by(f64::total_cmp);
+            Some(r[r.len() / 2])
+        }
+        _ => None,
+    };
     let mut section = String::new();
     writeln!(
         section,
@@ -343,6 +356,12 @@ pub(crate) fn bench_embed(root: &Path, args: &[String]) -> Result<()> {
          Build: the time of `cargo build` after one migration file was saved unchanged. Both binaries carry a TLS stack \
          (rustls with ring; sqlx with `tls-rustls`)."
     )?;
+    if let Some(r) = paired {
+        writeln!(
+            section,
+            "\nStartup check, paired (each sample of alembic-embed over the sqlx sample beside it), median of {samples}: {r:.2}×."
+        )?;
+    }
     for p in &projects {
         writeln!(section, "\n{}", size_by_crate(p.name, &p.binary(true))?)?;
     }
