@@ -31,6 +31,7 @@ mod import;
 mod install;
 mod link;
 mod squash;
+mod sqlx_cli;
 
 fn main() -> Result<()> {
     // Work from the project root, wherever cargo was run.
@@ -537,6 +538,10 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         )?;
     }
     std::fs::write(&script, sql)?;
+    let sqlx = sqlx_cli::binary(&bench);
+    let sqlx_dir = bench.join(format!("chains/sqlx-linear-{count}"));
+    sqlx_cli::write_migrations(&sqlx_dir, count)?;
+    let mut sqlx_times = Vec::new();
     let python = if with_python {
         python_alembic(&bench)
     } else {
@@ -608,6 +613,10 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
             "--transaction-per-migration",
         ]);
         ours_per.push(timed(&mut per)?);
+        if let Some(exe) = &sqlx {
+            let db = fresh()?;
+            sqlx_times.push(timed(&mut sqlx_cli::run(exe, &sqlx_dir, db.url()))?);
+        }
         if python_ready && run < 3 {
             let db = fresh()?;
             let url = db
@@ -642,9 +651,28 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         "head",
     ];
     let heads_cmd = [exe_s.as_str(), "--script-location", dir_s.as_str(), "heads"];
-    let mut both = time_interleaved(&[&noop_cmd, &heads_cmd], root, runs * 5, 3)?;
-    let load_only = both.remove(1);
-    let noop = both.remove(0);
+    // sqlx-cli's no-op on a database it migrated, in the same rotation.
+    let sqlx_db = fresh()?;
+    let sqlx_noop: Vec<String> = match &sqlx {
+        Some(exe) => {
+            timed(&mut sqlx_cli::run(exe, &sqlx_dir, sqlx_db.url()))?;
+            let c = sqlx_cli::run(exe, &sqlx_dir, sqlx_db.url());
+            std::iter::once(c.get_program())
+                .chain(c.get_args())
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let sqlx_noop: Vec<&str> = sqlx_noop.iter().map(String::as_str).collect();
+    let mut cmds: Vec<&[&str]> = vec![&noop_cmd, &heads_cmd];
+    if !sqlx_noop.is_empty() {
+        cmds.push(&sqlx_noop);
+    }
+    let mut all = time_interleaved(&cmds, root, runs * 5, 3)?;
+    let sqlx_idle = (all.len() == 3).then(|| all.remove(2));
+    let load_only = all.remove(1);
+    let noop = all.remove(0);
 
     // Each run's ratio to the psql run just before it, so that the machine's
     // load weighs alike on both; the median of those ratios.
@@ -693,6 +721,18 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         ratio(&op),
         ratio_per
     )?;
+    if !sqlx_times.is_empty() {
+        let ratio_sqlx = paired(&sqlx_times);
+        let t = summarize(sqlx_times);
+        writeln!(
+            section,
+            "| sqlx-cli `sqlx migrate run` (the same statements, one migration each) | {} | {} | {:.2} | {:.2} |",
+            ms(t.median),
+            ms(t.min),
+            ratio(&t),
+            ratio_sqlx
+        )?;
+    }
     if !theirs.is_empty() {
         let t = summarize(theirs);
         writeln!(
@@ -705,6 +745,9 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         )?;
     }
     writeln!(section, "\nNo-op `upgrade head` with all {count} revisions applied and every checksum verified: {} median, {} min ({} runs); of which loading the chain (`heads` alone): {} median.", ms(noop.median), ms(noop.min), noop.runs, ms(load_only.median))?;
+    if let Some(s) = sqlx_idle {
+        writeln!(section, "sqlx-cli's no-op `sqlx migrate run` on a database it migrated, in the same rotation: {} median, {} min; cargo alembic / sqlx-cli (medians): {:.2}.", ms(s.median), ms(s.min), noop.median.as_secs_f64() / s.median.as_secs_f64())?;
+    }
     println!("{section}");
     if write {
         replace_section(&root.join("BENCHMARKS.md"), "engine", &section)?;
