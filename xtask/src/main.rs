@@ -665,11 +665,42 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         None => Vec::new(),
     };
     let sqlx_noop: Vec<&str> = sqlx_noop.iter().map(String::as_str).collect();
+    // The same two no-ops through cargo, as users type them (`cargo
+    // alembic`, `cargo sqlx`), both programs found on PATH.
+    let through_cargo: Vec<Vec<String>> = match &sqlx {
+        Some(exe) => {
+            let path = format!(
+                "PATH={}:{}:{}",
+                Path::new(&exe_s).parent().context("a folder")?.display(),
+                exe.parent().context("a folder")?.display(),
+                std::env::var("PATH").unwrap_or_default()
+            );
+            let sqlx_dir_s = sqlx_dir.to_string_lossy().into_owned();
+            let with = |rest: &[&str]| -> Vec<String> {
+                ["env", path.as_str(), "cargo"]
+                    .iter()
+                    .chain(rest)
+                    .map(|s| (*s).to_owned())
+                    .collect()
+            };
+            vec![
+                with(&["alembic", "--script-location", &dir_s, "--database-url", db.url(), "upgrade", "head"]),
+                with(&["sqlx", "migrate", "run", "--source", &sqlx_dir_s, "--database-url", sqlx_db.url()]),
+            ]
+        }
+        None => Vec::new(),
+    };
+    let through_cargo: Vec<Vec<&str>> = through_cargo
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
     let mut cmds: Vec<&[&str]> = vec![&noop_cmd, &heads_cmd];
     if !sqlx_noop.is_empty() {
         cmds.push(&sqlx_noop);
+        cmds.extend(through_cargo.iter().map(Vec::as_slice));
     }
     let mut all = time_interleaved(&cmds, root, runs * 5, 3)?;
+    let cargo_pair = (all.len() == 5).then(|| (all.remove(3), all.remove(3)));
     let sqlx_idle = (all.len() == 3).then(|| all.remove(2));
     let load_only = all.remove(1);
     let noop = all.remove(0);
@@ -747,6 +778,9 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
     writeln!(section, "\nNo-op `upgrade head` with all {count} revisions applied and every checksum verified: {} median, {} min ({} runs); of which loading the chain (`heads` alone): {} median.", ms(noop.median), ms(noop.min), noop.runs, ms(load_only.median))?;
     if let Some(s) = sqlx_idle {
         writeln!(section, "sqlx-cli's no-op `sqlx migrate run` on a database it migrated, in the same rotation: {} median, {} min; cargo alembic / sqlx-cli (medians): {:.2}.", ms(s.median), ms(s.min), noop.median.as_secs_f64() / s.median.as_secs_f64())?;
+    }
+    if let Some((ours, theirs)) = cargo_pair {
+        writeln!(section, "Through cargo, in the same rotation: `cargo alembic upgrade head` {} median, `cargo sqlx migrate run` {} median; cargo alembic / sqlx-cli (medians): {:.2}.", ms(ours.median), ms(theirs.median), ours.median.as_secs_f64() / theirs.median.as_secs_f64())?;
     }
     println!("{section}");
     if write {
