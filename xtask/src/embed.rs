@@ -191,7 +191,9 @@ fn size_by_crate(name: &str, binary: &Path) -> Result<String> {
         let Ok(size) = u64::from_str_radix(size, 16) else {
             continue;
         };
-        let path = symbol.trim_start_matches(['<', '&', '*', ' ']).trim_start_matches("dyn ");
+        let path = symbol
+            .trim_start_matches(['<', '&', '*', ' '])
+            .trim_start_matches("dyn ");
         let krate = match path.split_once("::") {
             Some((head, _)) if !head.contains([' ', '(', '.']) => head.to_owned(),
             _ => "(C and unnamed)".to_owned(),

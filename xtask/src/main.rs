@@ -30,8 +30,8 @@ mod fleet;
 mod import;
 mod install;
 mod link;
-mod squash;
 mod sqlx_cli;
+mod squash;
 
 fn main() -> Result<()> {
     // Work from the project root, wherever cargo was run.
@@ -684,8 +684,24 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
                     .collect()
             };
             vec![
-                with(&["alembic", "--script-location", &dir_s, "--database-url", db.url(), "upgrade", "head"]),
-                with(&["sqlx", "migrate", "run", "--source", &sqlx_dir_s, "--database-url", sqlx_db.url()]),
+                with(&[
+                    "alembic",
+                    "--script-location",
+                    &dir_s,
+                    "--database-url",
+                    db.url(),
+                    "upgrade",
+                    "head",
+                ]),
+                with(&[
+                    "sqlx",
+                    "migrate",
+                    "run",
+                    "--source",
+                    &sqlx_dir_s,
+                    "--database-url",
+                    sqlx_db.url(),
+                ]),
             ]
         }
         None => Vec::new(),

@@ -16,9 +16,18 @@ pub(crate) fn binary(bench: &Path) -> Option<PathBuf> {
     if let Some(found) = built.iter().find(|p| p.is_file()) {
         return Some(found.clone());
     }
-    eprintln!("installing sqlx-cli into {} (for comparison)", bench.join("sqlx-cli").display());
+    eprintln!(
+        "installing sqlx-cli into {} (for comparison)",
+        bench.join("sqlx-cli").display()
+    );
     let ok = Command::new("cargo")
-        .args(["install", "sqlx-cli", "--locked", "--quiet", "--no-default-features"])
+        .args([
+            "install",
+            "sqlx-cli",
+            "--locked",
+            "--quiet",
+            "--no-default-features",
+        ])
         .args(["--features", "postgres,rustls", "--root"])
         .arg(bench.join("sqlx-cli"))
         .status()
@@ -35,7 +44,9 @@ pub(crate) fn write_migrations(dir: &Path, count: usize) -> std::io::Result<()> 
     for n in 0..count {
         std::fs::write(
             dir.join(format!("{:04}_create_table_t{n}.sql", n + 1)),
-            format!("CREATE TABLE t{n} (\n    id bigint PRIMARY KEY,\n    name text NOT NULL\n);\n"),
+            format!(
+                "CREATE TABLE t{n} (\n    id bigint PRIMARY KEY,\n    name text NOT NULL\n);\n"
+            ),
         )?;
     }
     Ok(())
