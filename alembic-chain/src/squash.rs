@@ -55,6 +55,13 @@ impl RevisionMap {
         self.replaced_ids.contains(id)
     }
 
+    /// The squash (in the graph or kept aside) that lists `id` in
+    /// `replaces`.
+    pub fn replaced_by(&self, id: &str) -> Option<&Revision> {
+        self.all_revisions()
+            .find(|s| s.replaces.iter().any(|r| r == id))
+    }
+
     /// The squashes of the graph, by index.
     pub fn squashes(&self) -> Vec<usize> {
         (0..self.len())
@@ -80,7 +87,11 @@ impl RevisionMap {
     /// In the graph before squashes: the revisions a squash the database
     /// ran stands for (the squash point and everything below it), given
     /// the ids that have a ledger row.
+    /// Empty when no squash was undone (the graph of a chain's files).
     pub fn covered_by_squashes(&self, recorded: &dyn Fn(&str) -> bool) -> Vec<bool> {
+        if self.undone.is_empty() {
+            return Vec::new();
+        }
         let points: Vec<usize> = self
             .undone
             .iter()

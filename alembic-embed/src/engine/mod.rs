@@ -97,40 +97,50 @@ impl<'m> Engine<'m> {
     /// revision a squash replaced (the database is inside a squashed
     /// range and the replaced revisions run for it, as before the squash).
     pub fn for_rows(&self, rows: &[String]) -> Result<Engine<'m>, EngineError> {
+        Ok(match self.expanded_for(rows)? {
+            Some(map) => self.on(map),
+            None => self.clone(),
+        })
+    }
+
+    /// The chain before the squashes when a row is a revision a squash
+    /// replaced; `None` when this chain serves the rows (always, without a
+    /// squash: one set lookup per row).
+    fn expanded_for(&self, rows: &[String]) -> Result<Option<&'m RevisionMap>, EngineError> {
         let inside =
-            |map: &RevisionMap, r: &String| map.state_index(r).is_none() && self.map.is_replaced(r);
+            |map: &RevisionMap, r: &String| self.map.is_replaced(r) && map.state_index(r).is_none();
         if !rows.iter().any(|r| inside(self.map, r)) {
-            return Ok(self.clone());
+            return Ok(None);
         }
         let map = self
             .map
             .expanded()
             .map_err(|e| EngineError::Replaced(Box::new(e)))?;
         if let Some(r) = rows.iter().find(|r| inside(map, r)) {
-            let squash = self
-                .map
-                .all_revisions()
-                .find(|s| s.replaces.contains(r))
-                .map_or_else(String::new, |s| s.id.clone());
             return Err(EngineError::InsideSquash {
                 revision: r.clone(),
-                squash,
+                squash: self
+                    .map
+                    .replaced_by(r)
+                    .map_or_else(String::new, |s| s.id.clone()),
             });
         }
-        Ok(Engine {
+        Ok(Some(map))
+    }
+
+    /// This engine's settings on another chain.
+    fn on(&self, map: &'m RevisionMap) -> Engine<'m> {
+        Engine {
             map,
             settings: self.settings.clone(),
-        })
+        }
     }
 
     /// The engine on the chain before its squashes, when there is one
     /// (a target named a replaced revision).
     pub fn expanded(&self) -> Option<Engine<'m>> {
         let map = self.map.expanded().ok()?;
-        (!std::ptr::eq(map, self.map)).then(|| Engine {
-            map,
-            settings: self.settings.clone(),
-        })
+        (!std::ptr::eq(map, self.map)).then(|| self.on(map))
     }
 
     /// The engine `current` was read with ([`Engine::for_rows`]; this one
@@ -146,8 +156,10 @@ impl<'m> Engine<'m> {
 
     /// The view of `current` when it is not this engine's chain.
     pub(super) fn other_view(&self, current: &Current) -> Option<Engine<'m>> {
-        let view = self.view(current);
-        (!std::ptr::eq(view.map, self.map)).then_some(view)
+        match self.expanded_for(&current.heads) {
+            Ok(Some(map)) => Some(self.on(map)),
+            _ => None,
+        }
     }
 
     pub(super) fn ids(&self, revs: &[usize]) -> Vec<String> {

@@ -324,7 +324,7 @@ impl<'m> Engine<'m> {
                     .replaces
                     .last()
                     .filter(|p| current.ledger.contains_key(*p));
-                if through.is_none() && !covered[i] {
+                if through.is_none() && covered.get(i) != Some(&true) {
                     checked.unverified.push(i);
                 }
                 continue;

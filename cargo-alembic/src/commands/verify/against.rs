@@ -125,8 +125,7 @@ fn inside_squash(engine: &Engine<'_>, current: &Current) -> Option<Result<String
         .iter()
         .find(|r| map.state_index(r).is_none() && map.is_replaced(r))?;
     let squash = map
-        .all_revisions()
-        .find(|s| s.replaces.contains(row))
+        .replaced_by(row)
         .map_or_else(String::new, |s| s.id.clone());
     Some(match engine.for_rows(&current.heads) {
         Ok(_) => Ok(format!(
