@@ -752,6 +752,78 @@ fn tables_chain(n: usize) -> (tempfile::TempDir, RevisionMap) {
     chain(&refs)
 }
 
+/// The lock key as the first release computed it (a walk over
+/// `current_schemas(false)`), kept here to pin the key: binaries of both
+/// releases in one fleet must take one lock.
+fn first_release_key(settings: &Settings) -> String {
+    let table = settings.version_table.replace('\'', "''");
+    let schema = match &settings.version_table_schema {
+        Some(schema) => format!("'{}'", schema.replace('\'', "''")),
+        None => format!(
+            "COALESCE((SELECT s FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(s, n) \
+             WHERE pg_catalog.to_regclass(pg_catalog.quote_ident(s) || '.' || pg_catalog.quote_ident('{table}')) IS NOT NULL \
+             ORDER BY n LIMIT 1), pg_catalog.current_schema()::text, '')"
+        ),
+    };
+    format!("pg_catalog.hashtextextended('alembic:' || {schema} || '.' || '{table}', 0)")
+}
+
+#[test]
+fn lock_keys_match_the_first_release() {
+    let db = db();
+    let mut c = db.connect().unwrap();
+    c.batch_execute(
+        "CREATE SCHEMA elsewhere; CREATE SCHEMA \"Odd Schema\";
+         CREATE TABLE elsewhere.alembic_version (version_num varchar(32));
+         CREATE TABLE \"Odd Schema\".\"Versions\" (version_num varchar(32));
+         CREATE TABLE public.\"Versions\" (version_num varchar(32));",
+    )
+    .unwrap();
+    let search_paths = [
+        "public",
+        "elsewhere, public",
+        "public, elsewhere",
+        "\"Odd Schema\", public",
+        "missing, elsewhere",
+        "missing",
+        "''",
+    ];
+    let settings = [
+        Settings::default(),
+        Settings {
+            version_table: "Versions".into(),
+            ..Settings::default()
+        },
+        Settings {
+            version_table: "absent".into(),
+            ..Settings::default()
+        },
+        Settings {
+            version_table_schema: Some("Odd Schema".into()),
+            version_table: "Versions".into(),
+            ..Settings::default()
+        },
+    ];
+    for path in search_paths {
+        c.batch_execute(&format!("SET search_path = {path}"))
+            .unwrap();
+        for s in &settings {
+            let row = c
+                .query_one(
+                    &format!("SELECT {}, {}", s.lock_key_sql(), first_release_key(s)),
+                    &[],
+                )
+                .unwrap();
+            let (now, before): (i64, i64) = (row.get(0), row.get(1));
+            assert_eq!(
+                now, before,
+                "search path {path}, table {:?} in {:?}",
+                s.version_table, s.version_table_schema
+            );
+        }
+    }
+}
+
 #[test]
 fn migrators_spelling_one_version_table_differently_take_one_lock() {
     let (_dir, map) = tables_chain(6);

@@ -30,7 +30,7 @@ pub struct Session {
 impl Session {
     /// Ends the session without a run: releases the lock.
     pub async fn release_async<C: Connection>(self, client: &mut C) {
-        release(client, self.key, self.restore.as_deref()).await;
+        release(client, self.key, self.restore.as_deref(), true).await;
     }
 
     /// [`Session::release_async`] on the synchronous client.
@@ -89,7 +89,7 @@ impl Settings {
         let messages = match client.simple_query(&sql).await {
             Ok(m) => m,
             Err(source) => {
-                release(client, key, restore.as_deref()).await;
+                release(client, key, restore.as_deref(), true).await;
                 return Err(EngineError::Database {
                     context: "cannot lock and read the version table".into(),
                     source,
@@ -232,17 +232,26 @@ const MAX_LOCK_POLL: Duration = Duration::from_millis(200);
 
 /// Ends any transaction, restores the connection's search path after a
 /// tenant's run, and releases the advisory lock.
-pub(super) async fn release<C: Connection>(client: &mut C, key: i64, restore: Option<&str>) {
-    // One round trip; a failed transaction must end before the lock can be
-    // released, and without one ROLLBACK is only a warning.
+/// Releases the lock in one round trip. After a failure (`failed`) a
+/// transaction may still be open and must end first (ROLLBACK; without one
+/// it is only a warning); a run that succeeded committed what it began.
+pub(super) async fn release<C: Connection>(
+    client: &mut C,
+    key: i64,
+    restore: Option<&str>,
+    failed: bool,
+) {
     let path = restore.map_or_else(String::new, |p| {
         format!(
             "SELECT pg_catalog.set_config('search_path', {}, false); ",
             quote_literal(p)
         )
     });
+    let rollback = if failed { "ROLLBACK; " } else { "" };
     let _ = client
-        .batch_execute(&format!("ROLLBACK; {path}SELECT pg_advisory_unlock({key})"))
+        .batch_execute(&format!(
+            "{rollback}{path}SELECT pg_catalog.pg_advisory_unlock({key})"
+        ))
         .await;
 }
 
@@ -289,7 +298,7 @@ impl<'m> Engine<'m> {
             }
             Err(e) => Err(e),
         };
-        release(client, key, restore.as_deref()).await;
+        release(client, key, restore.as_deref(), result.is_err()).await;
         result
     }
 }

@@ -90,22 +90,27 @@ impl Settings {
     /// migrator configured with `version_table_schema = "public"` and one
     /// with no schema take the same lock on the same table.
     pub fn lock_key_sql(&self) -> String {
+        let table = quote_literal(&self.version_table);
         let schema = match &self.version_table_schema {
             Some(schema) => quote_literal(schema),
-            // The first schema of the search path holding the table, found
-            // with `to_regclass` (system caches only: a query on `pg_class`
-            // costs a fresh backend about a millisecond more), else where
-            // it will be created.
+            // The schema of the relation the search path finds, from the
+            // system caches (`pg_identify_object` of `to_regclass`, whose
+            // schema is quoted: `parse_ident` takes the quotes off), else
+            // where it will be created. The same key as the first release's
+            // walk over `current_schemas(false)`, which a fresh backend took
+            // 0.4 ms longer to plan; it differs only for a temporary table
+            // of the same name, which the unqualified reads of the run would
+            // use, and which this key now locks.
             None => format!(
-                "COALESCE((SELECT s FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(s, n) \
-                 WHERE pg_catalog.to_regclass(pg_catalog.quote_ident(s) || '.' || {}) IS NOT NULL ORDER BY n LIMIT 1), \
-                 pg_catalog.current_schema()::text, '')",
+                "COALESCE((pg_catalog.parse_ident((pg_catalog.pg_identify_object('pg_catalog.pg_class'::pg_catalog.regclass, \
+                 pg_catalog.to_regclass({}), 0)).schema))[1], pg_catalog.current_schema())",
                 quote_literal(&quote_ident(&self.version_table))
             ),
         };
+        // `concat`, not `||`: no operator to resolve on a fresh backend, and
+        // a missing schema is the empty string, as before.
         format!(
-            "pg_catalog.hashtextextended('alembic:' || {schema} || '.' || {}, 0)",
-            quote_literal(&self.version_table)
+            "pg_catalog.hashtextextended(pg_catalog.concat('alembic:', {schema}, '.', {table}), 0)"
         )
     }
 
