@@ -752,6 +752,55 @@ fn tables_chain(n: usize) -> (tempfile::TempDir, RevisionMap) {
     chain(&refs)
 }
 
+/// A run on a fresh database (whose first attempt, in one round trip,
+/// finds no tables and falls back) and a run on a migrated one (done in
+/// that round trip, under `repeatable read` too) leave the connection
+/// holding no advisory lock, outside any transaction, and the server
+/// raised no warning (an unneeded ROLLBACK, or an unlock of a lock not
+/// held, would).
+#[test]
+fn runs_leave_no_lock_no_transaction_and_no_warning() {
+    let (_dir, map) = tables_chain(3);
+    let db = db();
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = notices.clone();
+    let mut c = postgres::Config::from_str(db.url())
+        .unwrap()
+        .notice_callback(move |n| seen.lock().unwrap().push(n.message().to_owned()))
+        .connect(postgres::NoTls)
+        .unwrap();
+    let held = "SELECT count(*)::text FROM pg_catalog.pg_locks \
+                WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()";
+    for (run, isolation) in [
+        (1, "read committed"),
+        (2, "read committed"),
+        (3, "repeatable read"),
+    ] {
+        c.batch_execute(&format!(
+            "SET default_transaction_isolation = '{isolation}'"
+        ))
+        .unwrap();
+        let report = Engine::new(&map, Settings::default())
+            .upgrade(&mut c, "head", &mut |_| {})
+            .unwrap();
+        assert_eq!(
+            report.steps.len(),
+            if run == 1 { 3 } else { 0 },
+            "run {run}"
+        );
+        assert_eq!(rows(&mut c, held), ["0"], "run {run}: no lock held");
+        // Outside a transaction: a failed statement leaves the next one
+        // working.
+        assert!(c.batch_execute("SELECT 1 / 0").is_err());
+        assert_eq!(rows(&mut c, "SELECT 'ok'"), ["ok"], "run {run}");
+    }
+    assert!(
+        notices.lock().unwrap().is_empty(),
+        "{:?}",
+        notices.lock().unwrap()
+    );
+}
+
 /// The lock key as the first release computed it (a walk over
 /// `current_schemas(false)`), kept here to pin the key: binaries of both
 /// releases in one fleet must take one lock.

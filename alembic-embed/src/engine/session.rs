@@ -1,10 +1,11 @@
 //! A run's database side: the advisory lock, polled; the tables made if
-//! missing; the state read after the lock was taken, in one round trip;
-//! and the lock released on every path.
+//! missing; the state read after the lock was taken (usually in the lock's
+//! own round trip); and the lock released on every path.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::SimpleQueryMessage;
 
 #[cfg(feature = "sync")]
@@ -65,13 +66,67 @@ impl Settings {
             Some(_) => Some(current_search_path(client).await?),
             None => None,
         };
-        let (key, found) = acquire(
-            client,
-            &self.lock_key_sql(),
-            &self.tables_probe_sql(),
-            self.lock_timeout,
-        )
-        .await?;
+        let lock = lock_query(&self.lock_key_sql(), &self.tables_probe_sql());
+        if restore.is_none() {
+            if let Some(session) = self.lock_and_read(client, &lock).await {
+                return session;
+            }
+        }
+        let (key, found) = acquire(client, &lock, self.lock_timeout).await?;
+        self.prepare_and_read(client, key, found, restore).await
+    }
+
+    /// The usual start in one round trip: the lock is taken in a
+    /// transaction of its own, then the version table and the ledger are
+    /// read in the next, whose snapshot is taken after the lock (so under
+    /// any default isolation level it sees what the lock's last holder
+    /// committed). `None` when the lock is held elsewhere, or when a read
+    /// failed (tables to make: a first run); then whatever this took is
+    /// released and the caller takes the long way: polling, making the
+    /// tables, reading.
+    async fn lock_and_read<C: Connection>(
+        &self,
+        client: &mut C,
+        lock: &str,
+    ) -> Option<Result<Session, EngineError>> {
+        let sql = format!("BEGIN; {lock}; COMMIT;\n{}", self.reads_sql());
+        let messages = match client.simple_query(&sql).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                // A failed read leaves no transaction open; anything else
+                // may have failed inside the one begun here.
+                let read_failed = e.code().is_some_and(|c| {
+                    *c == SqlState::UNDEFINED_TABLE || *c == SqlState::UNDEFINED_COLUMN
+                });
+                let rollback = if read_failed { "" } else { "ROLLBACK; " };
+                let unlock = format!(
+                    "{rollback}SELECT pg_catalog.pg_advisory_unlock({})",
+                    self.lock_key_sql()
+                );
+                let _ = client.batch_execute(&unlock).await;
+                return None;
+            }
+        };
+        let (Some(key), true, found) = lock_row(&messages)? else {
+            // Held elsewhere (or no key: the long way reports it).
+            return None;
+        };
+        if !self.ensure_tables_sql(found).is_empty() {
+            return Some(self.prepare_and_read(client, key, found, None).await);
+        }
+        // Statements: BEGIN, the lock, COMMIT, then the reads.
+        Some(Ok(Session::from_reads(key, messages, 3, None)))
+    }
+
+    /// Under the lock: makes what the probe found missing, sets a tenant's
+    /// search path, and reads the version table and the ledger.
+    async fn prepare_and_read<C: Connection>(
+        &self,
+        client: &mut C,
+        key: i64,
+        found: TablesFound,
+        restore: Option<String>,
+    ) -> Result<Session, EngineError> {
         let ensure = self.ensure_tables_sql(found);
         let set_path = self
             .search_path
@@ -79,32 +134,50 @@ impl Settings {
             .map_or_else(String::new, |schema| {
                 format!("SET search_path TO {}, public;\n", quote_ident(schema))
             });
-        let sql = format!(
-            "{set_path}{}SELECT version_num FROM {};\nSELECT {} FROM {};",
-            ensure.concat(),
+        let sql = format!("{set_path}{}{}", ensure.concat(), self.reads_sql());
+        match client.simple_query(&sql).await {
+            // Statements: the search path, the tables to make, the reads.
+            Ok(messages) => {
+                let first = ensure.len() + usize::from(self.search_path.is_some());
+                Ok(Session::from_reads(key, messages, first, restore))
+            }
+            Err(source) => {
+                release(client, key, restore.as_deref(), true).await;
+                Err(EngineError::Database {
+                    context: "cannot lock and read the version table".into(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// The two reads of a session: the version table's rows, then the
+    /// ledger's.
+    fn reads_sql(&self) -> String {
+        format!(
+            "SELECT version_num FROM {};\nSELECT {} FROM {};",
             self.version_table_sql(),
             RUN_COLUMNS,
             self.ledger_table_sql()
-        );
-        let messages = match client.simple_query(&sql).await {
-            Ok(m) => m,
-            Err(source) => {
-                release(client, key, restore.as_deref(), true).await;
-                return Err(EngineError::Database {
-                    context: "cannot lock and read the version table".into(),
-                    source,
-                });
-            }
-        };
+        )
+    }
+}
+
+impl Session {
+    /// The session from the reads' rows, statement `first` being the read
+    /// of the version table and the next the ledger's.
+    fn from_reads(
+        key: i64,
+        messages: Vec<SimpleQueryMessage>,
+        first: usize,
+        restore: Option<String>,
+    ) -> Session {
         let mut session = Session {
             key,
             heads: Vec::new(),
             ledger: HashMap::new(),
             restore,
         };
-        // Statements: the search path, the tables to make, then the
-        // versions, then the ledger.
-        let first = ensure.len() + usize::from(self.search_path.is_some());
         let (versions, ledger) = (first, first + 1);
         let mut statement = 0;
         for message in messages {
@@ -121,8 +194,34 @@ impl Settings {
             }
         }
         session.heads.sort();
-        Ok(session)
+        session
     }
+}
+
+/// The lock query: the key, whether the lock was taken, and what
+/// [`Settings::tables_probe_sql`] reports.
+fn lock_query(key_sql: &str, probe_sql: &str) -> String {
+    format!(
+        "SELECT k, pg_catalog.pg_try_advisory_lock(k), {probe_sql} FROM (SELECT {key_sql} AS k) AS key"
+    )
+}
+
+/// The lock query's row: the key (`None` if the server sent none), whether
+/// the lock was taken, and which tables exist; `None` without a row.
+fn lock_row(messages: &[SimpleQueryMessage]) -> Option<(Option<i64>, bool, TablesFound)> {
+    let row = messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    })?;
+    Some((
+        row.get(0).and_then(|k| k.parse::<i64>().ok()),
+        row.get(1) == Some("t"),
+        TablesFound {
+            version_table: row.get(2) == Some("t"),
+            ledger: row.get(3) == Some("t"),
+            tag: row.get(4) == Some("t"),
+        },
+    ))
 }
 
 /// Takes the advisory lock by polling `pg_try_advisory_lock` rather than
@@ -132,37 +231,21 @@ impl Settings {
 /// by failing one side. Between polls a waiting migrator holds nothing.
 async fn acquire<C: Connection>(
     client: &mut C,
-    key_sql: &str,
-    probe_sql: &str,
+    sql: &str,
     timeout: Option<Duration>,
 ) -> Result<(i64, TablesFound), EngineError> {
-    let sql = format!(
-        "SELECT k, pg_catalog.pg_try_advisory_lock(k), {probe_sql} FROM (SELECT {key_sql} AS k) AS key"
-    );
     let mut pause = Duration::from_millis(5);
     let mut announced = false;
     let started = Instant::now();
     loop {
         let messages = client
-            .simple_query(&sql)
+            .simple_query(sql)
             .await
             .map_err(|source| EngineError::Database {
                 context: "cannot take the migration lock".into(),
                 source,
             })?;
-        let row = messages.iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some((
-                row.get(0).and_then(|k| k.parse::<i64>().ok()),
-                row.get(1) == Some("t"),
-                TablesFound {
-                    version_table: row.get(2) == Some("t"),
-                    ledger: row.get(3) == Some("t"),
-                    tag: row.get(4) == Some("t"),
-                },
-            )),
-            _ => None,
-        });
-        let Some((Some(key), taken, found)) = row else {
+        let Some((Some(key), taken, found)) = lock_row(&messages) else {
             return Err(EngineError::Lock {
                 reason: "the server returned no lock key".into(),
             });
@@ -230,9 +313,8 @@ async fn lock_holders<C: Connection>(client: &mut C, key: i64) -> Vec<String> {
 /// The longest pause between two attempts to take the migration lock.
 const MAX_LOCK_POLL: Duration = Duration::from_millis(200);
 
-/// Ends any transaction, restores the connection's search path after a
-/// tenant's run, and releases the advisory lock.
-/// Releases the lock in one round trip. After a failure (`failed`) a
+/// Restores the connection's search path after a tenant's run and releases
+/// the advisory lock, in one round trip. After a failure (`failed`) a
 /// transaction may still be open and must end first (ROLLBACK; without one
 /// it is only a warning); a run that succeeded committed what it began.
 pub(super) async fn release<C: Connection>(
