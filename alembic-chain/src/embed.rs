@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use crate::checksum::Checksum;
 use crate::errors::LoadError;
 use crate::graph::RevisionMap;
-use crate::revision::{KeyLines, Revision, Section};
+use crate::revision::{KeyLines, Revision, Section, Text};
 
 #[cfg(feature = "tooling")]
 pub use crate::prepare::{prepare, Prepared, Request};
@@ -79,8 +79,9 @@ impl EmbeddedSection {
         Section {
             marker_line: self.marker_line,
             range: 0..self.sql.len(),
-            source: Arc::from(self.sql),
-            checksum: Checksum::parse(self.checksum).map_or_else(OnceLock::new, OnceLock::from),
+            source: Text::Static(self.sql),
+            checksum: Checksum::parse_static(self.checksum)
+                .map_or_else(OnceLock::new, OnceLock::from),
             statements: OnceLock::new(),
             embedded: Some(self.statements),
         }

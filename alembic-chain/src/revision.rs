@@ -84,13 +84,32 @@ pub struct Section {
     pub marker_line: usize,
     /// Byte range of the section's text in [`Revision::source`].
     pub range: Range<usize>,
-    pub(crate) source: Arc<str>,
+    pub(crate) source: Text,
     /// Computed on first use: listing a chain needs no checksum.
     pub(crate) checksum: OnceLock<Checksum>,
     /// Split on first use: listing a chain needs no statements.
     pub(crate) statements: OnceLock<Result<Vec<Statement>, SplitError>>,
     /// Statements split at compile time by `embed_migrations!`.
     pub(crate) embedded: Option<&'static [(&'static str, usize)]>,
+}
+
+/// A section's file text: shared with its revision when read from disk,
+/// the binary's own when compiled in (not copied at startup).
+#[derive(Clone, Debug)]
+pub(crate) enum Text {
+    Shared(Arc<str>),
+    Static(&'static str),
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Text::Shared(text) => text,
+            Text::Static(text) => text,
+        }
+    }
 }
 
 impl Section {
@@ -723,7 +742,7 @@ impl Parser {
         Some(Section {
             marker_line,
             range: body_start.min(end)..end,
-            source: Arc::clone(&self.source),
+            source: Text::Shared(Arc::clone(&self.source)),
             checksum: OnceLock::new(),
             statements: OnceLock::new(),
             embedded: None,

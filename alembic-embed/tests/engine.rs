@@ -1168,7 +1168,7 @@ fn a_tag_is_recorded_with_every_revision_a_run_applies() {
         ["r00 release-41", "r01 release-41", "r02 JIRA-42"]
     );
     let current = engine.current(&mut c).unwrap();
-    assert_eq!(current.ledger["r02"].tag.as_deref(), Some("JIRA-42"));
+    assert_eq!(current.ledger["r02"].tag(), Some("JIRA-42"));
     assert!(engine
         .current_text(&current, true)
         .contains("Tag: JIRA-42\n"));
@@ -1183,7 +1183,7 @@ fn a_ledger_made_before_tags_works_and_gets_the_column_with_the_first_tag() {
     engine.upgrade(&mut c, "r00", &mut |_| {}).unwrap();
     c.batch_execute("ALTER TABLE alembic_version_ledger DROP COLUMN tag")
         .unwrap();
-    assert_eq!(engine.current(&mut c).unwrap().ledger["r00"].tag, None);
+    assert_eq!(engine.current(&mut c).unwrap().ledger["r00"].tag(), None);
     // Without a tag, the old ledger is used as it is.
     engine.upgrade(&mut c, "r01", &mut |_| {}).unwrap();
     assert_eq!(engine.current(&mut c).unwrap().ledger.len(), 2);
@@ -1201,5 +1201,46 @@ fn a_ledger_made_before_tags_works_and_gets_the_column_with_the_first_tag() {
             "SELECT revision || ' ' || coalesce(tag, '-') FROM alembic_version_ledger"
         ),
         ["r00 -", "r01 -", "r02 v2"]
+    );
+}
+
+/// A ledger row keeps its text columns in one allocation: each reads back
+/// as written, NULL as `None`, an empty string as empty.
+#[test]
+fn ledger_rows_read_back_every_column() {
+    let (_dir, map) = tables_chain(2);
+    let db = db();
+    let mut c = db.connect().unwrap();
+    let engine = Engine::new(&map, Settings::default());
+    engine.upgrade(&mut c, "head", &mut |_| {}).unwrap();
+    c.batch_execute(
+        "UPDATE alembic_version_ledger SET downgrade_checksum = NULL, tool = '', status = 'failed', \
+         error = 'boom: é', duration_ms = 2.5, tag = 'T-1', applied_at = '2026-01-02 03:04:05+00' \
+         WHERE revision = 'r01'",
+    )
+    .unwrap();
+    let current = engine.current(&mut c).unwrap();
+    let (r00, r01) = (&current.ledger["r00"], &current.ledger["r01"]);
+    assert!(r00.upgrade_checksum().starts_with("sha256:"));
+    assert_eq!(r00.upgrade_checksum().len(), 71);
+    assert_ne!(r00.upgrade_checksum(), r01.upgrade_checksum());
+    assert!(r00
+        .downgrade_checksum()
+        .is_some_and(|d| d.starts_with("sha256:")));
+    assert_eq!(
+        (r00.status(), r00.error(), r00.tag()),
+        ("applied", None, None)
+    );
+    assert!(r00.tool().starts_with("alembic-embed "), "{}", r00.tool());
+    assert_eq!(r01.downgrade_checksum(), None);
+    assert_eq!(r01.tool(), "");
+    assert_eq!(r01.status(), "failed");
+    assert_eq!(r01.error(), Some("boom: é"));
+    assert_eq!(r01.duration_ms(), Some(2.5));
+    assert_eq!(r01.tag(), Some("T-1"));
+    assert!(
+        r01.applied_at().starts_with("2026-01-02 03:04:05"),
+        "{}",
+        r01.applied_at()
     );
 }

@@ -74,10 +74,12 @@ impl<'m> Engine<'m> {
                 .downgrade
                 .as_ref()
                 .map(|d| d.checksum().as_str().to_owned());
-            let previous = current
-                .ledger
-                .get(&rev.id)
-                .map(|row| (row.upgrade_checksum.clone(), row.downgrade_checksum.clone()));
+            let previous = current.ledger.get(&rev.id).map(|row| {
+                (
+                    row.upgrade_checksum().to_owned(),
+                    row.downgrade_checksum().map(str::to_owned),
+                )
+            });
             if previous.as_ref() == Some(&(upgrade.clone(), downgrade.clone())) {
                 continue;
             }

@@ -182,7 +182,7 @@ impl Output for CliOutput<'_> {
             .current
             .ledger
             .iter()
-            .filter_map(|(id, row)| Some((id.as_str(), row.tag.as_deref()?)))
+            .filter_map(|(id, row)| Some((id.as_str(), row.tag()?)))
             .collect();
         self.text(&to_json(&CurrentJson {
             heads: &view.status.heads,
