@@ -17,6 +17,9 @@ use crate::graph::RevisionMap;
 use crate::revision::{KeyLines, Revision, Section, Text};
 
 #[cfg(feature = "tooling")]
+pub use crate::packed::Packer;
+pub use crate::packed::{Malformed, PackedChain};
+#[cfg(feature = "tooling")]
 pub use crate::prepare::{prepare, Prepared, Request};
 
 /// A revision compiled into a binary.
@@ -55,9 +58,10 @@ pub struct EmbeddedSection {
     pub sql: &'static str,
     /// Its checksum (CONTRACT section 2), computed at compile time.
     pub checksum: &'static str,
-    /// Its statements with their 1-based lines in the file, split at
-    /// compile time.
-    pub statements: &'static [(&'static str, usize)],
+    /// Its statements, split at compile time, as [`PackedChain`] packs
+    /// them: each one's start and length in `sql` and its 1-based line in
+    /// the file, as LEB128 varints (empty: split at run time).
+    pub statements: &'static [u8],
 }
 
 /// The settings `embed_migrations!` read from Cargo metadata and bakes in.
@@ -83,7 +87,7 @@ impl EmbeddedSection {
             checksum: Checksum::parse_static(self.checksum)
                 .map_or_else(OnceLock::new, OnceLock::from),
             statements: OnceLock::new(),
-            embedded: Some(self.statements),
+            embedded: (!self.statements.is_empty()).then_some(self.statements),
         }
     }
 }

@@ -18,6 +18,7 @@ mod graph;
 mod heads;
 #[cfg(feature = "tooling")]
 mod lint;
+mod packed;
 #[cfg(feature = "tooling")]
 mod prepare;
 #[cfg(test)]

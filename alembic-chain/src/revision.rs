@@ -90,7 +90,7 @@ pub struct Section {
     /// Split on first use: listing a chain needs no statements.
     pub(crate) statements: OnceLock<Result<Vec<Statement>, SplitError>>,
     /// Statements split at compile time by `embed_migrations!`.
-    pub(crate) embedded: Option<&'static [(&'static str, usize)]>,
+    pub(crate) embedded: Option<&'static [u8]>,
 }
 
 /// A section's file text: shared with its revision when read from disk,
@@ -126,15 +126,17 @@ impl Section {
 
     fn split(&self) -> &Result<Vec<Statement>, SplitError> {
         let first_line = self.marker_line + 1;
-        self.statements.get_or_init(|| match self.embedded {
-            Some(statements) => Ok(statements
-                .iter()
-                .map(|&(sql, line)| Statement {
-                    sql: sql.to_owned(),
-                    line,
-                })
-                .collect()),
-            None => split_statements(self.sql(), first_line),
+        self.statements.get_or_init(|| {
+            let sql = self.sql();
+            // Compiled in: each statement is a byte range of the text. A
+            // range that does not fit (data written by hand) splits again.
+            let embedded = self
+                .embedded
+                .and_then(|packed| crate::packed::statements(sql, packed));
+            match embedded {
+                Some(statements) => Ok(statements),
+                None => split_statements(sql, first_line),
+            }
         })
     }
 

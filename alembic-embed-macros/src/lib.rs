@@ -8,8 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alembic_chain::embed::{prepare, Prepared, Request};
-use alembic_chain::Section;
+use alembic_chain::embed::{prepare, Packer, Prepared, Request};
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::parse::{Parse, ParseStream};
@@ -89,44 +88,15 @@ fn expand(args: Args) -> syn::Result<TokenStream> {
 }
 
 fn render(p: &Prepared) -> TokenStream {
-    let revisions = p.map.all_revisions().map(|rev| {
-        let id = &rev.id;
-        let down = &rev.down_revisions;
-        let labels = &rev.branch_labels;
-        let deps = &rev.depends_on;
-        let replaces = &rev.replaces;
-        let transactional = rev.transactional;
-        let message = option(rev.message.as_deref());
-        let create_date = option(rev.create_date.as_deref());
-        let path = p.display_path(&rev.path);
-        let upgrade = section(rev, &rev.upgrade);
-        let downgrade = match &rev.downgrade {
-            Some(d) => {
-                let d = section(rev, d);
-                quote!(::core::option::Option::Some(#d))
-            }
-            None => quote!(::core::option::Option::None),
-        };
-        quote! {
-            ::alembic_embed::embedded::EmbeddedRevision {
-                id: #id,
-                down_revisions: &[#(#down),*],
-                branch_labels: &[#(#labels),*],
-                depends_on: &[#(#deps),*],
-                replaces: &[#(#replaces),*],
-                transactional: #transactional,
-                message: #message,
-                create_date: #create_date,
-                path: #path,
-                upgrade: #upgrade,
-                downgrade: #downgrade,
-            }
-        }
-    });
+    let count = p.map.all_revisions().count();
+    // Everything in two literals: a static of structs holding `&str`s
+    // costs a relocation per pointer (see `alembic_chain::packed`).
+    let packed = Packer::pack(p.map.all_revisions(), |rev| p.display_path(&rev.path));
+    let text = LitStr::new(&packed.text, Span::call_site());
+    let table = proc_macro2::Literal::byte_string(&packed.table);
     // Each file is included (and discarded: an unused constant is not in the
     // binary) so that rustc records it and cargo rebuilds when it changes.
     let files = p.files.iter().map(|f| path_literal(f));
-    let count = p.map.all_revisions().count();
     let version_table = &p.version_table;
     let schema = option(p.version_table_schema.as_deref());
     let per_migration = p.transaction_per_migration;
@@ -139,11 +109,12 @@ fn render(p: &Prepared) -> TokenStream {
         pub mod migrations {
             const _: &[&[u8]] = &[#(::core::include_bytes!(#files)),*];
 
-            static REVISIONS: [::alembic_embed::embedded::EmbeddedRevision; #count] = [#(#revisions),*];
+            static PACKED: ::alembic_embed::embedded::PackedChain =
+                ::alembic_embed::embedded::PackedChain { text: #text, table: #table };
 
             /// The embedded chain.
             pub static CHAIN: ::alembic_embed::Chain = ::alembic_embed::Chain::new(
-                &REVISIONS,
+                &PACKED,
                 ::alembic_embed::embedded::EmbeddedSettings {
                     version_table: #version_table,
                     version_table_schema: #schema,
@@ -163,25 +134,6 @@ fn render(p: &Prepared) -> TokenStream {
             pub fn runner() -> ::alembic_embed::Runner {
                 ::alembic_embed::Runner::new(&CHAIN)
             }
-        }
-    }
-}
-
-fn section(rev: &alembic_chain::Revision, s: &Section) -> TokenStream {
-    let marker_line = s.marker_line;
-    let sql = s.sql();
-    let checksum = s.checksum().as_str();
-    // `prepare` split every section; an error here cannot happen.
-    let statements = rev.statements(s).unwrap_or_default().iter().map(|st| {
-        let (text, line) = (&st.sql, st.line);
-        quote!((#text, #line))
-    });
-    quote! {
-        ::alembic_embed::embedded::EmbeddedSection {
-            marker_line: #marker_line,
-            sql: #sql,
-            checksum: #checksum,
-            statements: &[#(#statements),*],
         }
     }
 }

@@ -35,7 +35,9 @@ pub mod tls;
 /// macro's plumbing, not for services to use).
 #[doc(hidden)]
 pub mod embedded {
-    pub use alembic_chain::embed::{EmbeddedRevision, EmbeddedSection, EmbeddedSettings};
+    pub use alembic_chain::embed::{
+        EmbeddedRevision, EmbeddedSection, EmbeddedSettings, PackedChain,
+    };
 }
 
 /// Compiles the revision chain into the crate as `mod migrations`.

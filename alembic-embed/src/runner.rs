@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use alembic_chain::embed::{EmbeddedRevision, EmbeddedSettings};
+use alembic_chain::embed::{EmbeddedRevision, EmbeddedSettings, PackedChain};
 use alembic_chain::RevisionMap;
 
 #[cfg(feature = "sync")]
@@ -20,31 +20,37 @@ use crate::errors::EngineError;
 
 /// A revision chain compiled into the binary by `embed_migrations!`.
 pub struct Chain {
-    revisions: &'static [EmbeddedRevision],
+    packed: &'static PackedChain,
     settings: EmbeddedSettings,
     source: &'static str,
     map: OnceLock<Result<RevisionMap, String>>,
+    revisions: OnceLock<&'static [EmbeddedRevision]>,
 }
 
 impl Chain {
     #[doc(hidden)]
     /// A chain of revisions, as the macro writes it.
     pub const fn new(
-        revisions: &'static [EmbeddedRevision],
+        packed: &'static PackedChain,
         settings: EmbeddedSettings,
         source: &'static str,
     ) -> Chain {
         Chain {
-            revisions,
+            packed,
             settings,
             source,
             map: OnceLock::new(),
+            revisions: OnceLock::new(),
         }
     }
 
-    /// The revisions, in file order.
+    /// The revisions, in file order (unpacked on the first call; empty if
+    /// the chain's data is malformed, which [`Chain::map`] reports).
     pub fn revisions(&self) -> &'static [EmbeddedRevision] {
-        self.revisions
+        self.revisions.get_or_init(|| {
+            let revisions = self.packed.embedded_revisions().unwrap_or_default();
+            Box::leak(revisions.into_boxed_slice())
+        })
     }
 
     #[doc(hidden)]
@@ -64,7 +70,8 @@ impl Chain {
     pub fn map(&self) -> Result<&RevisionMap, EngineError> {
         self.map
             .get_or_init(|| {
-                RevisionMap::from_embedded(self.revisions).map_err(|e| {
+                let revisions = self.packed.revisions().map_err(|e| e.to_string())?;
+                RevisionMap::new(revisions).map_err(|e| {
                     e.problems()
                         .iter()
                         .map(|p| p.located())
@@ -93,7 +100,7 @@ impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chain")
             .field("source", &self.source)
-            .field("revisions", &self.revisions.len())
+            .field("revisions", &self.revisions().len())
             .field("settings", &self.settings)
             .finish()
     }
@@ -280,12 +287,15 @@ impl Runner {
     /// The revisions, newest first, as `history` lists them.
     pub fn history(&self) -> Result<Vec<&'static EmbeddedRevision>, EngineError> {
         let map = self.chain.map()?;
+        // By id: the embedded list also holds the revisions a squash
+        // replaced, which the graph sets aside.
+        let by_id: std::collections::HashMap<&str, &'static EmbeddedRevision> =
+            self.chain.revisions().iter().map(|r| (r.id, r)).collect();
         Ok(map
             .order()
             .iter()
             .rev()
-            // The map keeps the revisions in the chain's order.
-            .map(|&i| &self.chain.revisions[i])
+            .filter_map(|&i| by_id.get(map.rev(i).id.as_str()).copied())
             .collect())
     }
 
