@@ -524,6 +524,79 @@ fn verify_finds_a_downgrade_that_drops_too_much() {
     assert!(stderr.contains("- table public.first_table"), "{stderr}");
 }
 
+/// A linear chain of `count` revisions, each a table and an index; the
+/// downgrades of `broken` forget the table.
+fn long_chain(count: usize, broken: &[usize]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = dir.path().join("versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    for n in 0..count {
+        let down = match n {
+            0 => "None".to_owned(),
+            _ => format!("r{:02}", n - 1),
+        };
+        let undo = if broken.contains(&n) {
+            format!("DROP INDEX t{n}_idx;\n-- forgot: DROP TABLE t{n};\n")
+        } else {
+            format!("DROP INDEX t{n}_idx;\nDROP TABLE t{n};\n")
+        };
+        let text = format!(
+            "-- r{n:02}\n--\n-- revision: r{n:02}\n-- down_revision: {down}\n\n-- alembic:upgrade\n\
+             CREATE TABLE t{n} (id int PRIMARY KEY, name text);\nCREATE INDEX t{n}_idx ON t{n} (name);\n\n\
+             -- alembic:downgrade\n{undo}"
+        );
+        std::fs::write(versions.join(format!("r{n:02}.sql")), text).unwrap();
+    }
+    dir
+}
+
+/// Chains of 24 revisions and more are walked in two halves at once;
+/// what verify says is what one walk would: the first problem in chain
+/// order, the count of revisions checked before it.
+#[test]
+fn verify_walks_a_long_chain_in_two_halves_as_one_walk_would() {
+    let verify_in = |dir: &Path| alembic(dir, &["--script-location", ".", "verify", "--local"]);
+    let clean = long_chain(30, &[]);
+    let stdout = ok(verify_in(clean.path()));
+    assert!(
+        stdout.contains("stairway: 30 of 30 revisions upgraded, downgraded and upgraded again"),
+        "{stdout}"
+    );
+    // A problem in the second half only.
+    let late = long_chain(30, &[22]);
+    let out = verify_in(late.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stderr
+            .contains("the downgrade of revision r22 (versions/r22.sql) does not undo its upgrade"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("+ table public.t22"), "{stderr}");
+    assert!(
+        stdout.contains("stairway: stopped at revision r22"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("stairway: 22 of 30 revisions"), "{stdout}");
+    // One in each half: only the first is reported.
+    let both = long_chain(30, &[5, 22]);
+    let out = verify_in(both.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stderr.contains("revision r05 (versions/r05.sql) does not undo"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("r22"), "{stderr}");
+    assert!(stdout.contains("stairway: 5 of 30 revisions"), "{stdout}");
+}
+
 #[test]
 fn verify_speaks_github_annotations_and_json() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verify_drops_too_much");

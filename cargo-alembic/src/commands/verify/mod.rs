@@ -111,7 +111,15 @@ pub(crate) fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<(), CliError> {
         format!("{}_ledger", settings.version_table),
     ];
     let engine = Engine::new(&map, settings);
-    let stairs = stairway::walk(ctx, &engine, &mut client, &skip, &mut problems)?;
+    let second = || {
+        let db = server
+            .database()
+            .map_err(|e| CliError::failed(e.to_string(), None))?;
+        let client = alembic_embed::tls::connect(db.url())
+            .map_err(|e| CliError::failed(e.to_string(), None))?;
+        Ok((db, client))
+    };
+    let stairs = stairway::walk(ctx, &engine, &mut client, second, &skip, &mut problems)?;
     let branch_order_ms = branch_order::check_all(ctx, &engine, &server, &skip, &mut problems)?
         + squashes::check_all(ctx, &engine, &server, &skip, &mut problems)?;
     let run = Run {
