@@ -877,7 +877,7 @@ fn bench_verify(root: &Path, args: &[String]) -> Result<()> {
     let (wall, t) = &rows[rows.len() / 2];
     let get = |k: &str| t[k].as_u64().unwrap_or(0);
     let section = format!(
-        "`cargo alembic verify --local` on 100 revisions (tables, indexes, views with grants, functions, enum types), cold: a new throwaway server each run; median of {runs} runs by wall time.\n\n| phase | time |\n| --- | --- |\n| whole process (wall) | {} |\n| throwaway server start and database | {} ms |\n| stairway (300 revision steps: upgrade, downgrade, upgrade again) | {} ms |\n| of which {} schema snapshots | {} ms ({:.1} ms each) |\n| static checks | {} ms |\n",
+        "`cargo alembic verify --local` on 100 revisions (tables, indexes, views with grants, functions, enum types), cold: a new throwaway server each run; median of {runs} runs by wall time.\n\n| phase | time |\n| --- | --- |\n| whole process (wall) | {} |\n| throwaway server start and database | {} ms |\n| stairway (300 revision steps: upgrade, downgrade, upgrade again; two halves at once) | {} ms |\n| {} schema snapshots, the two halves' time added up | {} ms ({:.1} ms each) |\n| static checks | {} ms |\n",
         ms(*wall),
         get("server_ms"),
         get("stairway_ms"),
