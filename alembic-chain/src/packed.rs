@@ -424,7 +424,7 @@ impl Packer {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tooling"))]
 mod tests {
     use std::path::Path;
 
