@@ -109,7 +109,10 @@ impl Cursor {
             0 => None,
             n => {
                 let start = self.at;
-                for _ in 0..(n - 1) * 3 {
+                let numbers = (n - 1)
+                    .checked_mul(3)
+                    .ok_or_else(|| Malformed(format!("{n} statements")))?;
+                for _ in 0..numbers {
                     self.num()?;
                 }
                 Some(&self.table[start..self.at])
@@ -516,6 +519,22 @@ mod tests {
             table: Box::leak([packed.table, &[0]].concat().into_boxed_slice()),
         };
         assert!(longer.revisions().is_err());
+        // A statement count that overflows.
+        let mut huge = Packer::default();
+        huge.num(1);
+        huge.str("a");
+        for _ in 0..4 {
+            huge.num(0);
+        }
+        huge.num(1);
+        huge.num(0);
+        huge.num(0);
+        huge.str("p");
+        huge.num(1);
+        huge.str("");
+        huge.str("");
+        huge.num(usize::MAX);
+        assert!(leak(huge).revisions().is_err());
         let no_text = PackedChain {
             text: "",
             table: packed.table,
