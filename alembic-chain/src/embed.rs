@@ -9,12 +9,11 @@
 //! same loader, checksum and graph as the CLI.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use crate::checksum::Checksum;
 use crate::errors::LoadError;
 use crate::graph::RevisionMap;
-use crate::revision::{KeyLines, Revision, Section, Text};
+use crate::revision::{KeyLines, Revision, Section};
 
 #[cfg(feature = "tooling")]
 pub use crate::packed::Packer;
@@ -80,15 +79,12 @@ pub struct EmbeddedSettings {
 
 impl EmbeddedSection {
     fn section(&'static self) -> Section {
-        Section {
-            marker_line: self.marker_line,
-            range: 0..self.sql.len(),
-            source: Text::Static(self.sql),
-            checksum: Checksum::parse_static(self.checksum)
-                .map_or_else(OnceLock::new, OnceLock::from),
-            statements: OnceLock::new(),
-            embedded: (!self.statements.is_empty()).then_some(self.statements),
-        }
+        Section::compiled_in(
+            self.marker_line,
+            self.sql,
+            self.checksum,
+            (!self.statements.is_empty()).then_some(self.statements),
+        )
     }
 }
 

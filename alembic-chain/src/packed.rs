@@ -18,11 +18,10 @@
 //! section's text and its line in the file.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use crate::checksum::Checksum;
 use crate::embed::{EmbeddedRevision, EmbeddedSection};
-use crate::revision::{KeyLines, Revision, Section, Text};
+use crate::revision::{KeyLines, Revision, Section};
 #[cfg(feature = "tooling")]
 use crate::split::Statement;
 
@@ -194,15 +193,7 @@ struct RawRevision {
 
 impl RawSection {
     fn section(&self) -> Section {
-        Section {
-            marker_line: self.marker_line,
-            range: 0..self.sql.len(),
-            source: Text::Static(self.sql),
-            checksum: Checksum::parse_static(self.checksum)
-                .map_or_else(OnceLock::new, OnceLock::from),
-            statements: OnceLock::new(),
-            embedded: self.statements,
-        }
+        Section::compiled_in(self.marker_line, self.sql, self.checksum, self.statements)
     }
 
     fn embedded(&self) -> EmbeddedSection {

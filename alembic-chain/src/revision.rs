@@ -113,6 +113,25 @@ impl std::ops::Deref for Text {
 }
 
 impl Section {
+    /// A section compiled into the binary: its text borrowed, its checksum
+    /// as the macro computed it (computed again if malformed), its
+    /// statements as packed places in the text (`None`: split on use).
+    pub(crate) fn compiled_in(
+        marker_line: usize,
+        sql: &'static str,
+        checksum: &'static str,
+        statements: Option<&'static [u8]>,
+    ) -> Section {
+        Section {
+            marker_line,
+            range: 0..sql.len(),
+            source: Text::Static(sql),
+            checksum: Checksum::parse_static(checksum).map_or_else(OnceLock::new, OnceLock::from),
+            statements: OnceLock::new(),
+            embedded: statements,
+        }
+    }
+
     /// The section's text.
     pub fn sql(&self) -> &str {
         &self.source[self.range.clone()]

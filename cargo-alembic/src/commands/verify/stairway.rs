@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use alembic_embed::cli_engine::Engine;
-use alembic_embed::Direction;
+use alembic_embed::{Direction, EngineError};
 
 use super::{about, error_line, say, Problem};
 use crate::errors::CliError;
@@ -139,17 +139,7 @@ fn walk_run(
     for &i in ready {
         let rev = map.rev(i);
         if let Err(e) = engine.step_one(client, &rev.id, Direction::Upgrade) {
-            walked.problems.push(about(
-                map,
-                i,
-                "upgrade",
-                error_line(&e).or(Some(rev.upgrade.marker_line)),
-                format!(
-                    "upgrade of revision {} ({}) failed: {e}",
-                    rev.id,
-                    rev.path.display()
-                ),
-            ));
+            walked.problems.push(upgrade_failed(engine, i, &e));
             return Ok(walked);
         }
     }
@@ -208,13 +198,7 @@ fn step(
     let rev = map.rev(i);
     let file = rev.path.display();
     if let Err(e) = engine.step_one(client, &rev.id, Direction::Upgrade) {
-        return Ok(Stair::Failed(about(
-            map,
-            i,
-            "upgrade",
-            error_line(&e).or(Some(rev.upgrade.marker_line)),
-            format!("upgrade of revision {} ({file}) failed: {e}", rev.id),
-        )));
+        return Ok(Stair::Failed(upgrade_failed(engine, i, &e)));
     }
     let after = camera.take(client)?;
     if rev.downgrade.is_none() {
@@ -257,4 +241,22 @@ fn step(
         )));
     }
     Ok(Stair::Up(after))
+}
+
+/// Revision `i`'s first upgrade failed (on the way to a half, or on its
+/// stair): the problem, at the failing line or the upgrade marker.
+fn upgrade_failed(engine: &Engine<'_>, i: usize, e: &EngineError) -> Problem {
+    let map = engine.map();
+    let rev = map.rev(i);
+    about(
+        map,
+        i,
+        "upgrade",
+        error_line(e).or(Some(rev.upgrade.marker_line)),
+        format!(
+            "upgrade of revision {} ({}) failed: {e}",
+            rev.id,
+            rev.path.display()
+        ),
+    )
 }
