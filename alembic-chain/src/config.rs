@@ -1,13 +1,12 @@
 //! Resolved configuration (CONTRACT section 4): command-line values, then
 //! the environment (and `.env`), then `[package.metadata.alembic]` or
-//! `[workspace.metadata.alembic]` read with `cargo_metadata`, then defaults.
+//! `[workspace.metadata.alembic]` read from the manifests or `cargo metadata`, then defaults.
 //!
 //! Raw flags stay in the CLI; this module turns them into one [`Config`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cargo_metadata::MetadataCommand;
 use serde_json::Value;
 
 use crate::errors::ConfigError;
@@ -379,34 +378,63 @@ fn read_metadata(overrides: &Overrides, cwd: &Path) -> Result<Found, ConfigError
     })
 }
 
-/// The layout as `cargo metadata` reports it.
+/// The layout as `cargo metadata` reports it. Its JSON is read as a
+/// `serde_json::Value`, for the few fields used: a typed model of the whole
+/// output (the `cargo_metadata` crate) was 5 s of every `cargo install`.
 fn layout_from_cargo(overrides: &Overrides, cwd: &Path) -> Result<Layout, ConfigError> {
-    let mut cmd = MetadataCommand::new();
-    cmd.no_deps().current_dir(cwd);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(&cargo);
+    cmd.args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(cwd);
     if let Some(path) = &overrides.manifest_path {
-        cmd.manifest_path(cwd.join(path));
+        cmd.arg("--manifest-path").arg(cwd.join(path));
     }
-    let meta = cmd.exec().map_err(|e| match e {
-        // Show cargo's own message (`error: failed to parse manifest ...`).
-        cargo_metadata::Error::CargoMetadata { stderr } => {
-            ConfigError::Metadata(cargo_message(&stderr))
-        }
-        other => ConfigError::Metadata(other.to_string()),
+    let output = cmd.output().map_err(|e| {
+        ConfigError::Metadata(format!(
+            "cannot run `{} metadata`: {e}",
+            Path::new(&cargo).display()
+        ))
     })?;
-    let root: PathBuf = meta.workspace_root.clone().into_std_path_buf();
-    let members: Vec<&cargo_metadata::Package> = meta.workspace_packages();
-    let dir_of = |p: &cargo_metadata::Package| {
-        p.manifest_path
+    if !output.status.success() {
+        // Show cargo's own message (`error: failed to parse manifest ...`).
+        return Err(ConfigError::Metadata(cargo_message(
+            &String::from_utf8_lossy(&output.stderr),
+        )));
+    }
+    let meta = metadata_json(&output.stdout)?;
+    let root = PathBuf::from(meta["workspace_root"].as_str().unwrap_or_default());
+    let ids: Vec<&Value> = meta["workspace_members"]
+        .as_array()
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
+    let packages: Vec<&Value> = meta["packages"]
+        .as_array()
+        .map(|p| p.iter().collect())
+        .unwrap_or_default();
+    let manifest = |p: &Value| PathBuf::from(p["manifest_path"].as_str().unwrap_or_default());
+    let dir_of = |p: &Value| {
+        manifest(p)
             .parent()
-            .map(|d| d.as_std_path().to_owned())
+            .map(Path::to_owned)
             .unwrap_or_else(|| root.clone())
     };
+    let members: Vec<&Value> = packages
+        .iter()
+        .copied()
+        .filter(|p| ids.contains(&&p["id"]))
+        .collect();
+    // Without resolved dependencies, the root package is the one whose
+    // manifest is the workspace's.
+    let rooted = packages
+        .iter()
+        .any(|p| manifest(p) == root.join("Cargo.toml"));
+    let name = |p: &Value| p["name"].as_str().unwrap_or_default().to_owned();
     let selected = match &overrides.package {
-        Some(name) => Some(
+        Some(wanted) => Some(
             *members
                 .iter()
-                .find(|p| p.name.as_str() == name)
-                .ok_or_else(|| ConfigError::NoSuchPackage(name.clone()))?,
+                .find(|p| name(p) == *wanted)
+                .ok_or_else(|| ConfigError::NoSuchPackage(wanted.clone()))?,
         ),
         None => {
             // The package whose folder holds the current directory (the
@@ -415,23 +443,36 @@ fn layout_from_cargo(overrides: &Overrides, cwd: &Path) -> Result<Layout, Config
                 .iter()
                 .filter(|p| {
                     let d = dir_of(p);
-                    cwd.starts_with(&d) && (d != root || meta.root_package().is_some())
+                    cwd.starts_with(&d) && (d != root || rooted)
                 })
                 .max_by_key(|p| dir_of(p).components().count())
                 .copied()
         }
     };
+    let alembic = |v: &Value| v.get("alembic").filter(|a| !a.is_null()).cloned();
     Ok(Layout {
-        package: selected.map(|p| {
-            (
-                p.name.to_string(),
-                dir_of(p),
-                p.metadata.get("alembic").cloned(),
-            )
-        }),
-        workspace_alembic: meta.workspace_metadata.get("alembic").cloned(),
+        package: selected.map(|p| (name(p), dir_of(p), alembic(&p["metadata"]))),
+        workspace_alembic: alembic(&meta["metadata"]),
         root,
     })
+}
+
+/// The JSON line of `cargo metadata`'s output (cargo may print warnings
+/// before it), which must name the workspace's root.
+fn metadata_json(stdout: &[u8]) -> Result<Value, ConfigError> {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .ok_or_else(|| ConfigError::Metadata("`cargo metadata` printed no JSON".into()))?;
+    let meta: Value = serde_json::from_str(line)
+        .map_err(|e| ConfigError::Metadata(format!("`cargo metadata` printed bad JSON: {e}")))?;
+    if !meta["workspace_root"].is_string() {
+        return Err(ConfigError::Metadata(
+            "`cargo metadata` named no workspace root".into(),
+        ));
+    }
+    Ok(meta)
 }
 
 /// The layout read from the manifests themselves: the nearest package
@@ -807,6 +848,51 @@ mod layout_tests {
         // A broken manifest: left to cargo, which reports it.
         write(&root, &[("broken/Cargo.toml", "[package\n")]);
         assert_eq!(layout_from_files(&root.join("broken")), None);
+        match layout_from_cargo(&Overrides::default(), &root.join("broken")) {
+            Err(ConfigError::Metadata(message)) => {
+                assert!(message.contains("Cargo.toml"), "{message}");
+                assert!(!message.starts_with("error:"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // A package or manifest named on the command line: always cargo's
+        // answer, from wherever the command runs.
+        let named = |package: Option<&str>, manifest: Option<&str>| Overrides {
+            package: package.map(str::to_owned),
+            manifest_path: manifest.map(PathBuf::from),
+            ..Overrides::default()
+        };
+        let svc = layout_from_cargo(&named(Some("svc"), None), &root.join("virtual")).unwrap();
+        assert_eq!(svc, layout_from_files(&root.join("virtual/svc")).unwrap());
+        let other_dir =
+            layout_from_cargo(&named(Some("sub"), Some("rooted/Cargo.toml")), &root).unwrap();
+        assert_eq!(
+            other_dir,
+            layout_from_files(&root.join("rooted/sub")).unwrap()
+        );
+        assert!(matches!(
+            layout_from_cargo(&named(Some("nope"), None), &root.join("virtual")),
+            Err(ConfigError::NoSuchPackage(name)) if name == "nope"
+        ));
+    }
+
+    #[test]
+    fn cargo_metadata_output_that_is_not_its_json_is_an_error() {
+        for (stdout, expected) in [
+            ("", "printed no JSON"),
+            ("warning: something\n{\"packages\": [", "printed bad JSON"),
+            ("{\"packages\": []}", "named no workspace root"),
+        ] {
+            match metadata_json(stdout.as_bytes()) {
+                Err(ConfigError::Metadata(message)) => {
+                    assert!(message.contains(expected), "{message}")
+                }
+                other => panic!("{stdout:?}: {other:?}"),
+            }
+        }
+        let meta = metadata_json(b"warning: x\n{\"workspace_root\": \"/w\"}\n").unwrap();
+        assert_eq!(meta["workspace_root"], "/w");
     }
 
     #[test]

@@ -67,8 +67,9 @@ fn checksum(tool: ImportTool, m: &Foreign) -> Option<String> {
         ),
         ImportTool::Refinery => {
             let stem = m.up.0.file_stem()?.to_string_lossy().into_owned();
-            let migration = refinery_core::Migration::unapplied(&stem, &m.up.1).ok()?;
-            Some(migration.checksum().to_string())
+            super::refinery::checksum(&stem, &m.up.1)
+                .ok()
+                .map(|c| c.to_string())
         }
         ImportTool::Diesel | ImportTool::Alembic => None,
     }

@@ -218,12 +218,12 @@ fn read_sqlx(dir: &Path) -> Result<Vec<Foreign>, CliError> {
 }
 
 /// refinery: `V{n}__{name}.sql` and `U{n}__{name}.sql` anywhere under the
-/// folder, named as refinery reads them (`refinery_core`); refinery has no
-/// down migrations, so each revision is irreversible. Rust migrations
+/// folder, named as refinery reads them (`super::refinery`); refinery has
+/// no down migrations, so each revision is irreversible. Rust migrations
 /// (`.rs`) cannot be converted.
 fn read_refinery(ctx: &Ctx, dir: &Path) -> Result<Vec<Foreign>, CliError> {
-    use refinery_core::{find_migration_files, parse_migration_name, MigrationType};
-    let found = find_migration_files(dir, MigrationType::All)
+    use super::refinery::{migration_files, parse_name};
+    let found = migration_files(dir)
         .map_err(|e| CliError::failed(format!("cannot read {}: {e}", dir.display()), None))?;
     let mut out = Vec::new();
     let mut rust = Vec::new();
@@ -234,7 +234,7 @@ fn read_refinery(ctx: &Ctx, dir: &Path) -> Result<Vec<Foreign>, CliError> {
             continue;
         }
         let stem = name.trim_end_matches(".sql");
-        let (_, version, migration) = parse_migration_name(stem)
+        let (version, migration) = parse_name(stem)
             .map_err(|e| CliError::failed(format!("{}: {e}", shown(ctx, &path)), None))?;
         out.push(Foreign {
             order: Order::Number(i64::from(version)),

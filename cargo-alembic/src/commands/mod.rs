@@ -9,6 +9,7 @@ mod import;
 mod import_alembic;
 mod init;
 mod inspect;
+mod refinery;
 mod revision;
 mod squash;
 mod verify;
