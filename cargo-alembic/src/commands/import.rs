@@ -301,10 +301,12 @@ fn diesel_transactional(metadata: &Path) -> Result<bool, CliError> {
     match table.get("run_in_transaction") {
         None => Ok(true),
         Some(toml::Value::Boolean(b)) => Ok(*b),
+        // The value as written (JSON's quoting is TOML's for strings).
         Some(other) => Err(CliError::failed(
             format!(
-                "{}: `run_in_transaction` is {other}, not true or false",
-                metadata.display()
+                "{}: `run_in_transaction` is {}, not true or false",
+                metadata.display(),
+                serde_json::to_string(other).unwrap_or_else(|_| other.type_str().to_owned())
             ),
             None,
         )),
