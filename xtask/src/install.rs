@@ -43,6 +43,8 @@ impl Install {
             .current_dir(&self.dir)
             .output()?;
         let took = start.elapsed();
+        // A cold build is a gigabyte or two: not kept.
+        let _ = std::fs::remove_dir_all(&self.target);
         if !out.status.success() {
             bail!(
                 "{}: cargo install failed:\n{}",
@@ -75,6 +77,12 @@ pub(crate) fn bench_install(root: &Path, args: &[String]) -> Result<()> {
         root: bench.join(format!("{label}.root")),
     };
     let mut installs = vec![ours("cargo-alembic", root)];
+    // What the Docker provider costs: the same install without it.
+    let mut without_docker = ours("cargo-alembic --no-default-features (no Docker)", root);
+    without_docker.args.push("--no-default-features".into());
+    without_docker.target = bench.join("no-docker.target");
+    without_docker.root = bench.join("no-docker.root");
+    installs.push(without_docker);
     let mut sides = Vec::new();
     if let Some(rev) = &before {
         let side = Side::checkout(root, &bench, "before", rev)?;
