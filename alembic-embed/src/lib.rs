@@ -58,6 +58,7 @@ pub mod embedded {
 /// added or removed, add a `build.rs` calling
 /// `alembic_chain::build::rerun_if_changed()` (`alembic-chain` as a
 /// build-dependency), or printing `cargo::rerun-if-changed=<versions folder>`.
+#[cfg(feature = "macros")]
 pub use alembic_embed_macros::embed_migrations;
 
 pub use connection::Connection;
