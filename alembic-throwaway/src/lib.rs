@@ -352,8 +352,26 @@ pub fn with_dbname(url: &str, name: &str) -> String {
     }
 }
 
+/// Why Docker cannot be used by a build without the `docker` feature.
+const NO_DOCKER_PROVIDER: &str =
+    "this build has no Docker provider (it was built without the `docker` feature)";
+
+/// What to do when no provider is available, for a command's help line:
+/// Docker is named only when this build can use it.
+pub fn how_to_get_a_server() -> &'static str {
+    if cfg!(feature = "docker") {
+        "install the PostgreSQL server (initdb, postgres), run Docker, or pass --database-url"
+    } else {
+        "install the PostgreSQL server (initdb, postgres) or pass --database-url; \
+         Docker needs a build with the `docker` feature (`cargo install cargo-alembic` has it)"
+    }
+}
+
 /// Whether a Docker daemon answers: `Ok(description)` or `Err(why not)`.
 pub fn docker_status() -> Result<String, String> {
+    if !cfg!(feature = "docker") {
+        return Err(NO_DOCKER_PROVIDER.to_owned());
+    }
     use std::io::Write;
     use std::os::unix::net::UnixStream;
     let socket = match std::env::var("DOCKER_HOST") {
@@ -618,6 +636,23 @@ fn free_port() -> Result<u16, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A build without the Docker provider says so, rather than sending
+    /// people to start a Docker daemon it cannot use; its help line does
+    /// not name Docker either. (`cargo test --workspace` builds this crate
+    /// with the feature; `cargo test -p alembic-throwaway --lib` without.)
+    #[test]
+    fn the_docker_probe_and_the_help_name_what_this_build_has() {
+        if cfg!(feature = "docker") {
+            assert!(how_to_get_a_server().contains("run Docker"));
+        } else {
+            let why = docker_status().unwrap_err();
+            assert!(why.contains("no Docker provider"), "{why}");
+            assert!(!how_to_get_a_server().contains("run Docker"));
+            let err = Server::start(Choice::Docker).err().expect("no provider");
+            assert!(err.to_string().contains("no Docker provider"), "{err}");
+        }
+    }
 
     #[test]
     fn dbname_in_urls() {

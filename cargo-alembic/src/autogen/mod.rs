@@ -309,7 +309,10 @@ fn start(ctx: &Ctx, on: Option<&str>) -> Result<(Work, Settings), CliError> {
     let server = Server::start(choice).map_err(|e| {
         CliError::failed(
             e.to_string(),
-            Some("autogenerate needs a throwaway PostgreSQL: install the server (initdb, postgres), run Docker, or pass --database-url".into()),
+            Some(format!(
+                "autogenerate needs a throwaway PostgreSQL: {}",
+                alembic_throwaway::how_to_get_a_server()
+            )),
         )
     })?;
     let head_db = server

@@ -267,7 +267,7 @@ fn start_server(ctx: &Ctx, args: &VerifyArgs) -> Result<Server, CliError> {
     Server::start(choice).map_err(|e| {
         CliError::failed(
             e.to_string(),
-            Some("install the PostgreSQL server (initdb, postgres), run Docker, or pass --database-url".into()),
+            Some(alembic_throwaway::how_to_get_a_server().into()),
         )
     })
 }
