@@ -1,6 +1,7 @@
 //! Resolved configuration (CONTRACT section 4): command-line values, then
 //! the environment (and `.env`), then `[package.metadata.alembic]` or
-//! `[workspace.metadata.alembic]` read from the manifests or `cargo metadata`, then defaults.
+//! `[workspace.metadata.alembic]` read from the manifests or `cargo
+//! metadata`, then defaults.
 //!
 //! Raw flags stay in the CLI; this module turns them into one [`Config`].
 

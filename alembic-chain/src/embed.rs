@@ -1,8 +1,8 @@
 //! The chain as `embed_migrations!` compiles it into a binary: the
-//! `'static` data the macro writes, which the runtime turns back into a
-//! [`RevisionMap`] ([`RevisionMap::from_embedded`]) without reading a file,
-//! and (with the `tooling` feature) what the macro checks at compile time,
-//! `prepare`.
+//! `'static` data the macro writes (a [`PackedChain`]), which the runtime
+//! turns back into revisions for a [`RevisionMap`] without reading a file;
+//! the [`EmbeddedRevision`] form a service can list; and (with the
+//! `tooling` feature) what the macro checks at compile time, `prepare`.
 //!
 //! The macro crate only parses its arguments and turns a `Prepared` chain
 //! into tokens; everything that can fail happens in `prepare`, with the

@@ -392,16 +392,27 @@ impl Packer {
 
     /// A section; its statements as places in its text (each statement is
     /// a substring of it: wherever its bytes occur gives it back), or none
-    /// (split again at run time) if one is not found.
+    /// (split again at run time) if one is not found. Statements come in
+    /// text order: each is looked for after the one before, so a section of
+    /// thousands of statements is not searched from its start each time.
     fn section(&mut self, section: &Section, statements: Option<&[Statement]>) {
         let sql = section.sql();
         self.num(section.marker_line);
         self.str(sql);
         self.str(section.checksum().as_str());
+        let mut from = 0;
         let places: Option<Vec<(usize, usize, usize)>> = statements.and_then(|statements| {
             statements
                 .iter()
-                .map(|st| Some((sql.find(st.sql.as_str())?, st.sql.len(), st.line)))
+                .map(|st| {
+                    let text = st.sql.as_str();
+                    let start = match sql.get(from..).and_then(|rest| rest.find(text)) {
+                        Some(at) => from + at,
+                        None => sql.find(text)?,
+                    };
+                    from = start + text.len();
+                    Some((start, text.len(), st.line))
+                })
                 .collect()
         });
         match places {

@@ -249,7 +249,7 @@ impl Server {
     #[cfg(not(feature = "docker"))]
     fn docker(why: String) -> Result<Server, Error> {
         Err(Error::NoProvider(format!(
-            "{why}, but this build has no Docker provider (build with the `docker` feature)"
+            "{why}, but {NO_DOCKER_PROVIDER}"
         )))
     }
 
