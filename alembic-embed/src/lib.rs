@@ -29,6 +29,7 @@ mod connection;
 mod engine;
 mod errors;
 mod runner;
+mod rustls_connect;
 pub mod tls;
 
 /// The embedded chain's data, as `embed_migrations!` writes it (the

@@ -295,7 +295,7 @@ impl ServerCertVerifier for Lenient {
 pub fn connector(
     mode: SslMode,
     root_cert: Option<&str>,
-) -> Result<tokio_postgres_rustls::MakeRustlsConnect, ConnectError> {
+) -> Result<crate::rustls_connect::MakeRustlsConnect, ConnectError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -327,7 +327,7 @@ pub fn connector(
             }))
             .with_no_client_auth(),
     };
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    Ok(crate::rustls_connect::MakeRustlsConnect::new(config))
 }
 
 /// The driver's configuration and TLS mode for a libpq URL, and the

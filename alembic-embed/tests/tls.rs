@@ -146,3 +146,78 @@ fn sslmodes_against_a_server_with_a_test_ca() {
         );
     });
 }
+
+/// SCRAM-SHA-256-PLUS: the channel binding data is the hash PostgreSQL
+/// computes from its own certificate (`tls-server-end-point`, with the hash
+/// of the certificate's signature), for certificates signed with SHA-256
+/// and with SHA-384. (Algorithms without a hash of their own, such as
+/// Ed25519, which this server cannot load, bind nothing: unit tests.)
+#[test]
+fn channel_binding_matches_what_the_server_computes() {
+    let server = Server::start(Choice::Local).unwrap();
+    let data = server.data_dir().unwrap().to_owned();
+    let owner = std::fs::metadata(&data).unwrap();
+    let mut admin = postgres::Client::connect(server.admin_url(), postgres::NoTls).unwrap();
+    let password = "Bind-4e5f6a7b";
+    admin
+        .batch_execute(&format!(
+            "SET password_encryption = 'scram-sha-256'; CREATE ROLE binder LOGIN PASSWORD '{password}'"
+        ))
+        .unwrap();
+    let hba = data.join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("hostssl all binder 127.0.0.1/32 scram-sha-256\nhost all binder 127.0.0.1/32 reject\n{old}"),
+    )
+    .unwrap();
+    let port = server
+        .admin_url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let url = |binding: &str| {
+        format!("postgresql://binder:{password}@127.0.0.1:{port}/postgres?sslmode=require&channel_binding={binding}")
+    };
+
+    for (name, algorithm) in [
+        ("ECDSA P-256 with SHA-256", &rcgen::PKCS_ECDSA_P256_SHA256),
+        ("ECDSA P-384 with SHA-384", &rcgen::PKCS_ECDSA_P384_SHA384),
+    ] {
+        let key = KeyPair::generate_for(algorithm).unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        for (file, text, mode) in [
+            ("server.crt", cert.pem(), 0o644),
+            ("server.key", key.serialize_pem(), 0o600),
+        ] {
+            let path = data.join(file);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
+        }
+        admin.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
+        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+
+        let mut c = connect(&url("require")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (ssl, bits): (bool, i32) = c
+            .query_one(
+                "SELECT ssl, bits FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .map(|row| (row.get(0), row.get(1)))
+            .unwrap();
+        assert!(ssl && bits > 0, "{name}");
+        connect(&url("prefer")).unwrap_or_else(|e| panic!("{name}, prefer: {e}"));
+        // A wrong password still fails with the binding in place.
+        let wrong = connect(&url("require").replace(password, "nope"));
+        assert!(wrong.is_err(), "{name}");
+    }
+}
