@@ -127,11 +127,6 @@ fn parse(stdout: &str, total: Duration) -> Result<Run> {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 pub(crate) fn bench_autogenerate(root: &Path, args: &[String]) -> Result<()> {
     let runs: usize = match args.iter().position(|a| a == "--runs") {
         Some(i) => args.get(i + 1).context("--runs takes a number")?.parse()?,
@@ -151,7 +146,7 @@ pub(crate) fn bench_autogenerate(root: &Path, args: &[String]) -> Result<()> {
     )?;
     std::fs::write(dir.join("desired.sql"), schema(true))?;
     let figures = cold_runs(&exe, &dir, runs)?;
-    let pick = |f: fn(&Run) -> f64| median(figures.iter().map(f).collect());
+    let pick = |f: fn(&Run) -> f64| crate::median(&figures.iter().map(f).collect::<Vec<_>>());
     let changes = count_changes(&exe, &dir)?;
     let migra = migra(root, &dir)?;
     let mut section = String::new();
@@ -345,5 +340,5 @@ fn migra(root: &Path, dir: &Path) -> Result<Option<(f64, f64)>> {
         ours.push(r.catalogs + r.diffing);
         clean(dir)?;
     }
-    Ok(Some((median(ours), median(theirs))))
+    Ok(Some((crate::median(&ours), crate::median(&theirs))))
 }

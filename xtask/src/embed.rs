@@ -310,13 +310,12 @@ pub(crate) fn bench_embed(root: &Path, args: &[String]) -> Result<()> {
     // Paired: sample i of each binary ran one after the other.
     let paired = match startups.as_slice() {
         [(_, ours, _), (_, theirs, _), ..] => {
-            let mut r: Vec<f64> = ours
+            let r: Vec<f64> = ours
                 .iter()
                 .zip(theirs)
                 .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
                 .collect();
-            r.sort_by(f64::total_cmp);
-            Some(r[r.len() / 2])
+            Some(crate::median(&r))
         }
         _ => None,
     };

@@ -273,13 +273,13 @@ fn section(
          | the server's floor | {:.1} ms | {:.1} ms | {:.1} ms |\n\
          | paired ratio, ours / floor | {:.2}× | {:.2}× | {:.2}× |",
         s.ours.len(),
-        median(&s.ours),
+        crate::median(&s.ours),
         p90(&s.ours),
         max(&s.ours),
-        median(&s.floor),
+        crate::median(&s.floor),
         p90(&s.floor),
         max(&s.floor),
-        median(&s.ratios),
+        crate::median(&s.ratios),
         p90(&s.ratios),
         max(&s.ratios),
     )?;
@@ -522,6 +522,3 @@ struct Signup {
     ratios: Vec<f64>,
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    sorted[sorted.len() / 2]
-}

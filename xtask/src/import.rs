@@ -122,7 +122,7 @@ pub(crate) fn bench_import(root: &Path, args: &[String]) -> Result<()> {
     writeln!(
         section,
         "\nShare of the import spent in Python (paired per run): median {:.0}%. Every revision renders in one Python process.",
-        shares[shares.len() / 2] * 100.0
+        crate::median(&shares) * 100.0
     )?;
     print!("{section}");
     if write {

@@ -205,7 +205,7 @@ fn table(
     writeln!(
         section,
         "\nPaired ratio cargo-alembic / sqlx-cli: median {:.2} (each: {}).",
-        ratios[ratios.len() / 2],
+        crate::median(&ratios),
         ratios
             .iter()
             .map(|r| format!("{r:.2}"))

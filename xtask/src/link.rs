@@ -182,7 +182,7 @@ pub(crate) fn bench_link(root: &Path, args: &[String]) -> Result<()> {
     writeln!(
         section,
         "\nPaired build-time ratio after/before: median {:.3} (each: {}). No longer linked: {}.",
-        ratios[ratios.len() / 2],
+        crate::median(&ratios),
         ratios
             .iter()
             .map(|r| format!("{r:.3}"))

@@ -262,10 +262,29 @@ fn run_once(cmd: &[&str], cwd: &Path) -> Result<Duration> {
     Ok(elapsed)
 }
 
+/// The median of some figures: the middle one, or the mean of the two in
+/// the middle when there is an even number of them.
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// [`median`] of durations.
+pub(crate) fn median_duration(values: &[Duration]) -> Duration {
+    let secs: Vec<f64> = values.iter().map(Duration::as_secs_f64).collect();
+    Duration::from_secs_f64(median(&secs))
+}
+
 fn summarize(mut all: Vec<Duration>) -> Timing {
     all.sort();
     Timing {
-        median: all[all.len() / 2],
+        median: median_duration(&all),
         min: all[0],
         runs: all.len(),
     }
@@ -742,13 +761,12 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
     // Each run's ratio to the psql run just before it, so that the machine's
     // load weighs alike on both; the median of those ratios.
     let paired = |ours: &[Duration]| -> f64 {
-        let mut r: Vec<f64> = ours
+        let r: Vec<f64> = ours
             .iter()
             .zip(&psql_times)
             .map(|(o, p)| o.as_secs_f64() / p.as_secs_f64())
             .collect();
-        r.sort_by(|a, b| a.total_cmp(b));
-        r[r.len() / 2]
+        median(&r)
     };
     let (ratio_default, ratio_per) = (paired(&ours), paired(&ours_per));
     let (p, o, op) = (
@@ -948,4 +966,25 @@ fn replace_section(file: &Path, name: &str, body: &str) -> Result<()> {
     let new = format!("{}\n{}\n{}", &text[..a], body.trim_end(), &text[b..]);
     std::fs::write(file, new)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two runs of a bench reported the slower of the two as the median.
+    #[test]
+    fn an_even_number_of_figures_has_the_mean_of_the_middle_two_as_median() {
+        assert_eq!(median(&[1.10, 1.04]), 1.07);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(
+            median_duration(&[Duration::from_millis(10), Duration::from_millis(20)]),
+            Duration::from_millis(15)
+        );
+        assert_eq!(
+            summarize(vec![Duration::from_secs(4), Duration::from_secs(2)]).median,
+            Duration::from_secs(3)
+        );
+    }
 }

@@ -82,7 +82,7 @@ pub(crate) fn bench_squash(root: &Path, args: &[String]) -> Result<()> {
     }
     let median = |v: &mut Vec<Duration>| {
         v.sort();
-        v[v.len() / 2]
+        crate::median_duration(v)
     };
     ratios.sort_by(f64::total_cmp);
     let (a, b, f) = (
@@ -108,7 +108,7 @@ pub(crate) fn bench_squash(root: &Path, args: &[String]) -> Result<()> {
         ms(collapsed[0]),
         ms(f),
         ms(floor[0]),
-        ratios[ratios.len() / 2],
+        crate::median(&ratios),
         ratios[0],
         ratios[ratios.len() - 1],
     );
