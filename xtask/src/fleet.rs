@@ -521,4 +521,3 @@ struct Signup {
     floor: Vec<f64>,
     ratios: Vec<f64>,
 }
-
