@@ -97,13 +97,15 @@ where
 {
     fn channel_binding(&self) -> ChannelBinding {
         let (_, session) = self.0.get_ref();
-        match session.peer_certificates().and_then(|c| c.first()) {
-            Some(cert) => match end_point_hash(cert) {
-                Some(hash) => ChannelBinding::tls_server_end_point(hash.digest(cert)),
-                None => ChannelBinding::none(),
-            },
-            None => ChannelBinding::none(),
-        }
+        session
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|cert| {
+                Some(ChannelBinding::tls_server_end_point(
+                    end_point_hash(cert)?.digest(cert),
+                ))
+            })
+            .unwrap_or_else(ChannelBinding::none)
     }
 }
 
@@ -166,80 +168,25 @@ impl EndPointHash {
 /// SHA-256 for MD5 and SHA-1 (RFC 5929, section 4.1). Others (RSASSA-PSS,
 /// Ed25519) have none: PostgreSQL then cannot bind either, and the driver
 /// falls back to SCRAM without `-PLUS` unless `channel_binding=require`.
+#[rustfmt::skip]
 pub(crate) const SIGNATURE_HASHES: &[(&str, &[u8], EndPointHash)] = &[
-    // RSA (PKCS #1): 1.2.840.113549.1.1.{4,5,14,11,12,13}.
-    (
-        "1.2.840.113549.1.1.4",
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x04],
-        EndPointHash::Sha256,
-    ),
-    (
-        "1.2.840.113549.1.1.5",
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05],
-        EndPointHash::Sha256,
-    ),
-    (
-        "1.2.840.113549.1.1.14",
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0e],
-        EndPointHash::Sha224,
-    ),
-    (
-        "1.2.840.113549.1.1.11",
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b],
-        EndPointHash::Sha256,
-    ),
-    (
-        "1.2.840.113549.1.1.12",
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c],
-        EndPointHash::Sha384,
-    ),
-    (
-        "1.2.840.113549.1.1.13",
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d],
-        EndPointHash::Sha512,
-    ),
-    // ECDSA: 1.2.840.10045.4.1 (SHA-1), 1.2.840.10045.4.3.{1,2,3,4}.
-    (
-        "1.2.840.10045.4.1",
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01],
-        EndPointHash::Sha256,
-    ),
-    (
-        "1.2.840.10045.4.3.1",
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x01],
-        EndPointHash::Sha224,
-    ),
-    (
-        "1.2.840.10045.4.3.2",
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
-        EndPointHash::Sha256,
-    ),
-    (
-        "1.2.840.10045.4.3.3",
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
-        EndPointHash::Sha384,
-    ),
-    (
-        "1.2.840.10045.4.3.4",
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],
-        EndPointHash::Sha512,
-    ),
-    // DSA: 1.2.840.10040.4.3 (SHA-1), 2.16.840.1.101.3.4.3.{1,2}.
-    (
-        "1.2.840.10040.4.3",
-        &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x03],
-        EndPointHash::Sha256,
-    ),
-    (
-        "2.16.840.1.101.3.4.3.1",
-        &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x01],
-        EndPointHash::Sha224,
-    ),
-    (
-        "2.16.840.1.101.3.4.3.2",
-        &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x02],
-        EndPointHash::Sha256,
-    ),
+    // RSA (PKCS #1).
+    ("1.2.840.113549.1.1.4", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x04], EndPointHash::Sha256),
+    ("1.2.840.113549.1.1.5", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05], EndPointHash::Sha256),
+    ("1.2.840.113549.1.1.14", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0e], EndPointHash::Sha224),
+    ("1.2.840.113549.1.1.11", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b], EndPointHash::Sha256),
+    ("1.2.840.113549.1.1.12", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c], EndPointHash::Sha384),
+    ("1.2.840.113549.1.1.13", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d], EndPointHash::Sha512),
+    // ECDSA.
+    ("1.2.840.10045.4.1", &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01], EndPointHash::Sha256),
+    ("1.2.840.10045.4.3.1", &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x01], EndPointHash::Sha224),
+    ("1.2.840.10045.4.3.2", &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02], EndPointHash::Sha256),
+    ("1.2.840.10045.4.3.3", &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03], EndPointHash::Sha384),
+    ("1.2.840.10045.4.3.4", &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04], EndPointHash::Sha512),
+    // DSA.
+    ("1.2.840.10040.4.3", &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x03], EndPointHash::Sha256),
+    ("2.16.840.1.101.3.4.3.1", &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x01], EndPointHash::Sha224),
+    ("2.16.840.1.101.3.4.3.2", &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x02], EndPointHash::Sha256),
 ];
 
 /// The channel-binding hash for a DER certificate: `Certificate ::=

@@ -8,10 +8,38 @@ use alembic_embed::tls::connect;
 use alembic_throwaway::{Choice, Server};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
+/// Puts a certificate and its key in the server's data folder (owned by
+/// the server's user, the key private) and turns TLS on with them.
+fn serve_tls(server: &Server, admin: &mut postgres::Client, cert: &str, key: &str) {
+    let data = server.data_dir().unwrap();
+    let owner = std::fs::metadata(data).unwrap();
+    for (name, text, mode) in [("server.crt", cert, 0o644), ("server.key", key, 0o600)] {
+        let path = data.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    admin.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
+
+/// The server's TCP port.
+fn port(server: &Server) -> String {
+    server
+        .admin_url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 #[test]
 fn sslmodes_against_a_server_with_a_test_ca() {
     let server = Server::start(Choice::Local).unwrap();
-    let data = server.data_dir().unwrap().to_owned();
 
     // A CA, and a server certificate for `localhost` signed by it.
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -28,34 +56,19 @@ fn sslmodes_against_a_server_with_a_test_ca() {
         .signed_by(&server_key, &issuer)
         .unwrap();
 
-    let owner = std::fs::metadata(&data).unwrap();
-    for (name, text, mode) in [
-        ("server.crt", server_cert.pem(), 0o644),
-        ("server.key", server_key.serialize_pem(), 0o600),
-    ] {
-        let path = data.join(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
-    }
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca_cert.pem()).unwrap();
 
     let mut admin = postgres::Client::connect(server.admin_url(), postgres::NoTls).unwrap();
-    admin.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
-    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    serve_tls(
+        &server,
+        &mut admin,
+        &server_cert.pem(),
+        &server_key.serialize_pem(),
+    );
 
-    let port = server
-        .admin_url()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let port = port(&server);
     let ca = ca_file.display().to_string();
     let url =
         |host: &str, query: &str| format!("postgresql://postgres@{host}:{port}/postgres?{query}");
@@ -155,8 +168,6 @@ fn sslmodes_against_a_server_with_a_test_ca() {
 #[test]
 fn channel_binding_matches_what_the_server_computes() {
     let server = Server::start(Choice::Local).unwrap();
-    let data = server.data_dir().unwrap().to_owned();
-    let owner = std::fs::metadata(&data).unwrap();
     let mut admin = postgres::Client::connect(server.admin_url(), postgres::NoTls).unwrap();
     let password = "Bind-4e5f6a7b";
     admin
@@ -164,22 +175,14 @@ fn channel_binding_matches_what_the_server_computes() {
             "SET password_encryption = 'scram-sha-256'; CREATE ROLE binder LOGIN PASSWORD '{password}'"
         ))
         .unwrap();
-    let hba = data.join("pg_hba.conf");
+    let hba = server.data_dir().unwrap().join("pg_hba.conf");
     let old = std::fs::read_to_string(&hba).unwrap();
     std::fs::write(
         &hba,
         format!("hostssl all binder 127.0.0.1/32 scram-sha-256\nhost all binder 127.0.0.1/32 reject\n{old}"),
     )
     .unwrap();
-    let port = server
-        .admin_url()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let port = port(&server);
     let url = |binding: &str| {
         format!("postgresql://binder:{password}@127.0.0.1:{port}/postgres?sslmode=require&channel_binding={binding}")
     };
@@ -193,18 +196,7 @@ fn channel_binding_matches_what_the_server_computes() {
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        for (file, text, mode) in [
-            ("server.crt", cert.pem(), 0o644),
-            ("server.key", key.serialize_pem(), 0o600),
-        ] {
-            let path = data.join(file);
-            std::fs::write(&path, text).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-            std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
-        }
-        admin.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
-        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        serve_tls(&server, &mut admin, &cert.pem(), &key.serialize_pem());
 
         let mut c = connect(&url("require")).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (ssl, bits): (bool, i32) = c
