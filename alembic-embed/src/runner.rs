@@ -332,7 +332,8 @@ impl Runner {
     }
 
     /// A run in `session`, if one is open (its lock is released on every
-    /// path).
+    /// path), else in one begun with [`Settings::open_run`]: a run with
+    /// nothing to do takes no lock.
     async fn run_in<C, S>(
         &self,
         client: &mut C,
@@ -355,12 +356,22 @@ impl Runner {
             }
         };
         let started = Instant::now();
-        let result = engine
-            .run_async(client, session, target, direction, &mut |step: &Step| {
-                log::info!(target: "alembic_embed", "{} ({} ms)", step.description, step.duration.as_millis());
-                on_step(step);
-            })
-            .await;
+        let session = match session {
+            Some(session) => Ok(session),
+            None => self.settings.open_run_async(client).await,
+        };
+        let result = match session {
+            Ok(session) => {
+                let on_step = &mut |step: &Step| {
+                    log::info!(target: "alembic_embed", "{} ({} ms)", step.description, step.duration.as_millis());
+                    on_step(step);
+                };
+                engine
+                    .run_async(client, Some(session), target, direction, on_step)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let report = match result {
             Ok(report) => report,
             Err(e) => {
@@ -535,9 +546,10 @@ impl Runner {
     }
 
     /// A synchronous run: the chain is built from the binary's data on a
-    /// second thread while the session's round trips (lock, tables, state)
-    /// are in flight, which takes about a millisecond per thousand
-    /// revisions off a startup.
+    /// second thread while the session's round trip (the state, read
+    /// without the lock when the tables are there: [`Settings::open_run`])
+    /// is in flight, which takes about a millisecond per thousand revisions
+    /// off a startup.
     #[cfg(feature = "sync")]
     fn run_sync(
         &self,
@@ -551,7 +563,7 @@ impl Runner {
                 // The result stays in the chain; `run_in` reports an error.
                 let _ = chain.map();
             });
-            let session = self.settings.open_session(client);
+            let session = self.settings.open_run(client);
             if let Err(panic) = building.join() {
                 std::panic::resume_unwind(panic);
             }

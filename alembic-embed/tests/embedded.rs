@@ -248,6 +248,152 @@ fn a_database_ahead_of_the_binary_is_refused_or_left_alone() {
     );
 }
 
+/// A connection holding the migration lock of `runner`'s version table,
+/// as another migrator mid-run would; released when dropped.
+fn lock_holder(db: &Database, runner: &alembic_embed::Runner) -> postgres::Client {
+    let mut holder = db.connect().unwrap();
+    holder
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({})",
+            runner.settings().lock_key_sql()
+        ))
+        .unwrap();
+    holder
+}
+
+/// A startup gives up on the lock quickly here: when it waits, it fails.
+fn impatient() -> alembic_embed::Runner {
+    migrations::runner().lock_timeout(std::time::Duration::from_millis(200))
+}
+
+fn is_lock_timeout(result: Result<alembic_embed::Report, EngineError>) -> bool {
+    matches!(result, Err(EngineError::LockTimeout { .. }))
+}
+
+/// An up-to-date database is checked from one read, without the lock:
+/// replicas starting while another migrator holds it do not wait, and the
+/// check writes nothing and leaves no lock or transaction behind. Anything
+/// else (revisions to run, an edited revision to refuse) is decided under
+/// the lock, from the state read again there.
+#[test]
+fn an_up_to_date_startup_takes_no_lock_and_anything_else_waits_for_it() {
+    let db = db();
+    let mut c = db.connect().unwrap();
+    migrations::runner().upgrade(&mut c).unwrap();
+    let holder = lock_holder(&db, &migrations::runner());
+
+    let report = impatient().upgrade(&mut c).unwrap();
+    assert!(report.steps.is_empty() && report.warnings.is_empty());
+    assert_eq!(
+        (report.before, report.after),
+        (vec![HEAD.to_owned()], vec![HEAD.to_owned()])
+    );
+    // A downgrade to where the database is has nothing to do either.
+    assert!(impatient()
+        .downgrade_to(&mut c, HEAD)
+        .unwrap()
+        .steps
+        .is_empty());
+    let url = db.url().to_owned();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let client = alembic_embed::tls::connect_async(&url).await.unwrap();
+            let report = impatient().upgrade_async(&client).await.unwrap();
+            assert!(report.steps.is_empty());
+        });
+    let held = "SELECT count(*)::text FROM pg_catalog.pg_locks \
+                WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()";
+    assert_eq!(rows(&mut c, held), ["0"]);
+    // Outside a transaction: a failed statement leaves the next one working.
+    assert!(c.batch_execute("SELECT 1 / 0").is_err());
+    assert_eq!(rows(&mut c, "SELECT 'ok'"), ["ok"]);
+
+    // An edited revision is refused under the lock: here, never reached.
+    let recorded = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    c.execute(
+        "UPDATE alembic_version_ledger SET upgrade_checksum = $1 WHERE revision = $2",
+        &[&recorded, &HEAD],
+    )
+    .unwrap();
+    assert!(is_lock_timeout(impatient().upgrade(&mut c)));
+    // Told to warn, the run has nothing to write: the warning, no lock.
+    let report = impatient()
+        .on_checksum_mismatch(ChecksumPolicy::Warn)
+        .upgrade(&mut c)
+        .unwrap();
+    assert!(
+        matches!(report.warnings.as_slice(), [Warning::Edited { revision, .. }] if revision == HEAD),
+        "{:?}",
+        report.warnings
+    );
+
+    // Revisions to run wait for the lock, and run once it is free.
+    drop(holder);
+    migrations::runner()
+        .on_checksum_mismatch(ChecksumPolicy::Warn)
+        .downgrade_to(&mut c, "-1")
+        .unwrap();
+    let holder = lock_holder(&db, &migrations::runner());
+    assert!(is_lock_timeout(impatient().upgrade(&mut c)));
+    assert_ne!(
+        rows(&mut c, "SELECT version_num FROM alembic_version"),
+        [HEAD]
+    );
+    drop(holder);
+    assert_eq!(impatient().upgrade(&mut c).unwrap().steps.len(), 1);
+}
+
+/// A database Python Alembic migrated has a version table and no ledger:
+/// the read without the lock fails, and the run takes the lock, makes the
+/// ledger and reports every revision unverified. From then on the
+/// unverified state is read without the lock too (nothing to write).
+#[test]
+fn a_database_from_python_alembic_is_first_checked_under_the_lock() {
+    let db = db();
+    let mut c = db.connect().unwrap();
+    migrations::runner().upgrade(&mut c).unwrap();
+    c.batch_execute("DROP TABLE alembic_version_ledger")
+        .unwrap();
+    let holder = lock_holder(&db, &migrations::runner());
+    assert!(is_lock_timeout(impatient().upgrade(&mut c)));
+    drop(holder);
+    let report = impatient().upgrade(&mut c).unwrap();
+    assert!(report.steps.is_empty());
+    assert_eq!(report.unverified.len(), 10);
+    assert!(rows(&mut c, "SELECT revision FROM alembic_version_ledger").is_empty());
+    let _holder = lock_holder(&db, &migrations::runner());
+    let report = impatient().upgrade(&mut c).unwrap();
+    assert_eq!((report.steps.len(), report.unverified.len()), (0, 10));
+}
+
+/// A ledger made by an earlier version (no `tag` column) is read without
+/// the lock as it is; a run with a tag and nothing to do adds nothing.
+#[test]
+fn a_ledger_from_an_earlier_version_serves_the_check_without_the_lock() {
+    let db = db();
+    let mut c = db.connect().unwrap();
+    migrations::runner().upgrade(&mut c).unwrap();
+    c.batch_execute("ALTER TABLE alembic_version_ledger DROP COLUMN tag")
+        .unwrap();
+    let holder = lock_holder(&db, &migrations::runner());
+    let report = impatient().tag("release-7").upgrade(&mut c).unwrap();
+    assert!(report.steps.is_empty() && report.unverified.is_empty());
+    drop(holder);
+    let has_tag = "SELECT count(*)::text FROM information_schema.columns \
+                   WHERE table_name = 'alembic_version_ledger' AND column_name = 'tag'";
+    assert_eq!(rows(&mut c, has_tag), ["0"]);
+    // A run that records the tag adds the column, under the lock.
+    migrations::runner().downgrade_to(&mut c, "-1").unwrap();
+    migrations::runner()
+        .tag("release-7")
+        .upgrade(&mut c)
+        .unwrap();
+    assert_eq!(rows(&mut c, has_tag), ["1"]);
+}
+
 #[test]
 fn settings_are_taken_from_the_builder() {
     let db = db();

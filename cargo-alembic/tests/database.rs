@@ -882,6 +882,34 @@ fn a_lock_timeout_flag_gives_up_with_exit_1_and_a_bad_duration_is_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
+/// `upgrade` on an up-to-date database reads its state without the
+/// migration lock, so it does not queue behind another migrator; anything
+/// it has to run waits for the lock as before.
+#[test]
+fn an_up_to_date_upgrade_does_not_wait_for_another_migrators_lock() {
+    let db = db();
+    let ws = workspace();
+    ok(alembic(&ws, &["--database-url", db.url(), "upgrade"]));
+    let mut holder = db.connect().unwrap();
+    let key = alembic_embed::cli_engine::Settings::default().lock_key_sql();
+    holder
+        .batch_execute(&format!("SELECT pg_advisory_lock({key})"))
+        .unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--database-url", db.url(), "--lock-timeout", "200ms"];
+        all.extend_from_slice(args);
+        alembic(&ws, &all)
+    };
+    ok(run(&["upgrade"]));
+    let out = run(&["downgrade", "-1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("longer than the lock timeout (200ms); nothing was run"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn accept_current_resolves_what_users_type() {
     let db = db();

@@ -408,10 +408,11 @@ fn run<S: ChainSource>(
     printed
 }
 
-/// Loads the chain while another thread connects, takes the migration lock
-/// and reads the database's state: each takes milliseconds, and a no-op
-/// `upgrade` is little else. A chain that does not load is reported first
-/// (dropping the connection releases the lock).
+/// Loads the chain while another thread connects and reads the database's
+/// state ([`Settings::open_run`]: without the lock when the tables are
+/// there; the run takes it if it has anything to do): each takes
+/// milliseconds, and a no-op `upgrade` is little else. A chain that does
+/// not load is reported first (dropping the connection releases a lock).
 fn load_and_lock<S: ChainSource>(
     db: &Database<'_>,
     source: &S,
@@ -420,7 +421,7 @@ fn load_and_lock<S: ChainSource>(
     std::thread::scope(|scope| {
         let locking = scope.spawn(|| -> Result<(postgres::Client, Session), CommandError> {
             let mut client = db.connect()?;
-            let session = settings.open_session(&mut client)?;
+            let session = settings.open_run(&mut client)?;
             Ok((client, session))
         });
         let map = source.load();

@@ -237,6 +237,13 @@ impl<'m> Engine<'m> {
         C: Connection,
         S: FnMut(&Step) + ?Sized,
     {
+        let session = match session {
+            Some(s) if s.is_snapshot() => match self.nothing_to_do(s, target, direction) {
+                Some(report) => return Ok(report),
+                None => None,
+            },
+            other => other,
+        };
         self.locked(client, session, async |client, current| {
             let (engine, current) = self.view(&current).for_target(current, target, direction);
             engine
@@ -244,6 +251,29 @@ impl<'m> Engine<'m> {
                 .await
         })
         .await
+    }
+
+    /// A run's report from a snapshot ([`Settings::open_run`]) when the
+    /// run would write nothing: the same checks and plan as under the lock,
+    /// and an empty plan. `None` for anything else (revisions to run, or an
+    /// error, which the run under the lock reports from its own read).
+    fn nothing_to_do(
+        &self,
+        snapshot: Session,
+        target: &str,
+        direction: Direction,
+    ) -> Option<Report> {
+        let (heads, ledger) = snapshot.into_state();
+        let current = self.for_rows(&heads).ok()?.classify(heads, ledger);
+        let (engine, current) = self.view(&current).for_target(current, target, direction);
+        let (mut report, plan) = engine.prepare_run(&current, target, direction).ok()?;
+        if !plan.is_empty() {
+            return None;
+        }
+        if current.unknown.is_empty() {
+            report.after = engine.ids(&HeadState::new(current.known.iter().copied()).heads());
+        }
+        Some(report)
     }
 
     /// Applies or undoes exactly one revision (for `verify`'s stairway:
@@ -339,22 +369,11 @@ impl<'m> Engine<'m> {
         direction: Direction,
         on_step: &mut S,
     ) -> Result<Report, EngineError> {
-        let mut report = Report {
-            before: current.heads.clone(),
-            ..Report::default()
-        };
-        if !current.unknown.is_empty()
-            && direction == Direction::Upgrade
-            && self.settings.database_ahead == AheadPolicy::Allow
-        {
-            report.warnings.push(Warning::DatabaseAhead {
-                ids: current.unknown.clone(),
-            });
-            report.after = current.heads;
+        let (mut report, plan) = self.prepare_run(&current, target, direction)?;
+        if !current.unknown.is_empty() {
+            // Allowed ahead: nothing runs.
             return Ok(report);
         }
-        self.check_state(&current, direction, &mut report)?;
-        let plan = self.plan(&current, target, direction)?;
         let heads = self
             .run(
                 client,
@@ -367,6 +386,35 @@ impl<'m> Engine<'m> {
             .await?;
         report.after = self.ids(&heads.heads());
         Ok(report)
+    }
+
+    /// Everything a run decides before it writes: its report so far (the
+    /// rows before, what is unverified, the warnings) and its plan, empty
+    /// when the database is ahead and that is allowed (the report is then
+    /// complete); the errors that stop it before any SQL.
+    fn prepare_run(
+        &self,
+        current: &Current,
+        target: &str,
+        direction: Direction,
+    ) -> Result<(Report, Vec<usize>), EngineError> {
+        let mut report = Report {
+            before: current.heads.clone(),
+            ..Report::default()
+        };
+        if !current.unknown.is_empty()
+            && direction == Direction::Upgrade
+            && self.settings.database_ahead == AheadPolicy::Allow
+        {
+            report.warnings.push(Warning::DatabaseAhead {
+                ids: current.unknown.clone(),
+            });
+            report.after = current.heads.clone();
+            return Ok((report, Vec::new()));
+        }
+        self.check_state(current, direction, &mut report)?;
+        let plan = self.plan(current, target, direction)?;
+        Ok((report, plan))
     }
 
     fn plan(

@@ -18,10 +18,13 @@ use super::state::{Current, LedgerRow, RUN_COLUMNS};
 use super::{quote_ident, quote_literal, Engine};
 
 /// A run's database side: the advisory lock held, the tables there, and
-/// the state as read after the lock was taken.
+/// the state as read after the lock was taken; or, opened with
+/// [`Settings::open_run`], possibly the state read without the lock (a
+/// snapshot), which serves a run only when it has nothing to do.
 #[derive(Debug)]
 pub struct Session {
-    key: i64,
+    /// The advisory lock held; `None` for a snapshot.
+    key: Option<i64>,
     heads: Vec<String>,
     ledger: HashMap<String, LedgerRow>,
     /// The connection's own search path, set back on release (a tenant's run).
@@ -40,9 +43,20 @@ impl Session {
         wait(self.release_async(client));
     }
 
-    /// The version table's rows, read under the lock.
+    /// The version table's rows, read under the lock (or, for a snapshot,
+    /// as last committed).
     pub fn heads(&self) -> &[String] {
         &self.heads
+    }
+
+    /// Whether the state was read without the lock ([`Settings::open_run`]).
+    pub fn is_snapshot(&self) -> bool {
+        self.key.is_none()
+    }
+
+    /// The rows and the ledger, given up.
+    pub(super) fn into_state(self) -> (Vec<String>, HashMap<String, LedgerRow>) {
+        (self.heads, self.ledger)
     }
 }
 
@@ -74,6 +88,34 @@ impl Settings {
         }
         let (key, found) = acquire(client, &lock, self.lock_timeout).await?;
         self.prepare_and_read(client, key, found, restore).await
+    }
+
+    /// How an upgrade or downgrade starts: the version table and the ledger
+    /// read without the lock, in one statement (one snapshot), when the
+    /// tables are there and no tenant's search path is set; else, or when
+    /// that read fails, [`Settings::open_session`]. A run that finds
+    /// nothing to do in the snapshot ends there, writing nothing and
+    /// taking no lock: replicas starting together on an up-to-date
+    /// database do not queue for it. Anything else takes the lock and
+    /// reads again under it ([`Engine::run_async`](super::Engine::run_async)).
+    #[cfg(feature = "sync")]
+    pub fn open_run(&self, client: &mut postgres::Client) -> Result<Session, EngineError> {
+        wait(self.open_run_async(client))
+    }
+
+    /// [`Settings::open_run`] on any [`Connection`].
+    pub async fn open_run_async<C: Connection>(
+        &self,
+        client: &mut C,
+    ) -> Result<Session, EngineError> {
+        if self.search_path.is_none() {
+            // A statement that fails leaves no transaction open (no BEGIN):
+            // missing tables are a first run, which takes the long way.
+            if let Ok(messages) = client.simple_query(&self.reads_sql()).await {
+                return Ok(Session::from_reads(None, messages, 0, None));
+            }
+        }
+        self.open_session_async(client).await
     }
 
     /// The usual start in one round trip: the lock is taken in a
@@ -115,7 +157,7 @@ impl Settings {
             return Some(self.prepare_and_read(client, key, found, None).await);
         }
         // Statements: BEGIN, the lock, COMMIT, then the reads.
-        Some(Ok(Session::from_reads(key, messages, 3, None)))
+        Some(Ok(Session::from_reads(Some(key), messages, 3, None)))
     }
 
     /// Under the lock: makes what the probe found missing, sets a tenant's
@@ -139,10 +181,10 @@ impl Settings {
             // Statements: the search path, the tables to make, the reads.
             Ok(messages) => {
                 let first = ensure.len() + usize::from(self.search_path.is_some());
-                Ok(Session::from_reads(key, messages, first, restore))
+                Ok(Session::from_reads(Some(key), messages, first, restore))
             }
             Err(source) => {
-                release(client, key, restore.as_deref(), true).await;
+                release(client, Some(key), restore.as_deref(), true).await;
                 Err(EngineError::Database {
                     context: "cannot lock and read the version table".into(),
                     source,
@@ -151,11 +193,13 @@ impl Settings {
         }
     }
 
-    /// The two reads of a session: the version table's rows, then the
-    /// ledger's.
+    /// The read of a session, one statement (so one snapshot under any
+    /// isolation level): the version table's rows, their first column
+    /// NULL, then the ledger's rows, whose first column (the revision) is
+    /// never NULL.
     fn reads_sql(&self) -> String {
         format!(
-            "SELECT version_num FROM {};\nSELECT {} FROM {};",
+            "SELECT NULL, version_num, NULL, NULL, NULL FROM {} UNION ALL SELECT {} FROM {};",
             self.version_table_sql(),
             RUN_COLUMNS,
             self.ledger_table_sql()
@@ -164,10 +208,10 @@ impl Settings {
 }
 
 impl Session {
-    /// The session from the reads' rows, statement `first` being the read
-    /// of the version table and the next the ledger's.
+    /// The session from the rows of [`Settings::reads_sql`], statement
+    /// `first` of `messages`.
     fn from_reads(
-        key: i64,
+        key: Option<i64>,
         messages: Vec<SimpleQueryMessage>,
         first: usize,
         restore: Option<String>,
@@ -178,15 +222,16 @@ impl Session {
             ledger: HashMap::new(),
             restore,
         };
-        let (versions, ledger) = (first, first + 1);
         let mut statement = 0;
         for message in messages {
             match message {
                 SimpleQueryMessage::CommandComplete(_) => statement += 1,
-                SimpleQueryMessage::Row(row) if statement == versions => session
-                    .heads
-                    .push(row.get(0).unwrap_or_default().to_owned()),
-                SimpleQueryMessage::Row(row) if statement == ledger => {
+                SimpleQueryMessage::Row(row) if statement == first && row.get(0).is_none() => {
+                    session
+                        .heads
+                        .push(row.get(1).unwrap_or_default().to_owned());
+                }
+                SimpleQueryMessage::Row(row) if statement == first => {
                     let (revision, row) = LedgerRow::from_row(&row);
                     session.ledger.insert(revision, row);
                 }
@@ -317,12 +362,16 @@ const MAX_LOCK_POLL: Duration = Duration::from_millis(200);
 /// the advisory lock, in one round trip. After a failure (`failed`) a
 /// transaction may still be open and must end first (ROLLBACK; without one
 /// it is only a warning); a run that succeeded committed what it began.
+/// A snapshot (no `key`) has nothing to release.
 pub(super) async fn release<C: Connection>(
     client: &mut C,
-    key: i64,
+    key: Option<i64>,
     restore: Option<&str>,
     failed: bool,
 ) {
+    let Some(key) = key else {
+        return;
+    };
     let path = restore.map_or_else(String::new, |p| {
         format!(
             "SELECT pg_catalog.set_config('search_path', {}, false); ",
@@ -368,9 +417,10 @@ impl<'m> Engine<'m> {
         session: Option<Session>,
         act: impl AsyncFnOnce(&mut C, Current) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
+        // A snapshot serves no command that writes: the lock first.
         let session = match session {
-            Some(s) => s,
-            None => self.settings.open_session_async(client).await?,
+            Some(s) if !s.is_snapshot() => s,
+            _ => self.settings.open_session_async(client).await?,
         };
         let (key, restore) = (session.key, session.restore);
         let result = match self.for_rows(&session.heads) {
