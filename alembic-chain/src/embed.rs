@@ -17,7 +17,7 @@ use crate::revision::{KeyLines, Revision, Section};
 
 #[cfg(feature = "tooling")]
 pub use crate::packed::Packer;
-pub use crate::packed::{Malformed, PackedChain};
+pub use crate::packed::{LedgerEntry, Malformed, PackedChain};
 #[cfg(feature = "tooling")]
 pub use crate::prepare::{prepare, Prepared, Request};
 

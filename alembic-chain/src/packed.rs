@@ -7,7 +7,11 @@
 //! start) besides the pointer itself: about 13 per revision, 0.45 MiB for a
 //! thousand. Two slices cost two.
 //!
-//! The layout, in order: the revision count, then for each revision its id,
+//! The layout, in order: the head revisions' ids (a list, as the macro's
+//! graph found them); what a check of an up-to-date database reads (the
+//! count of the graph's revisions, then each one's id, upgrade checksum and
+//! optional downgrade checksum); the revision count, then for each revision
+//! (the graph's, then the files squashes replaced) its id,
 //! `down_revision`, `branch_labels`, `depends_on` and `replaces` lists,
 //! `transactional`, message, `create_date`, path, the upgrade section and
 //! the downgrade section (a flag, then the section). A string is its start
@@ -24,6 +28,8 @@ use crate::embed::{EmbeddedRevision, EmbeddedSection};
 use crate::revision::{KeyLines, Revision, Section};
 #[cfg(feature = "tooling")]
 use crate::split::Statement;
+#[cfg(feature = "tooling")]
+use crate::RevisionMap;
 
 /// A packed chain, as the macro writes it.
 #[derive(Debug)]
@@ -33,6 +39,14 @@ pub struct PackedChain {
     /// The numbers, as LEB128 varints.
     pub table: &'static [u8],
 }
+
+/// A ledger row as [`PackedChain::all_applied`] compares it: the revision,
+/// its upgrade checksum and its downgrade checksum.
+pub type LedgerEntry<'a> = (&'a str, &'a str, Option<&'a str>);
+
+/// An entry of the packed checks: a revision of the graph, its upgrade
+/// checksum and its downgrade checksum.
+type CheckEntry = (&'static str, &'static str, Option<&'static str>);
 
 /// What went wrong reading packed data (only data written by hand can be
 /// wrong).
@@ -125,6 +139,11 @@ impl Cursor {
         })
     }
 
+    /// An entry of the checks.
+    fn check(&mut self) -> Result<CheckEntry, Malformed> {
+        Ok((self.str()?, self.str()?, self.opt()?))
+    }
+
     fn revision(&mut self) -> Result<RawRevision, Malformed> {
         Ok(RawRevision {
             id: self.str()?,
@@ -207,12 +226,20 @@ impl RawSection {
 }
 
 impl PackedChain {
-    fn read(&self) -> Result<Vec<RawRevision>, Malformed> {
-        let mut cursor = Cursor {
+    fn cursor(&self) -> Cursor {
+        Cursor {
             text: self.text,
             table: self.table,
             at: 0,
-        };
+        }
+    }
+
+    fn read(&self) -> Result<Vec<RawRevision>, Malformed> {
+        let mut cursor = self.cursor();
+        cursor.list()?;
+        for _ in 0..cursor.usize()? {
+            cursor.check()?;
+        }
         let count = cursor.usize()?;
         let mut revisions = Vec::with_capacity(count.min(self.table.len()));
         for _ in 0..count {
@@ -225,6 +252,50 @@ impl PackedChain {
             )));
         }
         Ok(revisions)
+    }
+
+    /// The head revisions' ids, as the graph built at compile time found
+    /// them (read off the start of the data: nothing else is unpacked).
+    pub fn heads(&self) -> Result<Vec<&'static str>, Malformed> {
+        Ok(self.cursor().list()?.iter().collect())
+    }
+
+    /// Whether a database is at this chain's heads with every revision
+    /// recorded as it is now, read straight off the packed data (no graph
+    /// is built): `rows` are the version table's rows, sorted; `ledger` the
+    /// ledger's revisions with their upgrade and downgrade checksums, in
+    /// any order (in the order they were applied, the usual one, they are
+    /// compared as they come; else looked up). Then every revision of the
+    /// graph is applied (each is below a head), verified, and an upgrade to
+    /// the heads has nothing to do (the files squashes replaced are not in
+    /// the graph, and no row is one of them). `false` when anything
+    /// differs: the caller then checks the long way.
+    pub fn all_applied(&self, rows: &[String], ledger: &[LedgerEntry<'_>]) -> bool {
+        let Ok(mut heads) = self.heads() else {
+            return false;
+        };
+        heads.sort_unstable();
+        if heads.len() != rows.len() || heads.iter().zip(rows).any(|(h, r)| *h != r.as_str()) {
+            return false;
+        }
+        // In the order applied: each entry is the next row.
+        let mut next = ledger.iter();
+        if self.each_check(|entry| next.next() == Some(&entry)) {
+            return true;
+        }
+        let by_id: std::collections::HashMap<&str, (&str, Option<&str>)> =
+            ledger.iter().map(|&(r, u, d)| (r, (u, d))).collect();
+        self.each_check(|(id, up, down)| by_id.get(id) == Some(&(up, down)))
+    }
+
+    /// Whether `f` holds for every entry of the checks (`false` for data
+    /// that does not read).
+    fn each_check(&self, mut f: impl FnMut(CheckEntry) -> bool) -> bool {
+        let mut cursor = self.cursor();
+        let Ok(count) = cursor.list().and_then(|_| cursor.usize()) else {
+            return false;
+        };
+        (0..count).all(|_| cursor.check().is_ok_and(&mut f))
     }
 
     /// The revisions, ready for [`RevisionMap::new`](crate::RevisionMap::new):
@@ -314,14 +385,22 @@ pub struct Packer {
 
 #[cfg(feature = "tooling")]
 impl Packer {
-    /// Packs `revisions` (already split and checksummed); `path` gives
-    /// each one's path as messages show it.
-    pub fn pack<'a>(
-        revisions: impl IntoIterator<Item = &'a Revision>,
-        path: impl Fn(&Revision) -> String,
-    ) -> Packer {
-        let revisions: Vec<&Revision> = revisions.into_iter().collect();
+    /// Packs a chain: its graph's heads and checksums, and every revision
+    /// (already split and checksummed), the files squashes replaced
+    /// included; `path` gives each one's path as messages show it.
+    pub fn pack(map: &RevisionMap, path: impl Fn(&Revision) -> String) -> Packer {
         let mut p = Packer::default();
+        p.num(map.heads().len());
+        for &head in map.heads() {
+            p.str(&map.rev(head).id);
+        }
+        p.num(map.revisions().len());
+        for rev in map.revisions() {
+            p.str(&rev.id);
+            p.str(rev.upgrade.checksum().as_str());
+            p.opt(rev.downgrade.as_ref().map(|d| d.checksum().as_str()));
+        }
+        let revisions: Vec<&Revision> = map.all_revisions().collect();
         p.num(revisions.len());
         for rev in revisions {
             p.str(&rev.id);
@@ -446,6 +525,12 @@ mod tests {
         }
     }
 
+    /// A chain packed as the macro packs it.
+    fn pack(revisions: &[Revision]) -> PackedChain {
+        let map = RevisionMap::new(revisions.to_vec()).unwrap();
+        leak(Packer::pack(&map, |r| r.path.display().to_string()))
+    }
+
     fn chain() -> Vec<Revision> {
         vec![
             revision(
@@ -463,7 +548,7 @@ mod tests {
     #[test]
     fn a_packed_chain_unpacks_to_the_same_revisions() {
         let revisions = chain();
-        let packed = leak(Packer::pack(&revisions, |r| r.path.display().to_string()));
+        let packed = pack(&revisions);
         let back = packed.revisions().unwrap();
         assert_eq!(back.len(), 2);
         for (a, b) in revisions.iter().zip(&back) {
@@ -506,9 +591,66 @@ mod tests {
         );
     }
 
+    /// The check of an up-to-date database off the packed data: true only
+    /// at exactly the heads with every revision recorded as it is now, the
+    /// ledger in the order applied or not.
+    #[test]
+    fn all_applied_holds_only_at_the_heads_with_every_checksum_as_recorded() {
+        let revisions = chain();
+        let packed = pack(&revisions);
+        assert_eq!(packed.heads().unwrap(), ["b2"]);
+        let up = |i: usize| revisions[i].upgrade.checksum().as_str().to_owned();
+        let (a1_up, b2_up) = (up(0), up(1));
+        let a1_down = revisions[0].downgrade.as_ref().unwrap().checksum();
+        let exact: Vec<LedgerEntry> =
+            vec![("a1", &a1_up, Some(a1_down.as_str())), ("b2", &b2_up, None)];
+        let rows = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let b2 = rows(&["b2"]);
+        assert!(packed.all_applied(&b2, &exact));
+        let reversed: Vec<LedgerEntry> = exact.iter().rev().copied().collect();
+        assert!(packed.all_applied(&b2, &reversed));
+        let mut more = exact.clone();
+        more.insert(1, ("zz", "sha256:00", None));
+        assert!(
+            packed.all_applied(&b2, &more),
+            "a row the chain does not have"
+        );
+        for other in [&[][..], &["a1"], &["a1", "b2"], &["b2", "c3"]] {
+            assert!(!packed.all_applied(&rows(other), &exact), "{other:?}");
+        }
+        // A revision without a row, an edited upgrade, a downgrade added
+        // or gone: the long way.
+        let changed = |k: usize, entry: LedgerEntry<'static>| {
+            let mut v = exact.clone();
+            v[k] = entry;
+            v
+        };
+        assert!(!packed.all_applied(&b2, &exact[1..]));
+        assert!(!packed.all_applied(&b2, &changed(0, ("a1", "sha256:00", None))));
+        assert!(!packed.all_applied(&b2, &changed(1, ("b2", "x", Some("sha256:00")))));
+        let mut no_down = exact.clone();
+        no_down[0].2 = None;
+        assert!(!packed.all_applied(&b2, &no_down));
+        let mut down_added = exact.clone();
+        down_added[1].2 = Some("sha256:00");
+        assert!(!packed.all_applied(&b2, &down_added));
+        // With a squash, the graph's revisions are checked: the squash's
+        // row stands for the files it replaced.
+        let mut squashed = chain();
+        squashed.push(revision(
+            "-- squash\n-- revision: s3\n-- down_revision: None\n-- replaces: a1, b2\n\n-- alembic:upgrade\nSELECT 1;\n",
+        ));
+        let s3_up = squashed[2].upgrade.checksum().as_str().to_owned();
+        let packed = pack(&squashed);
+        let s3 = rows(&["s3"]);
+        assert!(packed.all_applied(&s3, &[("s3", &s3_up, None)]));
+        assert!(!packed.all_applied(&s3, &exact));
+        assert_eq!(packed.revisions().unwrap().len(), 3);
+    }
+
     #[test]
     fn malformed_packed_data_is_an_error_not_a_panic() {
-        let packed = leak(Packer::pack(&chain(), |r| r.path.display().to_string()));
+        let packed = pack(&chain());
         for cut in 0..packed.table.len() {
             let short = PackedChain {
                 text: packed.text,
@@ -523,6 +665,8 @@ mod tests {
         assert!(longer.revisions().is_err());
         // A statement count that overflows.
         let mut huge = Packer::default();
+        huge.num(0);
+        huge.num(0);
         huge.num(1);
         huge.str("a");
         for _ in 0..4 {

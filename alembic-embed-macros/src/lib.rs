@@ -91,7 +91,7 @@ fn render(p: &Prepared) -> TokenStream {
     let count = p.map.all_revisions().count();
     // Everything in two literals: a static of structs holding `&str`s
     // costs a relocation per pointer (see `alembic_chain::packed`).
-    let packed = Packer::pack(p.map.all_revisions(), |rev| p.display_path(&rev.path));
+    let packed = Packer::pack(&p.map, |rev| p.display_path(&rev.path));
     let text = LitStr::new(&packed.text, Span::call_site());
     let table = proc_macro2::Literal::byte_string(&packed.table);
     // Each file is included (and discarded: an unused constant is not in the

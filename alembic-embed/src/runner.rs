@@ -85,6 +85,35 @@ impl Chain {
             })
     }
 
+    /// The report of an upgrade to the heads that has nothing to do, read
+    /// off the packed chain without building the graph, when `session` is
+    /// a snapshot ([`Settings::open_run`]) of a database at exactly the
+    /// chain's heads, with no failed ledger row and every revision recorded
+    /// with the checksums it has now: what the engine would find, with
+    /// nothing unverified and no warning. `None` otherwise (the engine
+    /// decides, on the graph).
+    fn nothing_to_do(&self, session: &Session) -> Option<Report> {
+        if !session.is_snapshot() {
+            return None;
+        }
+        // Revision, upgrade and downgrade checksums, as read; any row not
+        // `applied` (a failed one) is for the engine to report.
+        let mut ledger = Vec::new();
+        for row in session.ledger_rows() {
+            if row.get(3) != Some("applied") {
+                return None;
+            }
+            ledger.push((row.get(0)?, row.get(1)?, row.get(2)));
+        }
+        self.packed
+            .all_applied(session.heads(), &ledger)
+            .then(|| Report {
+                before: session.heads().to_vec(),
+                after: session.heads().to_vec(),
+                ..Report::default()
+            })
+    }
+
     /// The head revisions' ids.
     pub fn heads(&self) -> Result<Vec<&str>, EngineError> {
         let map = self.map()?;
@@ -328,16 +357,16 @@ impl Runner {
         C: Connection,
         S: FnMut(&Step) + ?Sized,
     {
-        self.run_in(client, None, target, direction, on_step).await
+        self.run_in(client, target, direction, on_step).await
     }
 
-    /// A run in `session`, if one is open (its lock is released on every
-    /// path), else in one begun with [`Settings::open_run`]: a run with
-    /// nothing to do takes no lock.
+    /// A run, begun with [`Settings::open_run`]: a run with nothing to do
+    /// takes no lock, and an upgrade of a database at the heads, every
+    /// revision recorded as it is now, is checked against the packed chain
+    /// without building the graph ([`Chain::nothing_to_do`]).
     async fn run_in<C, S>(
         &self,
         client: &mut C,
-        session: Option<Session>,
         target: &str,
         direction: Direction,
         on_step: &mut S,
@@ -346,30 +375,16 @@ impl Runner {
         C: Connection,
         S: FnMut(&Step) + ?Sized,
     {
-        let engine = match self.engine() {
-            Ok(engine) => engine,
-            Err(e) => {
-                if let Some(session) = session {
-                    session.release_async(client).await;
-                }
-                return Err(e);
-            }
-        };
         let started = Instant::now();
-        let session = match session {
-            Some(session) => Ok(session),
-            None => self.settings.open_run_async(client).await,
-        };
-        let result = match session {
-            Ok(session) => {
-                let on_step = &mut |step: &Step| {
-                    log::info!(target: "alembic_embed", "{} ({} ms)", step.description, step.duration.as_millis());
-                    on_step(step);
-                };
-                engine
-                    .run_async(client, Some(session), target, direction, on_step)
-                    .await
-            }
+        let to_heads = direction == Direction::Upgrade && target == "heads";
+        let result = match self.settings.open_run_async(client).await {
+            Ok(session) => match to_heads.then(|| self.chain.nothing_to_do(&session)) {
+                Some(Some(report)) => Ok(report),
+                _ => {
+                    self.run_engine(client, session, target, direction, on_step)
+                        .await
+                }
+            },
             Err(e) => Err(e),
         };
         let report = match result {
@@ -381,6 +396,36 @@ impl Runner {
         };
         log_report(&report, started.elapsed());
         Ok(report)
+    }
+
+    /// The run by the engine on the chain's graph, in `session` (whose lock,
+    /// if it holds one, is released on every path).
+    async fn run_engine<C, S>(
+        &self,
+        client: &mut C,
+        session: Session,
+        target: &str,
+        direction: Direction,
+        on_step: &mut S,
+    ) -> Result<Report, EngineError>
+    where
+        C: Connection,
+        S: FnMut(&Step) + ?Sized,
+    {
+        let engine = match self.engine() {
+            Ok(engine) => engine,
+            Err(e) => {
+                session.release_async(client).await;
+                return Err(e);
+            }
+        };
+        let on_step = &mut |step: &Step| {
+            log::info!(target: "alembic_embed", "{} ({} ms)", step.description, step.duration.as_millis());
+            on_step(step);
+        };
+        engine
+            .run_async(client, Some(session), target, direction, on_step)
+            .await
     }
 
     /// The state of the database on any [`Connection`]: read only, no lock.
@@ -545,11 +590,7 @@ impl Runner {
         wait(self.status_on(client))
     }
 
-    /// A synchronous run: the chain is built from the binary's data on a
-    /// second thread while the session's round trip (the state, read
-    /// without the lock when the tables are there: [`Settings::open_run`])
-    /// is in flight, which takes about a millisecond per thousand revisions
-    /// off a startup.
+    /// A synchronous run.
     #[cfg(feature = "sync")]
     fn run_sync(
         &self,
@@ -557,19 +598,7 @@ impl Runner {
         target: &str,
         direction: Direction,
     ) -> Result<Report, EngineError> {
-        let chain = self.chain;
-        let session = std::thread::scope(|scope| {
-            let building = scope.spawn(move || {
-                // The result stays in the chain; `run_in` reports an error.
-                let _ = chain.map();
-            });
-            let session = self.settings.open_run(client);
-            if let Err(panic) = building.join() {
-                std::panic::resume_unwind(panic);
-            }
-            session
-        })?;
-        wait(self.run_in(client, Some(session), target, direction, &mut |_: &Step| {}))
+        wait(self.run_in(client, target, direction, &mut |_: &Step| {}))
     }
 }
 

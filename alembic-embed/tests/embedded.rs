@@ -346,6 +346,79 @@ fn an_up_to_date_startup_takes_no_lock_and_anything_else_waits_for_it() {
     assert_eq!(impatient().upgrade(&mut c).unwrap().steps.len(), 1);
 }
 
+/// An upgrade to the heads of a database at the heads is checked off the
+/// packed chain, without the graph, when every revision is recorded as it
+/// is now; whatever differs goes to the engine. Either way the outcome is
+/// the engine's: the same report, warning or error as an upgrade to `head`
+/// (which the engine always decides), case by case.
+#[test]
+fn the_check_off_the_packed_chain_gives_what_the_engine_gives() {
+    let outcome = |result: Result<alembic_embed::Report, EngineError>| match result {
+        Ok(r) => format!(
+            "{:?} -> {:?}, {} steps, unverified {:?}, warnings {:?}",
+            r.before,
+            r.after,
+            r.steps.len(),
+            r.unverified,
+            r.warnings
+        ),
+        Err(e) => format!("error: {e}"),
+    };
+    let other = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let ledger = "alembic_version_ledger";
+    let cases: [(&str, String); 8] = [
+        ("as recorded", String::new()),
+        (
+            "a downgrade section changed",
+            format!("UPDATE {ledger} SET downgrade_checksum = '{other}' WHERE revision = '{HEAD}'"),
+        ),
+        (
+            "a downgrade section added",
+            format!("UPDATE {ledger} SET downgrade_checksum = NULL WHERE revision = '{HEAD}'"),
+        ),
+        (
+            "an upgrade section edited",
+            format!("UPDATE {ledger} SET upgrade_checksum = '{other}' WHERE revision = 'd2b1f6c3e4a5'"),
+        ),
+        (
+            "a revision without a row",
+            format!("DELETE FROM {ledger} WHERE revision = 'd2b1f6c3e4a5'"),
+        ),
+        (
+            "a failed row",
+            format!(
+                "INSERT INTO {ledger} (revision, upgrade_checksum, tool, status, error) \
+                 VALUES ('ffffffff0002', '{other}', 'elsewhere', 'failed', 'boom')"
+            ),
+        ),
+        (
+            "a row of a revision the chain does not have",
+            format!(
+                "INSERT INTO {ledger} (revision, upgrade_checksum, tool) VALUES ('ffffffff0003', '{other}', 'elsewhere')"
+            ),
+        ),
+        (
+            "a database ahead",
+            "UPDATE alembic_version SET version_num = 'ffffffff0004'".to_owned(),
+        ),
+    ];
+    for (case, sql) in cases {
+        let db = db();
+        let mut c = db.connect().unwrap();
+        migrations::runner().upgrade(&mut c).unwrap();
+        c.batch_execute(&sql).unwrap();
+        for runner in [
+            migrations::runner,
+            || migrations::runner().on_checksum_mismatch(ChecksumPolicy::Warn),
+            || migrations::runner().on_database_ahead(AheadPolicy::Allow),
+        ] {
+            let engine = outcome(runner().upgrade_to(&mut c, "head"));
+            let packed = outcome(runner().upgrade(&mut c));
+            assert_eq!(packed, engine, "{case}");
+        }
+    }
+}
+
 /// A database Python Alembic migrated has a version table and no ledger:
 /// the read without the lock fails, and the run takes the lock, makes the
 /// ledger and reports every revision unverified. From then on the

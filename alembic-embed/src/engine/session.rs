@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::error::SqlState;
-use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres::{SimpleQueryMessage, SimpleQueryRow};
 
 #[cfg(feature = "sync")]
 use crate::connection::wait;
@@ -26,7 +26,10 @@ pub struct Session {
     /// The advisory lock held; `None` for a snapshot.
     key: Option<i64>,
     heads: Vec<String>,
-    ledger: HashMap<String, LedgerRow>,
+    /// The ledger's rows as read, turned into [`LedgerRow`]s only when the
+    /// engine needs them (a check off the packed chain reads them as they
+    /// are).
+    ledger: Vec<SimpleQueryRow>,
     /// The connection's own search path, set back on release (a tenant's run).
     restore: Option<String>,
 }
@@ -49,14 +52,26 @@ impl Session {
         &self.heads
     }
 
+    /// The ledger's rows as read, in the server's order: revision,
+    /// upgrade checksum, downgrade checksum and status (the columns of
+    /// [`RUN_COLUMNS`]).
+    pub(crate) fn ledger_rows(&self) -> impl Iterator<Item = &SimpleQueryRow> {
+        self.ledger.iter()
+    }
+
     /// Whether the state was read without the lock ([`Settings::open_run`]).
     pub fn is_snapshot(&self) -> bool {
         self.key.is_none()
     }
 
-    /// The rows and the ledger, given up.
+    /// The rows and the ledger, by revision, given up.
     pub(super) fn into_state(self) -> (Vec<String>, HashMap<String, LedgerRow>) {
-        (self.heads, self.ledger)
+        let mut ledger = HashMap::with_capacity(self.ledger.len());
+        for row in &self.ledger {
+            let (revision, row) = LedgerRow::from_row(row);
+            ledger.insert(revision, row);
+        }
+        (self.heads, ledger)
     }
 }
 
@@ -219,7 +234,7 @@ impl Session {
         let mut session = Session {
             key,
             heads: Vec::new(),
-            ledger: HashMap::new(),
+            ledger: Vec::new(),
             restore,
         };
         let mut statement = 0;
@@ -231,10 +246,7 @@ impl Session {
                         .heads
                         .push(row.get(1).unwrap_or_default().to_owned());
                 }
-                SimpleQueryMessage::Row(row) if statement == first => {
-                    let (revision, row) = LedgerRow::from_row(&row);
-                    session.ledger.insert(revision, row);
-                }
+                SimpleQueryMessage::Row(row) if statement == first => session.ledger.push(row),
                 _ => {}
             }
         }
@@ -422,10 +434,11 @@ impl<'m> Engine<'m> {
             Some(s) if !s.is_snapshot() => s,
             _ => self.settings.open_session_async(client).await?,
         };
-        let (key, restore) = (session.key, session.restore);
+        let (key, restore) = (session.key, session.restore.clone());
         let result = match self.for_rows(&session.heads) {
             Ok(engine) => {
-                let current = engine.classify(session.heads, session.ledger);
+                let (heads, ledger) = session.into_state();
+                let current = engine.classify(heads, ledger);
                 act(client, current).await
             }
             Err(e) => Err(e),
