@@ -351,9 +351,10 @@ pub(crate) fn bench_embed(root: &Path, args: &[String]) -> Result<()> {
     }
     writeln!(
         section,
-        "\nStartup check: from an open connection to \"up to date\": alembic-embed builds the chain from the binary, reads the \
-         version table and the ledger in one statement, and verifies all {COUNT} checksums (with nothing to do, it takes \
-         no lock); sqlx takes its lock, reads `_sqlx_migrations` and compares its checksums. Both run on a new connection, whose first queries load the server's catalog caches. \
+        "\nStartup check: from an open connection to \"up to date\": alembic-embed reads the version table and the ledger in \
+         one statement and compares all {COUNT} revisions' checksums, upgrade and downgrade, with the binary's (with nothing \
+         to do, it takes no lock and builds no graph); sqlx takes its lock, reads `_sqlx_migrations` and compares its \
+         checksums. Both run on a new connection, whose first queries load the server's catalog caches. \
          Build: the time of `cargo build` after one migration file was saved unchanged. Both binaries carry a TLS stack \
          (rustls with ring; sqlx with `tls-rustls`)."
     )?;
