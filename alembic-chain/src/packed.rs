@@ -9,8 +9,8 @@
 //!
 //! The layout, in order: the head revisions' ids (a list, as the macro's
 //! graph found them); what a check of an up-to-date database reads (the
-//! count of the graph's revisions, then each one's id, upgrade checksum and
-//! optional downgrade checksum); the revision count, then for each revision
+//! count of the graph's revisions, then, in the graph's order, each one's
+//! id, upgrade checksum and optional downgrade checksum); the revision count, then for each revision
 //! (the graph's, then the files squashes replaced) its id,
 //! `down_revision`, `branch_labels`, `depends_on` and `replaces` lists,
 //! `transactional`, message, `create_date`, path, the upgrade section and
@@ -278,14 +278,20 @@ impl PackedChain {
         if heads.len() != rows.len() || heads.iter().zip(rows).any(|(h, r)| *h != r.as_str()) {
             return false;
         }
-        // In the order applied: each entry is the next row.
-        let mut next = ledger.iter();
-        if self.each_check(|entry| next.next() == Some(&entry)) {
+        if self.in_applied_order(ledger) {
             return true;
         }
         let by_id: std::collections::HashMap<&str, (&str, Option<&str>)> =
             ledger.iter().map(|&(r, u, d)| (r, (u, d))).collect();
         self.each_check(|(id, up, down)| by_id.get(id) == Some(&(up, down)))
+    }
+
+    /// Whether the ledger's rows are the checks' entries, one for one, in
+    /// the graph's order (rows after them are of revisions the chain does
+    /// not have): the usual ledger, compared without a map.
+    fn in_applied_order(&self, ledger: &[LedgerEntry<'_>]) -> bool {
+        let mut next = ledger.iter();
+        self.each_check(|entry| next.next() == Some(&entry))
     }
 
     /// Whether `f` holds for every entry of the checks (`false` for data
@@ -394,8 +400,10 @@ impl Packer {
         for &head in map.heads() {
             p.str(&map.rev(head).id);
         }
-        p.num(map.revisions().len());
-        for rev in map.revisions() {
+        // In the graph's order, parents first: the order a database was
+        // migrated in, which is the ledger's usual order.
+        p.num(map.order().len());
+        for rev in map.order().iter().map(|&i| map.rev(i)) {
             p.str(&rev.id);
             p.str(rev.upgrade.checksum().as_str());
             p.opt(rev.downgrade.as_ref().map(|d| d.checksum().as_str()));
@@ -609,6 +617,12 @@ mod tests {
         assert!(packed.all_applied(&b2, &exact));
         let reversed: Vec<LedgerEntry> = exact.iter().rev().copied().collect();
         assert!(packed.all_applied(&b2, &reversed));
+        // The checks follow the graph, parents first, whatever the files'
+        // order: a ledger in the order applied is compared without a map.
+        let files_reversed = pack(&[revisions[1].clone(), revisions[0].clone()]);
+        assert!(files_reversed.in_applied_order(&exact));
+        assert!(!files_reversed.in_applied_order(&reversed));
+        assert!(files_reversed.all_applied(&b2, &reversed));
         let mut more = exact.clone();
         more.insert(1, ("zz", "sha256:00", None));
         assert!(
