@@ -275,7 +275,7 @@ impl PackedChain {
             return false;
         };
         heads.sort_unstable();
-        if heads.len() != rows.len() || heads.iter().zip(rows).any(|(h, r)| *h != r.as_str()) {
+        if !heads.into_iter().eq(rows.iter().map(String::as_str)) {
             return false;
         }
         if self.in_applied_order(ledger) {

@@ -345,7 +345,11 @@ impl Runner {
     }
 
     #[doc(hidden)]
-    /// [`Runner::run_on`], also calling `on_step` after each revision.
+    /// [`Runner::run_on`], also calling `on_step` after each revision. The
+    /// run begins with [`Settings::open_run`]: a run with nothing to do
+    /// takes no lock, and an upgrade of a database at the heads, every
+    /// revision recorded as it is now, is checked against the packed chain
+    /// without building the graph ([`Chain::nothing_to_do`]).
     pub async fn run_reporting<C, S>(
         &self,
         client: &mut C,
@@ -357,36 +361,30 @@ impl Runner {
         C: Connection,
         S: FnMut(&Step) + ?Sized,
     {
-        self.run_in(client, target, direction, on_step).await
-    }
-
-    /// A run, begun with [`Settings::open_run`]: a run with nothing to do
-    /// takes no lock, and an upgrade of a database at the heads, every
-    /// revision recorded as it is now, is checked against the packed chain
-    /// without building the graph ([`Chain::nothing_to_do`]).
-    async fn run_in<C, S>(
-        &self,
-        client: &mut C,
-        target: &str,
-        direction: Direction,
-        on_step: &mut S,
-    ) -> Result<Report, EngineError>
-    where
-        C: Connection,
-        S: FnMut(&Step) + ?Sized,
-    {
         let started = Instant::now();
-        let to_heads = direction == Direction::Upgrade && target == "heads";
-        let result = match self.settings.open_run_async(client).await {
-            Ok(session) => match to_heads.then(|| self.chain.nothing_to_do(&session)) {
-                Some(Some(report)) => Ok(report),
-                _ => {
-                    self.run_engine(client, session, target, direction, on_step)
-                        .await
+        let result = async {
+            let session = self.settings.open_run_async(client).await?;
+            if direction == Direction::Upgrade && target == "heads" {
+                if let Some(report) = self.chain.nothing_to_do(&session) {
+                    return Ok(report);
                 }
-            },
-            Err(e) => Err(e),
-        };
+            }
+            let engine = match self.engine() {
+                Ok(engine) => engine,
+                Err(e) => {
+                    session.release_async(client).await;
+                    return Err(e);
+                }
+            };
+            let on_step = &mut |step: &Step| {
+                log::info!(target: "alembic_embed", "{} ({} ms)", step.description, step.duration.as_millis());
+                on_step(step);
+            };
+            engine
+                .run_async(client, Some(session), target, direction, on_step)
+                .await
+        }
+        .await;
         let report = match result {
             Ok(report) => report,
             Err(e) => {
@@ -396,36 +394,6 @@ impl Runner {
         };
         log_report(&report, started.elapsed());
         Ok(report)
-    }
-
-    /// The run by the engine on the chain's graph, in `session` (whose lock,
-    /// if it holds one, is released on every path).
-    async fn run_engine<C, S>(
-        &self,
-        client: &mut C,
-        session: Session,
-        target: &str,
-        direction: Direction,
-        on_step: &mut S,
-    ) -> Result<Report, EngineError>
-    where
-        C: Connection,
-        S: FnMut(&Step) + ?Sized,
-    {
-        let engine = match self.engine() {
-            Ok(engine) => engine,
-            Err(e) => {
-                session.release_async(client).await;
-                return Err(e);
-            }
-        };
-        let on_step = &mut |step: &Step| {
-            log::info!(target: "alembic_embed", "{} ({} ms)", step.description, step.duration.as_millis());
-            on_step(step);
-        };
-        engine
-            .run_async(client, Some(session), target, direction, on_step)
-            .await
     }
 
     /// The state of the database on any [`Connection`]: read only, no lock.
@@ -598,7 +566,7 @@ impl Runner {
         target: &str,
         direction: Direction,
     ) -> Result<Report, EngineError> {
-        wait(self.run_in(client, target, direction, &mut |_: &Step| {}))
+        wait(self.run_reporting(client, target, direction, &mut |_: &Step| {}))
     }
 }
 

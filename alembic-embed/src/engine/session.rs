@@ -430,11 +430,11 @@ impl<'m> Engine<'m> {
         act: impl AsyncFnOnce(&mut C, Current) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
         // A snapshot serves no command that writes: the lock first.
-        let session = match session {
+        let mut session = match session {
             Some(s) if !s.is_snapshot() => s,
             _ => self.settings.open_session_async(client).await?,
         };
-        let (key, restore) = (session.key, session.restore.clone());
+        let (key, restore) = (session.key, session.restore.take());
         let result = match self.for_rows(&session.heads) {
             Ok(engine) => {
                 let (heads, ledger) = session.into_state();
