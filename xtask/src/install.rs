@@ -124,6 +124,7 @@ pub(crate) fn bench_install(root: &Path, args: &[String]) -> Result<()> {
     let mut times: Vec<Vec<Duration>> = installs.iter().map(|_| Vec::new()).collect();
     let mut crates = vec![0; installs.len()];
     let mut ratios = Vec::new();
+    let mut before_ratios = Vec::new();
     for run in 0..runs {
         let mut this = vec![Duration::ZERO; installs.len()];
         let mut order: Vec<usize> = (0..installs.len()).collect();
@@ -131,13 +132,25 @@ pub(crate) fn bench_install(root: &Path, args: &[String]) -> Result<()> {
         for k in order {
             eprintln!("run {}/{runs}: {}", run + 1, installs[k].label);
             let (took, compiled) = installs[k].cold()?;
+            eprintln!("  {:.1} s, {compiled} crates", took.as_secs_f64());
             this[k] = took;
             times[k].push(took);
             crates[k] = compiled;
         }
         ratios.push(this[0].as_secs_f64() / this[installs.len() - 1].as_secs_f64());
+        if before.is_some() {
+            before_ratios.push(this[0].as_secs_f64() / this[2].as_secs_f64());
+        }
     }
-    let section = table(&installs, times, &crates, ratios)?;
+    let mut section = table(&installs, times, &crates, ratios)?;
+    if !before_ratios.is_empty() {
+        writeln!(
+            section,
+            "Paired ratio cargo-alembic / {}: {}.",
+            installs[2].label,
+            paired(before_ratios)
+        )?;
+    }
     print!("{section}");
     if write {
         replace_section(&root.join("BENCHMARKS.md"), "install", &section)?;
@@ -175,7 +188,7 @@ fn table(
     installs: &[Install],
     times: Vec<Vec<Duration>>,
     crates: &[usize],
-    mut ratios: Vec<f64>,
+    ratios: Vec<f64>,
 ) -> Result<String> {
     let mut section = String::new();
     let runs = ratios.len();
@@ -201,10 +214,20 @@ fn table(
             crates[k]
         )?;
     }
-    ratios.sort_by(f64::total_cmp);
     writeln!(
         section,
-        "\nPaired ratio cargo-alembic / sqlx-cli: median {:.2} (each: {}).",
+        "\nPaired ratio cargo-alembic / sqlx-cli: {}.",
+        paired(ratios)
+    )
+    .context("format")?;
+    Ok(section)
+}
+
+/// The median of paired ratios, with each run's beside it.
+fn paired(mut ratios: Vec<f64>) -> String {
+    ratios.sort_by(f64::total_cmp);
+    format!(
+        "median {:.2} (each: {})",
         crate::median(&ratios),
         ratios
             .iter()
@@ -212,6 +235,4 @@ fn table(
             .collect::<Vec<_>>()
             .join(", ")
     )
-    .context("format")?;
-    Ok(section)
 }
