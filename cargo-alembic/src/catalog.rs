@@ -51,11 +51,7 @@ pub(crate) struct Object {
 impl Object {
     /// `kind name: definition`, whitespace collapsed: one line.
     pub(crate) fn line(&self) -> String {
-        let text = match &self.def {
-            Some(def) => format!("{} {}: {def}", self.kind, self.name),
-            None => format!("{} {}", self.kind, self.name),
-        };
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
+        line(&self.kind, &self.name, self.def.as_deref())
     }
 
     /// A text part of [`Object::attrs`].
@@ -129,6 +125,90 @@ impl Catalog {
         lines.sort();
         lines
     }
+}
+
+/// One row of [`sql`] as its [`Object::line`], read from the row without
+/// building the object (a snapshot needs only the line).
+pub(crate) fn row_line(row: &postgres::Row) -> String {
+    line(row.get(0), row.get(1), row.get(2))
+}
+
+/// `kind name: definition` with every run of whitespace made one space and
+/// none at either end: `split_whitespace` joined with spaces, in one pass
+/// without the pieces (a `verify` of 100 revisions collapses the lines of
+/// 202 snapshots, function bodies included).
+fn line(kind: &str, name: &str, def: Option<&str>) -> String {
+    let mut out =
+        String::with_capacity(kind.len() + name.len() + def.map_or(0, |d| d.len() + 2) + 1);
+    let mut space = false;
+    collapse_into(&mut out, kind, &mut space);
+    space = true;
+    collapse_into(&mut out, name, &mut space);
+    if let Some(def) = def {
+        collapse_into(&mut out, ":", &mut space);
+        space = true;
+        collapse_into(&mut out, def, &mut space);
+    }
+    out
+}
+
+/// Appends `text` to `out` with whitespace (Unicode's, as
+/// [`char::is_whitespace`]) collapsed; `space` carries a pending separator
+/// across calls and is written only before something that follows it.
+fn collapse_into(out: &mut String, text: &str, space: &mut bool) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        // A run of characters that are not whitespace, copied at once.
+        let start = i;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b < 0x80 {
+                if ascii_white(b) {
+                    break;
+                }
+                i += 1;
+            } else {
+                // `i` is on a character boundary: the first byte of one.
+                let c = text[i..].chars().next().unwrap_or('\u{fffd}');
+                if c.is_whitespace() {
+                    break;
+                }
+                i += c.len_utf8();
+            }
+        }
+        if i > start {
+            if *space && !out.is_empty() {
+                out.push(' ');
+            }
+            *space = false;
+            out.push_str(&text[start..i]);
+        }
+        // The whitespace that follows it.
+        while i < bytes.len() {
+            let b = bytes[i];
+            let len = if b < 0x80 {
+                if !ascii_white(b) {
+                    break;
+                }
+                1
+            } else {
+                let c = text[i..].chars().next().unwrap_or('x');
+                if !c.is_whitespace() {
+                    break;
+                }
+                c.len_utf8()
+            };
+            *space = true;
+            i += len;
+        }
+    }
+}
+
+/// [`char::is_whitespace`] of an ASCII byte: the vertical tab counts, as it
+/// does there (unlike [`u8::is_ascii_whitespace`]).
+fn ascii_white(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
 /// One row of [`sql`] as an object.
@@ -446,6 +526,63 @@ fn others() -> String {
 #[cfg(test)]
 mod tests {
     use crate::snapshot::Snapshotter;
+
+    /// What a line was before it was built in one pass: the text formatted,
+    /// then `split_whitespace` joined with spaces.
+    fn line_as_before(kind: &str, name: &str, def: Option<&str>) -> String {
+        let text = match def {
+            Some(def) => format!("{kind} {name}: {def}"),
+            None => format!("{kind} {name}"),
+        };
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn a_line_collapses_whitespace_exactly_as_split_whitespace_and_join() {
+        // Unicode's whitespace (vertical tab, no-break space, line
+        // separator, ideographic space) and characters that are not
+        // (zero-width space, é, a multi-byte letter), at either end,
+        // doubled, and in each of the three parts.
+        let alphabet = [
+            "a", "b", " ", "\t", "\n", "\r", "\u{b}", "\u{c}", "\u{85}", "\u{a0}", "\u{2028}",
+            "\u{3000}", "\u{200b}", "é", "中", ":", "\"",
+        ];
+        // A fixed xorshift sequence: the same cases on every run.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut cases = vec![
+            ("", "", None),
+            ("", "", Some(String::new())),
+            ("table", "app.t", Some("  CREATE TABLE\n\tx  ".to_owned())),
+            ("column", "\"a \" ", Some(" text ".to_owned())),
+            (" ", " ", Some(" ".to_owned())),
+        ]
+        .into_iter()
+        .map(|(k, n, d)| (k.to_owned(), n.to_owned(), d))
+        .collect::<Vec<_>>();
+        for _ in 0..5000 {
+            let mut text = |max: usize| -> String {
+                let len = next(max);
+                (0..len).map(|_| alphabet[next(alphabet.len())]).collect()
+            };
+            let (k, n) = (text(4), text(6));
+            let d = text(24);
+            let d = (!d.starts_with('a')).then_some(d);
+            cases.push((k, n, d));
+        }
+        for (kind, name, def) in &cases {
+            assert_eq!(
+                super::line(kind, name, def.as_deref()),
+                line_as_before(kind, name, def.as_deref()),
+                "{kind:?} {name:?} {def:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_snapshot_query_leaves_the_parts_out() {

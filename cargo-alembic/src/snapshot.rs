@@ -37,7 +37,7 @@ impl Snapshotter {
         let lines = client
             .query(&self.statement, &[])?
             .iter()
-            .map(|row| catalog::object(row).line())
+            .map(catalog::row_line)
             .collect();
         Ok(Snapshot { lines })
     }
