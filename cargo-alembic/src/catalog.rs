@@ -156,59 +156,40 @@ fn line(kind: &str, name: &str, def: Option<&str>) -> String {
 /// [`char::is_whitespace`]) collapsed; `space` carries a pending separator
 /// across calls and is written only before something that follows it.
 fn collapse_into(out: &mut String, text: &str, space: &mut bool) {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        // A run of characters that are not whitespace, copied at once.
-        let start = i;
-        while i < bytes.len() {
-            let b = bytes[i];
-            if b < 0x80 {
-                if ascii_white(b) {
-                    break;
-                }
-                i += 1;
-            } else {
-                // `i` is on a character boundary: the first byte of one.
-                let c = text[i..].chars().next().unwrap_or('\u{fffd}');
-                if c.is_whitespace() {
-                    break;
-                }
-                i += c.len_utf8();
-            }
-        }
-        if i > start {
+    // Each run of characters that are not whitespace is copied at once.
+    let mut flush = |run: &str, space: &mut bool| {
+        if !run.is_empty() {
             if *space && !out.is_empty() {
                 out.push(' ');
             }
             *space = false;
-            out.push_str(&text[start..i]);
+            out.push_str(run);
         }
-        // The whitespace that follows it.
-        while i < bytes.len() {
-            let b = bytes[i];
-            let len = if b < 0x80 {
-                if !ascii_white(b) {
-                    break;
-                }
-                1
-            } else {
-                let c = text[i..].chars().next().unwrap_or('x');
-                if !c.is_whitespace() {
-                    break;
-                }
-                c.len_utf8()
-            };
+    };
+    let (mut i, mut run) = (0, 0);
+    while i < text.len() {
+        let (white, len) = char_at(text, i);
+        if white {
+            flush(&text[run..i], space);
             *space = true;
-            i += len;
+            run = i + len;
         }
+        i += len;
     }
+    flush(&text[run..], space);
 }
 
-/// [`char::is_whitespace`] of an ASCII byte: the vertical tab counts, as it
-/// does there (unlike [`u8::is_ascii_whitespace`]).
-fn ascii_white(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+/// Whether the character at byte `i` (a character boundary) is whitespace,
+/// and its length; ASCII without decoding (the vertical tab counts, as in
+/// [`char::is_whitespace`] and unlike [`u8::is_ascii_whitespace`]).
+#[inline]
+fn char_at(text: &str, i: usize) -> (bool, usize) {
+    let b = text.as_bytes()[i];
+    if b < 0x80 {
+        return (matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c), 1);
+    }
+    let c = text[i..].chars().next().unwrap_or('x');
+    (c.is_whitespace(), c.len_utf8())
 }
 
 /// One row of [`sql`] as an object.

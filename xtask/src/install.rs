@@ -84,8 +84,11 @@ pub(crate) fn bench_install(root: &Path, args: &[String]) -> Result<()> {
     without_docker.root = bench.join("no-docker.root");
     installs.push(without_docker);
     let mut sides = Vec::new();
+    // Where the install at the older commit is, if there is one.
+    let mut older = None;
     if let Some(rev) = &before {
         let side = Side::checkout(root, &bench, "before", rev)?;
+        older = Some(installs.len());
         installs.push(ours(&format!("cargo-alembic at {}", side.rev), &side.tree));
         sides.push(side);
     }
@@ -138,16 +141,16 @@ pub(crate) fn bench_install(root: &Path, args: &[String]) -> Result<()> {
             crates[k] = compiled;
         }
         ratios.push(this[0].as_secs_f64() / this[installs.len() - 1].as_secs_f64());
-        if before.is_some() {
-            before_ratios.push(this[0].as_secs_f64() / this[2].as_secs_f64());
+        if let Some(k) = older {
+            before_ratios.push(this[0].as_secs_f64() / this[k].as_secs_f64());
         }
     }
     let mut section = table(&installs, times, &crates, ratios)?;
-    if !before_ratios.is_empty() {
+    if let Some(k) = older {
         writeln!(
             section,
             "Paired ratio cargo-alembic / {}: {}.",
-            installs[2].label,
+            installs[k].label,
             paired(before_ratios)
         )?;
     }
