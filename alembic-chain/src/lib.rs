@@ -47,7 +47,7 @@ pub use resolve::{Resolver, Target, MIN_PREFIX};
 pub use revision::{
     parse_list, validate_id, HeaderFields, KeyLines, Revision, Section, HEADER_KEYS, MAX_ID_LEN,
 };
-pub use script::{load_versions, revision_files, version_folders};
+pub use script::{load_versions, load_versions_beside, revision_files, version_folders};
 pub use split::{split_sql, Statement};
 pub use stamp::stamp_rows;
 pub use url::{redact, DatabaseUrl};

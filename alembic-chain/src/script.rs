@@ -91,9 +91,23 @@ pub fn version_folders(versions: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// when every file parses, so that one broken file does not also show up
 /// as a missing parent.
 pub fn load_versions(versions: &Path) -> Result<RevisionMap, LoadError> {
+    load_versions_beside(versions, 0)
+}
+
+/// [`load_versions`] while the caller keeps `busy` cores busy: one worker
+/// fewer per busy core, and at least the calling thread.
+///
+/// A command that connects while it loads has a second thread opening the
+/// connection and, on a local database, a server process starting a
+/// backend for it. Loading on every core as well then slows the
+/// connection, which is the longer side of a no-op `upgrade`: leaving it a
+/// core was 0.96 to 0.98× paired on two cores (BENCHMARKS.md). The chain
+/// is the same whatever the number of workers.
+pub fn load_versions_beside(versions: &Path, busy: usize) -> Result<RevisionMap, LoadError> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(8);
+        .saturating_sub(busy)
+        .clamp(1, 8);
     let (tx, rx) = channel::<Vec<PathBuf>>();
     let rx = Mutex::new(rx);
     let (listed, batches) = std::thread::scope(|scope| {
@@ -216,15 +230,18 @@ fn read_one(path: PathBuf, buf: &mut Vec<u8>) -> Result<Revision, LoadError> {
 mod tests {
     use super::*;
 
+    fn rev(id: &str, down: &str) -> String {
+        format!(
+            "-- r\n-- revision: {id}\n-- down_revision: {down}\n-- alembic:upgrade\nSELECT 1;\n"
+        )
+    }
+
     #[test]
     fn loads_nested_folders_in_path_order_and_skips_hidden_files() {
         let dir = tempfile::tempdir().unwrap();
         let v = dir.path().join("versions");
         std::fs::create_dir_all(v.join("b_sub")).unwrap();
         std::fs::create_dir_all(v.join(".hidden")).unwrap();
-        let rev = |id: &str, down: &str| {
-            format!("-- r\n-- revision: {id}\n-- down_revision: {down}\n-- alembic:upgrade\nSELECT 1;\n")
-        };
         std::fs::write(v.join("a.sql"), rev("r1", "None")).unwrap();
         std::fs::write(v.join("b_sub/c.sql"), rev("r2", "r1")).unwrap();
         std::fs::write(v.join("z.sql"), rev("r3", "r2")).unwrap();
@@ -259,6 +276,53 @@ mod tests {
         sorted.sort_by(|a, b| path_order(a, b));
         assert_eq!(paths, sorted, "revisions come back in path order");
         assert_eq!(map.rev(map.heads()[0]).id, "m299");
+        // Fewer workers (down to the calling thread alone, whatever the
+        // machine's cores) load the same chain in the same order.
+        for busy in [1, 2, usize::MAX] {
+            let beside = load_versions_beside(&v, busy).unwrap();
+            let ids = |m: &RevisionMap| -> Vec<String> {
+                m.revisions().iter().map(|r| r.id.to_string()).collect()
+            };
+            assert_eq!(ids(&beside), ids(&map), "busy = {busy}");
+            let paths_beside: Vec<&Path> = beside
+                .revisions()
+                .iter()
+                .map(|r| r.path.as_path())
+                .collect();
+            assert_eq!(paths_beside, paths, "busy = {busy}");
+        }
+    }
+
+    #[test]
+    fn a_chain_loaded_beside_a_connection_reports_every_broken_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = dir.path().join("versions");
+        std::fs::create_dir_all(&v).unwrap();
+        for i in 0..200usize {
+            let text = if i % 50 == 7 {
+                "not a revision\n".to_owned()
+            } else {
+                rev(&format!("m{i:03}"), "None")
+            };
+            std::fs::write(v.join(format!("m{i:03}.sql")), text).unwrap();
+        }
+        // Every broken file, in path order, whatever the number of workers.
+        let broken = |busy: usize| -> Vec<PathBuf> {
+            match load_versions_beside(&v, busy).unwrap_err() {
+                LoadError::Many(problems) => problems
+                    .into_iter()
+                    .map(|p| result_path(&Err(p)).to_owned())
+                    .collect(),
+                other => panic!("{other}"),
+            }
+        };
+        let expected: Vec<PathBuf> = [7, 57, 107, 157]
+            .iter()
+            .map(|i| v.join(format!("m{i:03}.sql")))
+            .collect();
+        for busy in [0, 1, usize::MAX] {
+            assert_eq!(broken(busy), expected, "busy = {busy}");
+        }
     }
 
     #[test]

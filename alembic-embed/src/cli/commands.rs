@@ -100,6 +100,13 @@ pub trait ChainSource: Sync {
     /// Loads (or hands out) the chain.
     fn load(&self) -> Result<Self::Map, CommandError>;
 
+    /// Loads the chain while another thread connects to the database
+    /// (a local server starts a backend for it meanwhile): a source that
+    /// reads files leaves that work a core.
+    fn load_beside_connection(&self) -> Result<Self::Map, CommandError> {
+        self.load()
+    }
+
     /// Disposes of the chain at the end of a run (the CLI leaves a large
     /// one to the operating system when the process ends right after).
     fn discard(&self, map: Self::Map) {
@@ -424,7 +431,7 @@ fn load_and_lock<S: ChainSource>(
             let session = settings.open_run(&mut client)?;
             Ok((client, session))
         });
-        let map = source.load();
+        let map = source.load_beside_connection();
         // The lock and the state usually arrive after the chain: meanwhile,
         // compute the checksums that the run verifies.
         if let Ok(map) = &map {

@@ -81,6 +81,13 @@ impl ChainSource for Ctx {
         )?))
     }
 
+    fn load_beside_connection(&self) -> Result<Box<RevisionMap>, CommandError> {
+        Ok(Box::new(alembic_chain::load_versions_beside(
+            &self.config.versions_dir(),
+            1,
+        )?))
+    }
+
     fn discard(&self, map: Box<RevisionMap>) {
         Ctx::discard(self, map);
     }
