@@ -385,12 +385,13 @@ pub enum LoadError {
     ))]
     NoVersions(PathBuf),
     /// A file or folder cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {reason}")]
     Io {
         /// What could not be read.
         path: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error: part of the message, not a
+        /// `source`, so that a report shows it once.
+        reason: std::io::Error,
     },
     /// A revision file does not parse.
     #[error(transparent)]

@@ -31,7 +31,7 @@ fn walk(
         entered(&dir);
         let io = |source| LoadError::Io {
             path: dir.clone(),
-            source,
+            reason: source,
         };
         for entry in std::fs::read_dir(&dir).map_err(io)? {
             let entry = entry.map_err(io)?;
@@ -209,7 +209,12 @@ fn parse_batches(rx: &Mutex<Receiver<Vec<PathBuf>>>) -> Vec<Vec<Result<Revision,
 fn read_one(path: PathBuf, buf: &mut Vec<u8>) -> Result<Revision, LoadError> {
     let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,
-        Err(source) => return Err(LoadError::Io { path, source }),
+        Err(source) => {
+            return Err(LoadError::Io {
+                path,
+                reason: source,
+            })
+        }
     };
     let mut len = 0;
     loop {
@@ -220,7 +225,12 @@ fn read_one(path: PathBuf, buf: &mut Vec<u8>) -> Result<Revision, LoadError> {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(source) => return Err(LoadError::Io { path, source }),
+            Err(source) => {
+                return Err(LoadError::Io {
+                    path,
+                    reason: source,
+                })
+            }
         }
     }
     Ok(Revision::parse_owned(path, &buf[..len])?)
@@ -322,6 +332,47 @@ mod tests {
             .collect();
         for busy in [0, 1, usize::MAX] {
             assert_eq!(broken(busy), expected, "busy = {busy}");
+        }
+    }
+
+    /// Symbolic links to folders and files are followed (a versions folder
+    /// may link shared revisions); a link to nothing is an error naming
+    /// the file as listed.
+    #[cfg(unix)]
+    #[test]
+    fn linked_folders_and_files_load_and_a_dangling_link_is_named() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let v = dir.path().join("versions");
+        std::fs::create_dir_all(&v).unwrap();
+        std::fs::create_dir_all(dir.path().join("shared")).unwrap();
+        std::fs::write(v.join("a.sql"), rev("r1", "None")).unwrap();
+        std::fs::write(dir.path().join("shared/b.sql"), rev("r2", "r1")).unwrap();
+        symlink(dir.path().join("shared"), v.join("linked")).unwrap();
+        std::fs::write(dir.path().join("c_real.sql"), rev("r3", "r2")).unwrap();
+        symlink(dir.path().join("c_real.sql"), v.join("c.sql")).unwrap();
+        let map = load_versions(&v).unwrap();
+        let found: Vec<(String, PathBuf)> = map
+            .revisions()
+            .iter()
+            .map(|r| (r.id.to_string(), r.path.clone()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("r1".to_owned(), v.join("a.sql")),
+                ("r3".to_owned(), v.join("c.sql")),
+                ("r2".to_owned(), v.join("linked/b.sql")),
+            ]
+        );
+
+        symlink(dir.path().join("gone.sql"), v.join("d.sql")).unwrap();
+        match load_versions(&v).unwrap_err() {
+            LoadError::Io { path, reason } => {
+                assert_eq!(path, v.join("d.sql"));
+                assert_eq!(reason.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other}"),
         }
     }
 

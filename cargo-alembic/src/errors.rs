@@ -42,12 +42,13 @@ pub enum CliError {
         help: Option<String>,
     },
     /// A file could not be written or created.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {reason}")]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error: part of the message, not a
+        /// `source`, so that a report shows it once.
+        reason: std::io::Error,
     },
     /// A check found problems; they were already printed.
     #[error("{0}")]

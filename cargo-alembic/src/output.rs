@@ -70,7 +70,7 @@ pub fn emit(text: &str) -> io::Result<()> {
 pub(crate) fn print(text: &str) -> Result<(), crate::errors::CliError> {
     emit(text).map_err(|source| crate::errors::CliError::Io {
         path: "stdout".into(),
-        source,
+        reason: source,
     })
 }
 

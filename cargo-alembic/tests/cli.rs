@@ -128,6 +128,25 @@ fn duplicate_id_names_both_files() {
     snapshot!("duplicate_id", fixture("duplicate_id", &["heads"]));
 }
 
+/// A file that cannot be read or written is named, with the operating
+/// system's reason shown once (it was shown again as the report's cause).
+#[cfg(unix)]
+#[test]
+fn a_file_that_cannot_be_read_or_written_is_named_with_its_reason_once() {
+    let dir = tempdir();
+    let versions = dir.path().join("migrations/versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("gone.sql"), versions.join("a1_gone.sql")).unwrap();
+    snapshot!("unreadable_revision_file", run_in(dir.path(), &["heads"]));
+
+    let blocked = tempdir();
+    std::fs::write(blocked.path().join("migrations"), "a file, not a folder").unwrap();
+    snapshot!(
+        "unwritable_versions_folder",
+        run_in(blocked.path(), &["init"])
+    );
+}
+
 #[test]
 fn ambiguous_prefix_lists_candidates() {
     snapshot!("ambiguous_prefix", fixture("two_heads", &["show", "abcd"]));

@@ -117,7 +117,7 @@ fn qualified(name: &str) -> String {
 pub(crate) fn read(path: &Path, shown: &Path) -> Result<Vec<SchemaFile>, CliError> {
     let io = |source, p: &Path| CliError::Io {
         path: p.to_owned(),
-        source,
+        reason: source,
     };
     let mut files = Vec::new();
     if path.is_dir() {

@@ -64,7 +64,7 @@ impl From<CommandError> for CliError {
             CommandError::Failed { message, help } => CliError::Failed { message, help },
             CommandError::Output(source) => CliError::Io {
                 path: "stdout".into(),
-                source,
+                reason: source,
             },
             other => CliError::by_code(other.exit_code(), other.message_and_help().0),
         }
@@ -117,7 +117,7 @@ impl<'a> CliOutput<'a> {
 
 fn json_error(e: CliError) -> CommandError {
     match e {
-        CliError::Io { source, .. } => CommandError::Output(source),
+        CliError::Io { reason, .. } => CommandError::Output(reason),
         other => CommandError::Failed {
             message: other.to_string(),
             help: None,

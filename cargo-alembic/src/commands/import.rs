@@ -474,7 +474,7 @@ pub(super) fn write_all(files: &[(PathBuf, String)]) -> Result<(), CliError> {
             }
             return Err(CliError::Io {
                 path: path.clone(),
-                source,
+                reason: source,
             });
         }
         written.push(path);

@@ -84,14 +84,14 @@ pub(crate) fn run(ctx: &Ctx, args: &InitArgs) -> Result<(), CliError> {
                 ));
                 std::fs::create_dir_all(parent).map_err(|source| CliError::Io {
                     path: parent.to_owned(),
-                    source,
+                    reason: source,
                 })?;
             }
         }
         out.push_str(&format!("  Generating {} ...  done\n", path.display()));
         std::fs::write(&path, contents).map_err(|source| CliError::Io {
             path: path.clone(),
-            source,
+            reason: source,
         })?;
     }
     let configured = ctx.cwd.join(&ctx.config.script_location);

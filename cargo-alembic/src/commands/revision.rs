@@ -422,7 +422,7 @@ pub(crate) fn write(ctx: &Ctx, new: NewRevision) -> Result<PathBuf, CliError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|source| CliError::Io {
             path: parent.to_owned(),
-            source,
+            reason: source,
         })?;
     }
     let mut file = std::fs::OpenOptions::new()
@@ -431,12 +431,12 @@ pub(crate) fn write(ctx: &Ctx, new: NewRevision) -> Result<PathBuf, CliError> {
         .open(&path)
         .map_err(|source| CliError::Io {
             path: path.clone(),
-            source,
+            reason: source,
         })?;
     file.write_all(text.as_bytes())
         .map_err(|source| CliError::Io {
             path: path.clone(),
-            source,
+            reason: source,
         })?;
     print(&format!("  Generating {} ...  done\n", path.display()))?;
     Ok(path)

@@ -276,7 +276,7 @@ fn repoint_children(
 fn rewrite_lines(path: &Path, edits: &[(usize, &str, String)]) -> Result<(), CliError> {
     let io = |source| CliError::Io {
         path: path.to_owned(),
-        source,
+        reason: source,
     };
     let text = std::fs::read_to_string(path).map_err(io)?;
     let mut out = String::with_capacity(text.len() + 64);
@@ -296,7 +296,7 @@ fn rewrite_lines(path: &Path, edits: &[(usize, &str, String)]) -> Result<(), Cli
 fn replace_file(path: &Path, text: &str) -> Result<(), CliError> {
     let io = |source| CliError::Io {
         path: path.to_owned(),
-        source,
+        reason: source,
     };
     let tmp = path.with_extension("sql.tmp");
     std::fs::write(&tmp, text).map_err(io)?;
@@ -323,12 +323,12 @@ fn move_aside(
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|source| CliError::Io {
                 path: parent.to_owned(),
-                source,
+                reason: source,
             })?;
         }
         std::fs::rename(from, &to).map_err(|source| CliError::Io {
             path: from.clone(),
-            source,
+            reason: source,
         })?;
     }
     Ok(range.len())
@@ -373,7 +373,7 @@ fn prune(ctx: &Ctx, id: &str) -> Result<(), CliError> {
     for f in &files {
         std::fs::remove_file(f).map_err(|source| CliError::Io {
             path: f.to_path_buf(),
-            source,
+            reason: source,
         })?;
     }
     remove_empty_dirs(&ctx.config.versions_dir().join(REPLACED_DIR));
