@@ -193,7 +193,10 @@ fn database_url(
         None if overrides.without_database_url => None,
         None => match std::env::var(env) {
             Ok(url) if !url.is_empty() => Some(DatabaseUrl::new(url)),
-            _ => dotenv_value(env, cwd, workspace_root)?.map(DatabaseUrl::new),
+            // Empty in `.env` as in the environment: not set.
+            _ => dotenv_value(env, cwd, workspace_root)?
+                .filter(|url| !url.is_empty())
+                .map(DatabaseUrl::new),
         },
     })
 }
@@ -709,6 +712,18 @@ mod tests {
         );
         std::env::remove_var(var);
         assert_eq!(resolve(&none).database_url_env, var);
+    }
+
+    #[test]
+    fn an_empty_url_in_dotenv_is_not_set_as_in_the_environment() {
+        let var = "ALEMBIC_CONFIG_TEST_URL_EMPTY";
+        let dir = workspace(&format!("database_url_env = \"{var}\"\n"));
+        std::fs::write(dir.path().join(".env"), format!("{var}=\n")).unwrap();
+        let config = Config::resolve(&Overrides::default(), dir.path()).unwrap();
+        assert_eq!(config.database_url, None);
+        std::fs::write(dir.path().join(".env"), format!("{var}=''\n")).unwrap();
+        let config = Config::resolve(&Overrides::default(), dir.path()).unwrap();
+        assert_eq!(config.database_url, None);
     }
 
     #[test]

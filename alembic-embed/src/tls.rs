@@ -97,6 +97,7 @@ fn mode_of(value: &str) -> Result<SslMode, ConnectError> {
 /// Splits libpq's TLS keys out of a URL or key/value string.
 #[doc(hidden)]
 pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
+    check_form(url)?;
     let mut mode = SslMode::Prefer;
     let mut root_cert = None;
     let driver_mode = |m: SslMode| match m {
@@ -134,6 +135,57 @@ pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
         mode,
         root_cert,
     })
+}
+
+/// What the driver would only call an "invalid connection string": empty
+/// text, another database's URL, or neither a URL nor `key=value` settings.
+/// Messages show at most the scheme, never the rest of the text.
+fn check_form(url: &str) -> Result<(), ConnectError> {
+    let bad = |why: &str| Err(ConnectError::Url(why.to_owned()));
+    if url.trim().is_empty() {
+        return bad("it is empty");
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        // A scheme, not a `key=value` string that has `://` in a value.
+        let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if is_scheme && !matches!(scheme, "postgresql" | "postgres") {
+            return Err(ConnectError::Url(format!(
+                "`{scheme}://` is not a PostgreSQL URL, which starts with postgresql:// or postgres://"
+            )));
+        }
+        if is_scheme {
+            return Ok(());
+        }
+    }
+    if !url.contains('=') {
+        return bad(
+            "it is neither a postgresql:// URL nor key=value settings (`host=... dbname=...`)",
+        );
+    }
+    Ok(())
+}
+
+/// The driver's reason for rejecting a URL when it names an option or a
+/// position (never the URL's text), else its general message.
+#[cfg(any(feature = "sync", feature = "async"))]
+fn driver_reason(e: &tokio_postgres::Error) -> String {
+    let Some(reason) = std::error::Error::source(e).map(ToString::to_string) else {
+        return e.to_string();
+    };
+    let named = ["invalid value for option", "unknown option", "unterminated"];
+    if named.iter().any(|p| reason.starts_with(p)) || reason == "unexpected EOF" {
+        reason
+    } else if reason.starts_with("unexpected character at byte") {
+        // A key not followed by `=`. The driver's message quotes a
+        // character (maybe a password's) at an offset into the settings as
+        // rewritten here, not as written.
+        "a setting is not written key=value".into()
+    } else {
+        e.to_string()
+    }
 }
 
 /// Decodes `%XX` escapes of a URL's query value; a `%` not followed by two
@@ -337,7 +389,7 @@ fn prepare(url: &str) -> Result<(tokio_postgres::Config, Parsed, String), Connec
     let parsed = parse(url)?;
     // The driver's parse errors never contain the URL.
     let config = tokio_postgres::Config::from_str(&parsed.driver)
-        .map_err(|e| ConnectError::Url(e.to_string()))?;
+        .map_err(|e| ConnectError::Url(driver_reason(&e)))?;
     Ok((config, parsed, describe_target(url)))
 }
 
@@ -475,6 +527,48 @@ mod tests {
                 let _ = alembic_chain::redact(text);
             }
         }
+    }
+
+    /// Each says what is wrong (the driver alone said "invalid connection
+    /// string") and none shows the text, which may hold a password.
+    #[cfg(feature = "sync")]
+    #[test]
+    fn a_url_that_does_not_parse_says_why_without_its_text() {
+        let table = [
+            ("", "it is empty"),
+            ("  ", "it is empty"),
+            (
+                "mysql://u:s3cret@h/d",
+                "`mysql://` is not a PostgreSQL URL, which starts with postgresql:// or postgres://",
+            ),
+            (
+                "s3cret",
+                "it is neither a postgresql:// URL nor key=value settings (`host=... dbname=...`)",
+            ),
+            (
+                "h/s3cret",
+                "it is neither a postgresql:// URL nor key=value settings (`host=... dbname=...`)",
+            ),
+            ("postgresql://u:s3cret@h:port/d", "invalid value for option `port`"),
+            ("postgresql://u:s3cret@[::1/d", "invalid value for option `host`"),
+            ("postgresql://u:s3cret@h/d?sslmode=x", "unknown sslmode `x` (disable, allow, prefer, require, verify-ca, verify-full)"),
+            ("postgresql://u:s3cret@h/d?colour=1", "unknown option `colour`"),
+            ("host=h password='s3cret", "unterminated quoted connection parameter value"),
+            ("host=h port=1 s3cret", "a setting is not written key=value"),
+            ("host=h s3cret port=1", "a setting is not written key=value"),
+        ];
+        for (url, why) in table {
+            let err = prepare(url).map(|_| ()).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("the database URL does not parse: {why}"),
+                "{url:?}"
+            );
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        // `://` in a key/value string's value is not a scheme.
+        assert!(prepare("host=h password=a://b dbname=d").is_ok());
+        assert!(prepare("postgres://h/d").is_ok());
     }
 
     #[test]

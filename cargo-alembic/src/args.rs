@@ -35,7 +35,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub script_location: Option<PathBuf>,
     /// Database URL [default: $DATABASE_URL, then `.env`]
-    #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
+    #[arg(long, global = true, value_name = "URL", hide_env_values = true, value_parser = url_value)]
     pub database_url: Option<DatabaseUrl>,
     /// Give up when another migrator holds the lock longer than this (`30s`, `500ms`) [default: `lock_timeout` in the metadata, else wait]
     #[arg(long, global = true, value_name = "DURATION", value_parser = alembic_chain::parse_duration)]
@@ -287,7 +287,7 @@ pub struct RevisionArgs {
     #[arg(long, value_name = "PATH")]
     pub schema: Option<PathBuf>,
     /// The desired schema is this database's, read-only (instead of schema files)
-    #[arg(long, value_name = "URL", conflicts_with = "schema")]
+    #[arg(long, value_name = "URL", conflicts_with = "schema", value_parser = url_value)]
     pub from_database: Option<DatabaseUrl>,
 }
 
@@ -342,7 +342,7 @@ pub struct VerifyArgs {
     /// Check a real database read-only instead: edited, unknown, pending and
     /// unverified revisions (writes nothing); without URL, the configured
     /// database (and with --each-schema/--each-database/--targets, a fleet)
-    #[arg(long, value_name = "URL", num_args = 0..=1, conflicts_with_all = ["local", "docker"])]
+    #[arg(long, value_name = "URL", num_args = 0..=1, conflicts_with_all = ["local", "docker"], value_parser = url_value)]
     pub against: Option<Option<DatabaseUrl>>,
 }
 
@@ -467,5 +467,16 @@ mod tests {
         assert!(
             matches!(cli.command, Command::History(HistoryArgs { rev_range: Some(ref r), verbose: false, indicate_current: false }) if r == "c0ff:")
         );
+    }
+}
+
+/// A URL flag's value. Given empty (`--database-url "$URL"` with the
+/// variable unset) it is a usage error: the driver would otherwise connect
+/// to libpq's defaults and fail with a message about something else.
+fn url_value(text: &str) -> Result<DatabaseUrl, String> {
+    if text.trim().is_empty() {
+        Err("the URL is empty (is the variable meant to hold it set?)".into())
+    } else {
+        Ok(DatabaseUrl::new(text))
     }
 }

@@ -147,6 +147,27 @@ fn a_file_that_cannot_be_read_or_written_is_named_with_its_reason_once() {
     );
 }
 
+/// A URL that cannot be used says why, exit code 2: given empty (a CI
+/// variable that is not set), another database's, or neither form; an
+/// empty one in `.env` is not set, as in the environment.
+#[test]
+fn an_unusable_database_url_says_why() {
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.path().join("migrations/versions")).unwrap();
+    let current = |url: &str| run_in(dir.path(), &["--database-url", url, "current"]);
+    snapshot!("database_url_empty", current(""));
+    snapshot!(
+        "database_url_other_scheme",
+        current("mysql://app:s3cret@db/app")
+    );
+    snapshot!("database_url_neither_form", current("db.example/app"));
+    std::fs::write(dir.path().join(".env"), "DATABASE_URL=\n").unwrap();
+    snapshot!(
+        "database_url_empty_in_dotenv",
+        run_in(dir.path(), &["current"])
+    );
+}
+
 #[test]
 fn ambiguous_prefix_lists_candidates() {
     snapshot!("ambiguous_prefix", fixture("two_heads", &["show", "abcd"]));
