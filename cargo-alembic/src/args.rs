@@ -391,6 +391,17 @@ impl Command {
     }
 }
 
+/// A URL flag's value. Given empty (`--database-url "$URL"` with the
+/// variable unset) it is a usage error: the driver would otherwise connect
+/// to libpq's defaults and fail with a message about something else.
+fn url_value(text: &str) -> Result<DatabaseUrl, String> {
+    if text.trim().is_empty() {
+        Err("the URL is empty (is the variable meant to hold it set?)".into())
+    } else {
+        Ok(DatabaseUrl::new(text))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -467,16 +478,5 @@ mod tests {
         assert!(
             matches!(cli.command, Command::History(HistoryArgs { rev_range: Some(ref r), verbose: false, indicate_current: false }) if r == "c0ff:")
         );
-    }
-}
-
-/// A URL flag's value. Given empty (`--database-url "$URL"` with the
-/// variable unset) it is a usage error: the driver would otherwise connect
-/// to libpq's defaults and fail with a message about something else.
-fn url_value(text: &str) -> Result<DatabaseUrl, String> {
-    if text.trim().is_empty() {
-        Err("the URL is empty (is the variable meant to hold it set?)".into())
-    } else {
-        Ok(DatabaseUrl::new(text))
     }
 }
