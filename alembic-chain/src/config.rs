@@ -223,6 +223,12 @@ impl Keys<'_> {
     fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
+            // Every string key names something (a folder, a table, a
+            // variable, a template): empty is a mistake, not a default.
+            Some(Value::String(s)) if s.trim().is_empty() => Err(self.bad(
+                key,
+                "it is empty (leave the key out for the default)".into(),
+            )),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(other) => Err(self.bad(key, format!("expected a string, found {other}"))),
         }
@@ -341,13 +347,13 @@ fn read_metadata(overrides: &Overrides, cwd: &Path) -> Result<Found, ConfigError
     let root = layout.root.clone();
     let (name, origin, base, value) = match layout.package {
         Some((pkg, dir, Some(v))) => (
-            format!("package.metadata.alembic` of `{pkg}"),
+            format!("[package.metadata.alembic] of `{pkg}`"),
             Origin::Package,
             dir,
             v,
         ),
         _ => (
-            "workspace.metadata.alembic".to_owned(),
+            "[workspace.metadata.alembic]".to_owned(),
             Origin::Workspace,
             root.clone(),
             layout.workspace_alembic.unwrap_or(Value::Null),
@@ -712,6 +718,43 @@ mod tests {
         );
         std::env::remove_var(var);
         assert_eq!(resolve(&none).database_url_env, var);
+    }
+
+    /// A string key given empty is an error naming the key and its table
+    /// (an empty version table failed only in the database, with a syntax
+    /// error); a package's table reads `[package.metadata.alembic] of `app``.
+    #[test]
+    fn an_empty_string_key_is_an_error_naming_its_table() {
+        for key in [
+            "script_location",
+            "version_table",
+            "version_table_schema",
+            "file_template",
+            "database_url_env",
+            "schema",
+        ] {
+            let dir = workspace(&format!("{key} = \"\"\n"));
+            let err = Config::resolve(&Overrides::default(), dir.path()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "bad value for `{key}` in [workspace.metadata.alembic]: it is empty (leave the key out for the default)"
+                )
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n[package.metadata.alembic]\nversion_table = 5\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
+        let err = Config::resolve(&Overrides::default(), dir.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad value for `version_table` in [package.metadata.alembic] of `app`: expected a string, found 5"
+        );
     }
 
     #[test]

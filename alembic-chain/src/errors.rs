@@ -346,9 +346,9 @@ pub enum ConfigError {
     #[error("package `{0}` is not a member of the workspace")]
     NoSuchPackage(String),
     /// A metadata key with the wrong type or value.
-    #[error("bad value for `{key}` in [{table}]: {reason}")]
+    #[error("bad value for `{key}` in {table}: {reason}")]
     BadKey {
-        /// The table, e.g. `package.metadata.alembic`.
+        /// The table and its package: ``[package.metadata.alembic] of `app` ``.
         table: String,
         /// The key.
         key: String,
@@ -356,7 +356,7 @@ pub enum ConfigError {
         reason: String,
     },
     /// A metadata key outside the contract.
-    #[error("unknown key `{key}` in [{table}] (allowed: {allowed})")]
+    #[error("unknown key `{key}` in {table} (allowed: {allowed})")]
     UnknownKey {
         /// The table.
         table: String,
