@@ -500,11 +500,11 @@ impl<'m> Resolver<'m> {
                 return heads
                     .into_iter()
                     .map(|h| match self.alembic_walk(ident, Some(h), n, None)? {
-                        Some(Walked::Rev(r)) => Ok(Some(r)),
-                        None => Ok(None),
+                        Ok(Walked::Rev(r)) => Ok(Some(r)),
+                        Err(_) => Ok(None),
                         // Alembic's walk gives the string "base", which its
                         // stamp then fails on (an assertion).
-                        Some(Walked::Base | Walked::Start) => Err(ResolveError::StampRefused {
+                        Ok(Walked::Base | Walked::Start) => Err(ResolveError::StampRefused {
                             targets: ident.to_owned(),
                             reason: format!(
                                 "it walks from {} down to exactly base, which Alembic fails on",
@@ -692,9 +692,9 @@ impl<'m> Resolver<'m> {
                 let start = self.alembic_get_revision(symbol, ident)?;
                 let end = self.alembic_walk(ident, start, steps, branch)?;
                 return match end {
-                    Some(Walked::Rev(r)) => Ok((branch.map(str::to_owned), Some(r))),
-                    Some(Walked::Base | Walked::Start) => Ok((branch.map(str::to_owned), None)),
-                    None => Err(too_far(0, steps.unsigned_abs())),
+                    Ok(Walked::Rev(r)) => Ok((branch.map(str::to_owned), Some(r))),
+                    Ok(Walked::Base | Walked::Start) => Ok((branch.map(str::to_owned), None)),
+                    Err(taken) => Err(too_far(taken, steps.unsigned_abs())),
                 };
             }
             let (branch, symbol): (Option<String>, String) = match (branch, symbol) {
@@ -735,9 +735,9 @@ impl<'m> Resolver<'m> {
                 Some(b) => self.alembic_get_revision(&format!("{b}@{symbol}"), ident)?,
             };
             return match self.alembic_walk(ident, start, steps, None)? {
-                Some(Walked::Rev(r)) => Ok((branch, Some(r))),
-                Some(Walked::Base | Walked::Start) => Ok((branch, None)),
-                None => Err(too_far(0, steps.unsigned_abs())),
+                Ok(Walked::Rev(r)) => Ok((branch, Some(r))),
+                Ok(Walked::Base | Walked::Start) => Ok((branch, None)),
+                Err(taken) => Err(too_far(taken, steps.unsigned_abs())),
             };
         }
         let (branch, symbol) = split_last_branch(ident);
@@ -776,24 +776,25 @@ impl<'m> Resolver<'m> {
 
     /// Alembic's `_walk`: `steps` up (children, on a branch's lineage if
     /// one is named) or down (parents); a fork is ambiguous; past a base
-    /// going down is base once, then nothing; past a head is nothing.
+    /// going down is base once, then nothing; past a head is nothing
+    /// (`Err`: how many steps were taken before it).
     fn alembic_walk(
         &self,
         ident: &str,
         start: Option<usize>,
         steps: i64,
         branch: Option<&str>,
-    ) -> Result<Option<Walked>, ResolveError> {
+    ) -> Result<Result<Walked, u64>, ResolveError> {
         let mut at = match start {
             Some(r) => Walked::Rev(r),
             None => Walked::Start,
         };
-        for _ in 0..steps.unsigned_abs() {
+        for taken in 0..steps.unsigned_abs() {
             let options: Vec<Walked> = if steps > 0 {
                 let up: Vec<usize> = match at {
                     Walked::Start => self.map.bases().to_vec(),
                     Walked::Rev(r) => self.map.children(r).to_vec(),
-                    Walked::Base => return Ok(None),
+                    Walked::Base => return Ok(Err(taken)),
                 };
                 let up = match branch {
                     Some(b) => self.alembic_filter_for_lineage(&up, b, false)?,
@@ -811,7 +812,7 @@ impl<'m> Resolver<'m> {
                 }
             };
             at = match options.as_slice() {
-                [] => return Ok(None),
+                [] => return Ok(Err(taken)),
                 [one] => *one,
                 many => {
                     return Err(ResolveError::AmbiguousWalk {
@@ -831,7 +832,7 @@ impl<'m> Resolver<'m> {
                 }
             };
         }
-        Ok(Some(match at {
+        Ok(Ok(match at {
             Walked::Start => Walked::Base,
             other => other,
         }))
@@ -1180,6 +1181,27 @@ mod tests {
         assert_eq!(
             plan(at(&["m2"]).downgrade_plan("-2")),
             "error: `-2` is ambiguous at `m1`, which leads to d2, e1"
+        );
+        // Past base: how far the walk got (it said 0 steps whatever the
+        // distance); base is a step, as in Alembic.
+        let line = map(&["l1", "l2 <- l1", "l3 <- l2"]);
+        let on = |cur: &str| Resolver::with_current(&line, vec![line.index_of(cur).unwrap()]);
+        let plan_in = |m: &RevisionMap, r: Result<Vec<usize>, ResolveError>| match r {
+            Ok(p) => ids(m, &p).join(" "),
+            Err(e) => format!("error: {e}"),
+        };
+        assert_eq!(plan_in(&line, on("l3").downgrade_plan("-3")), "l3 l2 l1");
+        assert_eq!(
+            plan_in(&line, on("l3").downgrade_plan("-4")),
+            "error: `-4` goes past the end of the chain after 3 of 4 steps"
+        );
+        assert_eq!(
+            plan_in(&line, on("l2").downgrade_plan("l3-5")),
+            "error: `l3-5` goes past the end of the chain after 3 of 5 steps"
+        );
+        assert_eq!(
+            plan_in(&line, on("l2").downgrade_plan("l1+3")),
+            "error: `l1+3` goes past the end of the chain after 2 of 3 steps"
         );
         assert_eq!(
             plan(at(&["m2"]).downgrade_plan("base")),
