@@ -234,7 +234,7 @@ pub enum ImportTool {
     Alembic,
     /// sqlx: `<VERSION>_<DESCRIPTION>.sql`, or `.up.sql` and `.down.sql`
     Sqlx,
-    /// refinery: `V{n}__{name}.sql` and `U{n}__{name}.sql`
+    /// refinery: `V<VERSION>__<NAME>.sql` and `U<VERSION>__<NAME>.sql`
     Refinery,
     /// diesel: `<version>_<name>/up.sql` and `down.sql`
     Diesel,
@@ -415,6 +415,48 @@ mod tests {
             .map(Into::into)
             .collect();
         Cli::try_parse_from(normalize_argv(argv))
+    }
+
+    /// clap reads `{n}` in help text as a line break: `V{n}__{name}.sql`
+    /// in `import --help` printed as `V` and `__{name}.sql` on two lines.
+    #[test]
+    fn no_help_text_holds_a_line_break_marker() {
+        fn walk(cmd: &clap::Command, path: &str, found: &mut Vec<String>) {
+            let mut texts: Vec<String> = [cmd.get_about(), cmd.get_long_about()]
+                .into_iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect();
+            for arg in cmd.get_arguments() {
+                texts.extend(
+                    [arg.get_help(), arg.get_long_help()]
+                        .into_iter()
+                        .flatten()
+                        .map(ToString::to_string),
+                );
+                texts.extend(
+                    arg.get_possible_values()
+                        .iter()
+                        .filter_map(|v| v.get_help().map(ToString::to_string)),
+                );
+            }
+            found.extend(
+                texts
+                    .into_iter()
+                    .filter(|t| t.contains("{n}"))
+                    .map(|t| format!("{path}: {t}")),
+            );
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), found);
+            }
+        }
+        let mut found = Vec::new();
+        walk(
+            &<Cli as clap::CommandFactory>::command(),
+            "cargo-alembic",
+            &mut found,
+        );
+        assert!(found.is_empty(), "{found:#?}");
     }
 
     /// What users type, and whether it parses.
