@@ -86,8 +86,19 @@ fn a_sqlx_folder_becomes_a_chain_in_sqlx_order() {
                 "DROP TABLE notes;\n",
             ),
             ("their-migrations/README.md", "not a migration"),
+            // Not a sqlx name: sqlx skips it, and so does the import, aloud.
+            (
+                "their-migrations/seed.sql",
+                "INSERT INTO users VALUES (1, 'x');\n",
+            ),
         ],
     );
+    let note = alembic(dir, &["import", "sqlx", "their-migrations"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&note.stderr),
+        "note: skipped their-migrations/seed.sql: not `<VERSION>_<DESCRIPTION>.sql`, so sqlx does not run it either\n"
+    );
+    std::fs::remove_dir_all(dir.join("db")).unwrap();
     let out = import_and_run(dir, "sqlx", true);
     assert!(out.contains("Imported 3 sqlx migrations"), "{out}");
     assert!(out.contains("20240102090000 (head)"), "{out}");

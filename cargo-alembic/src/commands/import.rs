@@ -165,7 +165,8 @@ fn file_name(path: &Path) -> String {
 /// sqlx: `<VERSION>_<DESCRIPTION>.sql` (irreversible) or `.up.sql` with
 /// `.down.sql`; VERSION a positive integer; `-- no-transaction` as the
 /// first line runs it outside a transaction. Other files are ignored, as
-/// sqlx ignores them.
+/// sqlx ignores them; a `.sql` file without a version is named in a note,
+/// in case it is a migration misnamed (sqlx never ran it).
 fn read_sqlx(dir: &Path) -> Result<Vec<Foreign>, CliError> {
     let mut ups: Vec<Foreign> = Vec::new();
     let mut downs: Vec<(i64, PathBuf, String)> = Vec::new();
@@ -175,6 +176,10 @@ fn read_sqlx(dir: &Path) -> Result<Vec<Foreign>, CliError> {
             continue;
         }
         let Some((version, rest)) = name.split_once('_') else {
+            eprintln!(
+                "note: skipped {}: not `<VERSION>_<DESCRIPTION>.sql`, so sqlx does not run it either",
+                path.display()
+            );
             continue;
         };
         let number = version.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
