@@ -215,6 +215,14 @@ fn percent_decode(text: &str) -> Result<String, ConnectError> {
     })
 }
 
+/// Checks that the driver takes a URL or key/value string, without
+/// connecting: what a list of targets checks before it runs any.
+#[doc(hidden)]
+#[cfg(any(feature = "sync", feature = "async"))]
+pub fn validate(url: &str) -> Result<(), ConnectError> {
+    prepare(url).map(|_| ())
+}
+
 /// Where a URL points, without its password: `host:port/dbname`.
 #[doc(hidden)]
 pub fn describe_target(url: &str) -> String {

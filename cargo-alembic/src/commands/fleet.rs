@@ -112,6 +112,119 @@ fn expand(value: &str, file: &str, line: usize) -> Result<String, CliError> {
         .map_err(|_| CliError::usage(format!("{file}:{line}: ${var} is not set"), None))
 }
 
+/// libpq's connection keywords: a line that starts with one (`host=h
+/// dbname=d`) is a URL in key/value form, not `name = url`.
+const LIBPQ_KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "require_auth",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "sslnegotiation",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+];
+
+/// A line without its comment: `#` at its start or after a space (a `#`
+/// inside a URL or a key/value password is kept).
+fn strip_comment(line: &str) -> &str {
+    let mut after_space = true;
+    for (i, c) in line.char_indices() {
+        if c == '#' && after_space {
+            return &line[..i];
+        }
+        after_space = c.is_whitespace();
+    }
+    line
+}
+
+/// `name = url` (the name without spaces, not a libpq keyword), else the
+/// whole line is a URL.
+fn split_target(line: &str) -> (Option<&str>, &str) {
+    match line.split_once('=') {
+        Some((name, url)) => {
+            let name = name.trim();
+            let is_name = !name.contains(char::is_whitespace)
+                && !name.contains("://")
+                && !LIBPQ_KEYWORDS.contains(&name);
+            if is_name {
+                (Some(name), url.trim())
+            } else {
+                (None, line)
+            }
+        }
+        None => (None, line),
+    }
+}
+
+/// The targets of a `--targets` file, every line checked before any
+/// target runs: a line the driver cannot read, a missing name or a name
+/// given twice is bad usage naming the file and line.
+fn read_targets(text: &str, shown: &str) -> Result<Vec<Target>, CliError> {
+    let mut out: Vec<Target> = Vec::new();
+    let mut first_line: std::collections::HashMap<String, usize> = Default::default();
+    for (n, raw) in text.lines().enumerate() {
+        let number = n + 1;
+        let at = |why: String| CliError::usage(format!("{shown}:{number}: {why}"), None);
+        let line = strip_comment(raw).trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (name, url) = split_target(line);
+        if name == Some("") {
+            return Err(at(
+                "no name before `=` (`name = url`, or the URL alone)".into()
+            ));
+        }
+        let url = expand(url, shown, number)?;
+        alembic_embed::tls::validate(&url).map_err(|e| at(e.to_string()))?;
+        let name = name.map_or_else(|| alembic_embed::tls::describe_target(&url), str::to_owned);
+        if let Some(first) = first_line.get(&name) {
+            return Err(at(format!("the target `{name}` is also on line {first}")));
+        }
+        first_line.insert(name.clone(), number);
+        out.push(Target {
+            name,
+            url,
+            schema: None,
+        });
+    }
+    Ok(out)
+}
+
 /// The databases: the lines of `--targets`, the ones `--each-database`
 /// matches on the URL's server, or the URL's own.
 fn bases(ctx: &Ctx, fleet: &FleetArgs, url: Option<&str>) -> Result<Vec<Target>, CliError> {
@@ -119,31 +232,7 @@ fn bases(ctx: &Ctx, fleet: &FleetArgs, url: Option<&str>) -> Result<Vec<Target>,
         let shown = file.display().to_string();
         let text = std::fs::read_to_string(ctx.cwd.join(file))
             .map_err(|e| CliError::usage(format!("cannot read {shown}: {e}"), None))?;
-        let mut out = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.split_once('#').map_or(line, |(a, _)| a).trim();
-            if line.is_empty() {
-                continue;
-            }
-            let (name, url) = match line.split_once('=') {
-                Some((name, url)) if !name.contains("://") && !name.trim().contains(' ') => {
-                    (name.trim().to_owned(), url.trim())
-                }
-                _ => (String::new(), line),
-            };
-            let url = expand(url, &shown, n + 1)?;
-            let name = if name.is_empty() {
-                alembic_embed::tls::describe_target(&url)
-            } else {
-                name
-            };
-            out.push(Target {
-                name,
-                url,
-                schema: None,
-            });
-        }
-        return Ok(out);
+        return read_targets(&text, &shown);
     }
     let url = url
         .ok_or_else(|| {
@@ -806,7 +895,64 @@ impl Ended {
 
 #[cfg(test)]
 mod tests {
-    use super::progress;
+    use super::{progress, read_targets};
+
+    /// Each line of a targets file: its name and URL, or the error that
+    /// stops the file before any target runs (a bad line used to fail
+    /// only its own target, at run time, under a made-up name).
+    #[test]
+    fn a_targets_file_is_read_and_checked_line_by_line() {
+        let read = |text: &str| -> Result<Vec<(String, String)>, String> {
+            read_targets(text, "fleet.txt")
+                .map(|t| t.into_iter().map(|t| (t.name, t.url)).collect())
+                .map_err(|e| e.to_string())
+        };
+        let pair = |n: &str, u: &str| (n.to_owned(), u.to_owned());
+        assert_eq!(
+            read(concat!(
+                "# tenants\n",
+                "\n",
+                "a = postgresql://h/a   # inline\n",
+                "b=postgresql://u:p#ss@h/b?sslmode=require\n",
+                "c = host=h dbname=c password=x#y\n",
+                "host=h port=6432 dbname=d\n",
+                "postgresql://h:7/e?application_name=x\n",
+                "tenant/7 = postgres://h/f\n",
+            )),
+            Ok(vec![
+                pair("a", "postgresql://h/a"),
+                pair("b", "postgresql://u:p#ss@h/b?sslmode=require"),
+                pair("c", "host=h dbname=c password=x#y"),
+                pair("h:6432/d", "host=h port=6432 dbname=d"),
+                pair("h:7/e", "postgresql://h:7/e?application_name=x"),
+                pair("tenant/7", "postgres://h/f"),
+            ])
+        );
+        let table = [
+            ("= postgresql://h/a\n", "fleet.txt:1: no name before `=` (`name = url`, or the URL alone)"),
+            (
+                "a = postgresql://h/a\nb postgresql://h/b\n",
+                "fleet.txt:2: the database URL does not parse: it is neither a postgresql:// URL nor key=value settings (`host=... dbname=...`)",
+            ),
+            ("a = \n", "fleet.txt:1: the database URL does not parse: it is empty"),
+            (
+                "a = mysql://u:s3cret@h/a\n",
+                "fleet.txt:1: the database URL does not parse: `mysql://` is not a PostgreSQL URL, which starts with postgresql:// or postgres://",
+            ),
+            ("a = postgresql://h:port/a\n", "fleet.txt:1: the database URL does not parse: invalid value for option `port`"),
+            (
+                "a = postgresql://h/a\n# b\na = postgresql://h/b\n",
+                "fleet.txt:3: the target `a` is also on line 1",
+            ),
+            (
+                "postgresql://h/a\npostgresql://h:5432/a\n",
+                "fleet.txt:2: the target `h:5432/a` is also on line 1",
+            ),
+        ];
+        for (text, expected) in table {
+            assert_eq!(read(text), Err(expected.to_owned()), "{text:?}");
+        }
+    }
 
     #[test]
     fn the_progress_bar_counts_done_failed_running_and_remaining() {
