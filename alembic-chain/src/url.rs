@@ -60,12 +60,23 @@ impl fmt::Display for DatabaseUrl {
 /// text, well-formed or not: what it cannot read as a URL it treats as
 /// key/value pairs, and an unterminated quoted value hides the rest.
 pub fn redact(text: &str) -> String {
-    let lower = text.trim_start().to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+    if has_scheme(text.trim_start()) {
         redact_url(text)
     } else {
         redact_key_values(text)
     }
+}
+
+/// Whether the text starts with a URL scheme and `://`: any scheme, so
+/// that SQLAlchemy's `postgresql+psycopg2://` and a URL of the wrong
+/// database are redacted as URLs too.
+fn has_scheme(text: &str) -> bool {
+    text.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
 }
 
 fn redact_url(text: &str) -> String {
@@ -182,6 +193,12 @@ mod tests {
                 "host=db password=***",
             ),
             ("", ""),
+            // SQLAlchemy's scheme, and another database's URL.
+            (
+                "postgresql+psycopg2://app:s3cret@db/app",
+                "postgresql+psycopg2://app:***@db/app",
+            ),
+            ("mysql://app:s3cret@db/app", "mysql://app:***@db/app"),
         ];
         for (given, shown) in table {
             assert_eq!(redact(given), *shown, "{given}");

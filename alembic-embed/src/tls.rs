@@ -97,6 +97,7 @@ fn mode_of(value: &str) -> Result<SslMode, ConnectError> {
 /// Splits libpq's TLS keys out of a URL or key/value string.
 #[doc(hidden)]
 pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
+    let url = &*without_python_driver(url);
     check_form(url)?;
     let mut mode = SslMode::Prefer;
     let mut root_cert = None;
@@ -135,6 +136,27 @@ pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
         mode,
         root_cert,
     })
+}
+
+/// SQLAlchemy's `postgresql+psycopg2://...` (an Alembic project's
+/// `sqlalchemy.url`, Flask's `SQLALCHEMY_DATABASE_URI`) as libpq's
+/// `postgresql://...`: the part after `+` names a Python driver, and the
+/// rest is the same URL, so one variable serves both.
+fn without_python_driver(url: &str) -> std::borrow::Cow<'_, str> {
+    for scheme in ["postgresql+", "postgres+"] {
+        let Some((driver, rest)) = url.strip_prefix(scheme).and_then(|r| r.split_once("://"))
+        else {
+            continue;
+        };
+        if !driver.is_empty()
+            && driver
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return format!("postgresql://{rest}").into();
+        }
+    }
+    url.into()
 }
 
 /// What the driver would only call an "invalid connection string": empty
@@ -576,6 +598,19 @@ mod tests {
         }
         // `://` in a key/value string's value is not a scheme.
         assert!(prepare("host=h password=a://b dbname=d").is_ok());
+        // SQLAlchemy's scheme, as Alembic and Flask projects hold it.
+        for url in [
+            "postgresql+psycopg2://u:s3cret@h:6543/d?sslmode=require",
+            "postgres+asyncpg://u:s3cret@h:6543/d?sslmode=require",
+        ] {
+            let (_, parsed, target) = prepare(url).unwrap();
+            assert_eq!(target, "h:6543/d");
+            assert_eq!(parsed.mode, SslMode::Require);
+        }
+        assert_eq!(
+            prepare("postgresql+://h/d").map(|_| ()).unwrap_err().to_string(),
+            "the database URL does not parse: `postgresql+://` is not a PostgreSQL URL, which starts with postgresql:// or postgres://"
+        );
         assert!(prepare("postgres://h/d").is_ok());
     }
 
