@@ -344,10 +344,38 @@ fn a_broken_schema_file_names_its_file_and_line() {
     let out = migrate(dir.path(), &["--schema", "schema.sql"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Named as given (it was the absolute path for a file of the
+    // configuration or of a folder).
     assert!(
-        stderr.contains("schema.sql:4: type \"nosuchtype\" does not exist"),
+        stderr.contains("x schema.sql:4: type \"nosuchtype\" does not exist"),
         "{stderr}"
     );
+    // A schema folder from the configuration: its file named from the
+    // current folder (it was named by its absolute path).
+    std::fs::create_dir_all(dir.path().join("schema")).unwrap();
+    std::fs::rename(
+        dir.path().join("schema.sql"),
+        dir.path().join("schema/01_tables.sql"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[workspace]\nmembers = []\n\n[workspace.metadata.alembic]\nscript_location = \"db\"\nschema = \"schema\"\n",
+    )
+    .unwrap();
+    let admin = server().admin_url().to_owned();
+    let out = alembic_with(
+        dir.path(),
+        &["--database-url", &admin, "migrate", "-m", "change"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("x schema/01_tables.sql:4: type \"nosuchtype\" does not exist"),
+        "{stderr}"
+    );
+    std::fs::remove_file(dir.path().join("Cargo.toml")).unwrap();
     // An unterminated string is found before any server starts.
     std::fs::write(
         dir.path().join("schema.sql"),
@@ -357,7 +385,7 @@ fn a_broken_schema_file_names_its_file_and_line() {
     let out = migrate(dir.path(), &["--schema", "schema.sql"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("schema.sql:2: unterminated"),
+        String::from_utf8_lossy(&out.stderr).contains("x schema.sql:2: unterminated"),
         "{}",
         text(&out)
     );

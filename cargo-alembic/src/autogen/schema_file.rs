@@ -10,6 +10,8 @@ use crate::errors::CliError;
 
 /// One schema file, read and split.
 pub(crate) struct SchemaFile {
+    /// The file as messages name it (relative to the current folder when
+    /// under it).
     pub(crate) path: PathBuf,
     pub(crate) statements: Vec<Statement>,
     pub(crate) renames: Vec<Rename>,
@@ -113,7 +115,8 @@ fn qualified(name: &str) -> String {
 }
 
 /// Reads the schema: a `.sql` file, or every `*.sql` file of a folder in
-/// sorted order.
+/// sorted order. `shown` is `path` as messages name it; a file of the
+/// folder is named under it.
 pub(crate) fn read(path: &Path, shown: &Path) -> Result<Vec<SchemaFile>, CliError> {
     let io = |source, p: &Path| CliError::Io {
         path: p.to_owned(),
@@ -125,7 +128,8 @@ pub(crate) fn read(path: &Path, shown: &Path) -> Result<Vec<SchemaFile>, CliErro
             let entry = entry.map_err(|e| io(e, shown))?;
             let p = entry.path();
             if p.extension().is_some_and(|e| e == "sql") && p.is_file() {
-                files.push(p);
+                let name = shown.join(entry.file_name());
+                files.push((p, name));
             }
         }
         files.sort();
@@ -136,7 +140,7 @@ pub(crate) fn read(path: &Path, shown: &Path) -> Result<Vec<SchemaFile>, CliErro
             ));
         }
     } else if path.is_file() {
-        files.push(path.to_owned());
+        files.push((path.to_owned(), shown.to_owned()));
     } else {
         return Err(CliError::usage(
             format!("the schema {} does not exist", shown.display()),
@@ -145,24 +149,24 @@ pub(crate) fn read(path: &Path, shown: &Path) -> Result<Vec<SchemaFile>, CliErro
     }
     files
         .into_iter()
-        .map(|p| {
-            let bytes = std::fs::read(&p).map_err(|e| io(e, &p))?;
+        .map(|(p, shown)| {
+            let bytes = std::fs::read(&p).map_err(|e| io(e, &shown))?;
             let text = String::from_utf8(bytes).map_err(|e| {
                 CliError::failed(
                     format!(
                         "{}: not UTF-8 (at byte {})",
-                        p.display(),
+                        shown.display(),
                         e.utf8_error().valid_up_to()
                     ),
                     None,
                 )
             })?;
             let statements = split_sql(&text).map_err(|(line, kind)| {
-                CliError::failed(format!("{}:{line}: {kind}", p.display()), None)
+                CliError::failed(format!("{}:{line}: {kind}", shown.display()), None)
             })?;
             Ok(SchemaFile {
                 renames: renames(&text),
-                path: p,
+                path: shown,
                 statements,
             })
         })
