@@ -544,6 +544,16 @@ impl<'m> Resolver<'m> {
     /// What `upgrade <ident>` runs from the current heads, in order.
     pub fn upgrade_plan(&self, ident: &str) -> Result<Vec<usize>, ResolveError> {
         let current = self.current.clone().unwrap_or_default();
+        // Alembic's `_parse_upgrade_target`: "upgrading to current - n is
+        // not valid" (nor `+0`); with a revision named (`ae10-1`) the walk
+        // is from that revision instead.
+        if matches!(relative_parts(ident), Some((_, None, steps)) if steps <= 0) {
+            return Err(ResolveError::InvalidTarget {
+                ident: ident.to_owned(),
+                direction: "upgrade",
+                current: self.ids(&current),
+            });
+        }
         let target = match self.resolve(ident)? {
             // `label@base` as an upgrade target is base, as in Alembic:
             // nothing to apply.
@@ -1182,6 +1192,22 @@ mod tests {
             plan(at(&["m2"]).downgrade_plan("-2")),
             "error: `-2` is ambiguous at `m1`, which leads to d2, e1"
         );
+        // An upgrade to the current revision minus N (or plus 0) is refused,
+        // as Alembic refuses it (it was a silent no-op); from a named
+        // revision it is a walk.
+        for ident in ["-1", "+0", "-0", "feat@-1"] {
+            assert_eq!(
+                plan(at(&["m2"]).upgrade_plan(ident)),
+                format!(
+                    "error: `{ident}` is not a valid upgrade target from the current heads (m2)"
+                )
+            );
+        }
+        assert_eq!(
+            plan(at(&[]).upgrade_plan("-1")),
+            "error: `-1` is not a valid upgrade target from the current heads (base)"
+        );
+        assert_eq!(plan(at(&["m2"]).upgrade_plan("m2-1")), "");
         // Past base: how far the walk got (it said 0 steps whatever the
         // distance); base is a step, as in Alembic.
         let line = map(&["l1", "l2 <- l1", "l3 <- l2"]);
