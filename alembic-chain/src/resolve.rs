@@ -696,8 +696,14 @@ impl<'m> Resolver<'m> {
         };
         if let Some((branch, symbol, steps)) = relative_parts(ident) {
             if steps >= 0 {
+                // A downgrade to the current revision plus N: Alembic
+                // refuses it; no walk was tried.
                 let Some(symbol) = symbol else {
-                    return Err(too_far(0, steps.unsigned_abs()));
+                    return Err(ResolveError::InvalidTarget {
+                        ident: ident.to_owned(),
+                        direction: "downgrade",
+                        current: self.ids(current),
+                    });
                 };
                 let start = self.alembic_get_revision(symbol, ident)?;
                 let end = self.alembic_walk(ident, start, steps, branch)?;
@@ -1224,6 +1230,10 @@ mod tests {
         assert_eq!(
             plan_in(&line, on("l2").downgrade_plan("l3-5")),
             "error: `l3-5` goes past the end of the chain after 3 of 5 steps"
+        );
+        assert_eq!(
+            plan_in(&line, on("l2").downgrade_plan("+1")),
+            "error: `+1` is not a valid downgrade target from the current heads (l2)"
         );
         assert_eq!(
             plan_in(&line, on("l2").downgrade_plan("l1+3")),
