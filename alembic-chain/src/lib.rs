@@ -50,4 +50,4 @@ pub use revision::{
 pub use script::{load_versions, load_versions_beside, revision_files, version_folders};
 pub use split::{split_sql, Statement};
 pub use stamp::stamp_rows;
-pub use url::{redact, DatabaseUrl};
+pub use url::{redact, url_scheme, DatabaseUrl};

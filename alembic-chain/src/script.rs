@@ -209,12 +209,7 @@ fn parse_batches(rx: &Mutex<Receiver<Vec<PathBuf>>>) -> Vec<Vec<Result<Revision,
 fn read_one(path: PathBuf, buf: &mut Vec<u8>) -> Result<Revision, LoadError> {
     let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,
-        Err(source) => {
-            return Err(LoadError::Io {
-                path,
-                reason: source,
-            })
-        }
+        Err(reason) => return Err(LoadError::Io { path, reason }),
     };
     let mut len = 0;
     loop {
@@ -225,12 +220,7 @@ fn read_one(path: PathBuf, buf: &mut Vec<u8>) -> Result<Revision, LoadError> {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(source) => {
-                return Err(LoadError::Io {
-                    path,
-                    reason: source,
-                })
-            }
+            Err(reason) => return Err(LoadError::Io { path, reason }),
         }
     }
     Ok(Revision::parse_owned(path, &buf[..len])?)

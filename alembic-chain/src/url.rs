@@ -60,23 +60,23 @@ impl fmt::Display for DatabaseUrl {
 /// text, well-formed or not: what it cannot read as a URL it treats as
 /// key/value pairs, and an unterminated quoted value hides the rest.
 pub fn redact(text: &str) -> String {
-    if has_scheme(text.trim_start()) {
+    if url_scheme(text.trim_start()).is_some() {
         redact_url(text)
     } else {
         redact_key_values(text)
     }
 }
 
-/// Whether the text starts with a URL scheme and `://`: any scheme, so
-/// that SQLAlchemy's `postgresql+psycopg2://` and a URL of the wrong
-/// database are redacted as URLs too.
-fn has_scheme(text: &str) -> bool {
-    text.split_once("://").is_some_and(|(scheme, _)| {
-        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    })
+/// The scheme of a text that starts with one and `://` (any scheme:
+/// SQLAlchemy's `postgresql+psycopg2`, another database's); `None` for a
+/// key/value string, even one with `://` in a value.
+pub fn url_scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once("://")?;
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    is_scheme.then_some(scheme)
 }
 
 fn redact_url(text: &str) -> String {

@@ -167,20 +167,14 @@ fn check_form(url: &str) -> Result<(), ConnectError> {
     if url.trim().is_empty() {
         return bad("it is empty");
     }
-    if let Some((scheme, _)) = url.split_once("://") {
-        // A scheme, not a `key=value` string that has `://` in a value.
-        let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-        if is_scheme && !matches!(scheme, "postgresql" | "postgres") {
+    match alembic_chain::url_scheme(url) {
+        Some("postgresql" | "postgres") => return Ok(()),
+        Some(scheme) => {
             return Err(ConnectError::Url(format!(
-                "`{scheme}://` is not a PostgreSQL URL, which starts with postgresql:// or postgres://"
-            )));
+            "`{scheme}://` is not a PostgreSQL URL, which starts with postgresql:// or postgres://"
+        )))
         }
-        if is_scheme {
-            return Ok(());
-        }
+        None => {}
     }
     if !url.contains('=') {
         return bad(

@@ -16,7 +16,7 @@ mod snapshot;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use alembic_chain::{load_versions, Config, Overrides, RevisionMap};
@@ -59,6 +59,19 @@ impl Ctx {
         let root = self.config.workspace_root.as_deref().unwrap_or(&self.cwd);
         full.strip_prefix(root)
             .map_or_else(|_| path.to_owned(), |p| p.display().to_string())
+    }
+
+    /// A path as the user gave it: relative to the current folder when it
+    /// is under it (configured paths are made absolute, and some readers
+    /// make them canonical).
+    pub(crate) fn shown<'p>(&self, path: &'p Path) -> &'p Path {
+        path.strip_prefix(&self.cwd)
+            .ok()
+            .or_else(|| {
+                let canonical = self.cwd.canonicalize().ok()?;
+                path.strip_prefix(canonical).ok()
+            })
+            .unwrap_or(path)
     }
 
     /// Loads and validates the chain under the configured versions folder.

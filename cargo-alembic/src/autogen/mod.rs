@@ -293,20 +293,7 @@ fn desired_source(
             Some("keep the schema you want as SQL and set `schema = \"schema.sql\"` in [package.metadata.alembic] (a file, or a folder of .sql files), or pass --schema PATH or --from-database URL".into()),
         )
     })?;
-    // The configured path is the workspace root's, made absolute (and
-    // maybe canonical): named from the current folder when under it.
-    let canonical_cwd = ctx.cwd.canonicalize().ok();
-    let shown = path
-        .strip_prefix(&ctx.cwd)
-        .ok()
-        .or_else(|| {
-            canonical_cwd
-                .as_deref()
-                .and_then(|c| path.strip_prefix(c).ok())
-        })
-        .unwrap_or(&path)
-        .to_owned();
-    schema_file::read(&path, &shown).map(Some)
+    schema_file::read(&path, ctx.shown(&path)).map(Some)
 }
 
 /// A throwaway server (`on`: one already started) and a database on it

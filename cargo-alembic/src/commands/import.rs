@@ -422,13 +422,7 @@ fn render(
 /// A path as the user gave it: relative to the current folder when it is
 /// under it (refinery's reader makes paths canonical).
 pub(super) fn shown(ctx: &Ctx, path: &Path) -> String {
-    let canonical = ctx.cwd.canonicalize().ok();
-    path.strip_prefix(&ctx.cwd)
-        .ok()
-        .or_else(|| canonical.as_deref().and_then(|c| path.strip_prefix(c).ok()))
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    ctx.shown(path).display().to_string()
 }
 
 /// A line of another tool's SQL that this chain's files would read as a
