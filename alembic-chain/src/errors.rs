@@ -242,6 +242,10 @@ pub enum ResolveError {
     )]
     #[diagnostic(help("name a revision, `head` or `base`, or use `<rev>+N`"))]
     NeedsCurrent(String),
+    /// A `history` range whose lower end is not below its upper end.
+    #[error("`{0}` is not a range: its lower end is not below its upper end on one branch")]
+    #[diagnostic(help("a range runs from a revision up to one built on it: `<older>:<newer>`"))]
+    RangeNotAncestor(String),
     /// A relative step from several current heads.
     #[error("`{ident}` is ambiguous: the database has several current heads ({})", heads.join(", "))]
     #[diagnostic(help("name a branch: `<label>@+N`, or a revision: `<rev>+N`"))]
@@ -285,13 +289,16 @@ pub enum ResolveError {
         /// Why.
         reason: String,
     },
-    /// Alembic refuses an upgrade when one requested revision, or one row
-    /// of the version table, is an ancestor of another.
-    #[error("`{ident}`: {what} {revision} overlaps with {}, which {} below it; Alembic refuses this upgrade, and so does cargo alembic", below.join(", "), if below.len() == 1 { "is" } else { "are" })]
-    #[diagnostic(help("a version table whose rows overlap is repaired with `cargo alembic stamp --purge <the rows to keep>`"))]
+    /// Alembic refuses an upgrade (or a `history` range) when one requested
+    /// revision, or one row of the version table, is an ancestor of
+    /// another.
+    #[error("`{ident}`: {what} {revision} overlaps with {}, which {} below it; Alembic refuses this {command}, and so does cargo alembic", below.join(", "), if below.len() == 1 { "is" } else { "are" })]
+    #[diagnostic(help("name one revision of each branch; a version table whose rows overlap is repaired with `cargo alembic stamp --purge <the rows to keep>`"))]
     Overlapping {
         /// The identifier given.
         ident: String,
+        /// `upgrade` or `range`.
+        command: &'static str,
         /// `requested revision` or `row of the version table`.
         what: &'static str,
         /// The revision above.

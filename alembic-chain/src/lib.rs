@@ -43,7 +43,7 @@ pub use graph::RevisionMap;
 pub use heads::{normalized_down, HeadState, StepError, VersionOp};
 #[cfg(feature = "tooling")]
 pub use lint::{lint, Finding, Severity, WARNING_RULES};
-pub use resolve::{Resolver, Target, MIN_PREFIX};
+pub use resolve::{history_reads_current, Resolver, Target, MIN_PREFIX};
 pub use revision::{
     parse_list, validate_id, HeaderFields, KeyLines, Revision, Section, HEADER_KEYS, MAX_ID_LEN,
 };

@@ -474,6 +474,27 @@ impl<'m> Resolver<'m> {
         &self,
         ident: &str,
     ) -> Result<Vec<Option<usize>>, ResolveError> {
+        self.alembic_got(ident)?
+            .into_iter()
+            .map(|got| match got {
+                Got::Rev(r) => Ok(Some(r)),
+                Got::Past => Ok(None),
+                // Alembic's walk gives the string "base", which its stamp
+                // then fails on (an assertion).
+                Got::Base { from } => Err(ResolveError::StampRefused {
+                    targets: ident.to_owned(),
+                    reason: format!(
+                        "it walks from {} down to exactly base, which Alembic fails on",
+                        self.map.rev(from).id
+                    ),
+                }),
+            })
+            .collect()
+    }
+
+    /// [`Resolver::alembic_get_revisions`], with what each `-N` walk from a
+    /// head ended on.
+    fn alembic_got(&self, ident: &str) -> Result<Vec<Got>, ResolveError> {
         let (branch, symbol) = split_branch(ident);
         let resolved: Vec<String> = match symbol {
             "heads" => {
@@ -500,24 +521,16 @@ impl<'m> Resolver<'m> {
                 return heads
                     .into_iter()
                     .map(|h| match self.alembic_walk(ident, Some(h), n, None)? {
-                        Ok(Walked::Rev(r)) => Ok(Some(r)),
-                        Err(_) => Ok(None),
-                        // Alembic's walk gives the string "base", which its
-                        // stamp then fails on (an assertion).
-                        Ok(Walked::Base | Walked::Start) => Err(ResolveError::StampRefused {
-                            targets: ident.to_owned(),
-                            reason: format!(
-                                "it walks from {} down to exactly base, which Alembic fails on",
-                                self.map.rev(h).id
-                            ),
-                        }),
+                        Ok(Walked::Rev(r)) => Ok(Got::Rev(r)),
+                        Err(_) => Ok(Got::Past),
+                        Ok(Walked::Base | Walked::Start) => Ok(Got::Base { from: h }),
                     })
                     .collect();
             }
         }
         resolved
             .iter()
-            .map(|r| self.alembic_revision(r, branch).map(Some))
+            .map(|r| self.alembic_revision(r, branch).map(Got::Rev))
             .collect()
     }
 
@@ -568,8 +581,8 @@ impl<'m> Resolver<'m> {
         // Alembic walks the targets' and the rows' ancestors with a check
         // that none of them is below another (`_iterate_related_revisions`
         // with `check=True`), and refuses when one is.
-        self.refuse_overlap(ident, &target, "requested revision")?;
-        self.refuse_overlap(ident, &current, "row of the version table")?;
+        self.refuse_overlap(ident, &target, "requested revision", "upgrade")?;
+        self.refuse_overlap(ident, &current, "row of the version table", "upgrade")?;
         let needed = self.map.ancestors(&target, true);
         let done = self.map.ancestors(&current, true);
         let set: Vec<bool> = needed.iter().zip(&done).map(|(n, d)| *n && !d).collect();
@@ -602,6 +615,7 @@ impl<'m> Resolver<'m> {
         ident: &str,
         revs: &[usize],
         what: &'static str,
+        command: &'static str,
     ) -> Result<(), ResolveError> {
         for &r in revs {
             let below = self.map.ancestors(&[r], true);
@@ -613,6 +627,7 @@ impl<'m> Resolver<'m> {
             if !under.is_empty() {
                 return Err(ResolveError::Overlapping {
                     ident: ident.to_owned(),
+                    command,
                     what,
                     revision: self.map.rev(r).id.clone(),
                     below: self.ids(&under),
@@ -779,6 +794,12 @@ impl<'m> Resolver<'m> {
     /// Alembic's `get_revision`: one revision, base (`None`), or an error
     /// when the identifier names several.
     fn alembic_get_revision(&self, text: &str, ident: &str) -> Result<Option<usize>, ResolveError> {
+        let (branch, symbol) = split_branch(text);
+        if python_int(symbol).is_some_and(|n| n < 0) {
+            // Unlike `get_revisions`, `get_revision` looks `-N` up as an
+            // id: no walk.
+            return self.alembic_revision(symbol, branch).map(Some);
+        }
         let found = self.alembic_get_revisions(text)?;
         match found.as_slice() {
             [] => Ok(None),
@@ -917,28 +938,250 @@ impl<'m> Resolver<'m> {
         Ok((lower, upper))
     }
 
-    /// The revisions of a `history -r` range, newest first: ancestors of the
-    /// upper end that are descendants of the lower end, both included.
-    pub fn history(&self, spec: &str) -> Result<Vec<usize>, ResolveError> {
-        let (lower, upper) = self.range(spec)?;
-        let upper = match upper {
-            Target::Base => return Ok(Vec::new()),
-            Target::Revisions(u) | Target::BranchBase { roots: u, .. } => u,
+    /// The revisions `history` lists, newest first: with a range
+    /// `lower:upper` (either side may be empty), those Alembic's
+    /// `walk_revisions` lists; without one, the whole chain. `current` on
+    /// one side stands for the database's rows, as in Alembic (the
+    /// resolver needs them, see [`history_reads_current`]); every other
+    /// identifier is read without them (`-1` walks down from the heads).
+    pub fn history(&self, range: Option<&str>) -> Result<Vec<usize>, ResolveError> {
+        let spec = range.map(str::trim);
+        let (lower, upper) = match spec {
+            None => ("", ""),
+            Some(spec) => spec.split_once(':').ok_or_else(|| ResolveError::Syntax {
+                ident: spec.to_owned(),
+                reason: "a range is written `lower:upper`".into(),
+            })?,
         };
-        let mut set = self.map.ancestors(&upper, true);
-        match lower {
-            Target::Base => {}
-            Target::Revisions(l) | Target::BranchBase { roots: l, .. } => {
-                let above = self.map.descendants(&l, true);
-                for (i, s) in set.iter_mut().enumerate() {
-                    *s &= above[i];
-                }
+        let mut lower = End::Text(if lower.is_empty() { "base" } else { lower });
+        let mut upper = End::Text(if upper.is_empty() { "heads" } else { upper });
+        // Alembic puts the rows in place of `current` on the upper side,
+        // else on the lower one; none stands for `heads` above, `base`
+        // below.
+        if upper == End::Text("current") {
+            let rows = self.current("current")?.to_vec();
+            upper = if rows.is_empty() {
+                End::Text("heads")
+            } else {
+                End::Rows(rows)
+            };
+        } else if lower == End::Text("current") {
+            let rows = self.current("current")?.to_vec();
+            lower = if rows.is_empty() {
+                End::Text("base")
+            } else {
+                End::Rows(rows)
+            };
+        }
+        let shown = |end: &End| match end {
+            End::Text(t) => (*t).to_owned(),
+            End::Rows(rows) => self.ids(rows).join(","),
+        };
+        let range = format!("{}:{}", shown(&lower), shown(&upper));
+        self.alembic_range(&range, &lower, &upper)
+    }
+
+    /// Alembic's `_collect_upgrade_revisions` as `walk_revisions` calls it
+    /// (inclusive, no implicit base, walks that may stop short), in
+    /// Alembic's order.
+    fn alembic_range(
+        &self,
+        range: &str,
+        lower: &End,
+        upper: &End,
+    ) -> Result<Vec<usize>, ResolveError> {
+        let Some(mut targets) = self.range_targets(lower, upper)? else {
+            // The upper end walked down to base: nothing is below it.
+            return Ok(Vec::new());
+        };
+        // `label@...` below: only targets on that branch.
+        if let End::Text(text) = lower {
+            if let Some((branch, _)) = text.split_once('@') {
+                let rev = self.alembic_revision(branch, None)?;
+                let label = match self.map.labels(rev) {
+                    [one] if self.map.rev(rev).id == branch => one.as_str(),
+                    _ => branch,
+                };
+                targets.retain(|&t| self.map.labels(t).iter().any(|l| l == label));
             }
         }
-        let mut out = self.map.in_order(&set);
-        out.reverse();
-        Ok(out)
+        self.refuse_overlap(range, &targets, "requested revision", "range")?;
+        let required = self.map.ancestors(&targets, true);
+        let not_below = || ResolveError::RangeNotAncestor(range.to_owned());
+        let below: Vec<usize> = match lower {
+            End::Rows(rows) => rows.clone(),
+            End::Text(text) => {
+                let got = self.alembic_got(text)?;
+                if got.iter().any(|g| matches!(g, Got::Base { .. })) {
+                    return Err(not_below());
+                }
+                if matches!(got.first(), Some(Got::Past)) {
+                    // A walk down past every base: from base.
+                    Vec::new()
+                } else {
+                    got_revisions(&got)
+                }
+            }
+        };
+        if below.iter().any(|&r| !required[r]) {
+            return Err(not_below());
+        }
+        self.refuse_overlap(range, &below, "requested revision", "range")?;
+        let done = self.map.ancestors(&below, true);
+        let mut needs: Vec<bool> = required.iter().zip(&done).map(|(r, d)| *r && !d).collect();
+        for &r in &below {
+            needs[r] = true;
+        }
+        if !below.is_empty() {
+            let above = self.map.descendants(&below, false);
+            for (n, a) in needs.iter_mut().zip(above) {
+                *n &= a;
+            }
+        }
+        // Where Alembic's sort fails (its assertion), the chain's order.
+        Ok(self
+            .map
+            .alembic_order(needs.clone(), &targets)
+            .unwrap_or_else(|| {
+                let mut order = self.map.in_order(&needs);
+                order.reverse();
+                order
+            }))
     }
+
+    /// Alembic's `_parse_upgrade_target` for a range's upper end, the
+    /// lower end standing for the current state; `None` when the upper end
+    /// is base.
+    fn range_targets(&self, lower: &End, upper: &End) -> Result<Option<Vec<usize>>, ResolveError> {
+        let text = match upper {
+            End::Rows(rows) => return Ok(Some(rows.clone())),
+            End::Text(text) => *text,
+        };
+        let Some((branch, symbol, steps)) = relative_parts(text) else {
+            let mut targets = Vec::new();
+            for got in self.alembic_got(text)? {
+                match got {
+                    Got::Rev(r) => targets.push(r),
+                    Got::Past | Got::Base { .. } => return Ok(None),
+                }
+            }
+            return Ok(Some(targets));
+        };
+        let start = match (symbol, steps > 0) {
+            // Alembic: "Relative revision -1 didn't produce 1 migrations".
+            (None, false) => return Err(ResolveError::NeedsCurrent(text.to_owned())),
+            (Some(symbol), true) => self.alembic_get_revision(symbol, text)?,
+            (Some(symbol), false) => match branch {
+                None => self.alembic_get_revision(symbol, text)?,
+                Some(b) => self.alembic_get_revision(&format!("{b}@{symbol}"), text)?,
+            },
+            // `+N` from the lower end (Alembic's current state).
+            (None, true) => {
+                let from: Vec<Option<usize>> = match (branch, lower) {
+                    (None, End::Rows(rows)) => rows.iter().copied().map(Some).collect(),
+                    (None, End::Text(t)) => vec![self.alembic_get_revision(t, text)?],
+                    (Some(b), lower) => {
+                        let revs: Vec<usize> = match lower {
+                            End::Rows(rows) => rows.clone(),
+                            End::Text(t) => got_revisions(&self.alembic_got(t)?),
+                        };
+                        let mut on = self.alembic_filter_for_lineage(&revs, b, false)?;
+                        if on.is_empty() {
+                            // Back to where the branch leaves what is below.
+                            let active = self.map.ancestors(&revs, true);
+                            let all: Vec<usize> =
+                                (0..self.map.len()).filter(|&i| active[i]).collect();
+                            let mut set = vec![false; self.map.len()];
+                            for i in self.alembic_filter_for_lineage(&all, b, false)? {
+                                set[i] = true;
+                            }
+                            on = self.map.tips(&set);
+                        }
+                        if on.is_empty() {
+                            vec![None]
+                        } else {
+                            on.into_iter().map(Some).collect()
+                        }
+                    }
+                };
+                match from.as_slice() {
+                    [one] => *one,
+                    _ => {
+                        return Err(ResolveError::AmbiguousCurrent {
+                            ident: text.to_owned(),
+                            heads: self.ids(&from.iter().flatten().copied().collect::<Vec<_>>()),
+                        })
+                    }
+                }
+            }
+        };
+        let walk_branch = if steps > 0 { branch } else { None };
+        // A walk that reaches the end stops there (Alembic's `no_overwalk`
+        // is off for ranges).
+        let end = match self.alembic_walk(text, start, steps, walk_branch)? {
+            Ok(end) => end,
+            Err(taken) => {
+                let back = if steps > 0 {
+                    taken as i64
+                } else {
+                    -(taken as i64)
+                };
+                self.alembic_walk(text, start, back, walk_branch)?
+                    .map_err(|taken| ResolveError::WalkedTooFar {
+                        ident: text.to_owned(),
+                        steps: steps.unsigned_abs(),
+                        taken,
+                    })?
+            }
+        };
+        Ok(match end {
+            Walked::Rev(r) => Some(vec![r]),
+            Walked::Base | Walked::Start => None,
+        })
+    }
+}
+
+/// One end of a `history` range.
+#[derive(Debug, PartialEq, Eq)]
+enum End<'a> {
+    /// An identifier as written.
+    Text(&'a str),
+    /// The database's rows, for `current`.
+    Rows(Vec<usize>),
+}
+
+/// What Alembic's `get_revisions` gives for one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Got {
+    /// A revision.
+    Rev(usize),
+    /// A `-N` walk from a head went past every base (Python's `None`).
+    Past,
+    /// A `-N` walk from the head `from` ended exactly on base (the string
+    /// `"base"`).
+    Base {
+        /// The head walked from.
+        from: usize,
+    },
+}
+
+/// The revisions among what `get_revisions` gave.
+fn got_revisions(got: &[Got]) -> Vec<usize> {
+    got.iter()
+        .filter_map(|g| match g {
+            Got::Rev(r) => Some(*r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `history -r <range>` names `current` on a side, which Alembic
+/// reads from the database.
+pub fn history_reads_current(range: &str) -> bool {
+    range
+        .trim()
+        .split_once(':')
+        .is_some_and(|(lower, upper)| lower == "current" || upper == "current")
 }
 
 /// Where an Alembic walk is.
@@ -1254,11 +1497,29 @@ mod tests {
     fn history_ranges() {
         let m = sample();
         let r = Resolver::new(&m);
-        let h = |spec: &str| match r.history(spec) {
+        let h = |spec: &str| match r.history(Some(spec)) {
             Ok(p) => ids(&m, &p).join(" "),
             Err(e) => format!("error: {e}"),
         };
-        assert_eq!(h("c0ffee00:feat@head"), "m2 m1 e1 d2 d1 c0ffee00");
+        // Alembic's order: down one line to where another joins it.
+        assert_eq!(h("c0ffee00:feat@head"), "m2 m1 d2 d1 e1 c0ffee00");
+        assert_eq!(
+            h("d1:e1"),
+            "error: `d1:e1` is not a range: its lower end is not below its upper end on one branch"
+        );
+        // `-N` walks down from the heads (of a branch); an upper end that
+        // walks too far stops at the end, or is base (nothing below it).
+        assert_eq!(h("feat@-1:feat@head"), "m2 m1");
+        assert_eq!(h("d2:d2+5"), "m2 m1 d2");
+        assert_eq!(h(":a1b2c3d4-1"), "");
+        assert_eq!(
+            h(":-1"),
+            "error: `-1` is relative to the database's current revision, which this command does not read"
+        );
+        assert_eq!(
+            h("current:"),
+            "error: `current` is relative to the database's current revision, which this command does not read"
+        );
         assert_eq!(h(":a1b2ffff"), "a1b2ffff a1b2c3d4");
         assert_eq!(h("net@base:"), "n2 n1");
         assert_eq!(h("d1:d1"), "d1");
@@ -1266,5 +1527,34 @@ mod tests {
             h("d1"),
             "error: `d1` is not a revision identifier: a range is written `lower:upper`"
         );
+        assert_eq!(
+            ids(&m, &r.history(None).unwrap()).join(" "),
+            "m2 m1 d2 d1 s1 e1 n2 n1 c0ffee00 a1b2ffff a1b2c3d4"
+        );
+    }
+
+    #[test]
+    fn history_ranges_with_current() {
+        let m = sample();
+        let at = |rows: &[&str]| rows.iter().map(|id| m.index_of(id).unwrap()).collect();
+        let h = |current: Vec<usize>, spec: &str| match Resolver::with_current(&m, current)
+            .history(Some(spec))
+        {
+            Ok(p) => ids(&m, &p).join(" "),
+            Err(e) => format!("error: {e}"),
+        };
+        assert_eq!(
+            h(at(&["d2"]), ":current"),
+            "d2 d1 c0ffee00 a1b2ffff a1b2c3d4"
+        );
+        assert_eq!(h(at(&["d2"]), "current:"), "m2 m1 d2");
+        assert_eq!(h(at(&["d2"]), "c0ffee00:current"), "d2 d1 c0ffee00");
+        // Only `current` itself reads the rows: `-1` still walks from the heads.
+        assert_eq!(h(at(&["d2"]), "feat@-1:"), "m2 m1");
+        // Nothing applied: Alembic reads `:current` as `:heads`, and
+        // `current:` as `base:`.
+        let all = "m2 m1 d2 d1 s1 e1 n2 n1 c0ffee00 a1b2ffff a1b2c3d4";
+        assert_eq!(h(Vec::new(), ":current"), all);
+        assert_eq!(h(Vec::new(), "current:"), all);
     }
 }

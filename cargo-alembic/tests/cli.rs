@@ -194,10 +194,12 @@ fn bad_identifier_syntax_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{}", render(&out));
 }
 
+/// `current` in a range is the database's revision, as in Alembic: without
+/// a URL, say so (and not only "no database URL").
 #[test]
-fn relative_identifier_without_a_database_says_why() {
+fn current_in_a_history_range_without_a_database_says_why() {
     snapshot!(
-        "relative_without_current",
+        "history_current_without_database",
         fixture("two_heads", &["history", "-r", "-1:current"])
     );
 }

@@ -285,13 +285,17 @@ impl Alembic {
         }
     }
 
-    fn send(&mut self, request: serde_json::Value) -> Outcome {
+    fn request(&mut self, request: serde_json::Value) -> serde_json::Value {
         writeln!(self.stdin, "{request}").unwrap();
         self.stdin.flush().unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the Alembic driver answered {line:?}: {e}"));
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the Alembic driver answered {line:?}: {e}"))
+    }
+
+    fn send(&mut self, request: serde_json::Value) -> Outcome {
+        let v = self.request(request);
         Outcome {
             rows: v["rows"]
                 .as_array()
@@ -318,6 +322,20 @@ impl Alembic {
 
     fn reset(&mut self) {
         self.send(serde_json::json!({"cmd": "reset"}));
+    }
+
+    /// What `alembic history -r <range>` printed, or its error; `None`
+    /// when Alembic crashed (an assertion, not one of its refusals).
+    fn history(&mut self, range: &str, indicate: bool) -> Option<Result<String, String>> {
+        let v = self
+            .request(serde_json::json!({"cmd": "history", "range": range, "indicate": indicate}));
+        if v["crash"].as_bool().unwrap() {
+            return None;
+        }
+        Some(match v["error"].as_str() {
+            Some(error) => Err(error.to_owned()),
+            None => Ok(v["output"].as_str().unwrap().to_owned()),
+        })
     }
 }
 
@@ -466,8 +484,19 @@ fn compare(server: &Server, name: &str, revs: &[Rev], cmds: Vec<Cmd>) -> Result<
     }
     let (shortest, why) = shrink(&mut ours, &mut theirs, cmds);
     drop(tmp);
-    let graph: String = revs
-        .iter()
+    Err(format!(
+        "{name}: cargo alembic and Alembic disagree {why}\nshortest sequence from an empty database:\n{}\ngraph:\n{}",
+        shortest
+            .iter()
+            .map(|c| format!("  {c}\n"))
+            .collect::<String>(),
+        describe(revs)
+    ))
+}
+
+/// A graph, a revision a line, for a failure's message.
+fn describe(revs: &[Rev]) -> String {
+    revs.iter()
         .map(|r| {
             format!(
                 "  {} <- [{}] labels {:?} depends_on {:?}\n",
@@ -481,14 +510,7 @@ fn compare(server: &Server, name: &str, revs: &[Rev], cmds: Vec<Cmd>) -> Result<
                 r.depends_on
             )
         })
-        .collect();
-    Err(format!(
-        "{name}: cargo alembic and Alembic disagree {why}\nshortest sequence from an empty database:\n{}\ngraph:\n{graph}",
-        shortest
-            .iter()
-            .map(|c| format!("  {c}\n"))
-            .collect::<String>()
-    ))
+        .collect()
 }
 
 fn seeds() -> Vec<u64> {
@@ -515,6 +537,142 @@ fn alembic_version_matches_python_alembic_on_random_graphs() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// History queries a seed makes.
+const HISTORIES: usize = 40;
+
+/// One end of a random `history` range: any identifier form, `current`, or
+/// nothing (base below, heads above).
+fn range_end(rng: &mut Rng, revs: &[Rev]) -> String {
+    match rng.below(100) {
+        0..=11 => String::new(),
+        12..=21 => "current".into(),
+        _ => identifier(rng, revs),
+    }
+}
+
+/// Sorts the items of each parenthesised group (`(lab2, lab1)`): Alembic
+/// keeps a revision's branch labels in a set, so its order changes from one
+/// process to the next.
+fn labels_sorted(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text.trim();
+    while let Some(open) = rest.find('(') {
+        let Some(close) = rest[open..].find(')').map(|c| open + c) else {
+            break;
+        };
+        let mut items: Vec<&str> = rest[open + 1..close].split(", ").collect();
+        items.sort_unstable();
+        out.push_str(&rest[..=open]);
+        out.push_str(&items.join(", "));
+        out.push(')');
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One seed of [`history_matches_python_alembic_on_random_ranges`]: how
+/// many ranges were compared, or every disagreement.
+fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
+    // Another stream than the version-table test's for the same seed ("history").
+    let mut rng = Rng(seed ^ 0x0068_6973_746f_7279);
+    let revs = graph(&mut rng, REVISIONS);
+    let tmp = tempfile::tempdir().unwrap();
+    let theirs_dir = tmp.path().join("alembic");
+    write_projects(&revs, &tmp.path().join("versions"), &theirs_dir);
+    let db = server.database().unwrap();
+    let mut alembic = Alembic::start(&theirs_dir, db.url());
+    let mut compared = 0;
+    let mut wrong = Vec::new();
+    for _ in 0..HISTORIES {
+        if rng.chance(30) {
+            let mut targets = vec![rng.pick(&revs).id.clone()];
+            if rng.chance(20) {
+                targets.push(rng.pick(&revs).id.clone());
+            }
+            alembic.run(&Cmd {
+                verb: "stamp",
+                args: targets,
+                purge: true,
+            });
+        }
+        let range = format!(
+            "{}:{}",
+            range_end(&mut rng, &revs),
+            range_end(&mut rng, &revs)
+        );
+        let indicate = rng.chance(30);
+        let out = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
+            .arg("--script-location")
+            .arg(tmp.path())
+            .args(["--database-url", db.url(), "history"])
+            .arg(format!("--rev-range={range}"))
+            .args(indicate.then_some("-i"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let command = format!("history -r {range}{}", if indicate { " -i" } else { "" });
+        if !matches!(out.status.code(), Some(0..=2)) || stderr.contains("panicked") {
+            wrong.push(format!("`{command}` crashed: {stderr}"));
+            continue;
+        }
+        let Some(theirs) = alembic.history(&range, indicate) else {
+            continue;
+        };
+        compared += 1;
+        let ours = if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(stderr.into_owned())
+        };
+        match (&ours, &theirs) {
+            (Ok(a), Ok(b)) if labels_sorted(a) == labels_sorted(b) => {}
+            (Err(_), Err(_)) => {}
+            _ => {
+                let rows = alembic.send(serde_json::json!({"cmd": "rows"})).rows;
+                wrong.push(format!(
+                    "`{command}` with the rows {rows:?}:\n--- cargo alembic:\n{}\n--- Alembic:\n{}",
+                    ours.unwrap_or_else(|e| format!("error: {e}")),
+                    theirs.clone().unwrap_or_else(|e| format!("error: {e}"))
+                ));
+            }
+        }
+    }
+    if wrong.is_empty() {
+        return Ok(compared);
+    }
+    Err(format!(
+        "seed {seed}: {}\ngraph:\n{}",
+        wrong.join("\n"),
+        describe(&revs)
+    ))
+}
+
+/// `history -r` as Python Alembic lists it: random ranges of every
+/// identifier form and `current` (which both read from the database), with
+/// and without `--indicate-current`, between random stamps. The lines must
+/// be the same, in the same order; an error must be an error on both
+/// sides. Ranges Alembic crashes on (an assertion) only must not crash
+/// cargo alembic.
+#[test]
+fn history_matches_python_alembic_on_random_ranges() {
+    let server = Server::start(Choice::Local).unwrap();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    let seeds = seeds();
+    for &seed in &seeds {
+        match history_seed(&server, seed) {
+            Ok(n) => compared += n,
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(
+        compared >= seeds.len() * HISTORIES * 3 / 4,
+        "only {compared} ranges compared: Alembic crashed on the rest"
+    );
 }
 
 /// The expand/contract layout of large projects: two labelled branches

@@ -537,7 +537,19 @@ pub fn history<S: ChainSource>(
     args: &HistoryArgs,
 ) -> Result<(), CommandError> {
     let loaded = source.load()?;
-    let current = if args.indicate_current {
+    // `current` in a range is read from the database, as Alembic does.
+    let reads = args.indicate_current
+        || args
+            .rev_range
+            .as_deref()
+            .is_some_and(alembic_chain::history_reads_current);
+    if reads && db.url.is_none() {
+        return Err(CommandError::Usage {
+            message: "no database URL: `history` reads the database's revisions for `current` and --indicate-current".into(),
+            help: Some("pass --database-url or set DATABASE_URL (or put it in .env); without a database, name revisions instead of `current`".into()),
+        });
+    }
+    let current = if reads {
         Some(db.read_current(&loaded)?)
     } else {
         None
@@ -551,15 +563,14 @@ pub fn history<S: ChainSource>(
         Some(c) => Resolver::with_current(map, c.known.clone()),
         None => Resolver::new(map),
     };
-    let revisions = match &args.rev_range {
-        Some(range) => resolver.history(range).map_err(EngineError::from)?,
-        None => map.order().iter().rev().copied().collect(),
-    };
+    let revisions = resolver
+        .history(args.rev_range.as_deref())
+        .map_err(EngineError::from)?;
     let shown = out.history(&HistoryView {
         map,
         revisions: &revisions,
         verbose: args.verbose,
-        current: current.as_ref(),
+        current: current.as_ref().filter(|_| args.indicate_current),
     });
     source.discard(loaded);
     shown

@@ -9,14 +9,21 @@ that hundreds of commands take seconds, not one interpreter start each.
     {"cmd": "upgrade", "args": ["ab12+2"]}
     {"cmd": "stamp", "args": ["a", "b"], "purge": false}
     {"cmd": "reset"}
+    {"cmd": "history", "range": "ab12:", "indicate": true}
+    {"cmd": "rows"}
+
+`history` answers with what Alembic printed, and whether an error was
+Alembic's own refusal (a CommandError) or a crash (an assertion, say).
 """
 
+import io
 import json
 import sys
 import warnings
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from sqlalchemy import create_engine, text
 
 
@@ -31,7 +38,8 @@ def main():
             continue
         request = json.loads(line)
         cmd, args = request["cmd"], request.get("args", [])
-        ok, error = True, None
+        ok, error, crash = True, None, False
+        cfg.stdout = io.StringIO()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -43,6 +51,11 @@ def main():
                         command.upgrade(cfg, args[0])
                     elif cmd == "downgrade":
                         command.downgrade(cfg, args[0])
+                    elif cmd == "rows":
+                        pass
+                    elif cmd == "history":
+                        command.history(cfg, request.get("range"),
+                                        indicate_current=bool(request.get("indicate")))
                     elif cmd == "stamp":
                         command.stamp(cfg, args if len(args) > 1 else args[0],
                                       purge=bool(request.get("purge")))
@@ -50,12 +63,14 @@ def main():
                         raise ValueError("unknown command %r" % cmd)
             except Exception as e:  # every refusal Alembic can make
                 ok, error = False, "%s: %s" % (type(e).__name__, e)
+                crash = not isinstance(e, CommandError)
         with engine.connect() as connection:
             exists = connection.execute(
                 text("SELECT to_regclass('alembic_version') IS NOT NULL")).scalar()
             rows = sorted(r[0] for r in connection.execute(
                 text("SELECT version_num FROM alembic_version"))) if exists else []
-        print(json.dumps({"ok": ok, "error": error, "rows": rows,
+        print(json.dumps({"ok": ok, "error": error, "crash": crash,
+                          "output": cfg.stdout.getvalue(), "rows": rows,
                           "warnings": [str(w.message) for w in caught]}), flush=True)
 
 
