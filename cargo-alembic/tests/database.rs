@@ -60,6 +60,38 @@ macro_rules! snapshot {
     };
 }
 
+/// Alembic's `stamp a b` writes rows of which one is below the other; an
+/// upgrade refuses to start from them (as Alembic's does), but `current`
+/// must still show them. It failed with the upgrade's refusal.
+#[test]
+fn current_shows_a_version_table_whose_rows_overlap() {
+    let db = db();
+    let url = db.url();
+    let ws = workspace();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--database-url", url];
+        all.extend_from_slice(args);
+        alembic(&ws, &all)
+    };
+    ok(run(&["stamp", "--purge", "d2b1", "c1a0"]));
+    let current = ok(run(&["current"]));
+    assert!(current.contains("c1a0e5b2d3f4\n"), "{current}");
+    assert!(current.contains("d2b1f6c3e4a5\n"), "{current}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&["current", "--format", "json"]).stdout).unwrap();
+    assert_eq!(
+        json["heads"],
+        serde_json::json!(["c1a0e5b2d3f4", "d2b1f6c3e4a5"])
+    );
+    let upgrade = run(&["upgrade"]);
+    assert_eq!(upgrade.status.code(), Some(1), "{}", text(&upgrade));
+    assert!(
+        text(&upgrade).contains("overlaps with c1a0e5b2d3f4"),
+        "{}",
+        text(&upgrade)
+    );
+}
+
 #[test]
 fn upgrade_current_history_downgrade_stamp() {
     let db = db();

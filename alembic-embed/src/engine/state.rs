@@ -407,7 +407,23 @@ impl<'m> Engine<'m> {
             v.map(|i| self.map.rev(i).id.clone()).collect()
         };
         let pending = if current.unknown.is_empty() {
-            Resolver::with_current(self.map, current.known.clone()).upgrade_plan("heads")?
+            match Resolver::with_current(self.map, current.known.clone()).upgrade_plan("heads") {
+                Ok(plan) => plan,
+                // Rows of which one is below another (Alembic's `stamp a b`
+                // writes them): `upgrade` refuses to start from them, as
+                // Alembic does, but the state is still shown, with what is
+                // not applied in the chain's order.
+                Err(alembic_chain::ResolveError::Overlapping { .. }) => {
+                    let applied = self.map.ancestors(&current.known, true);
+                    self.map
+                        .order()
+                        .iter()
+                        .copied()
+                        .filter(|&i| !applied[i])
+                        .collect()
+                }
+                Err(e) => return Err(e.into()),
+            }
         } else {
             Vec::new()
         };
