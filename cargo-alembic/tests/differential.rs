@@ -327,8 +327,13 @@ impl Alembic {
     /// What `alembic history -r <range>` printed, or its error; `None`
     /// when Alembic crashed (an assertion, not one of its refusals).
     fn history(&mut self, range: &str, indicate: bool) -> Option<Result<String, String>> {
-        let v = self
-            .request(serde_json::json!({"cmd": "history", "range": range, "indicate": indicate}));
+        self.printed(serde_json::json!({"cmd": "history", "range": range, "indicate": indicate}))
+    }
+
+    /// What a listing command printed, or its error; `None` when Alembic
+    /// crashed.
+    fn printed(&mut self, request: serde_json::Value) -> Option<Result<String, String>> {
+        let v = self.request(request);
         if v["crash"].as_bool().unwrap() {
             return None;
         }
@@ -573,6 +578,20 @@ fn labels_sorted(text: &str) -> String {
     out
 }
 
+/// `branches` with each branch point's children sorted: Alembic keeps
+/// them in a set too.
+fn children_sorted(text: &str) -> String {
+    text.trim()
+        .split("\n\n")
+        .map(|block| {
+            let mut lines: Vec<&str> = block.lines().collect();
+            lines[1..].sort_unstable();
+            lines.join("\n")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
 /// One seed of [`history_matches_python_alembic_on_random_ranges`]: how
 /// many ranges were compared, or every disagreement.
 fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
@@ -586,6 +605,27 @@ fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
     let mut alembic = Alembic::start(&theirs_dir, db.url());
     let mut compared = 0;
     let mut wrong = Vec::new();
+    // The listings without a range: `heads` in file order, `branches` in
+    // `history`'s order.
+    for command in ["heads", "branches"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
+            .arg("--script-location")
+            .arg(tmp.path())
+            .arg(command)
+            .output()
+            .unwrap();
+        let ours = String::from_utf8_lossy(&out.stdout);
+        match alembic.printed(serde_json::json!({ "cmd": command })) {
+            Some(Ok(theirs))
+                if out.status.success()
+                    && children_sorted(&labels_sorted(&ours))
+                        == children_sorted(&labels_sorted(&theirs)) => {}
+            theirs => wrong.push(format!(
+                "`{command}`:\n--- cargo alembic:\n{ours}{}\n--- Alembic:\n{theirs:?}",
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        }
+    }
     for _ in 0..HISTORIES {
         if rng.chance(30) {
             let mut targets = vec![rng.pick(&revs).id.clone()];
@@ -650,7 +690,8 @@ fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
     ))
 }
 
-/// `history -r` as Python Alembic lists it: random ranges of every
+/// `history -r` as Python Alembic lists it (and `heads` and `branches`):
+/// random ranges of every
 /// identifier form and `current` (which both read from the database), with
 /// and without `--indicate-current`, between random stamps. The lines must
 /// be the same, in the same order; an error must be an error on both

@@ -39,12 +39,14 @@ pub(super) fn print_list(
 /// Runs `heads`.
 pub(crate) fn heads(ctx: &Ctx, args: &HeadsArgs) -> Result<(), CliError> {
     let map = ctx.load()?;
-    let heads: Vec<usize> = map
+    let mut heads: Vec<usize> = map
         .heads()
         .iter()
         .copied()
         .filter(|&h| !args.resolve_dependencies || map.dependents(h).is_empty())
         .collect();
+    // In file order, as Alembic lists them.
+    heads.sort_unstable();
     list(
         ctx,
         map,
@@ -94,8 +96,12 @@ struct BranchJson<'a> {
 /// Runs `branches`: each branch point and the revisions it branches into.
 pub(crate) fn branches(ctx: &Ctx, args: &VerboseArgs) -> Result<(), CliError> {
     let map = ctx.load()?;
-    let mut points = map.branch_points();
-    points.reverse();
+    // In `history`'s order, as Alembic lists them.
+    let points: Vec<usize> = Resolver::new(&map)
+        .history(None)?
+        .into_iter()
+        .filter(|&i| map.children(i).len() > 1)
+        .collect();
     if ctx.format == Format::Json {
         let items: Vec<BranchJson<'_>> = points
             .iter()
@@ -129,6 +135,7 @@ pub(crate) fn branches(ctx: &Ctx, args: &VerboseArgs) -> Result<(), CliError> {
                 c,
                 LineStyle {
                     branches: true,
+                    tree: true,
                     doc: args.verbose,
                     ..LineStyle::default()
                 },

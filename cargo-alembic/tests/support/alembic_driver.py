@@ -11,8 +11,10 @@ that hundreds of commands take seconds, not one interpreter start each.
     {"cmd": "reset"}
     {"cmd": "history", "range": "ab12:", "indicate": true}
     {"cmd": "rows"}
+    {"cmd": "heads"}
+    {"cmd": "branches"}
 
-`history` answers with what Alembic printed, and whether an error was
+`history`, `heads` and `branches` answer with what Alembic printed, and whether an error was
 Alembic's own refusal (a CommandError) or a crash (an assertion, say).
 """
 
@@ -53,6 +55,10 @@ def main():
                         command.downgrade(cfg, args[0])
                     elif cmd == "rows":
                         pass
+                    elif cmd == "heads":
+                        command.heads(cfg)
+                    elif cmd == "branches":
+                        command.branches(cfg)
                     elif cmd == "history":
                         command.history(cfg, request.get("range"),
                                         indicate_current=bool(request.get("indicate")))
