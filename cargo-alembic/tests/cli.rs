@@ -341,6 +341,35 @@ fn generated(stdout: &str) -> PathBuf {
     )
 }
 
+/// `revision --head heads` builds on every head (in file order), as
+/// Alembic writes it: a revision that merges them. It was refused as "multiple
+/// heads are present".
+#[test]
+fn revision_on_heads_builds_on_every_head() {
+    let dir = tempdir();
+    let d = dir.path();
+    ok(run_in(d, &["init", "db"]));
+    let run = |args: &[&str]| {
+        let mut all = vec!["--script-location", "db"];
+        all.extend_from_slice(args);
+        run_in(d, &all)
+    };
+    ok(run(&["revision", "-m", "root", "--rev-id", "r1"]));
+    ok(run(&["revision", "-m", "b", "--rev-id", "zz2"]));
+    ok(run(&[
+        "revision", "-m", "a", "--rev-id", "aa2", "--head", "r1", "--splice",
+    ]));
+    // A head on which nothing can build without --splice is still refused.
+    let refused = run(&["revision", "-m", "x", "--head", "r1"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", render(&refused));
+    ok(run(&[
+        "revision", "-m", "on both", "--rev-id", "both", "--head", "heads",
+    ]));
+    let text = std::fs::read_to_string(d.join("db/versions/both_on_both.sql")).unwrap();
+    assert!(text.contains("-- down_revision: aa2, zz2\n"), "{text}");
+    assert_eq!(ok(run(&["heads"])), "both (head)\n");
+}
+
 #[test]
 fn init_revision_merge_check() {
     let dir = tempdir();

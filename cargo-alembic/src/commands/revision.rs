@@ -53,7 +53,13 @@ pub(crate) fn revision(ctx: &Ctx, args: &RevisionArgs, autogenerate: bool) -> Re
     };
     let parents = match resolver.resolve(head) {
         Ok(Target::Base) => Vec::new(),
-        Ok(Target::Revisions(revs)) if revs.len() > 1 => return Err(multiple_heads(&revs)),
+        // `--head heads` (or `label@heads`): on every one of them, as
+        // Alembic writes it (a revision that merges them); `heads` leaves
+        // out a head another builds on through `depends_on`, as in Alembic.
+        Ok(Target::Revisions(revs)) if head == "heads" => revs
+            .into_iter()
+            .filter(|&h| map.dependents(h).is_empty())
+            .collect(),
         Ok(Target::Revisions(revs)) => revs,
         Ok(Target::BranchBase { roots, .. }) => roots,
         Err(ResolveError::MultipleHeads { .. }) if args.head.is_none() => {
@@ -61,7 +67,10 @@ pub(crate) fn revision(ctx: &Ctx, args: &RevisionArgs, autogenerate: bool) -> Re
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(&p) = parents.first() {
+    // Several parents in file order, as Alembic lists heads.
+    let mut parents = parents;
+    parents.sort_unstable();
+    for &p in &parents {
         if !args.splice && !map.children(p).is_empty() {
             return Err(CliError::usage(
                 format!("revision `{}` is not a head revision", map.rev(p).id),
