@@ -478,7 +478,7 @@ impl<'m> Resolver<'m> {
             .into_iter()
             .map(|got| match got {
                 Got::Rev(r) => Ok(Some(r)),
-                Got::Past => Ok(None),
+                Got::Past { .. } => Ok(None),
                 // Alembic's walk gives the string "base", which its stamp
                 // then fails on (an assertion).
                 Got::Base { from } => Err(ResolveError::StampRefused {
@@ -522,7 +522,7 @@ impl<'m> Resolver<'m> {
                     .into_iter()
                     .map(|h| match self.alembic_walk(ident, Some(h), n, None)? {
                         Ok(Walked::Rev(r)) => Ok(Got::Rev(r)),
-                        Err(_) => Ok(Got::Past),
+                        Err(taken) => Ok(Got::Past { taken }),
                         Ok(Walked::Base | Walked::Start) => Ok(Got::Base { from: h }),
                     })
                     .collect();
@@ -532,6 +532,42 @@ impl<'m> Resolver<'m> {
             .iter()
             .map(|r| self.alembic_revision(r, branch).map(Got::Rev))
             .collect()
+    }
+
+    /// The revisions `show` lists: Alembic's `get_revisions` (`heads`
+    /// leaves out heads another depends on, `-N` walks down from every
+    /// head), and where that names nothing or fails, the rest of the
+    /// grammar (`ae10+2`, `label@base`: its first revisions). Empty for
+    /// base.
+    pub fn show(&self, ident: &str) -> Result<Vec<usize>, ResolveError> {
+        // The grammar first: `a@b@c` is no identifier, whatever it matches.
+        self.parse(ident)?;
+        let got = match self.alembic_got(ident) {
+            Ok(got) => Some(got),
+            Err(ResolveError::NotFound(_) | ResolveError::PrefixTooShort(_)) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(got) = got {
+            if let Some(taken) = got.iter().find_map(|g| match g {
+                Got::Past { taken } => Some(*taken),
+                _ => None,
+            }) {
+                let (_, symbol) = split_branch(ident);
+                return Err(ResolveError::WalkedTooFar {
+                    ident: ident.to_owned(),
+                    steps: python_int(symbol).unwrap_or_default().unsigned_abs(),
+                    taken,
+                });
+            }
+            if !got.is_empty() {
+                return Ok(got_revisions(&got));
+            }
+        }
+        match self.resolve(ident)? {
+            Target::Base => Ok(Vec::new()),
+            Target::Revisions(revs) => Ok(revs),
+            Target::BranchBase { roots, .. } => Ok(roots),
+        }
     }
 
     /// Resolves an identifier that must name one revision or base
@@ -1015,7 +1051,7 @@ impl<'m> Resolver<'m> {
                 if got.iter().any(|g| matches!(g, Got::Base { .. })) {
                     return Err(not_below());
                 }
-                if matches!(got.first(), Some(Got::Past)) {
+                if matches!(got.first(), Some(Got::Past { .. })) {
                     // A walk down past every base: from base.
                     Vec::new()
                 } else {
@@ -1062,7 +1098,7 @@ impl<'m> Resolver<'m> {
             for got in self.alembic_got(text)? {
                 match got {
                     Got::Rev(r) => targets.push(r),
-                    Got::Past | Got::Base { .. } => return Ok(None),
+                    Got::Past { .. } | Got::Base { .. } => return Ok(None),
                 }
             }
             return Ok(Some(targets));
@@ -1155,8 +1191,12 @@ enum End<'a> {
 enum Got {
     /// A revision.
     Rev(usize),
-    /// A `-N` walk from a head went past every base (Python's `None`).
-    Past,
+    /// A `-N` walk from a head went past every base (Python's `None`)
+    /// after `taken` steps.
+    Past {
+        /// Steps taken before it.
+        taken: u64,
+    },
     /// A `-N` walk from the head `from` ended exactly on base (the string
     /// `"base"`).
     Base {
@@ -1531,6 +1571,33 @@ mod tests {
             ids(&m, &r.history(None).unwrap()).join(" "),
             "m2 m1 d2 d1 s1 e1 n2 n1 c0ffee00 a1b2ffff a1b2c3d4"
         );
+    }
+
+    #[test]
+    fn show_reads_identifiers_as_alembics_show_does() {
+        let m = sample();
+        let r = Resolver::new(&m);
+        let s = |ident: &str| match r.show(ident) {
+            Ok(p) => ids(&m, &p).join(" "),
+            Err(e) => format!("error: {e}"),
+        };
+        // `-N` walks down from every head; `label@-N` from the branch's.
+        assert_eq!(s("-1"), "m1 c0ffee00 n1");
+        assert_eq!(s("feat@-1"), "m1");
+        assert_eq!(
+            s("-2"),
+            "error: `-2` is ambiguous at `m1`, which leads to d2, e1"
+        );
+        assert_eq!(s("net@-2"), "");
+        assert_eq!(
+            s("net@-3"),
+            "error: `net@-3` goes past the end of the chain after 2 of 3 steps"
+        );
+        assert_eq!(s("heads"), "m2 s1 n2");
+        // Beyond Alembic's `show`: steps from a revision, a branch's base.
+        assert_eq!(s("d1+1"), "d2");
+        assert_eq!(s("other@base"), "e1");
+        assert_eq!(s("base"), "");
     }
 
     #[test]

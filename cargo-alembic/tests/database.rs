@@ -111,6 +111,18 @@ fn upgrade_current_history_downgrade_stamp() {
         history.contains("-> e9c8a3d0f1b2 (audit) (current) (mergepoint), merge"),
         "{history}"
     );
+    // `current` in a range and `show current` read the database, as in
+    // Alembic.
+    assert_eq!(
+        ok(run(&["history", "-r", "current:"])),
+        "e9c8a3d0f1b2 -> f0d9b4e1a2c3 (audit) (head), project activity view\n\
+         a5e4c9f6b7d8, d8b7f2c9e0a1 -> e9c8a3d0f1b2 (audit) (mergepoint), merge the audit branch into the trunk\n"
+    );
+    let shown = ok(run(&["show", "current"]));
+    assert!(
+        shown.starts_with("Rev: e9c8a3d0f1b2 (mergepoint)\n"),
+        "{shown}"
+    );
     // Alembic unwinds `audit@base` from the root: refused by design, with
     // the command that removes only the branch, which then does.
     snapshot!(

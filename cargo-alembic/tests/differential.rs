@@ -592,6 +592,60 @@ fn children_sorted(text: &str) -> String {
         .join("\n\n")
 }
 
+/// The revisions a `show` lists (its `Rev:` lines).
+fn shown_revisions(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("Rev: "))
+        .map(|l| l.split(' ').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// `show` of a random identifier (or `current`): where Alembic shows
+/// revisions, cargo alembic shows the same ones, in the same order. (Where
+/// Alembic shows nothing or refuses, cargo alembic may show more of the
+/// grammar: `ae10+1`, `label@base`.)
+fn show(
+    rng: &mut Rng,
+    revs: &[Rev],
+    alembic: &mut Alembic,
+    project: &Path,
+    url: &str,
+    wrong: &mut Vec<String>,
+) {
+    let ident = if rng.chance(15) {
+        "current".to_owned()
+    } else {
+        identifier(rng, revs)
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
+        .arg("--script-location")
+        .arg(project)
+        .args(["--database-url", url, "show", &ident])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !matches!(out.status.code(), Some(0..=2)) || stderr.contains("panicked") {
+        wrong.push(format!("`show {ident}` crashed: {stderr}"));
+        return;
+    }
+    let Some(Ok(theirs)) = alembic.printed(serde_json::json!({"cmd": "show", "args": [ident]}))
+    else {
+        return;
+    };
+    let mut theirs = shown_revisions(&theirs);
+    let mut ours = shown_revisions(&String::from_utf8_lossy(&out.stdout));
+    if ident == "current" {
+        // The rows in the order the table gives them, for Alembic.
+        theirs.sort_unstable();
+        ours.sort_unstable();
+    }
+    if !theirs.is_empty() && ours != theirs {
+        wrong.push(format!(
+            "`show {ident}`: cargo alembic {ours:?} {stderr}, Alembic {theirs:?}"
+        ));
+    }
+}
+
 /// One seed of [`history_matches_python_alembic_on_random_ranges`]: how
 /// many ranges were compared, or every disagreement.
 fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
@@ -658,6 +712,14 @@ fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
             wrong.push(format!("`{command}` crashed: {stderr}"));
             continue;
         }
+        show(
+            &mut rng,
+            &revs,
+            &mut alembic,
+            tmp.path(),
+            db.url(),
+            &mut wrong,
+        );
         let Some(theirs) = alembic.history(&range, indicate) else {
             continue;
         };
@@ -690,7 +752,8 @@ fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
     ))
 }
 
-/// `history -r` as Python Alembic lists it (and `heads` and `branches`):
+/// `history -r` as Python Alembic lists it (and `heads`, `branches` and
+/// `show`):
 /// random ranges of every
 /// identifier form and `current` (which both read from the database), with
 /// and without `--indicate-current`, between random stamps. The lines must

@@ -312,6 +312,38 @@ pub(crate) fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
     )?)
 }
 
+/// `show current`: the database's revisions, shown as `show` shows
+/// revisions (as Alembic's `show current` does).
+pub(crate) fn show_current(ctx: &Ctx) -> Result<(), CliError> {
+    let loaded = ctx.load()?;
+    let db = database(ctx);
+    let current = db.read_current(&loaded)?;
+    // A database inside a squashed range sees the history it is on.
+    let map = alembic_embed::cli_engine::Engine::new(&loaded, db.settings.clone())
+        .view(&current)
+        .map();
+    super::inspect::print_list(
+        ctx,
+        map,
+        &current.known,
+        true,
+        alembic_chain::display::LineStyle::default(),
+    )?;
+    match current.unknown.as_slice() {
+        [] => Ok(()),
+        unknown => Err(CliError::failed(
+            format!(
+                "the database is also at {}, which no revision file here names",
+                unknown.join(", ")
+            ),
+            Some(
+                "the database is ahead of this chain: check out the branch that wrote it"
+                    .to_owned(),
+            ),
+        )),
+    }
+}
+
 /// Who accepts an edit: `--by`, else git's `user.email`, else `$USER`.
 fn who(args: &AcceptArgs) -> String {
     if let Some(by) = &args.by {

@@ -1,7 +1,7 @@
 //! Read-only views of the chain: `heads`, `branches`, `history`, `show`.
 
 use alembic_chain::display::listing;
-use alembic_chain::{Resolver, RevisionMap, Target};
+use alembic_chain::{Resolver, RevisionMap};
 use serde::Serialize;
 
 use crate::args::{Format, HeadsArgs, ShowArgs, VerboseArgs};
@@ -61,28 +61,28 @@ pub(crate) fn heads(ctx: &Ctx, args: &HeadsArgs) -> Result<(), CliError> {
 
 /// Runs `show`.
 pub(crate) fn show(ctx: &Ctx, args: &ShowArgs) -> Result<(), CliError> {
+    if args.rev == "current" {
+        return super::database::show_current(ctx);
+    }
     let mut map = ctx.load()?;
-    let mut found = Resolver::new(&map).resolve(&args.rev);
+    let mut found = Resolver::new(&map).show(&args.rev);
     if found.is_err() {
         // A revision a squash replaced, whose file is kept: shown from the
         // history before the squash.
         let before = map.expanded()?;
-        if !std::ptr::eq(before, &map) && Resolver::new(before).resolve(&args.rev).is_ok() {
+        if !std::ptr::eq(before, &map) && Resolver::new(before).show(&args.rev).is_ok() {
             let before = alembic_chain::RevisionMap::new(before.revisions().to_vec())?;
-            found = Resolver::new(&before).resolve(&args.rev);
+            found = Resolver::new(&before).show(&args.rev);
             map = before;
         }
     }
-    let revs = match found? {
-        Target::Revisions(r) => r,
-        Target::BranchBase { roots, .. } => roots,
-        Target::Base => {
-            return Err(CliError::usage(
-                format!("`{}` is base, which is not a revision", args.rev),
-                None,
-            ))
-        }
-    };
+    let revs = found?;
+    if revs.is_empty() {
+        return Err(CliError::usage(
+            format!("`{}` is base, which is not a revision", args.rev),
+            None,
+        ));
+    }
     list(ctx, map, &revs, true, LineStyle::default())
 }
 

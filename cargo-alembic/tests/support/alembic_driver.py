@@ -13,8 +13,9 @@ that hundreds of commands take seconds, not one interpreter start each.
     {"cmd": "rows"}
     {"cmd": "heads"}
     {"cmd": "branches"}
+    {"cmd": "show", "args": ["ab12"]}
 
-`history`, `heads` and `branches` answer with what Alembic printed, and whether an error was
+`history`, `heads`, `branches` and `show` answer with what Alembic printed, and whether an error was
 Alembic's own refusal (a CommandError) or a crash (an assertion, say).
 """
 
@@ -59,6 +60,8 @@ def main():
                         command.heads(cfg)
                     elif cmd == "branches":
                         command.branches(cfg)
+                    elif cmd == "show":
+                        command.show(cfg, args[0])
                     elif cmd == "history":
                         command.history(cfg, request.get("range"),
                                         indicate_current=bool(request.get("indicate")))
