@@ -136,6 +136,12 @@ pub enum Command {
     Stamp(StampArgs),
     /// Show the database's current revisions and whether they are verified
     Current(CurrentArgs),
+    /// Create the version table and the ledger if they do not exist yet
+    #[command(name = "ensure_version", alias = "ensure-version")]
+    EnsureVersion(EnsureVersionArgs),
+    /// List the templates `init` can use
+    #[command(name = "list_templates", alias = "list-templates")]
+    ListTemplates,
     /// Record a deliberate edit of an applied revision (the old checksum is kept)
     Accept(AcceptArgs),
     /// Prove the chain against a throwaway PostgreSQL (no database URL needed)
@@ -306,6 +312,17 @@ pub struct MergeArgs {
     /// Branch label for the merge revision
     #[arg(long, value_name = "LABEL")]
     pub branch_label: Vec<String>,
+    /// Allow revisions that are not heads
+    #[arg(long)]
+    pub splice: bool,
+}
+
+/// `ensure_version`.
+#[derive(Debug, Args)]
+pub struct EnsureVersionArgs {
+    /// Print the SQL instead of running it
+    #[arg(long)]
+    pub sql: bool,
 }
 
 /// `-v` alone.

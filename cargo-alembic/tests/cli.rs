@@ -370,6 +370,38 @@ fn revision_on_heads_builds_on_every_head() {
     assert_eq!(ok(run(&["heads"])), "both (head)\n");
 }
 
+/// `merge` takes heads, as Alembic's does; `--splice` allows others. A
+/// non-head was merged silently, leaving a new head beside its
+/// descendants. `list_templates` is Alembic's command too.
+#[test]
+fn merge_takes_heads_unless_spliced() {
+    let dir = tempdir();
+    let d = dir.path();
+    ok(run_in(d, &["init", "db"]));
+    let run = |args: &[&str]| {
+        let mut all = vec!["--script-location", "db"];
+        all.extend_from_slice(args);
+        run_in(d, &all)
+    };
+    ok(run(&["revision", "-m", "root", "--rev-id", "r1"]));
+    ok(run(&["revision", "-m", "b", "--rev-id", "b1"]));
+    ok(run(&["revision", "-m", "b", "--rev-id", "b2"]));
+    ok(run(&[
+        "revision", "-m", "a", "--rev-id", "a1", "--head", "r1", "--splice",
+    ]));
+    let refused = run(&["merge", "a1", "b1", "--rev-id", "m"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", render(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("revision `b1` is not a head revision"),
+        "{}",
+        render(&refused)
+    );
+    ok(run(&["merge", "--splice", "b1", "a1", "--rev-id", "m"]));
+    let text = std::fs::read_to_string(d.join("db/versions/m_merge.sql")).unwrap();
+    assert!(text.contains("-- down_revision: b1, a1\n"), "{text}");
+    assert!(ok(run_in(d, &["list_templates"])).contains("generic - "));
+}
+
 #[test]
 fn init_revision_merge_check() {
     let dir = tempdir();

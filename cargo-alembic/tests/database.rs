@@ -60,6 +60,42 @@ macro_rules! snapshot {
     };
 }
 
+/// Alembic's `ensure_version` and `current --check-heads`.
+#[test]
+fn ensure_version_and_current_check_heads() {
+    let db = db();
+    let url = db.url();
+    let ws = workspace();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--database-url", url];
+        all.extend_from_slice(args);
+        alembic(&ws, &all)
+    };
+    let sql = ok(run(&["ensure_version", "--sql"]));
+    assert!(
+        sql.starts_with("CREATE TABLE IF NOT EXISTS alembic_version ("),
+        "{sql}"
+    );
+    ok(run(&["ensure_version"]));
+    // The tables are there and empty: the database is at base.
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&["current", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json["heads"], serde_json::json!([]));
+    let behind = run(&["current", "--check-heads"]);
+    assert_eq!(behind.status.code(), Some(1), "{}", text(&behind));
+    assert!(
+        text(&behind)
+            .contains("not on all head revisions: it is at base, the heads are f0d9b4e1a2c3"),
+        "{}",
+        text(&behind)
+    );
+    ok(run(&["upgrade"]));
+    ok(run(&["current", "-c"]));
+    // On a database that has them, it changes nothing.
+    ok(run(&["ensure_version"]));
+    ok(run(&["current", "-c"]));
+}
+
 /// Alembic's `stamp a b` writes rows of which one is below the other; an
 /// upgrade refuses to start from them (as Alembic's does), but `current`
 /// must still show them. It failed with the upgrade's refusal.

@@ -115,4 +115,7 @@ pub struct CurrentArgs {
     /// Show each revision in full, with its ledger record
     #[arg(short, long)]
     pub verbose: bool,
+    /// Fail (exit 1) unless the database is on every head revision
+    #[arg(short = 'c', long)]
+    pub check_heads: bool,
 }

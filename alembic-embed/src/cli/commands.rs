@@ -481,6 +481,35 @@ pub fn current<S: ChainSource>(
     let map = source.load()?;
     let current = db.read_current(&map)?;
     let engine = Engine::new(&map, db.settings.clone()).view(&current);
+    if args.check_heads {
+        // Alembic's `current --check-heads`: the rows must be the heads.
+        let view = engine.map();
+        let mut heads: Vec<&str> = view
+            .heads()
+            .iter()
+            .map(|&h| view.rev(h).id.as_str())
+            .collect();
+        let mut rows: Vec<&str> = current.heads.iter().map(String::as_str).collect();
+        heads.sort_unstable();
+        rows.sort_unstable();
+        if heads != rows {
+            let at = if rows.is_empty() {
+                "base".to_owned()
+            } else {
+                rows.join(", ")
+            };
+            return Err(CommandError::Failed {
+                message: format!(
+                    "the database is not on all head revisions: it is at {at}, the heads are {}",
+                    heads.join(", ")
+                ),
+                help: Some(format!(
+                    "`{} upgrade heads` applies the rest",
+                    db.settings.command
+                )),
+            });
+        }
+    }
     let status = engine.status(&current)?;
     out.current(&CurrentView {
         engine: &engine,

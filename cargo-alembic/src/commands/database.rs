@@ -17,7 +17,8 @@ use alembic_embed::{EngineError, Report, Step};
 use serde::Serialize;
 
 use crate::args::{
-    AcceptArgs, CurrentArgs, DowngradeArgs, Format, HistoryArgs, StampArgs, UpgradeArgs,
+    AcceptArgs, CurrentArgs, DowngradeArgs, EnsureVersionArgs, Format, HistoryArgs, StampArgs,
+    UpgradeArgs,
 };
 use crate::errors::CliError;
 use crate::output::{emit, to_json};
@@ -310,6 +311,26 @@ pub(crate) fn history(ctx: &Ctx, args: &HistoryArgs) -> Result<(), CliError> {
         &mut CliOutput::new(ctx),
         args,
     )?)
+}
+
+/// Runs `ensure_version`: creates the version table and the ledger where
+/// they are missing, under the migration lock (as the first `upgrade`
+/// would); with `--sql`, prints their `CREATE TABLE IF NOT EXISTS`.
+pub(crate) fn ensure_version(ctx: &Ctx, args: &EnsureVersionArgs) -> Result<(), CliError> {
+    let db = database(ctx);
+    if args.sql {
+        return crate::output::print(&db.settings.create_tables_sql());
+    }
+    let mut client = db.connect()?;
+    db.settings
+        .open_session(&mut client)
+        .map_err(CommandError::from)?
+        .release(&mut client);
+    crate::output::print(&format!(
+        "{} and {} are in place\n",
+        db.settings.version_table_sql(),
+        db.settings.ledger_table_sql()
+    ))
 }
 
 /// `show current`: the database's revisions, shown as `show` shows

@@ -37,15 +37,20 @@ Create one with `cargo alembic revision -m \"create users table\"`, apply with
 `cargo alembic upgrade head`, and list them with `cargo alembic history`.
 ";
 
+/// Runs `list_templates` (and `init --list-templates`).
+pub(crate) fn list_templates() -> Result<(), CliError> {
+    let mut out = String::from("Available templates:\n\n");
+    for (name, about) in TEMPLATES {
+        out.push_str(&format!("{name} - {about}\n"));
+    }
+    out.push_str("\nTemplates are used via the 'init' command, e.g.:\n\n  cargo alembic init --template generic ./migrations\n");
+    print(&out)
+}
+
 /// Runs `init`.
 pub(crate) fn run(ctx: &Ctx, args: &InitArgs) -> Result<(), CliError> {
     if args.list_templates {
-        let mut out = String::from("Available templates:\n\n");
-        for (name, about) in TEMPLATES {
-            out.push_str(&format!("{name} - {about}\n"));
-        }
-        out.push_str("\nTemplates are used via the 'init' command, e.g.:\n\n  cargo alembic init --template generic ./migrations\n");
-        return print(&out);
+        return list_templates();
     }
     if !TEMPLATES.iter().any(|(name, _)| *name == args.template) {
         let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();

@@ -44,6 +44,12 @@ pub(crate) fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Downgrade(a) => database::downgrade(ctx, &a),
         Command::Stamp(a) => database::stamp(ctx, &a),
         Command::Current(a) => database::current(ctx, &a),
+        Command::EnsureVersion(a) => {
+            no_json(ctx, "ensure_version").and_then(|()| database::ensure_version(ctx, &a))
+        }
+        Command::ListTemplates => {
+            no_json(ctx, "list_templates").and_then(|()| init::list_templates())
+        }
         Command::Accept(a) => database::accept(ctx, &a),
         Command::Verify(a) => verify::run(ctx, &a),
         Command::Adopt(a) => no_json(ctx, "adopt").and_then(|()| adopt::run(ctx, &a)),

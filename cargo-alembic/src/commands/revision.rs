@@ -170,7 +170,16 @@ pub(crate) fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<(), CliError> {
     let mut revs: Vec<usize> = Vec::new();
     for spec in &args.revisions {
         match resolver.resolve(spec)? {
-            Target::Revisions(r) => revs.extend(r),
+            // In the order given; several heads in file order, as Alembic
+            // writes the merge's `down_revision`.
+            Target::Revisions(mut r) => {
+                r.sort_unstable();
+                for i in r {
+                    if !revs.contains(&i) {
+                        revs.push(i);
+                    }
+                }
+            }
             Target::Base | Target::BranchBase { .. } => {
                 return Err(CliError::usage(
                     format!("`{spec}` is not a revision that can be merged"),
@@ -179,8 +188,6 @@ pub(crate) fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<(), CliError> {
             }
         }
     }
-    revs.sort_by_key(|&i| map.rank(i));
-    revs.dedup();
     if revs.len() < 2 {
         return Err(CliError::usage(
             format!(
@@ -192,6 +199,12 @@ pub(crate) fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<(), CliError> {
         ));
     }
     for &a in &revs {
+        if !args.splice && !map.children(a).is_empty() {
+            return Err(CliError::usage(
+                format!("revision `{}` is not a head revision", map.rev(a).id),
+                Some("pass --splice to merge it anyway (the merge starts a new head beside its descendants)".to_owned()),
+            ));
+        }
         let below = map.ancestors(&[a], false);
         if let Some(&b) = revs.iter().find(|&&b| b != a && below[b]) {
             return Err(CliError::usage(
