@@ -52,6 +52,9 @@ pub struct GlobalArgs {
     /// Output format
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Print nothing on stdout; errors and notes still go to stderr (Alembic's `-q`)
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
     /// Many databases or tenant schemas at once
     #[command(flatten)]
     pub fleet: FleetArgs,

@@ -144,6 +144,7 @@ fn run_then_exit(cli: Cli, exits: bool) -> Result<(), CliError> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::failed(format!("cannot read the current directory: {e}"), None))?;
     let g = &cli.global;
+    output::set_quiet(g.quiet);
     let overrides = Overrides {
         script_location: g.script_location.clone(),
         database_url: g.database_url.clone(),

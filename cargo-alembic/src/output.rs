@@ -2,6 +2,7 @@
 //! `branches`, `show`) and their JSON counterparts.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use alembic_chain::display::{log_entry, one_line, LineStyle};
 use alembic_chain::RevisionMap;
@@ -57,8 +58,24 @@ pub fn json(map: &RevisionMap, i: usize) -> RevisionJson<'_> {
     }
 }
 
+/// `-q`: nothing goes to stdout (errors and notes still go to stderr).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Sets `-q` for the process.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `-q` was given.
+pub(crate) fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
 /// Writes to stdout in one piece; a closed pipe (`| head`) is not an error.
 pub fn emit(text: &str) -> io::Result<()> {
+    if quiet() {
+        return Ok(());
+    }
     let mut out = io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),

@@ -188,6 +188,21 @@ fn check_refuses_two_heads_unless_allowed() {
     assert_eq!(allowed.status.code(), Some(0), "{}", render(&allowed));
 }
 
+/// `-q` (Alembic's): nothing on stdout, errors still on stderr.
+#[test]
+fn quiet_prints_nothing_but_errors() {
+    let out = fixture("two_heads", &["-q", "heads"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert!(out.stdout.is_empty(), "{}", render(&out));
+    let out = fixture("two_heads", &["show", "nope", "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", render(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no such revision or branch `nope`"),
+        "{}",
+        render(&out)
+    );
+}
+
 #[test]
 fn bad_identifier_syntax_is_a_usage_error() {
     let out = fixture("two_heads", &["show", "a@b@c"]);

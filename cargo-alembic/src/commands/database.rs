@@ -260,7 +260,7 @@ const BAR_FROM: usize = 20;
 
 /// Whether a run shows a progress bar: on a terminal, and long.
 pub(crate) fn wants_bar(stdout_is_terminal: bool, total: usize) -> bool {
-    stdout_is_terminal && total >= BAR_FROM
+    stdout_is_terminal && total >= BAR_FROM && !crate::output::quiet()
 }
 
 /// Runs `upgrade`.
