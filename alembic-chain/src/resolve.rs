@@ -991,6 +991,12 @@ impl<'m> Resolver<'m> {
         };
         let mut lower = End::Text(if lower.is_empty() { "base" } else { lower });
         let mut upper = End::Text(if upper.is_empty() { "heads" } else { upper });
+        // The grammar first: `@` alone is no identifier, whatever it matches.
+        for end in [&lower, &upper] {
+            if let End::Text(text) = end {
+                self.parse(text)?;
+            }
+        }
         // Alembic puts the rows in place of `current` on the upper side,
         // else on the lower one; none stands for `heads` above, `base`
         // below.
@@ -1566,6 +1572,10 @@ mod tests {
         assert_eq!(
             h("d1"),
             "error: `d1` is not a revision identifier: a range is written `lower:upper`"
+        );
+        assert_eq!(
+            h("@:"),
+            "error: `@` is not a revision identifier: nothing before `@` in `@`"
         );
         assert_eq!(
             ids(&m, &r.history(None).unwrap()).join(" "),
