@@ -284,6 +284,68 @@ fn a_revision_that_reads_the_database_needs_allow_manual() {
     );
 }
 
+/// The project's folder (its alembic.ini names the script location) and a
+/// pyproject.toml with `[tool.alembic]` (Alembic 1.16 and later) are a PATH
+/// too; a place without revisions is an error. `import alembic .` read the
+/// folder as the script location, imported 0 revisions and said it had
+/// succeeded.
+#[test]
+fn a_projects_folder_or_pyproject_names_its_script_location() {
+    let python = py();
+    let python = python.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    project(dir, &[]);
+    let out = ok(alembic(
+        dir,
+        &["import", "alembic", ".", "--python", python],
+        None,
+    ));
+    assert!(
+        out.contains("Imported 5 Alembic revisions into db/versions; head: e5"),
+        "{out}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    project(dir, &[]);
+    std::fs::remove_file(dir.join("alembic.ini")).unwrap();
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        "[project]\nname = \"app\"\n\n[tool.alembic]\nscript_location = \"%(here)s/migrations\"\nrecursive_version_locations = true\n",
+    )
+    .unwrap();
+    for path in [".", "pyproject.toml"] {
+        let out = ok(alembic(
+            dir,
+            &["import", "alembic", path, "--python", python],
+            None,
+        ));
+        assert!(
+            out.contains("Imported 5 Alembic revisions"),
+            "{path}: {out}"
+        );
+        std::fs::remove_dir_all(dir.join("db")).unwrap();
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("migrations/versions")).unwrap();
+    std::fs::write(dir.join("migrations/env.py"), "").unwrap();
+    let out = alembic(
+        dir,
+        &["import", "alembic", "migrations", "--python", python],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no Alembic revisions in "),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.join("db").exists(), "nothing written");
+}
+
 #[test]
 fn a_broken_alembic_project_is_an_error_naming_the_file_and_line() {
     let python = py();

@@ -35,14 +35,45 @@ def where(exc, paths):
     return None, None
 
 
+def project_config(ini, toml):
+    """The Config of an alembic.ini and/or a pyproject.toml with a
+    [tool.alembic] table (Alembic 1.16 and later), if it names a
+    script_location; None otherwise."""
+    from alembic.config import Config
+
+    if toml:
+        with open(toml, encoding="utf-8") as f:
+            if "[tool.alembic]" not in f.read():
+                toml = None
+    if not ini and not toml:
+        return None
+    try:
+        cfg = Config(ini, toml_file=toml) if toml else Config(ini)
+    except TypeError:  # an Alembic before 1.16 reads no pyproject.toml
+        if not ini:
+            return None
+        cfg = Config(ini)
+    get = getattr(cfg, "get_alembic_option", cfg.get_main_option)
+    return cfg if get("script_location") else None
+
+
 def script_directory(path):
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     if os.path.isfile(path):
-        cfg = Config(path)
-        if not cfg.get_main_option("script_location"):
-            fail("config", "%s has no script_location in its [alembic] section" % path)
+        if os.path.basename(path) == "pyproject.toml":
+            cfg, section = project_config(None, path), "[tool.alembic] table"
+        else:
+            cfg, section = project_config(path, None), "[alembic] section"
+        if cfg is None:
+            fail("config", "%s has no script_location in its %s" % (path, section))
+        return ScriptDirectory.from_config(cfg)
+    # A project's folder: its alembic.ini (or pyproject.toml) says where the
+    # script location is.
+    ini, toml = os.path.join(path, "alembic.ini"), os.path.join(path, "pyproject.toml")
+    cfg = project_config(ini if os.path.isfile(ini) else None, toml if os.path.isfile(toml) else None)
+    if cfg is not None:
         return ScriptDirectory.from_config(cfg)
     cfg = Config()
     cfg.set_main_option("script_location", os.path.abspath(path))
@@ -94,6 +125,9 @@ def load(path):
         if isinstance(e, KeyError) and e.args:
             message = "a revision names %r as its down_revision or depends_on, but no revision file has that id" % (e.args[0],)
         fail("load", message, file=file, line=line, missing=missing)
+    if not revisions:
+        locations = [os.path.abspath(p) for p in scripts._version_locations]
+        fail("empty", "no Alembic revisions in %s" % ", ".join(locations))
     revisions.reverse()  # base first
     return scripts, revisions
 

@@ -114,6 +114,10 @@ fn refusal(ctx: &Ctx, args: &ImportArgs, r: &Rendered, kind: &str) -> CliError {
             )),
         ),
         "config" => CliError::usage(r.message.clone(), None),
+        "empty" => CliError::usage(
+            r.message.clone(),
+            Some("give the script location (the folder holding env.py and versions/), the project's folder, or the alembic.ini or pyproject.toml that names it".into()),
+        ),
         _ => {
             let place = match (&r.file, r.line) {
                 (Some(f), Some(l)) => format!("{}:{l}: ", shown(ctx, Path::new(f))),
@@ -137,7 +141,7 @@ pub(crate) fn run(ctx: &Ctx, args: &ImportArgs) -> Result<(), CliError> {
         return Err(CliError::usage(
             format!("{} does not exist", args.path.display()),
             Some(
-                "give the script location (the folder holding versions/) or the alembic.ini".into(),
+                "give the script location (the folder holding versions/), the project's folder, or its alembic.ini or pyproject.toml".into(),
             ),
         ));
     }
