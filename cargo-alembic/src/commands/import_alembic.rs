@@ -114,7 +114,8 @@ fn refusal(ctx: &Ctx, args: &ImportArgs, r: &Rendered, kind: &str) -> CliError {
             )),
         ),
         "config" => CliError::usage(r.message.clone(), None),
-        "empty" => CliError::usage(
+        // As `import sqlx` of a folder without migrations.
+        "empty" => CliError::failed(
             r.message.clone(),
             Some("give the script location (the folder holding env.py and versions/), the project's folder, or the alembic.ini or pyproject.toml that names it".into()),
         ),
