@@ -320,11 +320,10 @@ impl Runner {
         // replaced, which the graph sets aside.
         let by_id: std::collections::HashMap<&str, &'static EmbeddedRevision> =
             self.chain.revisions().iter().map(|r| (r.id, r)).collect();
-        Ok(map
-            .order()
-            .iter()
-            .rev()
-            .filter_map(|&i| by_id.get(map.rev(i).id.as_str()).copied())
+        Ok(alembic_chain::Resolver::new(map)
+            .history(None)?
+            .into_iter()
+            .filter_map(|i| by_id.get(map.rev(i).id.as_str()).copied())
             .collect())
     }
 

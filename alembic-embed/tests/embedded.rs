@@ -88,6 +88,14 @@ fn the_embedded_chain_is_the_chain_the_cli_reads() {
         .collect();
     assert_eq!(history.first(), Some(&HEAD));
     assert_eq!(history.last(), Some(&"c1a0e5b2d3f4"));
+    // In the order `cargo alembic history` lists them (Alembic's).
+    let listed: Vec<&str> = alembic_chain::Resolver::new(&files)
+        .history(None)
+        .unwrap()
+        .iter()
+        .map(|&i| files.rev(i).id.as_str())
+        .collect();
+    assert_eq!(history, listed);
 }
 
 /// `embed_migrations!()` without a path finds the chain as `cargo alembic`
