@@ -669,6 +669,20 @@ fn edit_runs_the_editor_on_the_file() {
     );
     let none = fixture("two_heads", &["edit", "abcd1111"]);
     assert_eq!(none.status.code(), Some(2), "{}", render(&none));
+    // `heads` opens every head, one after the other, as Alembic's `edit`
+    // does; it was refused as several heads.
+    let out = Command::new(bin())
+        .args(["--script-location", ".", "edit", "heads"])
+        .current_dir(fixtures().join("two_heads"))
+        .env("EDITOR", format!("echo >>{}", log.display()))
+        .env_remove("VISUAL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "versions/abcd1111_left.sql\nversions/abcd1111_left.sql\nversions/abcd2222_right.sql\n"
+    );
 }
 
 #[test]

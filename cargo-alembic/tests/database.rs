@@ -154,6 +154,20 @@ fn upgrade_current_history_downgrade_stamp() {
         "e9c8a3d0f1b2 -> f0d9b4e1a2c3 (audit) (head), project activity view\n\
          a5e4c9f6b7d8, d8b7f2c9e0a1 -> e9c8a3d0f1b2 (audit) (mergepoint), merge the audit branch into the trunk\n"
     );
+    // `edit current` opens the database's revisions, as Alembic's does.
+    let edited = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
+        .args(["--database-url", url, "edit", "current"])
+        .current_dir(&ws)
+        .env("EDITOR", "echo")
+        .env_remove("VISUAL")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&edited.stdout),
+        "migrations/versions/e9c8a3d0f1b2_merge_audit_into_trunk.sql\n",
+        "{}",
+        text(&edited)
+    );
     let shown = ok(run(&["show", "current"]));
     assert!(
         shown.starts_with("Rev: e9c8a3d0f1b2 (mergepoint)\n"),

@@ -337,32 +337,63 @@ pub(crate) fn ensure_version(ctx: &Ctx, args: &EnsureVersionArgs) -> Result<(), 
 /// revisions (as Alembic's `show current` does).
 pub(crate) fn show_current(ctx: &Ctx) -> Result<(), CliError> {
     let loaded = ctx.load()?;
-    let db = database(ctx);
-    let current = db.read_current(&loaded)?;
-    // A database inside a squashed range sees the history it is on.
-    let map = alembic_embed::cli_engine::Engine::new(&loaded, db.settings.clone())
-        .view(&current)
-        .map();
+    let current = read_current(ctx, &loaded)?;
     super::inspect::print_list(
         ctx,
-        map,
+        current.map,
         &current.known,
         true,
         alembic_chain::display::LineStyle::default(),
     )?;
-    match current.unknown.as_slice() {
-        [] => Ok(()),
-        unknown => Err(CliError::failed(
-            format!(
-                "the database is also at {}, which no revision file here names",
-                unknown.join(", ")
-            ),
-            Some(
-                "the database is ahead of this chain: check out the branch that wrote it"
-                    .to_owned(),
-            ),
-        )),
+    current.all_known()
+}
+
+/// The database's rows as revisions of a chain (`show current`, `edit
+/// current`).
+pub(crate) struct CurrentRevisions<'m> {
+    /// The chain the rows index: a database inside a squashed range sees
+    /// the history it is on.
+    pub(crate) map: &'m RevisionMap,
+    /// The rows that are revisions of it.
+    pub(crate) known: Vec<usize>,
+    unknown: Vec<String>,
+}
+
+impl CurrentRevisions<'_> {
+    /// An error for rows no revision file names.
+    pub(crate) fn all_known(&self) -> Result<(), CliError> {
+        match self.unknown.as_slice() {
+            [] => Ok(()),
+            unknown => Err(CliError::failed(
+                format!(
+                    "the database is {}at {}, which no revision file here names",
+                    if self.known.is_empty() { "" } else { "also " },
+                    unknown.join(", ")
+                ),
+                Some(
+                    "the database is ahead of this chain: check out the branch that wrote it"
+                        .to_owned(),
+                ),
+            )),
+        }
     }
+}
+
+/// Reads the database's rows against `loaded`.
+pub(crate) fn read_current<'m>(
+    ctx: &Ctx,
+    loaded: &'m RevisionMap,
+) -> Result<CurrentRevisions<'m>, CliError> {
+    let db = database(ctx);
+    let current = db.read_current(loaded)?;
+    let map = alembic_embed::cli_engine::Engine::new(loaded, db.settings.clone())
+        .view(&current)
+        .map();
+    Ok(CurrentRevisions {
+        map,
+        known: current.known,
+        unknown: current.unknown,
+    })
 }
 
 /// Who accepts an edit: `--by`, else git's `user.email`, else `$USER`.
