@@ -327,6 +327,15 @@ fn a_projects_folder_or_pyproject_names_its_script_location() {
         );
         std::fs::remove_dir_all(dir.join("db")).unwrap();
     }
+    // A Flask app's folder without either: its one sub-folder holding
+    // env.py and versions/ (Flask-Migrate's `migrations`).
+    std::fs::remove_file(dir.join("pyproject.toml")).unwrap();
+    let out = ok(alembic(
+        dir,
+        &["import", "alembic", ".", "--python", python],
+        None,
+    ));
+    assert!(out.contains("Imported 5 Alembic revisions"), "{out}");
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -75,6 +75,16 @@ def script_directory(path):
     cfg = project_config(ini if os.path.isfile(ini) else None, toml if os.path.isfile(toml) else None)
     if cfg is not None:
         return ScriptDirectory.from_config(cfg)
+    if not os.path.isdir(os.path.join(path, "versions")):
+        # A Flask app's folder: the one sub-folder holding env.py and
+        # versions/ (Flask-Migrate's `migrations`) is the script location.
+        found = [
+            d for d in sorted(os.listdir(path))
+            if os.path.isfile(os.path.join(path, d, "env.py"))
+            and os.path.isdir(os.path.join(path, d, "versions"))
+        ]
+        if len(found) == 1:
+            path = os.path.join(path, found[0])
     cfg = Config()
     cfg.set_main_option("script_location", os.path.abspath(path))
     ini = os.path.join(path, "alembic.ini")
