@@ -35,6 +35,13 @@ fn run_in(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Exit code, stdout and stderr in one text for a snapshot.
+/// Runs `cargo-alembic --script-location db <args>` in `dir`.
+fn in_db(dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--script-location", "db"];
+    all.extend_from_slice(args);
+    run_in(dir, &all)
+}
+
 fn render(out: &Output) -> String {
     format!(
         "exit: {}\n--- stdout\n{}--- stderr\n{}",
@@ -364,11 +371,7 @@ fn revision_on_heads_builds_on_every_head() {
     let dir = tempdir();
     let d = dir.path();
     ok(run_in(d, &["init", "db"]));
-    let run = |args: &[&str]| {
-        let mut all = vec!["--script-location", "db"];
-        all.extend_from_slice(args);
-        run_in(d, &all)
-    };
+    let run = |args: &[&str]| in_db(d, args);
     ok(run(&["revision", "-m", "root", "--rev-id", "r1"]));
     ok(run(&["revision", "-m", "b", "--rev-id", "zz2"]));
     ok(run(&[
@@ -393,11 +396,7 @@ fn merge_takes_heads_unless_spliced() {
     let dir = tempdir();
     let d = dir.path();
     ok(run_in(d, &["init", "db"]));
-    let run = |args: &[&str]| {
-        let mut all = vec!["--script-location", "db"];
-        all.extend_from_slice(args);
-        run_in(d, &all)
-    };
+    let run = |args: &[&str]| in_db(d, args);
     ok(run(&["revision", "-m", "root", "--rev-id", "r1"]));
     ok(run(&["revision", "-m", "b", "--rev-id", "b1"]));
     ok(run(&["revision", "-m", "b", "--rev-id", "b2"]));
@@ -425,11 +424,7 @@ fn init_revision_merge_check() {
     assert!(out.contains("Generating db/README.md"), "{out}");
     assert!(d.join("db/versions").is_dir());
     // Outside a cargo project, --script-location points at the chain.
-    let run = |args: &[&str]| {
-        let mut all = vec!["--script-location", "db"];
-        all.extend_from_slice(args);
-        run_in(d, &all)
-    };
+    let run = |args: &[&str]| in_db(d, args);
     let first = generated(&ok(run(&["revision", "-m", "Create users table"])));
     let name = first.file_name().unwrap().to_str().unwrap().to_owned();
     let id = &name[..12];

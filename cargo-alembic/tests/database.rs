@@ -34,6 +34,13 @@ fn alembic(dir: &Path, args: &[&str]) -> Output {
         .expect("run cargo-alembic")
 }
 
+/// Runs `cargo-alembic --database-url URL <args>` on this workspace's chain.
+fn on(url: &str, args: &[&str]) -> Output {
+    let mut all = vec!["--database-url", url];
+    all.extend_from_slice(args);
+    alembic(&workspace(), &all)
+}
+
 fn text(out: &Output) -> String {
     format!(
         "exit: {}\n--- stdout\n{}--- stderr\n{}",
@@ -65,12 +72,7 @@ macro_rules! snapshot {
 fn ensure_version_and_current_check_heads() {
     let db = db();
     let url = db.url();
-    let ws = workspace();
-    let run = |args: &[&str]| {
-        let mut all = vec!["--database-url", url];
-        all.extend_from_slice(args);
-        alembic(&ws, &all)
-    };
+    let run = |args: &[&str]| on(url, args);
     let sql = ok(run(&["ensure_version", "--sql"]));
     assert!(
         sql.starts_with("CREATE TABLE IF NOT EXISTS alembic_version ("),
@@ -103,12 +105,7 @@ fn ensure_version_and_current_check_heads() {
 fn current_shows_a_version_table_whose_rows_overlap() {
     let db = db();
     let url = db.url();
-    let ws = workspace();
-    let run = |args: &[&str]| {
-        let mut all = vec!["--database-url", url];
-        all.extend_from_slice(args);
-        alembic(&ws, &all)
-    };
+    let run = |args: &[&str]| on(url, args);
     ok(run(&["stamp", "--purge", "d2b1", "c1a0"]));
     let current = ok(run(&["current"]));
     assert!(current.contains("c1a0e5b2d3f4\n"), "{current}");
@@ -133,11 +130,7 @@ fn upgrade_current_history_downgrade_stamp() {
     let db = db();
     let url = db.url();
     let ws = workspace();
-    let run = |args: &[&str]| {
-        let mut all = vec!["--database-url", url];
-        all.extend_from_slice(args);
-        alembic(&ws, &all)
-    };
+    let run = |args: &[&str]| on(url, args);
     snapshot!("db_upgrade_head", run(&["upgrade"]));
     snapshot!("db_current", run(&["current"]));
     snapshot!("db_upgrade_again", run(&["upgrade", "head"]));

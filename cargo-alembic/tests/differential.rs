@@ -592,6 +592,22 @@ fn children_sorted(text: &str) -> String {
         .join("\n\n")
 }
 
+/// cargo alembic's command line on the chain in `project`.
+fn cargo_alembic(project: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
+        .arg("--script-location")
+        .arg(project)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A run that ended other than with an answer (exit 0) or an error (1, 2).
+fn crashed(out: &std::process::Output) -> bool {
+    !matches!(out.status.code(), Some(0..=2))
+        || String::from_utf8_lossy(&out.stderr).contains("panicked")
+}
+
 /// The revisions a `show` lists (its `Rev:` lines).
 fn shown_revisions(text: &str) -> Vec<String> {
     text.lines()
@@ -617,14 +633,9 @@ fn show(
     } else {
         identifier(rng, revs)
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
-        .arg("--script-location")
-        .arg(project)
-        .args(["--database-url", url, "show", &ident])
-        .output()
-        .unwrap();
+    let out = cargo_alembic(project, &["--database-url", url, "show", &ident]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if !matches!(out.status.code(), Some(0..=2)) || stderr.contains("panicked") {
+    if crashed(&out) {
         wrong.push(format!("`show {ident}` crashed: {stderr}"));
         return;
     }
@@ -662,12 +673,7 @@ fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
     // The listings without a range: `heads` in file order, `branches` in
     // `history`'s order.
     for command in ["heads", "branches"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
-            .arg("--script-location")
-            .arg(tmp.path())
-            .arg(command)
-            .output()
-            .unwrap();
+        let out = cargo_alembic(tmp.path(), &[command]);
         let ours = String::from_utf8_lossy(&out.stdout);
         match alembic.printed(serde_json::json!({ "cmd": command })) {
             Some(Ok(theirs))
@@ -698,17 +704,13 @@ fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
             range_end(&mut rng, &revs)
         );
         let indicate = rng.chance(30);
-        let out = Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
-            .arg("--script-location")
-            .arg(tmp.path())
-            .args(["--database-url", db.url(), "history"])
-            .arg(format!("--rev-range={range}"))
-            .args(indicate.then_some("-i"))
-            .output()
-            .unwrap();
+        let rev_range = format!("--rev-range={range}");
+        let mut args = vec!["--database-url", db.url(), "history", &rev_range];
+        args.extend(indicate.then_some("-i"));
+        let out = cargo_alembic(tmp.path(), &args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let command = format!("history -r {range}{}", if indicate { " -i" } else { "" });
-        if !matches!(out.status.code(), Some(0..=2)) || stderr.contains("panicked") {
+        if crashed(&out) {
             wrong.push(format!("`{command}` crashed: {stderr}"));
             continue;
         }

@@ -51,7 +51,7 @@ pub(crate) fn revision(ctx: &Ctx, args: &RevisionArgs, autogenerate: bool) -> Re
             Some("pass --head <rev> or --head <label>@head, or merge the heads first with `cargo alembic merge heads`".to_owned()),
         )
     };
-    let parents = match resolver.resolve(head) {
+    let mut parents = match resolver.resolve(head) {
         Ok(Target::Base) => Vec::new(),
         // `--head heads` (or `label@heads`): on every one of them, as
         // Alembic writes it (a revision that merges them); `heads` leaves
@@ -68,7 +68,6 @@ pub(crate) fn revision(ctx: &Ctx, args: &RevisionArgs, autogenerate: bool) -> Re
         Err(e) => return Err(e.into()),
     };
     // Several parents in file order, as Alembic lists heads.
-    let mut parents = parents;
     parents.sort_unstable();
     for &p in &parents {
         if !args.splice && !map.children(p).is_empty() {
