@@ -28,6 +28,7 @@ pub mod cli;
 mod connection;
 mod engine;
 mod errors;
+mod libpq;
 mod runner;
 mod rustls_connect;
 pub mod tls;

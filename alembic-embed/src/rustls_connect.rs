@@ -8,13 +8,14 @@
 //! few lines of DER below: a certificate parser in every install was more
 //! code than the rest of the TLS layer's glue.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rustls::pki_types::{InvalidDnsNameError, ServerName};
+use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
@@ -25,13 +26,16 @@ use tokio_rustls::TlsConnector;
 #[derive(Clone)]
 pub struct MakeRustlsConnect {
     config: Arc<rustls::ClientConfig>,
+    checks_name: bool,
 }
 
 impl MakeRustlsConnect {
-    /// A connector with this rustls configuration.
-    pub fn new(config: rustls::ClientConfig) -> Self {
+    /// A connector with this rustls configuration; `checks_name` when the
+    /// certificate must name the host (`verify-full`).
+    pub fn new(config: rustls::ClientConfig, checks_name: bool) -> Self {
         MakeRustlsConnect {
             config: Arc::new(config),
+            checks_name,
         }
     }
 }
@@ -42,11 +46,22 @@ where
 {
     type Stream = RustlsStream<S>;
     type TlsConnect = RustlsConnect;
-    type Error = InvalidDnsNameError;
+    type Error = Infallible;
 
-    fn make_tls_connect(&mut self, host: &str) -> Result<RustlsConnect, InvalidDnsNameError> {
+    /// A host that is no DNS name (a socket folder, `db_1`) fails only if
+    /// the server does offer TLS and the name is to be checked: libpq asks
+    /// first, and connects without TLS where the server offers none.
+    fn make_tls_connect(&mut self, host: &str) -> Result<RustlsConnect, Infallible> {
+        let name = match ServerName::try_from(host) {
+            Ok(name) => Ok(name.to_owned()),
+            // No name to check: an address sends no SNI and names nothing.
+            Err(_) if !self.checks_name => Ok(ServerName::IpAddress(
+                std::net::Ipv4Addr::UNSPECIFIED.into(),
+            )),
+            Err(_) => Err(host.to_owned()),
+        };
         Ok(RustlsConnect {
-            name: ServerName::try_from(host)?.to_owned(),
+            name,
             connector: TlsConnector::from(self.config.clone()),
         })
     }
@@ -55,7 +70,8 @@ where
 /// The connector for one host.
 #[doc(hidden)]
 pub struct RustlsConnect {
-    name: ServerName<'static>,
+    /// The name to check, or the host that cannot be checked.
+    name: Result<ServerName<'static>, String>,
     connector: TlsConnector,
 }
 
@@ -68,13 +84,26 @@ where
     type Future = Handshake<S>;
 
     fn connect(self, stream: S) -> Handshake<S> {
-        Handshake(self.connector.connect(self.name, stream))
+        match self.name {
+            Ok(name) => Handshake::Running(Box::new(self.connector.connect(name, stream))),
+            Err(host) => Handshake::Refused(Some(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "sslmode=verify-full cannot check `{host}` against the certificate: it is not a DNS name or an IP address"
+                ),
+            ))),
+        }
     }
 }
 
-/// The TLS handshake under way.
+/// The TLS handshake under way, or refused before it started.
 #[doc(hidden)]
-pub struct Handshake<S>(tokio_rustls::Connect<S>);
+pub enum Handshake<S> {
+    /// Under way.
+    Running(Box<tokio_rustls::Connect<S>>),
+    /// Refused; the error is taken when polled.
+    Refused(Option<io::Error>),
+}
 
 impl<S> Future for Handshake<S>
 where
@@ -83,7 +112,12 @@ where
     type Output = io::Result<RustlsStream<S>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map_ok(RustlsStream)
+        match &mut *self {
+            Handshake::Running(connect) => Pin::new(&mut **connect).poll(cx).map_ok(RustlsStream),
+            Handshake::Refused(error) => Poll::Ready(Err(error
+                .take()
+                .unwrap_or_else(|| io::Error::other("the handshake was polled again")))),
+        }
     }
 }
 

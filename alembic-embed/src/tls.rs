@@ -97,39 +97,64 @@ fn mode_of(value: &str) -> Result<SslMode, ConnectError> {
 /// Splits libpq's TLS keys out of a URL or key/value string.
 #[doc(hidden)]
 pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
+    parse_in(url, &crate::libpq::process_env)
+}
+
+/// [`parse`], with `PGSSLMODE` and `PGSSLROOTCERT` read from `env` when
+/// the URL does not set them.
+fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectError> {
     let url = &*without_python_driver(url);
     check_form(url)?;
-    let mut mode = SslMode::Prefer;
+    let mut mode = None;
     let mut root_cert = None;
-    let driver_mode = |m: SslMode| match m {
-        SslMode::Disable => "disable",
-        SslMode::Allow | SslMode::Prefer => "prefer",
-        _ => "require",
-    };
-    let driver = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    let mut kept = Vec::new();
+    // A URL keeps its part before `?`; key/value settings are all kept.
+    let base = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
-                "sslmode" => mode = mode_of(v)?,
+                "sslmode" => mode = Some(mode_of(v)?),
                 "sslrootcert" => root_cert = Some(percent_decode(v)?),
                 _ => kept.push(pair.to_owned()),
             }
         }
-        kept.push(format!("sslmode={}", driver_mode(mode)));
-        format!("{base}?{}", kept.join("&"))
+        Some(base)
     } else {
-        let mut kept = Vec::new();
         for part in url.split_whitespace() {
             match part.split_once('=') {
-                Some(("sslmode", v)) => mode = mode_of(v.trim_matches('\''))?,
+                Some(("sslmode", v)) => mode = Some(mode_of(v.trim_matches('\''))?),
                 Some(("sslrootcert", v)) => root_cert = Some(v.trim_matches('\'').to_owned()),
                 _ => kept.push(part.to_owned()),
             }
         }
-        kept.push(format!("sslmode={}", driver_mode(mode)));
-        kept.join(" ")
+        None
+    };
+    let mode = match (mode, env("PGSSLMODE")) {
+        (Some(mode), _) => mode,
+        (None, Some(value)) => mode_of(&value).map_err(|_| {
+            ConnectError::Url(format!(
+                "PGSSLMODE `{value}` is not an sslmode (disable, allow, prefer, require, verify-ca, verify-full)"
+            ))
+        })?,
+        (None, None) => SslMode::Prefer,
+    };
+    let root_cert = root_cert.or_else(|| env("PGSSLROOTCERT"));
+    kept.push(format!(
+        "sslmode={}",
+        match mode {
+            SslMode::Disable => "disable",
+            SslMode::Allow | SslMode::Prefer => "prefer",
+            _ => "require",
+        }
+    ));
+    let driver = match base {
+        Some(base) => {
+            let has_port = kept.iter().any(|pair| pair.starts_with("port="));
+            let base = crate::libpq::with_env_port(base, has_port, env)?;
+            format!("{base}?{}", kept.join("&"))
+        }
+        None => kept.join(" "),
     };
     Ok(Parsed {
         driver,
@@ -186,7 +211,6 @@ fn check_form(url: &str) -> Result<(), ConnectError> {
 
 /// The driver's reason for rejecting a URL when it names an option or a
 /// position (never the URL's text), else its general message.
-#[cfg(any(feature = "sync", feature = "async"))]
 fn driver_reason(e: &tokio_postgres::Error) -> String {
     let Some(reason) = std::error::Error::source(e).map(ToString::to_string) else {
         return e.to_string();
@@ -239,29 +263,31 @@ pub fn validate(url: &str) -> Result<(), ConnectError> {
     prepare(url).map(|_| ())
 }
 
-/// Where a URL points, without its password: `host:port/dbname`.
+/// Where a URL points, without its password: `host:port/dbname`, with
+/// what libpq fills in (a socket folder is shown as its path).
 #[doc(hidden)]
 pub fn describe_target(url: &str) -> String {
-    let driver = parse(url).map(|p| p.driver).unwrap_or_default();
-    match tokio_postgres::Config::from_str(&driver) {
-        Ok(config) => {
-            let host = config
-                .get_hosts()
-                .first()
-                .map(|h| match h {
-                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-                })
-                .unwrap_or_else(|| "localhost".into());
-            let port = config.get_ports().first().copied().unwrap_or(5432);
-            let db = config
-                .get_dbname()
-                .or(config.get_user())
-                .unwrap_or("postgres");
-            format!("{host}:{port}/{db}")
-        }
-        Err(_) => "the configured database".into(),
-    }
+    resolve(url, &crate::libpq::process_env).map_or_else(
+        |_| "the configured database".into(),
+        |(config, _)| target_of(&config),
+    )
+}
+
+fn target_of(config: &tokio_postgres::Config) -> String {
+    let host = match (config.get_hosts().first(), config.get_hostaddrs().first()) {
+        (Some(tokio_postgres::config::Host::Tcp(name)), _) => name.clone(),
+        #[cfg(unix)]
+        (Some(tokio_postgres::config::Host::Unix(path)), _) => path.display().to_string(),
+        (None, Some(addr)) => addr.to_string(),
+        (None, None) => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .map(str::to_owned)
+        .or_else(|| crate::libpq::user(config))
+        .unwrap_or_else(|| "postgres".into());
+    format!("{host}:{port}/{db}")
 }
 
 fn roots(root_cert: Option<&str>) -> Result<RootCertStore, ConnectError> {
@@ -403,18 +429,38 @@ pub fn connector(
             }))
             .with_no_client_auth(),
     };
-    Ok(crate::rustls_connect::MakeRustlsConnect::new(config))
+    Ok(crate::rustls_connect::MakeRustlsConnect::new(
+        config,
+        mode == SslMode::VerifyFull,
+    ))
 }
 
 /// The driver's configuration and TLS mode for a libpq URL, and the
 /// target as shown in messages.
 #[cfg(any(feature = "sync", feature = "async"))]
 fn prepare(url: &str) -> Result<(tokio_postgres::Config, Parsed, String), ConnectError> {
-    let parsed = parse(url)?;
+    let (config, parsed) = resolve(url, &crate::libpq::process_env)?;
+    let target = target_of(&config);
+    Ok((config, parsed, target))
+}
+
+/// The driver's configuration for a URL, completed as libpq completes it
+/// (the `PG*` variables of `env`, the socket folder, the password file);
+/// over sockets only, without TLS, as libpq connects there.
+fn resolve(
+    url: &str,
+    env: crate::libpq::Env<'_>,
+) -> Result<(tokio_postgres::Config, Parsed), ConnectError> {
+    let mut parsed = parse_in(url, env)?;
     // The driver's parse errors never contain the URL.
-    let config = tokio_postgres::Config::from_str(&parsed.driver)
+    let mut config = tokio_postgres::Config::from_str(&parsed.driver)
         .map_err(|e| ConnectError::Url(driver_reason(&e)))?;
-    Ok((config, parsed, describe_target(url)))
+    crate::libpq::fill_in(&mut config, env)?;
+    if crate::libpq::only_sockets(&config) {
+        parsed.mode = SslMode::Disable;
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    }
+    Ok((config, parsed))
 }
 
 /// One line: PostgreSQL's message, or the system's (or the TLS layer's)

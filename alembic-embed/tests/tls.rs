@@ -100,6 +100,29 @@ fn sslmodes_against_a_server_with_a_test_ca() {
     assert!(!uses_tls(&url("127.0.0.1", "sslmode=disable")));
     assert!(uses_tls(&format!("host=localhost port={port} user=postgres dbname=postgres sslmode=verify-full sslrootcert={ca}")));
 
+    // A socket folder: PostgreSQL offers no TLS there, and libpq connects
+    // without asking, whatever sslmode says.
+    let socket = server.data_dir().unwrap().parent().unwrap().join("sock");
+    for mode in ["prefer", "require", "verify-full"] {
+        let url = format!(
+            "postgresql:///postgres?host={}&port={port}&user=postgres&sslmode={mode}",
+            socket.display()
+        );
+        assert!(!uses_tls(&url), "{mode} over a socket");
+    }
+    // A host that is no DNS name, reached by its address: its name is
+    // needed only to check it (verify-full), and is refused only then.
+    let unnamed = |mode: &str| {
+        format!("host=-not-dns- hostaddr=127.0.0.1 port={port} user=postgres dbname=postgres sslmode={mode} sslrootcert={ca}")
+    };
+    assert!(uses_tls(&unnamed("require")));
+    assert!(uses_tls(&unnamed("verify-ca")));
+    let refused = connect(&unnamed("verify-full")).err().expect("must fail");
+    assert_eq!(
+        refused.to_string(),
+        format!("cannot connect to -not-dns-:{port}/postgres: sslmode=verify-full cannot check `-not-dns-` against the certificate: it is not a DNS name or an IP address")
+    );
+
     // The host name does not match the certificate.
     let wrong_host = connect(&url(
         "127.0.0.1",

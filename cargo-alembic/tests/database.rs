@@ -25,11 +25,17 @@ fn workspace() -> PathBuf {
 }
 
 fn alembic(dir: &Path, args: &[&str]) -> Output {
+    alembic_with(dir, args, &[])
+}
+
+/// [`alembic`] with these environment variables set.
+fn alembic_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cargo-alembic"))
         .args(args)
         .current_dir(dir)
         .env_remove("DATABASE_URL")
         .env("NO_COLOR", "1")
+        .envs(vars.iter().copied())
         .output()
         .expect("run cargo-alembic")
 }
@@ -429,6 +435,135 @@ fn connection_errors_are_one_clear_line_and_never_show_the_password() {
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     }
+}
+
+/// What libpq fills in when the URL leaves it out: the `PG*` variables,
+/// the password file, and no TLS over a socket whatever `sslmode` says
+/// (the server offers none there), as `psql` and Alembic connect.
+#[test]
+fn the_libpq_environment_and_password_file_fill_in_the_url() {
+    let db = db();
+    let password = "Env-0a1b2c3d4e";
+    let mut admin = db.connect().unwrap();
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pwenv') THEN CREATE ROLE pwenv LOGIN PASSWORD '{password}'; END IF; END $$;\
+             GRANT ALL ON DATABASE {} TO pwenv; GRANT ALL ON SCHEMA public TO pwenv;",
+            db.name()
+        ))
+        .unwrap();
+    // Password authentication for this role, over the socket too.
+    let hba = server().data_dir().unwrap().join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    if !old.contains("pwenv") {
+        std::fs::write(
+            &hba,
+            format!(
+                "local all pwenv scram-sha-256\nhost all pwenv 127.0.0.1/32 scram-sha-256\n{old}"
+            ),
+        )
+        .unwrap();
+        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let socket = server().data_dir().unwrap().parent().unwrap().join("sock");
+    let socket = socket.to_str().unwrap();
+    let port = db
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let ws = workspace();
+    let env = [
+        ("PGHOST", socket),
+        ("PGPORT", port.as_str()),
+        ("PGUSER", "pwenv"),
+        ("PGDATABASE", db.name()),
+    ];
+    let run = |url: &str, args: &[&str], more: &[(&str, &str)]| {
+        let mut all = vec!["--database-url", url];
+        all.extend_from_slice(args);
+        let vars: Vec<_> = env.iter().chain(more).copied().collect();
+        let out = alembic_with(&ws, &all, &vars);
+        assert!(!text(&out).contains(password), "{}", text(&out));
+        out
+    };
+
+    // Everything from the environment, over the server's socket.
+    ok(run(
+        "postgresql://",
+        &["upgrade"],
+        &[("PGPASSWORD", password)],
+    ));
+    let current = ok(run(
+        "postgresql://",
+        &["current"],
+        &[("PGPASSWORD", password)],
+    ));
+    assert!(current.ends_with("(head)\n"), "{current}");
+    // sslmode=require, and PGSSLMODE, over a socket: no TLS, as in libpq.
+    let url = format!(
+        "postgresql:///{}?host={socket}&port={port}&user=pwenv&sslmode=require",
+        db.name()
+    );
+    ok(run(&url, &["current"], &[("PGPASSWORD", password)]));
+    ok(run(
+        "postgresql://",
+        &["current"],
+        &[("PGPASSWORD", password), ("PGSSLMODE", "verify-full")],
+    ));
+    // Over TCP, the environment's sslmode applies.
+    let tcp = run(
+        "postgresql://127.0.0.1",
+        &["current"],
+        &[("PGPASSWORD", password), ("PGSSLMODE", "require")],
+    );
+    assert_eq!(tcp.status.code(), Some(1), "{}", text(&tcp));
+    assert!(
+        String::from_utf8_lossy(&tcp.stderr).contains(&format!(
+            "cannot connect to 127.0.0.1:{port}/{}: server does not support TLS",
+            db.name()
+        )),
+        "{}",
+        text(&tcp)
+    );
+
+    // The password file: a socket folder's entry, then a host's.
+    let dir = tempfile::tempdir().unwrap();
+    let pgpass = dir.path().join("pgpass");
+    let pgpass_env = [("PGPASSFILE", pgpass.to_str().unwrap())];
+    let write = |text: String, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&pgpass, text).unwrap();
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    write(
+        format!("# ours\n{socket}:{port}:*:pwenv:{password}\n"),
+        0o600,
+    );
+    ok(run("postgresql://", &["current"], &pgpass_env));
+    write(
+        format!("127.0.0.1:*:{}:pwenv:{password}\n", db.name()),
+        0o600,
+    );
+    ok(run("postgresql://127.0.0.1", &["current"], &pgpass_env));
+    // Readable by others: ignored, as libpq ignores it.
+    write(format!("127.0.0.1:*:*:*:{password}\n"), 0o644);
+    let ignored = run("postgresql://127.0.0.1", &["current"], &pgpass_env);
+    assert_eq!(ignored.status.code(), Some(1), "{}", text(&ignored));
+
+    // A variable that cannot be used is named, as a URL's option is.
+    let bad = run("postgresql://", &["current"], &[("PGPORT", "54x")]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("PGPORT `54x` is not a port number"),
+        "{}",
+        text(&bad)
+    );
 }
 
 #[test]
