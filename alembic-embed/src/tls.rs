@@ -103,7 +103,7 @@ pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
 /// [`parse`], with `PGSSLMODE` and `PGSSLROOTCERT` read from `env` when
 /// the URL does not set them.
 fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectError> {
-    let url = &*without_python_driver(url);
+    let url = &*libpq_url(url);
     check_form(url)?;
     let mut mode = None;
     let mut root_cert = None;
@@ -167,7 +167,8 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
 /// `sqlalchemy.url`, Flask's `SQLALCHEMY_DATABASE_URI`) as libpq's
 /// `postgresql://...`: the part after `+` names a Python driver, and the
 /// rest is the same URL, so one variable serves both.
-fn without_python_driver(url: &str) -> std::borrow::Cow<'_, str> {
+#[doc(hidden)]
+pub fn libpq_url(url: &str) -> std::borrow::Cow<'_, str> {
     for scheme in ["postgresql+", "postgres+"] {
         let Some((driver, rest)) = url.strip_prefix(scheme).and_then(|r| r.split_once("://"))
         else {

@@ -48,6 +48,20 @@ pub enum Error {
     /// A file operation failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A caller's [`Connector`] could not connect; its message.
+    #[error("{0}")]
+    Connect(String),
+}
+
+/// How to connect to an existing server's URL ([`Server::start_with`]):
+/// the plain driver without TLS by default; a caller with its own URL
+/// handling (libpq's TLS modes and `PG*` variables) passes its own.
+pub type Connector = fn(&str) -> Result<postgres::Client, Error>;
+
+/// The plain driver, without TLS: how the local and Docker servers are
+/// reached.
+pub fn plain(url: &str) -> Result<postgres::Client, Error> {
+    Ok(postgres::Client::connect(url, postgres::NoTls)?)
 }
 
 /// Which provider to use. Its `Debug` form hides the URLs (they may hold a
@@ -82,6 +96,8 @@ impl std::fmt::Debug for Choice {
 pub struct Server {
     /// A URL of the server's maintenance database (`postgres`).
     admin_url: String,
+    /// How its URLs are connected to.
+    connect: Connector,
     /// Which provider, and why.
     description: String,
     local: Option<LocalServer>,
@@ -98,13 +114,15 @@ pub struct Database {
     url: String,
     name: String,
     admin_url: String,
+    connect: Connector,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Databases alive on existing servers: (admin URL, name), for cleanup on
-/// an interrupt (a local server cleans itself up).
-static LIVE: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+/// Databases alive on existing servers: (admin URL, name, connector), for
+/// cleanup on an interrupt (a local server cleans itself up).
+type Live = (String, String, Connector);
+static LIVE: std::sync::Mutex<Vec<Live>> = std::sync::Mutex::new(Vec::new());
 
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -122,8 +140,8 @@ pub fn cleanup_on_interrupt() -> Result<(), Error> {
     ctrlc::set_handler(|| {
         INTERRUPTED.store(true, Ordering::SeqCst);
         let live = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
-        for (admin, name) in live {
-            drop_database(&admin, &name);
+        for (admin, name, connect) in live {
+            drop_database(&admin, &name, connect);
         }
         std::process::exit(130);
     })
@@ -133,8 +151,8 @@ pub fn cleanup_on_interrupt() -> Result<(), Error> {
     })
 }
 
-fn drop_database(admin_url: &str, name: &str) {
-    if let Ok(mut admin) = postgres::Client::connect(admin_url, postgres::NoTls) {
+fn drop_database(admin_url: &str, name: &str, connect: Connector) {
+    if let Ok(mut admin) = connect(admin_url) {
         let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     }
 }
@@ -142,16 +160,24 @@ fn drop_database(admin_url: &str, name: &str) {
 impl Server {
     /// Starts (or reaches) a server with the chosen provider.
     pub fn start(choice: Choice) -> Result<Server, Error> {
+        Server::start_with(choice, plain)
+    }
+
+    /// [`Server::start`], reaching an existing server (a URL) with
+    /// `connect`.
+    pub fn start_with(choice: Choice, connect: Connector) -> Result<Server, Error> {
         match choice {
-            Choice::Url(url) => Server::existing(url, "the given server".to_owned()),
+            Choice::Url(url) => Server::existing(url, "the given server".to_owned(), connect),
             Choice::Local => Server::local(String::new()),
             Choice::Docker => match docker_status() {
                 Ok(daemon) => Server::docker(daemon),
                 Err(why) => Err(Error::NoProvider(why)),
             },
-            Choice::Auto(Some(url)) => {
-                Server::existing(url, "the given server (a URL was given)".to_owned())
-            }
+            Choice::Auto(Some(url)) => Server::existing(
+                url,
+                "the given server (a URL was given)".to_owned(),
+                connect,
+            ),
             Choice::Auto(None) => match (find_bindir(), docker_status()) {
                 // Local binaries start fastest; Docker is the fallback.
                 (Ok(_), _) => Server::local(
@@ -167,10 +193,11 @@ impl Server {
         }
     }
 
-    fn existing(url: String, why: String) -> Result<Server, Error> {
-        postgres::Client::connect(&url, postgres::NoTls)?.simple_query("SELECT 1")?;
+    fn existing(url: String, why: String, connect: Connector) -> Result<Server, Error> {
+        connect(&url)?.simple_query("SELECT 1")?;
         Ok(Server {
             admin_url: url,
+            connect,
             description: format!("an existing server: {why}"),
             local: None,
             container: None,
@@ -189,6 +216,7 @@ impl Server {
         );
         Ok(Server {
             admin_url: local.url("postgres"),
+            connect: plain,
             description,
             local: Some(local),
             container: None,
@@ -220,7 +248,9 @@ impl Server {
             .map_err(|e| docker(&e))?;
         let port = container.get_host_port_ipv4(5432).map_err(|e| docker(&e))?;
         let host = container.get_host().map_err(|e| docker(&e))?;
-        let admin_url = format!("postgresql://postgres:postgres@{host}:{port}/postgres");
+        // The URLs say there is no TLS, whatever PGSSLMODE says.
+        let admin_url =
+            format!("postgresql://postgres:postgres@{host}:{port}/postgres?sslmode=disable");
         // The container accepts connections a moment after it reports ready.
         let deadline = Instant::now() + Duration::from_secs(30);
         while postgres::Client::connect(&admin_url, postgres::NoTls).is_err() {
@@ -240,6 +270,7 @@ impl Server {
         );
         Ok(Server {
             admin_url,
+            connect: plain,
             description,
             local: None,
             container: Some(Box::new(container)),
@@ -276,17 +307,18 @@ impl Server {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             Instant::now().elapsed().subsec_nanos() % 100_000
         );
-        let mut admin = postgres::Client::connect(&self.admin_url, postgres::NoTls)?;
+        let mut admin = (self.connect)(&self.admin_url)?;
         admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
         if self.local.is_none() {
             if let Ok(mut live) = LIVE.lock() {
-                live.push((self.admin_url.clone(), name.clone()));
+                live.push((self.admin_url.clone(), name.clone(), self.connect));
             }
         }
         Ok(Database {
             url: with_dbname(&self.admin_url, &name),
             name,
             admin_url: self.admin_url.clone(),
+            connect: self.connect,
         })
     }
 }
@@ -304,15 +336,15 @@ impl Database {
 
     /// A new connection to the database.
     pub fn connect(&self) -> Result<postgres::Client, Error> {
-        Ok(postgres::Client::connect(&self.url, postgres::NoTls)?)
+        (self.connect)(&self.url)
     }
 }
 
 impl Drop for Database {
     fn drop(&mut self) {
-        drop_database(&self.admin_url, &self.name);
+        drop_database(&self.admin_url, &self.name, self.connect);
         if let Ok(mut live) = LIVE.lock() {
-            live.retain(|(_, n)| *n != self.name);
+            live.retain(|(_, n, _)| *n != self.name);
         }
     }
 }
@@ -550,7 +582,11 @@ impl LocalServer {
     }
 
     fn url(&self, dbname: &str) -> String {
-        format!("postgresql://postgres@127.0.0.1:{}/{dbname}", self.port)
+        // No TLS, whatever PGSSLMODE says.
+        format!(
+            "postgresql://postgres@127.0.0.1:{}/{dbname}?sslmode=disable",
+            self.port
+        )
     }
 
     fn wait_ready(&self, limit: Duration) -> Result<(), Error> {

@@ -63,7 +63,8 @@ fn ctrl_c_drops_a_database_made_on_an_existing_server() {
         .read_line(&mut out)
         .unwrap();
     let url = out.trim().strip_prefix("DATABASE_URL=").unwrap().to_owned();
-    let name = url.rsplit('/').next().unwrap().to_owned();
+    let (path, _query) = url.split_once('?').unwrap_or((&url, ""));
+    let name = path.rsplit('/').next().unwrap().to_owned();
     let exists = |name: &str| -> bool {
         let mut admin = postgres::Client::connect(local.admin_url(), postgres::NoTls).unwrap();
         admin

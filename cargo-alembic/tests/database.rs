@@ -718,6 +718,60 @@ fn verify_passes_the_repository_chain() {
     assert!(stdout.contains("verify: all checks passed"), "{stdout}");
 }
 
+/// `verify --database-url` reaches an existing server as every other
+/// connection does (it used the plain driver: SQLAlchemy's scheme, libpq's
+/// variables and sockets failed), and the throwaway servers' own URLs say
+/// there is no TLS, whatever `PGSSLMODE` says.
+#[test]
+fn verify_reads_an_existing_servers_url_as_every_connection_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("migrations/versions")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/versions/a1.sql"),
+        "-- one\n-- revision: a1\n-- down_revision: None\n\n-- alembic:upgrade\nCREATE TABLE e1 (id int);\n\n-- alembic:downgrade\nDROP TABLE e1;\n",
+    )
+    .unwrap();
+    let admin = server().admin_url();
+    let port = admin.rsplit(':').next().unwrap().split('/').next().unwrap();
+    let socket = server().data_dir().unwrap().parent().unwrap().join("sock");
+    let verify = |url: &str, vars: &[(&str, &str)]| {
+        alembic_with(dir.path(), &["verify", "--database-url", url], vars)
+    };
+    let passed = |out: Output| {
+        let stdout = ok(out);
+        assert!(stdout.contains("server: an existing server"), "{stdout}");
+        assert!(stdout.contains("verify: all checks passed"), "{stdout}");
+    };
+    passed(verify(
+        &format!("postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"),
+        &[],
+    ));
+    passed(verify(
+        "postgresql:///postgres",
+        &[
+            ("PGHOST", socket.to_str().unwrap()),
+            ("PGPORT", port),
+            ("PGUSER", "postgres"),
+        ],
+    ));
+    // A server that is not there: its reason, and no advice to install one.
+    let refused = verify("postgresql://postgres@127.0.0.1:1/postgres", &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("cannot connect to 127.0.0.1:1/postgres: Connection refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("install"), "{stderr}");
+    // A local throwaway server, with PGSSLMODE asking for TLS.
+    let local = alembic_with(
+        dir.path(),
+        &["verify", "--local"],
+        &[("PGSSLMODE", "verify-full")],
+    );
+    assert!(ok(local).contains("verify: all checks passed"));
+}
+
 #[test]
 fn verify_finds_a_downgrade_that_forgets_an_index() {
     let out = verify("verify_forgets_index");

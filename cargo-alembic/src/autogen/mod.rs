@@ -304,16 +304,8 @@ fn start(ctx: &Ctx, on: Option<&str>) -> Result<(Work, Settings), CliError> {
         (None, Some(url)) => Choice::Url(url.expose().to_owned()),
         (None, None) => Choice::Auto(None),
     };
-    let _ = alembic_throwaway::cleanup_on_interrupt();
-    let server = Server::start(choice).map_err(|e| {
-        CliError::failed(
-            e.to_string(),
-            Some(format!(
-                "autogenerate needs a throwaway PostgreSQL: {}",
-                alembic_throwaway::how_to_get_a_server()
-            )),
-        )
-    })?;
+    let server =
+        crate::commands::database::throwaway(choice, "autogenerate needs a throwaway PostgreSQL")?;
     let head_db = server
         .database()
         .map_err(|e| db_error("cannot create a database", e))?;

@@ -56,6 +56,33 @@ pub(crate) fn connect(ctx: &Ctx) -> Result<postgres::Client, CliError> {
     Ok(database(ctx).connect()?)
 }
 
+/// A throwaway server for `verify`, autogenerate and the importers. An
+/// existing one (`--database-url`) is reached as every other connection
+/// is: SQLAlchemy's scheme read as libpq's, libpq's TLS modes, the `PG*`
+/// variables and the password file. `why` says what needs the server, in
+/// the help line when there is none to use.
+pub(crate) fn throwaway(
+    choice: alembic_throwaway::Choice,
+    why: &str,
+) -> Result<alembic_throwaway::Server, CliError> {
+    use alembic_throwaway::{Choice, Error};
+    let libpq = |url: String| alembic_embed::tls::libpq_url(&url).into_owned();
+    let choice = match choice {
+        Choice::Url(url) => Choice::Url(libpq(url)),
+        Choice::Auto(url) => Choice::Auto(url.map(libpq)),
+        other => other,
+    };
+    let _ = alembic_throwaway::cleanup_on_interrupt();
+    alembic_throwaway::Server::start_with(choice, |url| {
+        alembic_embed::tls::connect(url).map_err(|e| Error::Connect(e.to_string()))
+    })
+    .map_err(|e| {
+        let help = matches!(e, Error::NoProvider(_))
+            .then(|| format!("{why}: {}", alembic_throwaway::how_to_get_a_server()));
+        CliError::failed(e.to_string(), help)
+    })
+}
+
 impl From<CommandError> for CliError {
     fn from(e: CommandError) -> Self {
         match e {

@@ -383,7 +383,10 @@ fn prove(ctx: &Ctx, args: &ImportArgs, map: &RevisionMap) -> Result<(), CliError
         Some(url) => alembic_throwaway::Choice::Url(url.expose().to_owned()),
         None => alembic_throwaway::Choice::Auto(None),
     };
-    let server = alembic_throwaway::Server::start(choice).map_err(|e| failed(&e))?;
+    let server = super::database::throwaway(
+        choice,
+        "the import runs Alembic and the imported SQL on a throwaway PostgreSQL",
+    )?;
     let (theirs, ours) = (
         server.database().map_err(|e| failed(&e))?,
         server.database().map_err(|e| failed(&e))?,

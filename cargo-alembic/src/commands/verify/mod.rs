@@ -262,14 +262,7 @@ fn start_server(ctx: &Ctx, args: &VerifyArgs) -> Result<Server, CliError> {
         (None, _, true) => Choice::Docker,
         (None, false, false) => Choice::Auto(None),
     };
-    // Best effort: a handler installed earlier is not an error.
-    let _ = alembic_throwaway::cleanup_on_interrupt();
-    Server::start(choice).map_err(|e| {
-        CliError::failed(
-            e.to_string(),
-            Some(alembic_throwaway::how_to_get_a_server().into()),
-        )
-    })
+    super::database::throwaway(choice, "verify needs a throwaway PostgreSQL")
 }
 
 /// The chain's heads, by id.
