@@ -264,6 +264,14 @@ fn databases_by_pattern_and_from_a_targets_file() {
         &["upgrade", "head", "--each-database", "fleetdb_%"],
     ));
     assert!(out.contains("fleet: 10 targets, 10 done"), "{out}");
+    // SQLAlchemy's scheme names the same server: each database's URL is
+    // made from it as from libpq's (it was read as key/value settings).
+    let sqlalchemy = url.replacen("postgresql://", "postgresql+psycopg2://", 1);
+    let out = ok(alembic(
+        &sqlalchemy,
+        &["current", "--each-database", "fleetdb_%"],
+    ));
+    assert!(out.contains("fleet: 10 targets, 10 done"), "{out}");
     let other = |name: &str| {
         url.rsplit_once('/')
             .map(|(base, _)| format!("{base}/{name}"))

@@ -263,7 +263,7 @@ fn bases(ctx: &Ctx, fleet: &FleetArgs, url: Option<&str>) -> Result<Vec<Target>,
     Ok(dbs
         .into_iter()
         .map(|db| Target {
-            url: alembic_throwaway::with_dbname(&url, &db),
+            url: alembic_throwaway::with_dbname(&alembic_embed::tls::libpq_url(&url), &db),
             name: db,
             schema: None,
         })
