@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// What can go wrong before or while connecting. Messages never contain the
@@ -66,6 +66,12 @@ pub struct Parsed {
     pub mode: SslMode,
     /// `sslrootcert`.
     pub root_cert: Option<String>,
+    /// `sslcert`: the client's certificate, for servers that ask for one.
+    pub client_cert: Option<String>,
+    /// `sslkey`: its private key.
+    pub client_key: Option<String>,
+    /// `passfile`: the password file, in place of `PGPASSFILE`.
+    pub passfile: Option<String>,
 }
 
 impl std::fmt::Debug for Parsed {
@@ -74,6 +80,9 @@ impl std::fmt::Debug for Parsed {
             .field("driver", &alembic_chain::redact(&self.driver))
             .field("mode", &self.mode)
             .field("root_cert", &self.root_cert)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("passfile", &self.passfile)
             .finish()
     }
 }
@@ -100,38 +109,50 @@ pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
     parse_in(url, &crate::libpq::process_env)
 }
 
-/// [`parse`], with `PGSSLMODE` and `PGSSLROOTCERT` read from `env` when
-/// the URL does not set them.
+/// libpq's keys the driver does not take: read here, and left out of
+/// what it is given.
+const LIBPQ_ONLY: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "passfile"];
+
+/// [`parse`], with `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and
+/// `PGSSLKEY` read from `env` when the URL does not set them.
 fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectError> {
     let url = &*libpq_url(url);
     check_form(url)?;
-    let mut mode = None;
-    let mut root_cert = None;
+    let libpq_only = |key: &str| LIBPQ_ONLY.into_iter().find(|k| *k == key);
+    let mut own: Vec<(&str, String)> = Vec::new();
     let mut kept = Vec::new();
     // A URL keeps its part before `?`; key/value settings are all kept.
     let base = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "sslmode" => mode = Some(mode_of(v)?),
-                "sslrootcert" => root_cert = Some(percent_decode(v)?),
-                _ => kept.push(pair.to_owned()),
+            match libpq_only(k) {
+                Some(key) => own.push((key, percent_decode(key, v)?)),
+                None => kept.push(pair.to_owned()),
             }
         }
         Some(base)
     } else {
         for part in url.split_whitespace() {
-            match part.split_once('=') {
-                Some(("sslmode", v)) => mode = Some(mode_of(v.trim_matches('\''))?),
-                Some(("sslrootcert", v)) => root_cert = Some(v.trim_matches('\'').to_owned()),
-                _ => kept.push(part.to_owned()),
+            match part
+                .split_once('=')
+                .and_then(|(k, v)| Some((libpq_only(k)?, v)))
+            {
+                Some((key, v)) => own.push((key, v.trim_matches('\'').to_owned())),
+                None => kept.push(part.to_owned()),
             }
         }
         None
     };
-    let mode = match (mode, env("PGSSLMODE")) {
-        (Some(mode), _) => mode,
+    // As in libpq, the last of a repeated key counts.
+    let given = |key: &str| {
+        own.iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let mode = match (given("sslmode"), env("PGSSLMODE")) {
+        (Some(value), _) => mode_of(&value)?,
         (None, Some(value)) => mode_of(&value).map_err(|_| {
             ConnectError::Url(format!(
                 "PGSSLMODE `{value}` is not an sslmode (disable, allow, prefer, require, verify-ca, verify-full)"
@@ -139,7 +160,6 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
         })?,
         (None, None) => SslMode::Prefer,
     };
-    let root_cert = root_cert.or_else(|| env("PGSSLROOTCERT"));
     kept.push(format!(
         "sslmode={}",
         match mode {
@@ -159,7 +179,10 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
     Ok(Parsed {
         driver,
         mode,
-        root_cert,
+        root_cert: given("sslrootcert").or_else(|| env("PGSSLROOTCERT")),
+        client_cert: given("sslcert").or_else(|| env("PGSSLCERT")),
+        client_key: given("sslkey").or_else(|| env("PGSSLKEY")),
+        passfile: given("passfile"),
     })
 }
 
@@ -231,7 +254,7 @@ fn driver_reason(e: &tokio_postgres::Error) -> String {
 
 /// Decodes `%XX` escapes of a URL's query value; a `%` not followed by two
 /// hex digits stays as it is, as libpq leaves it.
-fn percent_decode(text: &str) -> Result<String, ConnectError> {
+fn percent_decode(key: &str, text: &str) -> Result<String, ConnectError> {
     let bytes = text.as_bytes();
     let hex = |b: u8| char::from(b).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());
@@ -252,7 +275,7 @@ fn percent_decode(text: &str) -> Result<String, ConnectError> {
         i += 1;
     }
     String::from_utf8(out).map_err(|_| {
-        ConnectError::Url("sslrootcert is not UTF-8 once its %-escapes are decoded".into())
+        ConnectError::Url(format!("{key} is not UTF-8 once its %-escapes are decoded"))
     })
 }
 
@@ -393,20 +416,18 @@ impl ServerCertVerifier for Lenient {
     }
 }
 
-/// The rustls connector for a TLS mode.
+/// The rustls connector for a URL's TLS settings.
 #[doc(hidden)]
 pub fn connector(
-    mode: SslMode,
-    root_cert: Option<&str>,
+    parsed: &Parsed,
 ) -> Result<crate::rustls_connect::MakeRustlsConnect, ConnectError> {
+    let root_cert = parsed.root_cert.as_deref();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ConnectError::Tls(e.to_string()))?;
-    let config = match mode {
-        SslMode::VerifyFull => builder
-            .with_root_certificates(roots(root_cert)?)
-            .with_no_client_auth(),
+    let builder = match parsed.mode {
+        SslMode::VerifyFull => builder.with_root_certificates(roots(root_cert)?),
         SslMode::VerifyCa => {
             let inner = WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots(root_cert)?),
@@ -420,20 +441,93 @@ pub fn connector(
                     inner: Some(inner),
                     provider,
                 }))
-                .with_no_client_auth()
         }
         _ => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Lenient {
                 inner: None,
                 provider,
-            }))
-            .with_no_client_auth(),
+            })),
+    };
+    let config = match client_certificate(parsed)? {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+            ConnectError::Tls(format!("the client certificate cannot be used: {e}"))
+        })?,
+        None => builder.with_no_client_auth(),
     };
     Ok(crate::rustls_connect::MakeRustlsConnect::new(
         config,
-        mode == SslMode::VerifyFull,
+        parsed.mode == SslMode::VerifyFull,
     ))
+}
+
+/// The client's certificate chain and key, for a server that asks for
+/// one: `sslcert` and `sslkey`, or libpq's `~/.postgresql/postgresql.crt`
+/// and `.key` when the certificate is there. A named certificate that is
+/// missing is an error (libpq goes on without it).
+fn client_certificate(
+    parsed: &Parsed,
+) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, ConnectError> {
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql"));
+    let cert = match (&parsed.client_cert, &home) {
+        (Some(path), _) => PathBuf::from(path),
+        (None, Some(home)) if home.join("postgresql.crt").is_file() => home.join("postgresql.crt"),
+        (None, _) => return Ok(None),
+    };
+    let key = match (&parsed.client_key, &home) {
+        (Some(path), _) => PathBuf::from(path),
+        (None, Some(home)) => home.join("postgresql.key"),
+        (None, None) => cert.with_extension("key"),
+    };
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| ConnectError::Tls(format!("cannot read {what} {}: {e}", path.display())))
+    };
+    let pem = read("sslcert", &cert)?;
+    let chain = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConnectError::Tls(format!("sslcert {} is not PEM: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(ConnectError::Tls(format!(
+            "sslcert {} holds no certificate",
+            cert.display()
+        )));
+    }
+    private_key_file_is_private(&key)?;
+    let pem = read("sslkey", &key)?;
+    let private = rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(|e| ConnectError::Tls(format!("sslkey {} is not PEM: {e}", key.display())))?
+        .ok_or_else(|| {
+            ConnectError::Tls(format!(
+                "sslkey {} holds no unencrypted private key (PKCS#8, PKCS#1 or SEC1)",
+                key.display()
+            ))
+        })?;
+    Ok(Some((chain, private)))
+}
+
+/// libpq's rule: a key readable by others is refused (`0640` is allowed
+/// when root owns it).
+#[cfg(unix)]
+fn private_key_file_is_private(key: &std::path::Path) -> Result<(), ConnectError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(meta) = std::fs::metadata(key) else {
+        return Ok(()); // Reading it says why.
+    };
+    let mode = meta.permissions().mode();
+    let allowed = if meta.uid() == 0 { 0o037 } else { 0o077 };
+    if mode & allowed != 0 {
+        return Err(ConnectError::Tls(format!(
+            "sslkey {} has group or world access: make it u=rw (0600) or less, as libpq requires",
+            key.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_key_file_is_private(_: &std::path::Path) -> Result<(), ConnectError> {
+    Ok(())
 }
 
 /// The driver's configuration and TLS mode for a libpq URL, and the
@@ -456,7 +550,13 @@ fn resolve(
     // The driver's parse errors never contain the URL.
     let mut config = tokio_postgres::Config::from_str(&parsed.driver)
         .map_err(|e| ConnectError::Url(driver_reason(&e)))?;
-    crate::libpq::fill_in(&mut config, env)?;
+    // A URL's `passfile` in place of `PGPASSFILE`.
+    let passfile = parsed.passfile.clone();
+    let env = |key: &str| match (key, &passfile) {
+        ("PGPASSFILE", Some(file)) => Some(file.clone()),
+        _ => env(key),
+    };
+    crate::libpq::fill_in(&mut config, &env)?;
     if crate::libpq::only_sockets(&config) {
         parsed.mode = SslMode::Disable;
         config.ssl_mode(tokio_postgres::config::SslMode::Disable);
@@ -483,7 +583,7 @@ pub fn connect(url: &str) -> Result<postgres::Client, ConnectError> {
     let config = postgres::Config::from(config);
     let result = match parsed.mode {
         SslMode::Disable => config.connect(postgres::NoTls),
-        mode => config.connect(connector(mode, parsed.root_cert.as_deref())?),
+        _ => config.connect(connector(&parsed)?),
     };
     result.map_err(|e| connect_error(target, &e))
 }
@@ -503,8 +603,8 @@ pub async fn connect_async(url: &str) -> Result<tokio_postgres::Client, ConnectE
                     client
                 })
         }
-        mode => config
-            .connect(connector(mode, parsed.root_cert.as_deref())?)
+        _ => config
+            .connect(connector(&parsed)?)
             .await
             .map(|(client, connection)| {
                 spawn_connection(connection);
@@ -556,6 +656,51 @@ mod tests {
             SslMode::Disable
         );
         assert!(parse("postgresql://h/db?sslmode=always").is_err());
+    }
+
+    #[test]
+    fn libpq_keys_come_from_the_url_else_the_environment() {
+        let vars = |key: &str| match key {
+            "PGSSLMODE" => Some("verify-ca".to_owned()),
+            "PGSSLROOTCERT" => Some("/env/ca.pem".to_owned()),
+            "PGSSLCERT" => Some("/env/client.crt".to_owned()),
+            "PGSSLKEY" => Some("/env/client.key".to_owned()),
+            _ => None,
+        };
+        let p = parse_in("postgresql://h/db", &vars).unwrap();
+        assert_eq!(p.mode, SslMode::VerifyCa);
+        assert_eq!(p.root_cert.as_deref(), Some("/env/ca.pem"));
+        assert_eq!(p.client_cert.as_deref(), Some("/env/client.crt"));
+        assert_eq!(p.client_key.as_deref(), Some("/env/client.key"));
+        assert_eq!(p.driver, "postgresql://h/db?sslmode=require");
+        let p = parse_in(
+            "postgresql://h/db?sslmode=require&sslmode=disable&sslcert=%2Fa.crt&sslkey=/a.key&passfile=/pw&options=-c%20x%3D1",
+            &vars,
+        )
+        .unwrap();
+        assert_eq!(p.mode, SslMode::Disable, "the last sslmode counts");
+        assert_eq!(p.client_cert.as_deref(), Some("/a.crt"));
+        assert_eq!(p.client_key.as_deref(), Some("/a.key"));
+        assert_eq!(p.passfile.as_deref(), Some("/pw"));
+        assert_eq!(
+            p.driver,
+            "postgresql://h/db?options=-c%20x%3D1&sslmode=disable"
+        );
+        let p = parse_in("host=h sslcert='/b.crt' sslkey=/b.key passfile=/pw2", &vars).unwrap();
+        assert_eq!(
+            (
+                p.client_cert.as_deref(),
+                p.client_key.as_deref(),
+                p.passfile.as_deref()
+            ),
+            (Some("/b.crt"), Some("/b.key"), Some("/pw2"))
+        );
+        assert_eq!(p.driver, "host=h sslmode=require");
+        let bad = |key: &str| (key == "PGSSLMODE").then(|| "on".to_owned());
+        assert_eq!(
+            parse_in("postgresql://h", &bad).unwrap_err().to_string(),
+            "the database URL does not parse: PGSSLMODE `on` is not an sslmode (disable, allow, prefer, require, verify-ca, verify-full)"
+        );
     }
 
     #[test]

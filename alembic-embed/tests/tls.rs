@@ -149,6 +149,81 @@ fn sslmodes_against_a_server_with_a_test_ca() {
         "{unknown}"
     );
 
+    // A role that logs in with a client certificate (libpq's `sslcert`
+    // and `sslkey`), whose name is the certificate's common name.
+    let data = server.data_dir().unwrap();
+    std::fs::write(data.join("root.crt"), ca_cert.pem()).unwrap();
+    admin.batch_execute("CREATE ROLE certuser LOGIN").unwrap();
+    admin
+        .batch_execute("ALTER SYSTEM SET ssl_ca_file = 'root.crt'")
+        .unwrap();
+    let hba = data.join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!(
+            "hostssl all certuser 127.0.0.1/32 cert\nhost all certuser 127.0.0.1/32 reject\n{old}"
+        ),
+    )
+    .unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "certuser");
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+    let (cert_file, key_file) = (dir.path().join("client.crt"), dir.path().join("client.key"));
+    std::fs::write(&cert_file, client_cert.pem()).unwrap();
+    std::fs::write(&key_file, client_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let as_certuser = |certs: &str| {
+        format!("host=localhost hostaddr=127.0.0.1 port={port} user=certuser dbname=postgres sslmode=verify-full sslrootcert={ca} {certs}")
+    };
+    let with_cert = as_certuser(&format!(
+        "sslcert={} sslkey={}",
+        cert_file.display(),
+        key_file.display()
+    ));
+    let mut c = connect(&with_cert).unwrap_or_else(|e| panic!("{e}"));
+    let user: String = c
+        .query_one("SELECT current_user::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(user, "certuser");
+    let url_form = format!(
+        "postgresql://certuser@localhost:{port}/postgres?hostaddr=127.0.0.1&sslmode=require&sslcert={}&sslkey={}",
+        cert_file.display(),
+        key_file.display()
+    );
+    assert!(uses_tls(&url_form));
+    let without = connect(&as_certuser("")).err().expect("no certificate");
+    assert!(
+        without
+            .to_string()
+            .ends_with("connection requires a valid client certificate"),
+        "{without}"
+    );
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let readable = connect(&with_cert).err().expect("a key others may read");
+    assert_eq!(
+        readable.to_string(),
+        format!(
+            "sslkey {} has group or world access: make it u=rw (0600) or less, as libpq requires",
+            key_file.display()
+        )
+    );
+    let missing = connect(&as_certuser("sslcert=/nonexistent/client.crt"))
+        .err()
+        .expect("a named certificate that is not there");
+    assert!(
+        missing
+            .to_string()
+            .starts_with("cannot read sslcert /nonexistent/client.crt: "),
+        "{missing}"
+    );
+
     // The asynchronous client, with the same modes and the same errors.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -551,6 +551,9 @@ fn the_libpq_environment_and_password_file_fill_in_the_url() {
         0o600,
     );
     ok(run("postgresql://127.0.0.1", &["current"], &pgpass_env));
+    // The URL's `passfile`, in place of PGPASSFILE.
+    let named = format!("postgresql://127.0.0.1?passfile={}", pgpass.display());
+    ok(run(&named, &["current"], &[("PGPASSFILE", "/nonexistent")]));
     // Readable by others: ignored, as libpq ignores it.
     write(format!("127.0.0.1:*:*:*:{password}\n"), 0o644);
     let ignored = run("postgresql://127.0.0.1", &["current"], &pgpass_env);
