@@ -151,10 +151,12 @@ impl HeadState {
         let Some((&last, rest)) = to.split_last() else {
             return Err(StepError::new(map, rev, "no row to restore"));
         };
-        let mut ops = vec![self.update(map, rev, rev, last)?];
+        // Alembic's order: the other parents' rows first, then the update.
+        let mut ops = Vec::with_capacity(to.len());
         for &r in rest {
             ops.push(self.insert(map, r)?);
         }
+        ops.push(self.update(map, rev, rev, last)?);
         Ok(ops)
     }
 
@@ -310,8 +312,8 @@ mod tests {
         assert_eq!(rows[3], ["m"]);
         assert_eq!(
             got[4].0,
-            vec![upd("m", "c1"), ins("b1")],
-            "undoing a merge restores both rows"
+            vec![ins("b1"), upd("m", "c1")],
+            "undoing a merge restores both rows (Alembic's order: insert, then update)"
         );
         assert_eq!(rows[4], ["b1", "c1"]);
         assert_eq!(
@@ -331,7 +333,7 @@ mod tests {
         assert_eq!(got[1].0, vec![ins("x")]);
         assert_eq!(got[2].0, vec![del("a"), upd("x", "b")]);
         assert_eq!(got[2].1, ["b"]);
-        assert_eq!(got[3].0, vec![upd("b", "x"), ins("a")]);
+        assert_eq!(got[3].0, vec![ins("a"), upd("b", "x")]);
         assert_eq!(got[3].1, ["a", "x"]);
     }
 
@@ -344,7 +346,7 @@ mod tests {
         let m = map(&["p", "d {p}", "r <- p {d}", "o"]);
         let got = walk(&m, &["p", "d", "r", "o"], &["r"]);
         assert_eq!(got[2], (vec![upd("d", "r")], vec!["r".to_owned()]));
-        assert_eq!(got[4].0, vec![upd("r", "d"), ins("p")]);
+        assert_eq!(got[4].0, vec![ins("p"), upd("r", "d")]);
         assert_eq!(got[4].1, ["p", "d", "o"]);
     }
 
