@@ -243,6 +243,49 @@ fn an_online_range_is_refused_by_upgrade_and_downgrade_alike() {
     }
 }
 
+/// An offline range from `heads` starts from the rows a database upgraded
+/// to `heads` has, as Alembic's does: a head another revision depends on is
+/// not one of them. (Both were taken: `upgrade --sql heads:a1` failed on
+/// rows that overlap.)
+#[test]
+fn offline_ranges_from_heads_leave_out_a_head_another_depends_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let versions = dir.path().join("db/versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    for (id, down, depends) in [
+        ("a1", "None", "None"),
+        ("b2", "a1", "c3"),
+        ("c3", "None", "None"),
+    ] {
+        std::fs::write(
+            versions.join(format!("{id}.sql")),
+            format!("-- {id}\n-- revision: {id}\n-- down_revision: {down}\n-- depends_on: {depends}\n\n-- alembic:upgrade\nSELECT 1;\n\n-- alembic:downgrade\nSELECT 1;\n"),
+        )
+        .unwrap();
+    }
+    let steps = |args: &[&str]| {
+        let out = in_db(dir.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("-- Running") || l.contains("alembic_version "))
+            .map(|l| l.split(" (db/").next().unwrap_or(l).to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        steps(&["upgrade", "--sql", "heads:a1"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        steps(&["downgrade", "--sql", "heads:a1"]),
+        [
+            "-- Running downgrade b2 -> a1, b2",
+            "INSERT INTO alembic_version (version_num) VALUES ('a1');",
+            "UPDATE alembic_version SET version_num = 'c3' WHERE version_num = 'b2';",
+        ]
+    );
+}
+
 // Line endings and BOM never change a checksum.
 
 #[test]

@@ -1,7 +1,7 @@
 //! Offline SQL (`--sql`): what a run would send, version-table and ledger
 //! statements included, printed instead of run.
 
-use alembic_chain::{HeadState, Resolver, Target};
+use alembic_chain::{HeadState, Resolver};
 
 use crate::errors::EngineError;
 
@@ -52,16 +52,16 @@ impl<'m> Engine<'m> {
         self.downgrade_sql(&from, to)
     }
 
-    /// The `from` side of an offline range as version-table rows.
+    /// The `from` side of an offline range as version-table rows: what
+    /// Alembic's `get_revision` names (`heads` leaves out heads another
+    /// revision depends on, as the rows of a database upgraded to `heads`
+    /// do), and where that names nothing, the rest of the grammar; `show`
+    /// reads an identifier the same way.
     fn offline_from(&self, from: &str) -> Result<Vec<usize>, EngineError> {
         if from.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(match Resolver::new(self.map).resolve(from)? {
-            Target::Base => Vec::new(),
-            Target::Revisions(r) => r,
-            Target::BranchBase { roots, .. } => roots,
-        })
+        Ok(Resolver::new(self.map).show(from)?)
     }
 
     /// The SQL a stamp from `from` to `targets` would run.
