@@ -14,8 +14,10 @@ that hundreds of commands take seconds, not one interpreter start each.
     {"cmd": "heads"}
     {"cmd": "branches"}
     {"cmd": "show", "args": ["ab12"]}
+    {"cmd": "offline", "verb": "upgrade", "range": "ab12:cd34"}
 
-`history`, `heads`, `branches` and `show` answer with what Alembic printed, and whether an error was
+`history`, `heads`, `branches`, `show` and `offline` (`upgrade --sql`,
+`downgrade --sql`: the script) answer with what Alembic printed, and whether an error was
 Alembic's own refusal (a CommandError) or a crash (an assertion, say).
 """
 
@@ -43,6 +45,7 @@ def main():
         cmd, args = request["cmd"], request.get("args", [])
         ok, error, crash = True, None, False
         cfg.stdout = io.StringIO()
+        cfg.output_buffer = io.StringIO()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -65,6 +68,10 @@ def main():
                     elif cmd == "history":
                         command.history(cfg, request.get("range"),
                                         indicate_current=bool(request.get("indicate")))
+                    elif cmd == "offline":
+                        verb = getattr(command, request["verb"])
+                        verb(cfg, request["range"], sql=True)
+                        cfg.stdout.write(cfg.output_buffer.getvalue())
                     elif cmd == "stamp":
                         command.stamp(cfg, args if len(args) > 1 else args[0],
                                       purge=bool(request.get("purge")))
