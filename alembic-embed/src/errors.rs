@@ -253,6 +253,14 @@ pub enum EngineError {
         /// What was given.
         given: String,
     },
+    /// `stamp --sql` with ranges that start from different revisions.
+    #[error("offline stamp starts from one revision at a time (given `{first}:` and `{second}:`)")]
+    OfflineStampStarts {
+        /// The first start given.
+        first: String,
+        /// Another.
+        second: String,
+    },
     /// The database is inside a squashed range whose replaced files were
     /// pruned: the revisions it still needs are gone.
     #[error(
@@ -295,7 +303,8 @@ impl EngineError {
     pub fn exit_code(&self) -> u8 {
         match self {
             EngineError::Resolve(ResolveError::Syntax { .. })
-            | EngineError::OfflineRange { .. } => exit_codes::USAGE,
+            | EngineError::OfflineRange { .. }
+            | EngineError::OfflineStampStarts { .. } => exit_codes::USAGE,
             _ => exit_codes::FAILED,
         }
     }

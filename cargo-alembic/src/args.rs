@@ -304,7 +304,7 @@ pub struct RevisionArgs {
 #[derive(Debug, Args)]
 pub struct MergeArgs {
     /// Revisions to merge, e.g. `heads` or two ids
-    #[arg(required = true)]
+    #[arg(required = true, allow_negative_numbers = true)]
     pub revisions: Vec<String>,
     /// Message
     #[arg(short, long)]

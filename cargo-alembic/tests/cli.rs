@@ -249,6 +249,24 @@ fn an_online_range_is_refused_by_upgrade_and_downgrade_alike() {
 /// rows that overlap.)
 #[test]
 fn offline_ranges_from_heads_leave_out_a_head_another_depends_on() {
+    let dir = a1_b2_depends_on_c3();
+    let steps = |args: &[&str]| offline_steps(dir.path(), args);
+    assert_eq!(
+        steps(&["upgrade", "--sql", "heads:a1"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        steps(&["downgrade", "--sql", "heads:a1"]),
+        [
+            "-- Running downgrade b2 -> a1, b2",
+            "INSERT INTO alembic_version (version_num) VALUES ('a1');",
+            "UPDATE alembic_version SET version_num = 'c3' WHERE version_num = 'b2';",
+        ]
+    );
+}
+
+/// `a1 <- b2`, and `c3`, which `b2` depends on, in `db/versions`.
+fn a1_b2_depends_on_c3() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let versions = dir.path().join("db/versions");
     std::fs::create_dir_all(&versions).unwrap();
@@ -263,26 +281,56 @@ fn offline_ranges_from_heads_leave_out_a_head_another_depends_on() {
         )
         .unwrap();
     }
-    let steps = |args: &[&str]| {
-        let out = in_db(dir.path(), args);
-        assert_eq!(out.status.code(), Some(0), "{}", render(&out));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with("-- Running") || l.contains("alembic_version "))
-            .map(|l| l.split(" (db/").next().unwrap_or(l).to_owned())
-            .collect::<Vec<_>>()
-    };
+    dir
+}
+
+/// An offline script's `-- Running` lines (without the path) and its
+/// version-table statements.
+fn offline_steps(dir: &Path, args: &[&str]) -> Vec<String> {
+    let out = in_db(dir, args);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("-- Running") || l.contains("alembic_version "))
+        .map(|l| l.split(" (db/").next().unwrap_or(l).to_owned())
+        .collect()
+}
+
+/// `stamp --sql` takes Alembic's `from:to` (one `from` for all), and
+/// `stamp` takes `-1` as Alembic's command line does (both were refused:
+/// "no such revision or branch `a1:b2`", and `-1` as an unknown option).
+#[test]
+fn stamp_takes_alembics_offline_ranges_and_relative_steps() {
+    let dir = a1_b2_depends_on_c3();
     assert_eq!(
-        steps(&["upgrade", "--sql", "heads:a1"]),
-        Vec::<String>::new()
+        offline_steps(dir.path(), &["stamp", "--sql", "a1:b2"]),
+        [
+            "DELETE FROM alembic_version WHERE version_num = 'a1';",
+            "INSERT INTO alembic_version (version_num) VALUES ('b2');",
+        ]
     );
     assert_eq!(
-        steps(&["downgrade", "--sql", "heads:a1"]),
+        offline_steps(dir.path(), &["stamp", "--sql", "-1", "--purge"]),
         [
-            "-- Running downgrade b2 -> a1, b2",
+            "CREATE TABLE IF NOT EXISTS alembic_version (",
             "INSERT INTO alembic_version (version_num) VALUES ('a1');",
-            "UPDATE alembic_version SET version_num = 'c3' WHERE version_num = 'b2';",
-        ]
+        ],
+        "one below the head b2, from base"
+    );
+    let two = in_db(dir.path(), &["stamp", "--sql", "a1:b2", "c3:a1"]);
+    assert_eq!(two.status.code(), Some(2), "{}", render(&two));
+    assert!(
+        String::from_utf8_lossy(&two.stderr)
+            .contains("offline stamp starts from one revision at a time (given `a1:` and `c3:`)"),
+        "{}",
+        render(&two)
+    );
+    let online = in_db(dir.path(), &["stamp", "a1:b2"]);
+    assert_eq!(online.status.code(), Some(2), "{}", render(&online));
+    assert!(
+        String::from_utf8_lossy(&online.stderr).contains("a range `from:to` needs --sql"),
+        "{}",
+        render(&online)
     );
 }
 

@@ -824,6 +824,7 @@ fn offline_steps(script: &str) -> Vec<String> {
         }
     }
     done(&mut step, &rows);
+    steps.push(format!("end => {rows:?}"));
     steps
 }
 
@@ -841,37 +842,54 @@ fn offline_seed(server: &Server, seed: u64) -> Result<usize, String> {
     let mut compared = 0;
     let mut wrong = Vec::new();
     for _ in 0..OFFLINE_RANGES {
-        let verb = if rng.chance(50) {
-            "upgrade"
-        } else {
-            "downgrade"
+        let verb = match rng.below(100) {
+            0..=39 => "upgrade",
+            40..=79 => "downgrade",
+            _ => "stamp",
         };
-        // `upgrade --sql X` starts from base.
+        // `upgrade --sql X` and `stamp --sql X` start from base.
         let from = (verb == "downgrade" || !rng.chance(25)).then(|| identifier(&mut rng, &revs));
-        let to = identifier(&mut rng, &revs);
-        let range = match &from {
-            Some(from) => format!("{from}:{to}"),
-            None => to,
-        };
+        let mut targets = vec![identifier(&mut rng, &revs)];
+        if verb == "stamp" && rng.chance(20) {
+            targets.push(identifier(&mut rng, &revs));
+        }
+        let targets: Vec<String> = targets
+            .into_iter()
+            .map(|to| match &from {
+                Some(from) => format!("{from}:{to}"),
+                None => to,
+            })
+            .collect();
+        let range = targets.join(" ");
         let from = from.unwrap_or_default();
-        let out = cargo_alembic(tmp.path(), &[verb, "--sql", &range]);
+        let mut args = vec![verb, "--sql"];
+        args.extend(targets.iter().map(String::as_str));
+        let out = cargo_alembic(tmp.path(), &args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if crashed(&out) {
             wrong.push(format!("`{verb} --sql {range}` crashed: {stderr}"));
             continue;
         }
         let theirs =
-            alembic.printed(serde_json::json!({"cmd": "offline", "verb": verb, "range": range}));
+            alembic.printed(serde_json::json!({"cmd": "offline", "verb": verb, "range": targets}));
         let Some(theirs) = theirs else {
             continue;
         };
         compared += 1;
+        // A stamp is compared by the rows it leaves.
+        let steps = |script: &str| {
+            let mut steps = offline_steps(script);
+            if verb == "stamp" {
+                steps.drain(..steps.len() - 1);
+            }
+            steps
+        };
         let ours = if out.status.success() {
-            Ok(offline_steps(&String::from_utf8_lossy(&out.stdout)))
+            Ok(steps(&String::from_utf8_lossy(&out.stdout)))
         } else {
             Err(stderr.trim().to_owned())
         };
-        let theirs = theirs.map(|script| offline_steps(&script));
+        let theirs = theirs.map(|script| steps(&script));
         let beyond_alembic = |error: &str| {
             // The grammar's relative forms and `heads` where Alembic takes
             // neither at the start of an offline range.
@@ -901,10 +919,10 @@ fn offline_seed(server: &Server, seed: u64) -> Result<usize, String> {
     ))
 }
 
-/// `upgrade --sql` and `downgrade --sql` as Python Alembic writes them:
-/// random ranges of every identifier form; the same revisions run in the
-/// same order, with the same changes to the version table, or an error on
-/// both sides. Ranges Alembic crashes on must not crash cargo alembic.
+/// `upgrade --sql`, `downgrade --sql` and `stamp --sql` as Python Alembic
+/// writes them: random ranges of every identifier form; the same
+/// revisions run in the same order, with the same rows after each (a
+/// stamp: at its end), or an error on both sides. Ranges Alembic crashes on must not crash cargo alembic.
 #[test]
 fn offline_scripts_match_python_alembic_on_random_ranges() {
     let server = Server::start(Choice::Local).unwrap();

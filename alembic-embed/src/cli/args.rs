@@ -31,8 +31,8 @@ pub enum MigrateCommand {
 /// `stamp`.
 #[derive(Debug, Args)]
 pub struct StampArgs {
-    /// Revisions to set (`head`, `heads`, ids, `base`)
-    #[arg(required = true)]
+    /// Revisions to set (`head`, `heads`, ids, `base`, `-1`); with --sql, `from:to`
+    #[arg(required = true, allow_negative_numbers = true)]
     pub revisions: Vec<String>,
     /// Empty the version table first (even of revisions not in the chain)
     #[arg(long)]

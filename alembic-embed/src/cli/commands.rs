@@ -462,7 +462,13 @@ pub fn stamp<S: ChainSource>(
     let engine = Engine::new(&map, db.settings.clone());
     let targets: Vec<&str> = args.revisions.iter().map(String::as_str).collect();
     if args.sql {
-        return out.text(&engine.stamp_sql_offline(&[], &targets, args.purge)?);
+        return out.text(&engine.stamp_sql_range(&targets, args.purge)?);
+    }
+    if targets.iter().any(|t| t.contains(':')) {
+        return Err(CommandError::Usage {
+            message: "a range `from:to` needs --sql".into(),
+            help: Some("online, `stamp` starts from the database's current state".into()),
+        });
     }
     let mut client = db.connect()?;
     let report = engine.stamp(&mut client, &targets, args.purge)?;

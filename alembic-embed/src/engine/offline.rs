@@ -64,6 +64,31 @@ impl<'m> Engine<'m> {
         Ok(Resolver::new(self.map).show(from)?)
     }
 
+    /// `stamp --sql`: each target may be Alembic's `from:to`, all from the
+    /// same `from` (the rows the script starts from; without one, base).
+    pub fn stamp_sql_range(&self, targets: &[&str], purge: bool) -> Result<String, EngineError> {
+        let mut start: Option<&str> = None;
+        let mut to = Vec::with_capacity(targets.len());
+        for target in targets {
+            let Some((from, target)) = target.split_once(':') else {
+                to.push(*target);
+                continue;
+            };
+            match start {
+                Some(first) if first != from => {
+                    return Err(EngineError::OfflineStampStarts {
+                        first: first.to_owned(),
+                        second: from.to_owned(),
+                    })
+                }
+                _ => start = Some(from),
+            }
+            to.push(target);
+        }
+        let from = self.offline_from(start.unwrap_or_default())?;
+        self.stamp_sql_offline(&from, &to, purge)
+    }
+
     /// The SQL a stamp from `from` to `targets` would run.
     pub fn stamp_sql_offline(
         &self,

@@ -14,7 +14,7 @@ that hundreds of commands take seconds, not one interpreter start each.
     {"cmd": "heads"}
     {"cmd": "branches"}
     {"cmd": "show", "args": ["ab12"]}
-    {"cmd": "offline", "verb": "upgrade", "range": "ab12:cd34"}
+    {"cmd": "offline", "verb": "upgrade", "range": ["ab12:cd34"]}
 
 `history`, `heads`, `branches`, `show` and `offline` (`upgrade --sql`,
 `downgrade --sql`: the script) answer with what Alembic printed, and whether an error was
@@ -70,7 +70,10 @@ def main():
                                         indicate_current=bool(request.get("indicate")))
                     elif cmd == "offline":
                         verb = getattr(command, request["verb"])
-                        verb(cfg, request["range"], sql=True)
+                        targets = request["range"]
+                        if request["verb"] != "stamp":
+                            targets = targets[0]
+                        verb(cfg, targets, sql=True)
                         cfg.stdout.write(cfg.output_buffer.getvalue())
                     elif cmd == "stamp":
                         command.stamp(cfg, args if len(args) > 1 else args[0],
