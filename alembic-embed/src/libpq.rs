@@ -112,10 +112,7 @@ pub(crate) fn fill_in(
         }
         if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
             let port = config.get_ports().first().copied().unwrap_or(5432);
-            match default_socket_folder(port) {
-                Some(folder) => config.host_path(folder),
-                None => config.host("localhost"),
-            };
+            config.host(default_socket_folder(port).unwrap_or("localhost"));
         }
     }
     if config.get_user().is_none() {

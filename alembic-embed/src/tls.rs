@@ -4,9 +4,11 @@
 //! libpq's other TLS keys, so they are read here first: `sslmode` also takes
 //! `allow`, `verify-ca` and `verify-full`, and `sslrootcert` names the
 //! certificates to trust (a PEM file, `system` for the Mozilla roots, or by
-//! default `~/.postgresql/root.crt` as in libpq). As in libpq, `require`
-//! encrypts without checking the server's certificate, `verify-ca` checks
-//! the chain, and `verify-full` also checks the host name.
+//! default `~/.postgresql/root.crt` as in libpq), and `sslcert`/`sslkey`
+//! a client certificate for servers that ask for one. As in libpq,
+//! `require` encrypts without checking the server's certificate,
+//! `verify-ca` checks the chain, and `verify-full` also checks the host
+//! name. What a URL leaves out is filled in as libpq does (`libpq.rs`).
 
 use std::path::PathBuf;
 use std::str::FromStr;
