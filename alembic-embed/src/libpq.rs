@@ -112,7 +112,7 @@ pub(crate) fn fill_in(
         }
         if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
             let port = config.get_ports().first().copied().unwrap_or(5432);
-            config.host(default_socket_folder(port).unwrap_or("localhost"));
+            config.host(socket_folder(&SOCKET_FOLDERS, port).unwrap_or("localhost"));
         }
     }
     if config.get_user().is_none() {
@@ -153,11 +153,11 @@ pub(crate) fn fill_in(
     Ok(())
 }
 
-/// The folder of a server's socket for this port, when one listens in a
-/// default folder.
-fn default_socket_folder(port: u16) -> Option<&'static str> {
-    SOCKET_FOLDERS
-        .into_iter()
+/// The first of `folders` holding a server's socket for this port.
+fn socket_folder<'f>(folders: &[&'f str], port: u16) -> Option<&'f str> {
+    folders
+        .iter()
+        .copied()
         .find(|folder| Path::new(folder).join(format!(".s.PGSQL.{port}")).exists())
 }
 
@@ -370,6 +370,13 @@ mod tests {
         // No server listens on port 1's socket in a default folder here.
         let config = filled("postgresql:///app?port=1", &[]).unwrap();
         assert_eq!(config.get_hosts(), [Host::Tcp("localhost".into())]);
+        // The first folder where a server's socket for the port is.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".s.PGSQL.6001"), "").unwrap();
+        let listening = dir.path().to_str().unwrap();
+        let folders = ["/nonexistent", listening, "/tmp"];
+        assert_eq!(socket_folder(&folders, 6001), Some(listening));
+        assert_eq!(socket_folder(&folders, 6002), None);
         let config = filled("dbname=app", &[("PGHOSTADDR", "::1")]).unwrap();
         assert_eq!(
             config.get_hostaddrs(),
