@@ -374,7 +374,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".s.PGSQL.6001"), "").unwrap();
         let listening = dir.path().to_str().unwrap();
-        let folders = ["/nonexistent", listening, "/tmp"];
+        let folders = ["/nonexistent", listening];
         assert_eq!(socket_folder(&folders, 6001), Some(listening));
         assert_eq!(socket_folder(&folders, 6002), None);
         let config = filled("dbname=app", &[("PGHOSTADDR", "::1")]).unwrap();
