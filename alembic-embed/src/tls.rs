@@ -111,9 +111,26 @@ pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
     parse_in(url, &crate::libpq::process_env)
 }
 
-/// libpq's keys the driver does not take: read here, and left out of
-/// what it is given.
-const LIBPQ_ONLY: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "passfile"];
+/// Keys the driver does not take: read here, and left out of what it is
+/// given. libpq's TLS keys and `passfile`; then keys with nothing to do
+/// that a URL shared with an application may hold: `gssencmode` (no
+/// GSSAPI here; `require` is refused), `client_encoding` (UTF8, the only
+/// one the driver speaks; another is refused), `fallback_application_name`
+/// and `sslcompression` (libpq's, without effect here), and sqlx's
+/// `statement-cache-capacity` and `extra_float_digits`.
+const LIBPQ_ONLY: [&str; 11] = [
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "passfile",
+    "gssencmode",
+    "client_encoding",
+    "fallback_application_name",
+    "sslcompression",
+    "statement-cache-capacity",
+    "extra_float_digits",
+];
 
 /// [`parse`], with `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and
 /// `PGSSLKEY` read from `env` when the URL does not set them.
@@ -153,6 +170,19 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.clone())
     };
+    if given("gssencmode").is_some_and(|v| v == "require") {
+        return Err(ConnectError::Url(
+            "gssencmode=require: GSSAPI encryption is not supported; use sslmode for TLS".into(),
+        ));
+    }
+    if let Some(encoding) = given("client_encoding") {
+        let utf8 = ["utf8", "utf-8", "unicode"].contains(&encoding.to_ascii_lowercase().as_str());
+        if !utf8 {
+            return Err(ConnectError::Url(format!(
+                "client_encoding `{encoding}`: only UTF8 is supported"
+            )));
+        }
+    }
     let mode = match (given("sslmode"), env("PGSSLMODE")) {
         (Some(value), _) => mode_of(&value)?,
         (None, Some(value)) => mode_of(&value).map_err(|_| {
@@ -703,6 +733,40 @@ mod tests {
             parse_in("postgresql://h", &bad).unwrap_err().to_string(),
             "the database URL does not parse: PGSSLMODE `on` is not an sslmode (disable, allow, prefer, require, verify-ca, verify-full)"
         );
+    }
+
+    /// A URL an application shares (Flask's, sqlx's) may hold keys with
+    /// nothing to do here: accepted; those that ask for what cannot be
+    /// given are refused by name.
+    #[test]
+    fn keys_with_nothing_to_do_are_accepted_and_impossible_ones_refused() {
+        let none = |_: &str| None;
+        let p = parse_in(
+            "postgresql://h/db?gssencmode=disable&client_encoding=utf8&application_name=a&statement-cache-capacity=0&extra_float_digits=2&fallback_application_name=f&sslcompression=0",
+            &none,
+        )
+        .unwrap();
+        assert_eq!(
+            p.driver,
+            "postgresql://h/db?application_name=a&sslmode=prefer"
+        );
+        let p = parse_in("host=h gssencmode=prefer client_encoding=UTF8", &none).unwrap();
+        assert_eq!(p.driver, "host=h sslmode=prefer");
+        for (url, why) in [
+            (
+                "postgresql://h/db?gssencmode=require",
+                "gssencmode=require: GSSAPI encryption is not supported; use sslmode for TLS",
+            ),
+            (
+                "host=h client_encoding=LATIN1",
+                "client_encoding `LATIN1`: only UTF8 is supported",
+            ),
+        ] {
+            assert_eq!(
+                parse_in(url, &none).unwrap_err().to_string(),
+                format!("the database URL does not parse: {why}")
+            );
+        }
     }
 
     #[test]

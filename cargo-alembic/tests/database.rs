@@ -516,6 +516,12 @@ fn the_libpq_environment_and_password_file_fill_in_the_url() {
         &["current"],
         &[("PGPASSWORD", password), ("PGSSLMODE", "verify-full")],
     ));
+    // Keys of a URL shared with a Flask or sqlx application.
+    ok(run(
+        "postgresql://127.0.0.1?gssencmode=disable&client_encoding=utf8&statement-cache-capacity=0",
+        &["current"],
+        &[("PGPASSWORD", password)],
+    ));
     // Over TCP, the environment's sslmode applies.
     let tcp = run(
         "postgresql://127.0.0.1",
