@@ -117,8 +117,10 @@ pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
 /// GSSAPI here; `require` is refused), `client_encoding` (UTF8, the only
 /// one the driver speaks; another is refused), `fallback_application_name`
 /// and `sslcompression` (libpq's, without effect here), and sqlx's
-/// `statement-cache-capacity` and `extra_float_digits`.
-const LIBPQ_ONLY: [&str; 11] = [
+/// `statement-cache-capacity` and `extra_float_digits`. And
+/// `target_session_attrs`, whose `primary` (libpq 14) the driver knows
+/// as `read-write`.
+const LIBPQ_ONLY: [&str; 12] = [
     "sslmode",
     "sslrootcert",
     "sslcert",
@@ -130,6 +132,7 @@ const LIBPQ_ONLY: [&str; 11] = [
     "sslcompression",
     "statement-cache-capacity",
     "extra_float_digits",
+    "target_session_attrs",
 ];
 
 /// [`parse`], with `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and
@@ -181,6 +184,15 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
             return Err(ConnectError::Url(format!(
                 "client_encoding `{encoding}`: only UTF8 is supported"
             )));
+        }
+    }
+    match given("target_session_attrs").as_deref() {
+        None | Some("any") => {}
+        Some("read-write" | "primary") => kept.push("target_session_attrs=read-write".into()),
+        Some(other) => {
+            return Err(ConnectError::Url(format!(
+                "target_session_attrs `{other}`: a migration needs a server that takes writes (any, read-write or primary)"
+            )))
         }
     }
     let mode = match (given("sslmode"), env("PGSSLMODE")) {
@@ -752,6 +764,11 @@ mod tests {
         );
         let p = parse_in("host=h gssencmode=prefer client_encoding=UTF8", &none).unwrap();
         assert_eq!(p.driver, "host=h sslmode=prefer");
+        let p = parse_in("postgresql://h1,h2/db?target_session_attrs=primary", &none).unwrap();
+        assert_eq!(
+            p.driver,
+            "postgresql://h1,h2/db?target_session_attrs=read-write&sslmode=prefer"
+        );
         for (url, why) in [
             (
                 "postgresql://h/db?gssencmode=require",
@@ -760,6 +777,10 @@ mod tests {
             (
                 "host=h client_encoding=LATIN1",
                 "client_encoding `LATIN1`: only UTF8 is supported",
+            ),
+            (
+                "postgresql://h/db?target_session_attrs=standby",
+                "target_session_attrs `standby`: a migration needs a server that takes writes (any, read-write or primary)",
             ),
         ] {
             assert_eq!(

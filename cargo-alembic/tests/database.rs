@@ -518,7 +518,7 @@ fn the_libpq_environment_and_password_file_fill_in_the_url() {
     ));
     // Keys of a URL shared with a Flask or sqlx application.
     ok(run(
-        "postgresql://127.0.0.1?gssencmode=disable&client_encoding=utf8&statement-cache-capacity=0",
+        "postgresql://127.0.0.1?gssencmode=disable&client_encoding=utf8&statement-cache-capacity=0&target_session_attrs=primary",
         &["current"],
         &[("PGPASSWORD", password)],
     ));
