@@ -191,7 +191,7 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
         Some("read-write" | "primary") => kept.push("target_session_attrs=read-write".into()),
         Some(other) => {
             return Err(ConnectError::Url(format!(
-                "target_session_attrs `{other}`: a migration needs a server that takes writes (any, read-write or primary)"
+                "target_session_attrs `{other}`: only any, read-write and primary are supported (the driver cannot pick a standby)"
             )))
         }
     }
@@ -780,7 +780,7 @@ mod tests {
             ),
             (
                 "postgresql://h/db?target_session_attrs=standby",
-                "target_session_attrs `standby`: a migration needs a server that takes writes (any, read-write or primary)",
+                "target_session_attrs `standby`: only any, read-write and primary are supported (the driver cannot pick a standby)",
             ),
         ] {
             assert_eq!(
