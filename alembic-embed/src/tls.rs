@@ -173,26 +173,55 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.clone())
     };
-    if given("gssencmode").is_some_and(|v| v == "require") {
-        return Err(ConnectError::Url(
-            "gssencmode=require: GSSAPI encryption is not supported; use sslmode for TLS".into(),
-        ));
+    // A key of the URL, else libpq's variable for it; with the name to
+    // show in a message.
+    let setting = |key: &'static str, var: &'static str| {
+        given(key)
+            .map(|v| (v, key))
+            .or_else(|| env(var).map(|v| (v, var)))
+    };
+    if let Some((_, name)) = setting("gssencmode", "PGGSSENCMODE").filter(|(v, _)| v == "require") {
+        return Err(ConnectError::Url(format!(
+            "{name} `require`: GSSAPI encryption is not supported; use sslmode for TLS"
+        )));
     }
-    if let Some(encoding) = given("client_encoding") {
+    if let Some((encoding, name)) = setting("client_encoding", "PGCLIENTENCODING") {
         let utf8 = ["utf8", "utf-8", "unicode"].contains(&encoding.to_ascii_lowercase().as_str());
         if !utf8 {
             return Err(ConnectError::Url(format!(
-                "client_encoding `{encoding}`: only UTF8 is supported"
+                "{name} `{encoding}`: only UTF8 is supported"
             )));
         }
     }
-    match given("target_session_attrs").as_deref() {
-        None | Some("any") => {}
-        Some("read-write" | "primary") => kept.push("target_session_attrs=read-write".into()),
-        Some(other) => {
+    match setting("target_session_attrs", "PGTARGETSESSIONATTRS") {
+        None => {}
+        Some((v, _)) if v == "any" => {}
+        Some((v, _)) if v == "read-write" || v == "primary" => {
+            kept.push("target_session_attrs=read-write".into())
+        }
+        Some((other, name)) => {
             return Err(ConnectError::Url(format!(
-                "target_session_attrs `{other}`: only any, read-write and primary are supported (the driver cannot pick a standby)"
+                "{name} `{other}`: only any, read-write and primary are supported (the driver cannot pick a standby)"
             )))
+        }
+    }
+    // The driver's own keys, from libpq's variables when the URL has none.
+    for (key, var) in [
+        ("options", "PGOPTIONS"),
+        ("channel_binding", "PGCHANNELBINDING"),
+        ("sslnegotiation", "PGSSLNEGOTIATION"),
+    ] {
+        let named = kept
+            .iter()
+            .any(|pair| pair.split_once('=').map_or(pair.as_str(), |(k, _)| k) == key);
+        if let Some(value) = env(var).filter(|_| !named) {
+            kept.push(match base {
+                Some(_) => format!("{key}={}", percent_encode(&value)),
+                None => format!(
+                    "{key}='{}'",
+                    value.replace('\\', "\\\\").replace('\'', "\\'")
+                ),
+            });
         }
     }
     let mode = match (given("sslmode"), env("PGSSLMODE")) {
@@ -294,6 +323,18 @@ fn driver_reason(e: &tokio_postgres::Error) -> String {
     } else {
         e.to_string()
     }
+}
+
+/// Escapes a URL's query value: every byte but the unreserved ones.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// Decodes `%XX` escapes of a URL's query value; a `%` not followed by two
@@ -703,6 +744,30 @@ mod tests {
     }
 
     #[test]
+    fn the_drivers_keys_come_from_libpqs_variables_when_the_url_has_none() {
+        let vars = |key: &str| match key {
+            "PGOPTIONS" => Some("-c search_path=app,public".to_owned()),
+            "PGCHANNELBINDING" => Some("require".to_owned()),
+            "PGTARGETSESSIONATTRS" => Some("primary".to_owned()),
+            "PGCLIENTENCODING" => Some("UTF8".to_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            parse_in("postgresql://h/db?channel_binding=disable", &vars).unwrap().driver,
+            "postgresql://h/db?channel_binding=disable&target_session_attrs=read-write&options=-c%20search_path%3Dapp%2Cpublic&sslmode=prefer"
+        );
+        assert_eq!(
+            parse_in("host=h", &vars).unwrap().driver,
+            "host=h target_session_attrs=read-write options='-c search_path=app,public' channel_binding='require' sslmode=prefer"
+        );
+        let bad = |key: &str| (key == "PGCLIENTENCODING").then(|| "SQL_ASCII".to_owned());
+        assert_eq!(
+            parse_in("host=h", &bad).unwrap_err().to_string(),
+            "the database URL does not parse: PGCLIENTENCODING `SQL_ASCII`: only UTF8 is supported"
+        );
+    }
+
+    #[test]
     fn libpq_keys_come_from_the_url_else_the_environment() {
         let vars = |key: &str| match key {
             "PGSSLMODE" => Some("verify-ca".to_owned()),
@@ -772,7 +837,7 @@ mod tests {
         for (url, why) in [
             (
                 "postgresql://h/db?gssencmode=require",
-                "gssencmode=require: GSSAPI encryption is not supported; use sslmode for TLS",
+                "gssencmode `require`: GSSAPI encryption is not supported; use sslmode for TLS",
             ),
             (
                 "host=h client_encoding=LATIN1",

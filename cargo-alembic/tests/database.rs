@@ -522,6 +522,17 @@ fn the_libpq_environment_and_password_file_fill_in_the_url() {
         &["current"],
         &[("PGPASSWORD", password)],
     ));
+    // The driver's own keys from libpq's variables, in both forms.
+    let options = [
+        ("PGPASSWORD", password),
+        (
+            "PGOPTIONS",
+            "-c search_path=public,pg_catalog -c statement_timeout=60000",
+        ),
+        ("PGCHANNELBINDING", "prefer"),
+    ];
+    ok(run("postgresql://127.0.0.1", &["current"], &options));
+    ok(run("host=127.0.0.1", &["current"], &options));
     // Over TCP, the environment's sslmode applies.
     let tcp = run(
         "postgresql://127.0.0.1",
