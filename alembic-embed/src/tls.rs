@@ -661,7 +661,10 @@ fn connect_error(target: String, e: &tokio_postgres::Error) -> ConnectError {
     ConnectError::Connect { target, reason }
 }
 
-/// Connects with libpq's URL and TLS settings (synchronous client).
+/// Connects with libpq's URL and TLS settings (synchronous client). What
+/// the URL leaves out is filled in as libpq fills it in: the `PG*`
+/// variables, the password file, a local server's socket, the user
+/// running the process. Over a socket there is no TLS, as in libpq.
 #[cfg(feature = "sync")]
 pub fn connect(url: &str) -> Result<postgres::Client, ConnectError> {
     let (config, parsed, target) = prepare(url)?;
@@ -673,8 +676,9 @@ pub fn connect(url: &str) -> Result<postgres::Client, ConnectError> {
     result.map_err(|e| connect_error(target, &e))
 }
 
-/// Connects with libpq's URL and TLS settings (asynchronous client); the
-/// connection is driven by a task spawned on the current Tokio runtime.
+/// Connects with libpq's URL and TLS settings (asynchronous client), as
+/// [`connect`] does; the connection is driven by a task spawned on the
+/// current Tokio runtime.
 #[cfg(feature = "async")]
 pub async fn connect_async(url: &str) -> Result<tokio_postgres::Client, ConnectError> {
     let (config, parsed, target) = prepare(url)?;
