@@ -677,7 +677,7 @@ pub fn connect(url: &str) -> Result<postgres::Client, ConnectError> {
 }
 
 /// Connects with libpq's URL and TLS settings (asynchronous client), as
-/// [`connect`] does; the connection is driven by a task spawned on the
+/// `connect` does; the connection is driven by a task spawned on the
 /// current Tokio runtime.
 #[cfg(feature = "async")]
 pub async fn connect_async(url: &str) -> Result<tokio_postgres::Client, ConnectError> {
