@@ -384,9 +384,14 @@ pub fn describe_target(url: &str) -> String {
 
 fn target_of(config: &tokio_postgres::Config) -> String {
     let host = match (config.get_hosts().first(), config.get_hostaddrs().first()) {
+        // An IPv6 address in brackets, as in a URL, so the port stands out.
+        (Some(tokio_postgres::config::Host::Tcp(name)), _) if name.contains(':') => {
+            format!("[{name}]")
+        }
         (Some(tokio_postgres::config::Host::Tcp(name)), _) => name.clone(),
         #[cfg(unix)]
         (Some(tokio_postgres::config::Host::Unix(path)), _) => path.display().to_string(),
+        (None, Some(std::net::IpAddr::V6(addr))) => format!("[{addr}]"),
         (None, Some(addr)) => addr.to_string(),
         (None, None) => "localhost".into(),
     };
@@ -965,6 +970,14 @@ mod tests {
         assert_eq!(
             describe_target("host=h port=1 user=u password=secret dbname=d"),
             "h:1/d"
+        );
+        assert_eq!(
+            describe_target("postgresql://u:secret@[::1]:6543/app"),
+            "[::1]:6543/app"
+        );
+        assert_eq!(
+            describe_target("hostaddr=::1 port=1 user=u dbname=d"),
+            "[::1]:1/d"
         );
     }
 }
