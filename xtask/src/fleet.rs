@@ -108,8 +108,12 @@ impl Bench {
             self.jobs,
         )?;
         eprintln!("{schemas} schemas: shell loop");
-        let tenant_url =
-            |i: usize| format!("{}?options=-csearch_path%3Dtenant_{i:05}", loop_db.url());
+        // The throwaway URL may hold a query already (`sslmode=disable`).
+        let tenant_url = |i: usize| {
+            let url = loop_db.url();
+            let join = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{join}options=-csearch_path%3Dtenant_{i:05}")
+        };
         let each = || -> Result<Duration> {
             let start = Instant::now();
             for i in 0..schemas {
