@@ -34,6 +34,104 @@ const SOCKET_FOLDERS: [&str; 4] = [
     "/private/tmp",
 ];
 
+/// The keys a service file may set, with the variable each stands in for:
+/// a service's settings come after the URL's and before the environment's,
+/// as in libpq.
+const SERVICE_KEYS: [(&str, &str); 19] = [
+    ("host", "PGHOST"),
+    ("hostaddr", "PGHOSTADDR"),
+    ("port", "PGPORT"),
+    ("user", "PGUSER"),
+    ("password", "PGPASSWORD"),
+    ("dbname", "PGDATABASE"),
+    ("passfile", "PGPASSFILE"),
+    ("sslmode", "PGSSLMODE"),
+    ("sslrootcert", "PGSSLROOTCERT"),
+    ("sslcert", "PGSSLCERT"),
+    ("sslkey", "PGSSLKEY"),
+    ("application_name", "PGAPPNAME"),
+    ("connect_timeout", "PGCONNECT_TIMEOUT"),
+    ("options", "PGOPTIONS"),
+    ("channel_binding", "PGCHANNELBINDING"),
+    ("sslnegotiation", "PGSSLNEGOTIATION"),
+    ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+    ("gssencmode", "PGGSSENCMODE"),
+    ("client_encoding", "PGCLIENTENCODING"),
+];
+
+/// A service's settings (`service=NAME` or `PGSERVICE`): the section of
+/// the user's file (`PGSERVICEFILE`, else `~/.pg_service.conf`), else of
+/// the system's (`PGSYSCONFDIR/pg_service.conf`, else Debian's
+/// `/etc/postgresql-common/pg_service.conf`, else `/etc/pg_service.conf`).
+pub(crate) fn service(name: &str, env: Env<'_>) -> Result<Vec<(String, String)>, ConnectError> {
+    let user = env("PGSERVICEFILE")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|home| Path::new(&home).join(".pg_service.conf")));
+    let system = match env("PGSYSCONFDIR") {
+        Some(dir) => vec![Path::new(&dir).join("pg_service.conf")],
+        None => vec![
+            PathBuf::from("/etc/postgresql-common/pg_service.conf"),
+            PathBuf::from("/etc/pg_service.conf"),
+        ],
+    };
+    for file in user.into_iter().chain(system) {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        if let Some(settings) = service_section(&text, name) {
+            return settings
+                .into_iter()
+                .map(|(key, value)| {
+                    if SERVICE_KEYS.iter().any(|(k, _)| *k == key) {
+                        Ok((key, value))
+                    } else {
+                        Err(ConnectError::Url(format!(
+                            "service `{name}` in {}: `{key}` is not a setting this tool reads",
+                            file.display()
+                        )))
+                    }
+                })
+                .collect();
+        }
+    }
+    Err(ConnectError::Url(format!(
+        "service `{name}` is not defined (looked in PGSERVICEFILE or ~/.pg_service.conf, then the system's pg_service.conf)"
+    )))
+}
+
+/// The settings of section `[name]` of a service file, if it has one.
+fn service_section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
+    let mut found = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            if found.is_some() {
+                break;
+            }
+            if section.trim() == name {
+                found = Some(Vec::new());
+            }
+            continue;
+        }
+        if let (Some(settings), Some((key, value))) = (&mut found, line.split_once('=')) {
+            settings.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    found
+}
+
+/// The value a service's settings give for a `PG*` variable.
+pub(crate) fn service_var(settings: &[(String, String)], var: &str) -> Option<String> {
+    let (key, _) = SERVICE_KEYS.iter().find(|(_, v)| *v == var)?;
+    settings
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, value)| value.clone())
+}
+
 /// `PGPORT`'s ports, checked.
 fn env_ports(env: Env<'_>) -> Result<Option<Vec<u16>>, ConnectError> {
     env("PGPORT")
@@ -333,6 +431,47 @@ mod tests {
         // A hostaddr alone is a host: PGHOST does not add to it.
         let config = filled("hostaddr=127.0.0.1", &vars).unwrap();
         assert!(config.get_hosts().is_empty());
+    }
+
+    #[test]
+    fn a_service_is_read_from_the_users_file_else_the_systems() {
+        let dir = tempfile::tempdir().unwrap();
+        let user_file = dir.path().join("user.conf");
+        std::fs::write(
+            &user_file,
+            "# mine\n[app]\nhost = db.example\nport=6001\ndbname=app\n\n[other]\nhost=elsewhere\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("pg_service.conf"),
+            "[shared]\nhost=shared.example\nsslmode=verify-full\n[bad]\nkrbsrvname=x\n",
+        )
+        .unwrap();
+        let vars = |key: &str| match key {
+            "PGSERVICEFILE" => Some(user_file.to_str().unwrap().to_owned()),
+            "PGSYSCONFDIR" => Some(dir.path().to_str().unwrap().to_owned()),
+            _ => None,
+        };
+        let app = service("app", &vars).unwrap();
+        assert_eq!(service_var(&app, "PGHOST").as_deref(), Some("db.example"));
+        assert_eq!(service_var(&app, "PGPORT").as_deref(), Some("6001"));
+        assert_eq!(service_var(&app, "PGUSER"), None);
+        let shared = service("shared", &vars).unwrap();
+        assert_eq!(
+            service_var(&shared, "PGSSLMODE").as_deref(),
+            Some("verify-full")
+        );
+        assert_eq!(
+            service("bad", &vars).unwrap_err().to_string(),
+            format!(
+                "the database URL does not parse: service `bad` in {}: `krbsrvname` is not a setting this tool reads",
+                dir.path().join("pg_service.conf").display()
+            )
+        );
+        assert!(service("missing", &vars)
+            .unwrap_err()
+            .to_string()
+            .contains("service `missing` is not defined"));
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct Parsed {
     pub client_key: Option<String>,
     /// `passfile`: the password file, in place of `PGPASSFILE`.
     pub passfile: Option<String>,
+    /// The settings of the service named (`service`, `PGSERVICE`).
+    pub service: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Parsed {
@@ -85,6 +87,10 @@ impl std::fmt::Debug for Parsed {
             .field("client_cert", &self.client_cert)
             .field("client_key", &self.client_key)
             .field("passfile", &self.passfile)
+            .field(
+                "service",
+                &self.service.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -119,8 +125,8 @@ pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
 /// and `sslcompression` (libpq's, without effect here), and sqlx's
 /// `statement-cache-capacity` and `extra_float_digits`. And
 /// `target_session_attrs`, whose `primary` (libpq 14) the driver knows
-/// as `read-write`.
-const LIBPQ_ONLY: [&str; 12] = [
+/// as `read-write`, and `service`, a section of a service file.
+const LIBPQ_ONLY: [&str; 13] = [
     "sslmode",
     "sslrootcert",
     "sslcert",
@@ -133,6 +139,7 @@ const LIBPQ_ONLY: [&str; 12] = [
     "statement-cache-capacity",
     "extra_float_digits",
     "target_session_attrs",
+    "service",
 ];
 
 /// [`parse`], with `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and
@@ -173,6 +180,14 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.clone())
     };
+    // A service's settings stand before the environment's.
+    let service = match given("service").or_else(|| env("PGSERVICE")) {
+        Some(name) => crate::libpq::service(&name, env)?,
+        None => Vec::new(),
+    };
+    let outer = env;
+    let env = |var: &str| crate::libpq::service_var(&service, var).or_else(|| outer(var));
+    let env: crate::libpq::Env<'_> = &env;
     // A key of the URL, else libpq's variable for it; with the name to
     // show in a message.
     let setting = |key: &'static str, var: &'static str| {
@@ -256,6 +271,7 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
         client_cert: given("sslcert").or_else(|| env("PGSSLCERT")),
         client_key: given("sslkey").or_else(|| env("PGSSLKEY")),
         passfile: given("passfile"),
+        service,
     })
 }
 
@@ -640,11 +656,13 @@ fn resolve(
     // The driver's parse errors never contain the URL.
     let mut config = tokio_postgres::Config::from_str(&parsed.driver)
         .map_err(|e| ConnectError::Url(driver_reason(&e)))?;
-    // A URL's `passfile` in place of `PGPASSFILE`.
+    // A URL's `passfile` in place of `PGPASSFILE`, and a service's
+    // settings before the environment's.
     let passfile = parsed.passfile.clone();
+    let service = std::mem::take(&mut parsed.service);
     let env = |key: &str| match (key, &passfile) {
         ("PGPASSFILE", Some(file)) => Some(file.clone()),
-        _ => env(key),
+        _ => crate::libpq::service_var(&service, key).or_else(|| env(key)),
     };
     crate::libpq::fill_in(&mut config, &env)?;
     if crate::libpq::only_sockets(&config) {

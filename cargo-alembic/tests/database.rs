@@ -576,6 +576,30 @@ fn the_libpq_environment_and_password_file_fill_in_the_url() {
     let ignored = run("postgresql://127.0.0.1", &["current"], &pgpass_env);
     assert_eq!(ignored.status.code(), Some(1), "{}", text(&ignored));
 
+    // A service file's section: after the URL, before the environment
+    // (PGHOST and PGPORT below name the same server; the service's
+    // password is the one that logs in).
+    let services = dir.path().join("services.conf");
+    std::fs::write(
+        &services,
+        format!(
+            "[app]\nhost={socket}\nport={port}\nuser=pwenv\ndbname={}\npassword={password}\n",
+            db.name()
+        ),
+    )
+    .unwrap();
+    let service_env = [
+        ("PGSERVICEFILE", services.to_str().unwrap()),
+        ("PGUSER", "nobody"),
+    ];
+    ok(run("postgresql://?service=app", &["current"], &service_env));
+    ok(run("service=app", &["current"], &service_env));
+    let mut with_pgservice = service_env.to_vec();
+    with_pgservice.push(("PGSERVICE", "app"));
+    ok(run("postgresql://", &["current"], &with_pgservice));
+    let unknown = run("postgresql://?service=nope", &["current"], &service_env);
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
+
     // A variable that cannot be used is named, as a URL's option is.
     let bad = run("postgresql://", &["current"], &[("PGPORT", "54x")]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
