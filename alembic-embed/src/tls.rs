@@ -66,6 +66,10 @@ pub struct Parsed {
     pub driver: String,
     /// The TLS mode.
     pub mode: SslMode,
+    /// `sslsni`: whether the host name is sent in the handshake.
+    pub sni: bool,
+    /// The TLS versions allowed: 2 for 1.2, 3 for 1.3.
+    pub tls_versions: Vec<u8>,
     /// `sslrootcert`.
     pub root_cert: Option<String>,
     /// `sslcert`: the client's certificate, for servers that ask for one.
@@ -83,6 +87,8 @@ impl std::fmt::Debug for Parsed {
         f.debug_struct("Parsed")
             .field("driver", &alembic_chain::redact(&self.driver))
             .field("mode", &self.mode)
+            .field("sni", &self.sni)
+            .field("tls_versions", &self.tls_versions)
             .field("root_cert", &self.root_cert)
             .field("client_cert", &self.client_cert)
             .field("client_key", &self.client_key)
@@ -125,8 +131,10 @@ pub fn parse(url: &str) -> Result<Parsed, ConnectError> {
 /// and `sslcompression` (libpq's, without effect here), and sqlx's
 /// `statement-cache-capacity` and `extra_float_digits`. And
 /// `target_session_attrs`, whose `primary` (libpq 14) the driver knows
-/// as `read-write`, and `service`, a section of a service file.
-const LIBPQ_ONLY: [&str; 13] = [
+/// as `read-write`, and `service`, a section of a service file; `sslsni`
+/// and the TLS versions allowed (`ssl_min_protocol_version`, `..._max_...`:
+/// rustls speaks TLS 1.2 and 1.3).
+const LIBPQ_ONLY: [&str; 16] = [
     "sslmode",
     "sslrootcert",
     "sslcert",
@@ -140,6 +148,9 @@ const LIBPQ_ONLY: [&str; 13] = [
     "extra_float_digits",
     "target_session_attrs",
     "service",
+    "sslsni",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
 ];
 
 /// [`parse`], with `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and
@@ -264,9 +275,44 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
         }
         None => kept.join(" "),
     };
+    let sni = match setting("sslsni", "PGSSLSNI") {
+        None => true,
+        Some((v, _)) if v == "1" => true,
+        Some((v, _)) if v == "0" => false,
+        Some((other, name)) => {
+            return Err(ConnectError::Url(format!(
+                "{name} `{other}` is neither 0 nor 1"
+            )))
+        }
+    };
+    let version = |key: &'static str, var: &'static str, default: u8| match setting(key, var) {
+        None => Ok(default),
+        Some((v, name)) => match v.as_str() {
+            "TLSv1" => Ok(0),
+            "TLSv1.1" => Ok(1),
+            "TLSv1.2" => Ok(2),
+            "TLSv1.3" => Ok(3),
+            _ => Err(ConnectError::Url(format!(
+                "{name} `{v}` is not a TLS version (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)"
+            ))),
+        },
+    };
+    let lowest = version("ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION", 2)?;
+    let highest = version("ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION", 3)?;
+    let tls_versions = [2, 3]
+        .into_iter()
+        .filter(|v| (lowest..=highest).contains(v))
+        .collect::<Vec<u8>>();
+    if tls_versions.is_empty() {
+        return Err(ConnectError::Url(
+            "the TLS versions allowed leave neither TLS 1.2 nor 1.3, the ones rustls speaks".into(),
+        ));
+    }
     Ok(Parsed {
         driver,
         mode,
+        sni,
+        tls_versions,
         root_cert: given("sslrootcert").or_else(|| env("PGSSLROOTCERT")),
         client_cert: given("sslcert").or_else(|| env("PGSSLCERT")),
         client_key: given("sslkey").or_else(|| env("PGSSLKEY")),
@@ -529,8 +575,16 @@ pub fn connector(
 ) -> Result<crate::rustls_connect::MakeRustlsConnect, ConnectError> {
     let root_cert = parsed.root_cert.as_deref();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = parsed
+        .tls_versions
+        .iter()
+        .map(|v| match v {
+            3 => &rustls::version::TLS13,
+            _ => &rustls::version::TLS12,
+        })
+        .collect();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&versions)
         .map_err(|e| ConnectError::Tls(e.to_string()))?;
     let builder = match parsed.mode {
         SslMode::VerifyFull => builder.with_root_certificates(roots(root_cert)?),
@@ -555,12 +609,13 @@ pub fn connector(
                 provider,
             })),
     };
-    let config = match client_certificate(parsed)? {
+    let mut config = match client_certificate(parsed)? {
         Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
             ConnectError::Tls(format!("the client certificate cannot be used: {e}"))
         })?,
         None => builder.with_no_client_auth(),
     };
+    config.enable_sni = parsed.sni;
     Ok(crate::rustls_connect::MakeRustlsConnect::new(
         config,
         parsed.mode == SslMode::VerifyFull,
@@ -787,6 +842,24 @@ mod tests {
             parse_in("host=h", &vars).unwrap().driver,
             "host=h target_session_attrs=read-write options='-c search_path=app,public' channel_binding='require' sslmode=prefer"
         );
+        let p = parse_in(
+            "postgresql://h/db?sslsni=0&ssl_min_protocol_version=TLSv1.3",
+            &|_: &str| None,
+        )
+        .unwrap();
+        assert_eq!((p.sni, p.tls_versions.as_slice()), (false, &[3][..]));
+        let p = parse_in("host=h ssl_max_protocol_version=TLSv1.2", &|_: &str| None).unwrap();
+        assert_eq!((p.sni, p.tls_versions.as_slice()), (true, &[2][..]));
+        for (url, why) in [
+            ("host=h ssl_max_protocol_version=TLSv1.1", "the TLS versions allowed leave neither TLS 1.2 nor 1.3, the ones rustls speaks"),
+            ("host=h ssl_min_protocol_version=SSLv3", "ssl_min_protocol_version `SSLv3` is not a TLS version (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)"),
+            ("host=h sslsni=yes", "sslsni `yes` is neither 0 nor 1"),
+        ] {
+            assert_eq!(
+                parse_in(url, &|_: &str| None).unwrap_err().to_string(),
+                format!("the database URL does not parse: {why}")
+            );
+        }
         let bad = |key: &str| (key == "PGCLIENTENCODING").then(|| "SQL_ASCII".to_owned());
         assert_eq!(
             parse_in("host=h", &bad).unwrap_err().to_string(),

@@ -100,6 +100,24 @@ fn sslmodes_against_a_server_with_a_test_ca() {
     assert!(!uses_tls(&url("127.0.0.1", "sslmode=disable")));
     assert!(uses_tls(&format!("host=localhost port={port} user=postgres dbname=postgres sslmode=verify-full sslrootcert={ca}")));
 
+    // The TLS versions allowed, and no SNI (`sslsni=0`).
+    let tls_version = |query: &str| -> String {
+        let url = url(
+            "localhost",
+            &format!("sslmode=verify-full&sslrootcert={ca}&{query}"),
+        );
+        let mut c = connect(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        c.query_one(
+            "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(tls_version("ssl_max_protocol_version=TLSv1.2"), "TLSv1.2");
+    assert_eq!(tls_version("ssl_min_protocol_version=TLSv1.3"), "TLSv1.3");
+    assert_eq!(tls_version("sslsni=0"), "TLSv1.3");
+
     // A socket folder: PostgreSQL offers no TLS there, and libpq connects
     // without asking, whatever sslmode says.
     let socket = server.data_dir().unwrap().parent().unwrap().join("sock");
