@@ -206,50 +206,8 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
             .map(|v| (v, key))
             .or_else(|| env(var).map(|v| (v, var)))
     };
-    if let Some((_, name)) = setting("gssencmode", "PGGSSENCMODE").filter(|(v, _)| v == "require") {
-        return Err(ConnectError::Url(format!(
-            "{name} `require`: GSSAPI encryption is not supported; use sslmode for TLS"
-        )));
-    }
-    if let Some((encoding, name)) = setting("client_encoding", "PGCLIENTENCODING") {
-        let utf8 = ["utf8", "utf-8", "unicode"].contains(&encoding.to_ascii_lowercase().as_str());
-        if !utf8 {
-            return Err(ConnectError::Url(format!(
-                "{name} `{encoding}`: only UTF8 is supported"
-            )));
-        }
-    }
-    match setting("target_session_attrs", "PGTARGETSESSIONATTRS") {
-        None => {}
-        Some((v, _)) if v == "any" => {}
-        Some((v, _)) if v == "read-write" || v == "primary" => {
-            kept.push("target_session_attrs=read-write".into())
-        }
-        Some((other, name)) => {
-            return Err(ConnectError::Url(format!(
-                "{name} `{other}`: only any, read-write and primary are supported (the driver cannot pick a standby)"
-            )))
-        }
-    }
-    // The driver's own keys, from libpq's variables when the URL has none.
-    for (key, var) in [
-        ("options", "PGOPTIONS"),
-        ("channel_binding", "PGCHANNELBINDING"),
-        ("sslnegotiation", "PGSSLNEGOTIATION"),
-    ] {
-        let named = kept
-            .iter()
-            .any(|pair| pair.split_once('=').map_or(pair.as_str(), |(k, _)| k) == key);
-        if let Some(value) = env(var).filter(|_| !named) {
-            kept.push(match base {
-                Some(_) => format!("{key}={}", percent_encode(&value)),
-                None => format!(
-                    "{key}='{}'",
-                    value.replace('\\', "\\\\").replace('\'', "\\'")
-                ),
-            });
-        }
-    }
+    accepted_keys(&setting, &mut kept)?;
+    driver_keys_from(env, &mut kept, base.is_some());
     let mode = match (given("sslmode"), env("PGSSLMODE")) {
         (Some(value), _) => mode_of(&value)?,
         (None, Some(value)) => mode_of(&value).map_err(|_| {
@@ -275,6 +233,83 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
         }
         None => kept.join(" "),
     };
+    let (sni, tls_versions) = tls_choices(&setting)?;
+    Ok(Parsed {
+        driver,
+        mode,
+        sni,
+        tls_versions,
+        root_cert: given("sslrootcert").or_else(|| env("PGSSLROOTCERT")),
+        client_cert: given("sslcert").or_else(|| env("PGSSLCERT")),
+        client_key: given("sslkey").or_else(|| env("PGSSLKEY")),
+        passfile: given("passfile"),
+        service,
+    })
+}
+
+/// The driver's own keys from libpq's variables, where the URL has none;
+/// written as the URL's query or as key/value settings.
+fn driver_keys_from(env: crate::libpq::Env<'_>, kept: &mut Vec<String>, url_form: bool) {
+    for (key, var) in [
+        ("options", "PGOPTIONS"),
+        ("channel_binding", "PGCHANNELBINDING"),
+        ("sslnegotiation", "PGSSLNEGOTIATION"),
+    ] {
+        let named = kept
+            .iter()
+            .any(|pair| pair.split_once('=').map_or(pair.as_str(), |(k, _)| k) == key);
+        if let Some(value) = env(var).filter(|_| !named) {
+            kept.push(if url_form {
+                format!("{key}={}", percent_encode(&value))
+            } else {
+                format!(
+                    "{key}='{}'",
+                    value.replace('\\', "\\\\").replace('\'', "\\'")
+                )
+            });
+        }
+    }
+}
+
+/// A key of the URL, else libpq's variable for it, with the name to show
+/// in a message.
+type Setting<'a> = &'a dyn Fn(&'static str, &'static str) -> Option<(String, &'static str)>;
+
+/// Keys a shared URL may hold that the driver does not take: accepted
+/// where there is nothing to do, mapped where the driver has its own name
+/// (`target_session_attrs=primary`), refused by name where what they ask
+/// cannot be given.
+fn accepted_keys(setting: Setting<'_>, kept: &mut Vec<String>) -> Result<(), ConnectError> {
+    if let Some((_, name)) = setting("gssencmode", "PGGSSENCMODE").filter(|(v, _)| v == "require") {
+        return Err(ConnectError::Url(format!(
+            "{name} `require`: GSSAPI encryption is not supported; use sslmode for TLS"
+        )));
+    }
+    if let Some((encoding, name)) = setting("client_encoding", "PGCLIENTENCODING") {
+        let utf8 = ["utf8", "utf-8", "unicode"].contains(&encoding.to_ascii_lowercase().as_str());
+        if !utf8 {
+            return Err(ConnectError::Url(format!(
+                "{name} `{encoding}`: only UTF8 is supported"
+            )));
+        }
+    }
+    match setting("target_session_attrs", "PGTARGETSESSIONATTRS") {
+        None => {}
+        Some((v, _)) if v == "any" => {}
+        Some((v, _)) if v == "read-write" || v == "primary" => {
+            kept.push("target_session_attrs=read-write".into())
+        }
+        Some((other, name)) => {
+            return Err(ConnectError::Url(format!(
+                "{name} `{other}`: only any, read-write and primary are supported (the driver cannot pick a standby)"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// `sslsni` and the TLS versions allowed (2 for 1.2, 3 for 1.3).
+fn tls_choices(setting: Setting<'_>) -> Result<(bool, Vec<u8>), ConnectError> {
     let sni = match setting("sslsni", "PGSSLSNI") {
         None => true,
         Some((v, _)) if v == "1" => true,
@@ -308,17 +343,7 @@ fn parse_in(url: &str, env: crate::libpq::Env<'_>) -> Result<Parsed, ConnectErro
             "the TLS versions allowed leave neither TLS 1.2 nor 1.3, the ones rustls speaks".into(),
         ));
     }
-    Ok(Parsed {
-        driver,
-        mode,
-        sni,
-        tls_versions,
-        root_cert: given("sslrootcert").or_else(|| env("PGSSLROOTCERT")),
-        client_cert: given("sslcert").or_else(|| env("PGSSLCERT")),
-        client_key: given("sslkey").or_else(|| env("PGSSLKEY")),
-        passfile: given("passfile"),
-        service,
-    })
+    Ok((sni, tls_versions))
 }
 
 /// SQLAlchemy's `postgresql+psycopg2://...` (an Alembic project's
