@@ -734,6 +734,7 @@ fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
         match (&ours, &theirs) {
             (Ok(a), Ok(b)) if labels_sorted(a) == labels_sorted(b) => {}
             (Err(_), Err(_)) => {}
+            (Ok(_), Err(e)) if made_up_by_alembic(e, &range) => {}
             _ => {
                 let rows = alembic.send(serde_json::json!({"cmd": "rows"})).rows;
                 wrong.push(format!(
@@ -752,6 +753,18 @@ fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
         wrong.join("\n"),
         describe(&revs)
     ))
+}
+
+/// Whether Alembic failed to find an identifier it made up itself, one
+/// the range does not hold (`-3:lab2@head` once gave "Can't locate
+/// revision identified by 'head@lab2@head'"): a defect of Alembic's walk,
+/// like its assertions, where cargo alembic answers.
+fn made_up_by_alembic(error: &str, range: &str) -> bool {
+    let Some((_, rest)) = error.split_once("Can't locate revision identified by '") else {
+        return false;
+    };
+    let ident = rest.split('\'').next().unwrap_or_default();
+    !range.contains(ident)
 }
 
 /// `history -r` as Python Alembic lists it (and `heads`, `branches` and
