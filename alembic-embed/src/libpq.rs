@@ -241,14 +241,18 @@ pub(crate) fn fill_in(
             }
         }
     }
+    Ok(())
+}
+
+/// The password, when the URL has none: `PGPASSWORD`, else the password
+/// file's. Only what connects needs it: naming a target does not read
+/// the file.
+pub(crate) fn fill_in_password(config: &mut tokio_postgres::Config, env: Env<'_>) {
     if config.get_password().is_none() {
-        if let Some(password) = env("PGPASSWORD") {
-            config.password(password);
-        } else if let Some(password) = password_file(config, env) {
+        if let Some(password) = env("PGPASSWORD").or_else(|| password_file(config, env)) {
             config.password(password);
         }
     }
-    Ok(())
 }
 
 /// The first of `folders` holding a server's socket for this port.
@@ -392,6 +396,7 @@ mod tests {
                 .map(|(_, v)| (*v).to_owned())
         };
         fill_in(&mut config, &env)?;
+        fill_in_password(&mut config, &env);
         Ok(config)
     }
 

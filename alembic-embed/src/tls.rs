@@ -456,14 +456,14 @@ fn percent_decode(key: &str, text: &str) -> Result<String, ConnectError> {
 #[doc(hidden)]
 #[cfg(any(feature = "sync", feature = "async"))]
 pub fn validate(url: &str) -> Result<(), ConnectError> {
-    prepare(url).map(|_| ())
+    resolve(url, &crate::libpq::process_env, false).map(|_| ())
 }
 
 /// Where a URL points, without its password: `host:port/dbname`, with
 /// what libpq fills in (a socket folder is shown as its path).
 #[doc(hidden)]
 pub fn describe_target(url: &str) -> String {
-    resolve(url, &crate::libpq::process_env).map_or_else(
+    resolve(url, &crate::libpq::process_env, false).map_or_else(
         |_| "the configured database".into(),
         |(config, _)| target_of(&config),
     )
@@ -720,17 +720,19 @@ fn private_key_file_is_private(_: &std::path::Path) -> Result<(), ConnectError> 
 /// target as shown in messages.
 #[cfg(any(feature = "sync", feature = "async"))]
 fn prepare(url: &str) -> Result<(tokio_postgres::Config, Parsed, String), ConnectError> {
-    let (config, parsed) = resolve(url, &crate::libpq::process_env)?;
+    let (config, parsed) = resolve(url, &crate::libpq::process_env, true)?;
     let target = target_of(&config);
     Ok((config, parsed, target))
 }
 
 /// The driver's configuration for a URL, completed as libpq completes it
-/// (the `PG*` variables of `env`, the socket folder, the password file);
-/// over sockets only, without TLS, as libpq connects there.
+/// (a service's settings, the `PG*` variables of `env`, the socket folder,
+/// and with `password` the password file); over sockets only, without
+/// TLS, as libpq connects there.
 fn resolve(
     url: &str,
     env: crate::libpq::Env<'_>,
+    password: bool,
 ) -> Result<(tokio_postgres::Config, Parsed), ConnectError> {
     let mut parsed = parse_in(url, env)?;
     // The driver's parse errors never contain the URL.
@@ -745,6 +747,9 @@ fn resolve(
         _ => crate::libpq::service_var(&service, key).or_else(|| env(key)),
     };
     crate::libpq::fill_in(&mut config, &env)?;
+    if password {
+        crate::libpq::fill_in_password(&mut config, &env);
+    }
     if crate::libpq::only_sockets(&config) {
         parsed.mode = SslMode::Disable;
         config.ssl_mode(tokio_postgres::config::SslMode::Disable);

@@ -393,13 +393,7 @@ fn run<S: ChainSource>(
         return out.text(&text);
     }
     if revision.contains(':') {
-        return Err(CommandError::Usage {
-            message: "a range `from:to` needs --sql".into(),
-            help: Some(format!(
-                "online, `{}` starts from the database's current state",
-                direction.word()
-            )),
-        });
+        return Err(range_needs_sql(direction.word()));
     }
     let tag = settings.tag.clone();
     let (map, mut client, session) = load_and_lock(db, source, &settings)?;
@@ -451,6 +445,17 @@ fn load_and_lock<S: ChainSource>(
     })
 }
 
+/// Alembic's `from:to` given online, where a command starts from the
+/// database's state.
+fn range_needs_sql(command: &str) -> CommandError {
+    CommandError::Usage {
+        message: "a range `from:to` needs --sql".into(),
+        help: Some(format!(
+            "online, `{command}` starts from the database's current state"
+        )),
+    }
+}
+
 /// `stamp`.
 pub fn stamp<S: ChainSource>(
     db: &Database<'_>,
@@ -465,10 +470,7 @@ pub fn stamp<S: ChainSource>(
         return out.text(&engine.stamp_sql_range(&targets, args.purge)?);
     }
     if targets.iter().any(|t| t.contains(':')) {
-        return Err(CommandError::Usage {
-            message: "a range `from:to` needs --sql".into(),
-            help: Some("online, `stamp` starts from the database's current state".into()),
-        });
+        return Err(range_needs_sql("stamp"));
     }
     let mut client = db.connect()?;
     let report = engine.stamp(&mut client, &targets, args.purge)?;
