@@ -343,39 +343,51 @@ fn eight_processes_at_once_apply_each_revision_exactly_once() {
     assert_eq!(ledger, 20);
 }
 
+/// A role logging in with `password` to `db`, by SCRAM over each of
+/// `kinds` of connection (`host`: TCP from 127.0.0.1; `local`: the socket).
+fn password_role(db: &Database, role: &str, password: &str, kinds: &[&str]) {
+    let mut admin = db.connect().unwrap();
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} LOGIN PASSWORD '{password}'; END IF; END $$;\
+             GRANT ALL ON DATABASE {} TO {role}; GRANT ALL ON SCHEMA public TO {role};",
+            db.name()
+        ))
+        .unwrap();
+    let hba = server().data_dir().unwrap().join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    if !old.contains(role) {
+        let lines: String = kinds
+            .iter()
+            .map(|kind| match *kind {
+                "local" => format!("local all {role} scram-sha-256\n"),
+                _ => format!("host all {role} 127.0.0.1/32 scram-sha-256\n"),
+            })
+            .collect();
+        std::fs::write(&hba, format!("{lines}{old}")).unwrap();
+        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The port of a throwaway server's URL.
+fn port_of(url: &str) -> String {
+    let (authority, _) = url.rsplit_once('/').unwrap();
+    authority.rsplit(':').next().unwrap().to_owned()
+}
+
+/// The folder of the throwaway server's socket.
+fn socket_folder() -> PathBuf {
+    server().data_dir().unwrap().parent().unwrap().join("sock")
+}
+
 #[test]
 fn connection_errors_are_one_clear_line_and_never_show_the_password() {
     let db = db();
     let password = "Pw-9f8e7d6c5b4a";
-    let mut admin = db.connect().unwrap();
-    admin
-        .batch_execute(&format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pwuser') THEN CREATE ROLE pwuser LOGIN PASSWORD '{password}'; END IF; END $$;\
-             GRANT ALL ON DATABASE {} TO pwuser; GRANT ALL ON SCHEMA public TO pwuser;",
-            db.name()
-        ))
-        .unwrap();
     // Password authentication for this role only.
-    let hba = server().data_dir().unwrap().join("pg_hba.conf");
-    let old = std::fs::read_to_string(&hba).unwrap();
-    if !old.contains("pwuser") {
-        std::fs::write(
-            &hba,
-            format!("host all pwuser 127.0.0.1/32 scram-sha-256\n{old}"),
-        )
-        .unwrap();
-        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    let port = db
-        .url()
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    password_role(&db, "pwuser", password, &["host"]);
+    let port = port_of(db.url());
     let good = format!(
         "postgresql://pwuser:{password}@127.0.0.1:{port}/{}",
         db.name()
@@ -444,39 +456,11 @@ fn connection_errors_are_one_clear_line_and_never_show_the_password() {
 fn the_libpq_environment_and_password_file_fill_in_the_url() {
     let db = db();
     let password = "Env-0a1b2c3d4e";
-    let mut admin = db.connect().unwrap();
-    admin
-        .batch_execute(&format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pwenv') THEN CREATE ROLE pwenv LOGIN PASSWORD '{password}'; END IF; END $$;\
-             GRANT ALL ON DATABASE {} TO pwenv; GRANT ALL ON SCHEMA public TO pwenv;",
-            db.name()
-        ))
-        .unwrap();
     // Password authentication for this role, over the socket too.
-    let hba = server().data_dir().unwrap().join("pg_hba.conf");
-    let old = std::fs::read_to_string(&hba).unwrap();
-    if !old.contains("pwenv") {
-        std::fs::write(
-            &hba,
-            format!(
-                "local all pwenv scram-sha-256\nhost all pwenv 127.0.0.1/32 scram-sha-256\n{old}"
-            ),
-        )
-        .unwrap();
-        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    let socket = server().data_dir().unwrap().parent().unwrap().join("sock");
+    password_role(&db, "pwenv", password, &["local", "host"]);
+    let socket = socket_folder();
     let socket = socket.to_str().unwrap();
-    let port = db
-        .url()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let port = port_of(db.url());
     let ws = workspace();
     let env = [
         ("PGHOST", socket),
@@ -610,8 +594,8 @@ fn the_libpq_environment_and_password_file_fill_in_the_url() {
     );
 }
 
-#[test]
-fn no_url_is_a_usage_error_and_dotenv_is_read() {
+/// A folder whose `migrations/versions` holds one revision, `a1`.
+fn one_revision_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("migrations/versions")).unwrap();
     std::fs::write(
@@ -619,6 +603,12 @@ fn no_url_is_a_usage_error_and_dotenv_is_read() {
         "-- one\n-- revision: a1\n-- down_revision: None\n\n-- alembic:upgrade\nCREATE TABLE e1 (id int);\n\n-- alembic:downgrade\nDROP TABLE e1;\n",
     )
     .unwrap();
+    dir
+}
+
+#[test]
+fn no_url_is_a_usage_error_and_dotenv_is_read() {
+    let dir = one_revision_project();
     let none = alembic(dir.path(), &["current"]);
     assert_eq!(none.status.code(), Some(2), "{}", text(&none));
     assert!(String::from_utf8_lossy(&none.stderr).contains("no database URL"));
@@ -768,16 +758,10 @@ fn verify_passes_the_repository_chain() {
 /// there is no TLS, whatever `PGSSLMODE` says.
 #[test]
 fn verify_reads_an_existing_servers_url_as_every_connection_does() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("migrations/versions")).unwrap();
-    std::fs::write(
-        dir.path().join("migrations/versions/a1.sql"),
-        "-- one\n-- revision: a1\n-- down_revision: None\n\n-- alembic:upgrade\nCREATE TABLE e1 (id int);\n\n-- alembic:downgrade\nDROP TABLE e1;\n",
-    )
-    .unwrap();
-    let admin = server().admin_url();
-    let port = admin.rsplit(':').next().unwrap().split('/').next().unwrap();
-    let socket = server().data_dir().unwrap().parent().unwrap().join("sock");
+    let dir = one_revision_project();
+    let port = port_of(server().admin_url());
+    let port = port.as_str();
+    let socket = socket_folder();
     let verify = |url: &str, vars: &[(&str, &str)]| {
         alembic_with(dir.path(), &["verify", "--database-url", url], vars)
     };

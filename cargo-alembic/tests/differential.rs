@@ -534,14 +534,63 @@ fn seeds() -> Vec<u64> {
 
 #[test]
 fn alembic_version_matches_python_alembic_on_random_graphs() {
+    every_seed(run_seed);
+}
+
+/// Runs one seed's comparison for every seed on one throwaway server;
+/// fails with every seed's disagreements, else returns how many things
+/// were compared.
+fn every_seed(one: fn(&Server, u64) -> Result<usize, String>) -> usize {
     let server = Server::start(Choice::Local).unwrap();
     let mut failures = Vec::new();
+    let mut compared = 0;
     for seed in seeds() {
-        if let Err(e) = run_seed(&server, seed) {
-            failures.push(e);
+        match one(&server, seed) {
+            Ok(n) => compared += n,
+            Err(e) => failures.push(e),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    compared
+}
+
+/// A random graph written for both tools, a database, and Alembic's
+/// driver on it.
+struct Both {
+    alembic: Alembic,
+    db: alembic_throwaway::Database,
+    tmp: tempfile::TempDir,
+    revs: Vec<Rev>,
+}
+
+impl Both {
+    fn new(server: &Server, rng: &mut Rng) -> Both {
+        let revs = graph(rng, REVISIONS);
+        let tmp = tempfile::tempdir().unwrap();
+        let theirs_dir = tmp.path().join("alembic");
+        write_projects(&revs, &tmp.path().join("versions"), &theirs_dir);
+        let db = server.database().unwrap();
+        let alembic = Alembic::start(&theirs_dir, db.url());
+        Both {
+            alembic,
+            db,
+            tmp,
+            revs,
+        }
+    }
+}
+
+/// A seed's result: how many things were compared, or every disagreement
+/// with the graph they came from.
+fn verdict(seed: u64, compared: usize, wrong: &[String], revs: &[Rev]) -> Result<usize, String> {
+    if wrong.is_empty() {
+        return Ok(compared);
+    }
+    Err(format!(
+        "seed {seed}: {}\ngraph:\n{}",
+        wrong.join("\n"),
+        describe(revs)
+    ))
 }
 
 /// History queries a seed makes.
@@ -662,12 +711,13 @@ fn show(
 fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
     // Another stream than the version-table test's for the same seed ("history").
     let mut rng = Rng(seed ^ 0x0068_6973_746f_7279);
-    let revs = graph(&mut rng, REVISIONS);
-    let tmp = tempfile::tempdir().unwrap();
-    let theirs_dir = tmp.path().join("alembic");
-    write_projects(&revs, &tmp.path().join("versions"), &theirs_dir);
-    let db = server.database().unwrap();
-    let mut alembic = Alembic::start(&theirs_dir, db.url());
+    // Bound in this order, they are dropped Alembic's driver first.
+    let Both {
+        revs,
+        tmp,
+        db,
+        mut alembic,
+    } = Both::new(server, &mut rng);
     let mut compared = 0;
     let mut wrong = Vec::new();
     // The listings without a range: `heads` in file order, `branches` in
@@ -745,14 +795,7 @@ fn history_seed(server: &Server, seed: u64) -> Result<usize, String> {
             }
         }
     }
-    if wrong.is_empty() {
-        return Ok(compared);
-    }
-    Err(format!(
-        "seed {seed}: {}\ngraph:\n{}",
-        wrong.join("\n"),
-        describe(&revs)
-    ))
+    verdict(seed, compared, &wrong, &revs)
 }
 
 /// Whether Alembic failed to find an identifier it made up itself, one
@@ -777,19 +820,9 @@ fn made_up_by_alembic(error: &str, range: &str) -> bool {
 /// cargo alembic.
 #[test]
 fn history_matches_python_alembic_on_random_ranges() {
-    let server = Server::start(Choice::Local).unwrap();
-    let mut failures = Vec::new();
-    let mut compared = 0;
-    let seeds = seeds();
-    for &seed in &seeds {
-        match history_seed(&server, seed) {
-            Ok(n) => compared += n,
-            Err(e) => failures.push(e),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let compared = every_seed(history_seed);
     assert!(
-        compared >= seeds.len() * HISTORIES * 3 / 4,
+        compared >= seeds().len() * HISTORIES * 3 / 4,
         "only {compared} ranges compared: Alembic crashed on the rest"
     );
 }
@@ -846,12 +879,12 @@ const OFFLINE_RANGES: usize = 40;
 /// One seed of [`offline_scripts_match_python_alembic_on_random_ranges`].
 fn offline_seed(server: &Server, seed: u64) -> Result<usize, String> {
     let mut rng = Rng(seed ^ 0x006f_6666_6c69_6e65);
-    let revs = graph(&mut rng, REVISIONS);
-    let tmp = tempfile::tempdir().unwrap();
-    let theirs_dir = tmp.path().join("alembic");
-    write_projects(&revs, &tmp.path().join("versions"), &theirs_dir);
-    let db = server.database().unwrap();
-    let mut alembic = Alembic::start(&theirs_dir, db.url());
+    let Both {
+        revs,
+        tmp,
+        db: _db,
+        mut alembic,
+    } = Both::new(server, &mut rng);
     let mut compared = 0;
     let mut wrong = Vec::new();
     for _ in 0..OFFLINE_RANGES {
@@ -922,14 +955,7 @@ fn offline_seed(server: &Server, seed: u64) -> Result<usize, String> {
             )),
         }
     }
-    if wrong.is_empty() {
-        return Ok(compared);
-    }
-    Err(format!(
-        "seed {seed}: {}\ngraph:\n{}",
-        wrong.join("\n"),
-        describe(&revs)
-    ))
+    verdict(seed, compared, &wrong, &revs)
 }
 
 /// `upgrade --sql`, `downgrade --sql` and `stamp --sql` as Python Alembic
@@ -938,19 +964,9 @@ fn offline_seed(server: &Server, seed: u64) -> Result<usize, String> {
 /// stamp: at its end), or an error on both sides. Ranges Alembic crashes on must not crash cargo alembic.
 #[test]
 fn offline_scripts_match_python_alembic_on_random_ranges() {
-    let server = Server::start(Choice::Local).unwrap();
-    let mut failures = Vec::new();
-    let mut compared = 0;
-    let seeds = seeds();
-    for &seed in &seeds {
-        match offline_seed(&server, seed) {
-            Ok(n) => compared += n,
-            Err(e) => failures.push(e),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let compared = every_seed(offline_seed);
     assert!(
-        compared >= seeds.len() * OFFLINE_RANGES / 2,
+        compared >= seeds().len() * OFFLINE_RANGES / 2,
         "only {compared} ranges compared: Alembic crashed on the rest"
     );
 }
