@@ -19,15 +19,18 @@ impl Checksum {
     /// blank lines are removed. Everything else, comments included, counts.
     pub fn of_section(text: &str) -> Checksum {
         let mut hasher = Sha256::new();
-        let normalized = normalize(text);
-        hasher.update(normalized.as_bytes());
-        let digest = hasher.finalize();
-        let mut out = String::with_capacity(7 + 64);
-        out.push_str("sha256:");
-        for byte in digest.iter() {
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        if text.contains('\r') {
+            hash_normalized(&text.replace("\r\n", "\n").replace('\r', "\n"), &mut hasher);
+        } else {
+            hash_normalized(text, &mut hasher);
         }
+        let digest = hasher.finalize();
+        let mut out = *b"sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        for (pair, byte) in out[7..].chunks_exact_mut(2).zip(digest) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0x0f)];
+        }
+        let out = String::from_utf8(out.to_vec()).unwrap_or_default();
         Checksum(Cow::Owned(out))
     }
 
@@ -83,29 +86,81 @@ impl serde::Serialize for Checksum {
 }
 
 /// Applies the normalisation rules of CONTRACT section 2.
-fn normalize(text: &str) -> String {
-    let unified;
-    let text = if text.contains('\r') {
-        unified = text.replace("\r\n", "\n").replace('\r', "\n");
-        unified.as_str()
-    } else {
-        text
-    };
-    let lines: Vec<&str> = text
-        .split('\n')
-        .map(|l| l.trim_end_matches([' ', '\t']))
-        .collect();
-    let first = lines.iter().position(|l| !l.is_empty());
-    let last = lines.iter().rposition(|l| !l.is_empty());
-    match (first, last) {
-        (Some(first), Some(last)) => lines[first..=last].join("\n"),
-        _ => String::new(),
+/// Hashes `text` (LF line ends only) as normalised: each line without its
+/// trailing spaces and tabs, without the blank lines at either end, lines
+/// joined by LF. The normalised text is slices of `text` and LFs: where
+/// nothing between two lines was trimmed it runs on in `text`, so a usual
+/// section is hashed in place, in one piece, without a normalised copy (a
+/// checksum is computed for every section a run verifies, and building the
+/// copy first cost as much as the hash).
+fn hash_normalized(text: &str, hasher: &mut Sha256) {
+    // The slice of `text` not hashed yet, and whether a line was seen.
+    let (mut from, mut to) = (0, 0);
+    let mut started = false;
+    let mut start = 0;
+    for line in text.split('\n') {
+        let kept = line.trim_end_matches([' ', '\t']).len();
+        let at = start;
+        start += line.len() + 1;
+        if kept == 0 {
+            continue;
+        }
+        if !started {
+            (from, started) = (at, true);
+        } else {
+            // Between the last line kept and this one: LFs only when
+            // nothing was trimmed, else a gap to write as its LFs.
+            let gap = &text.as_bytes()[to..at];
+            if gap.iter().any(|&b| b != b'\n') {
+                hasher.update(&text.as_bytes()[from..to]);
+                for _ in gap.iter().filter(|&&b| b == b'\n') {
+                    hasher.update(b"\n");
+                }
+                from = at;
+            }
+        }
+        to = at + kept;
     }
+    hasher.update(&text.as_bytes()[from..to]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The normalisation as CONTRACT section 2 states it, built as a whole
+    /// string: what the streamed hash must equal.
+    fn normalized(text: &str) -> String {
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let lines: Vec<&str> = text
+            .split('\n')
+            .map(|l| l.trim_end_matches([' ', '\t']))
+            .collect();
+        let first = lines.iter().position(|l| !l.is_empty());
+        let last = lines.iter().rposition(|l| !l.is_empty());
+        match (first, last) {
+            (Some(first), Some(last)) => lines[first..=last].join("\n"),
+            _ => String::new(),
+        }
+    }
+
+    fn sha256_of(text: &str) -> String {
+        let digest = Sha256::digest(text.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
+    proptest::proptest! {
+        /// Any text of lines, blanks, spaces, tabs and line ends of every
+        /// kind hashes as its normalised copy does.
+        #[test]
+        fn the_streamed_checksum_is_the_checksum_of_the_normalised_text(
+            text in "[a \t\r\n;]{0,40}"
+        ) {
+            let streamed = Checksum::of_section(&text);
+            proptest::prop_assert_eq!(streamed.as_str(), sha256_of(&normalized(&text)));
+        }
+    }
 
     #[test]
     fn known_vector() {
