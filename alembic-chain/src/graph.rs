@@ -221,6 +221,34 @@ impl RevisionMap {
         &self.heads
     }
 
+    /// Whether a database is at this graph's heads with every revision
+    /// recorded as it is now: `rows` are the version table's rows, sorted;
+    /// `ledger` the ledger's revisions with their upgrade and downgrade
+    /// checksums, in any order (the order applied, the usual one, is
+    /// compared as it comes). Then an upgrade to the heads has nothing to
+    /// do, nothing is unverified and nothing was edited; `false` when
+    /// anything differs, for the caller to check the long way. The same
+    /// check as [`PackedChain::all_applied`](crate::embed::PackedChain::all_applied),
+    /// on the graph: the files squashes replaced are not in it, and a
+    /// squash's row stands for them.
+    pub fn all_applied(&self, rows: &[String], ledger: &[crate::embed::LedgerEntry<'_>]) -> bool {
+        let heads = self
+            .heads
+            .iter()
+            .map(|&i| self.revs[i].id.as_str())
+            .collect();
+        crate::recorded::all_recorded(heads, rows, ledger, |f| {
+            self.order.iter().all(|&i| {
+                let rev = &self.revs[i];
+                f((
+                    &rev.id,
+                    rev.upgrade.checksum().as_str(),
+                    rev.downgrade.as_ref().map(|d| d.checksum().as_str()),
+                ))
+            })
+        })
+    }
+
     /// Revisions without parents, in topological order.
     pub fn bases(&self) -> &[usize] {
         &self.bases

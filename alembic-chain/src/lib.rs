@@ -23,6 +23,7 @@ mod packed;
 mod prepare;
 #[cfg(test)]
 mod proptests;
+mod recorded;
 mod resolve;
 mod revision;
 mod script;

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::embed::{EmbeddedRevision, EmbeddedSection};
+pub use crate::recorded::LedgerEntry;
 use crate::revision::{KeyLines, Revision, Section};
 #[cfg(feature = "tooling")]
 use crate::split::Statement;
@@ -39,10 +40,6 @@ pub struct PackedChain {
     /// The numbers, as LEB128 varints.
     pub table: &'static [u8],
 }
-
-/// A ledger row as [`PackedChain::all_applied`] compares it: the revision,
-/// its upgrade checksum and its downgrade checksum.
-pub type LedgerEntry<'a> = (&'a str, &'a str, Option<&'a str>);
 
 /// An entry of the packed checks: a revision of the graph, its upgrade
 /// checksum and its downgrade checksum.
@@ -271,27 +268,10 @@ impl PackedChain {
     /// the graph, and no row is one of them). `false` when anything
     /// differs: the caller then checks the long way.
     pub fn all_applied(&self, rows: &[String], ledger: &[LedgerEntry<'_>]) -> bool {
-        let Ok(mut heads) = self.heads() else {
+        let Ok(heads) = self.heads() else {
             return false;
         };
-        heads.sort_unstable();
-        if !heads.into_iter().eq(rows.iter().map(String::as_str)) {
-            return false;
-        }
-        if self.in_applied_order(ledger) {
-            return true;
-        }
-        let by_id: std::collections::HashMap<&str, (&str, Option<&str>)> =
-            ledger.iter().map(|&(r, u, d)| (r, (u, d))).collect();
-        self.each_check(|(id, up, down)| by_id.get(id) == Some(&(up, down)))
-    }
-
-    /// Whether the ledger's rows are the checks' entries, one for one, in
-    /// the graph's order (rows after them are of revisions the chain does
-    /// not have): the usual ledger, compared without a map.
-    fn in_applied_order(&self, ledger: &[LedgerEntry<'_>]) -> bool {
-        let mut next = ledger.iter();
-        self.each_check(|entry| next.next() == Some(&entry))
+        crate::recorded::all_recorded(heads, rows, ledger, |f| self.each_check(|e| f(e)))
     }
 
     /// Whether `f` holds for every entry of the checks (`false` for data
@@ -599,14 +579,33 @@ mod tests {
         );
     }
 
-    /// The check of an up-to-date database off the packed data: true only
-    /// at exactly the heads with every revision recorded as it is now, the
-    /// ledger in the order applied or not.
+    /// The check of an up-to-date database, off the packed data and off
+    /// the graph (they always agree): true only at exactly the heads with
+    /// every revision recorded as it is now, the ledger in the order
+    /// applied or not.
     #[test]
     fn all_applied_holds_only_at_the_heads_with_every_checksum_as_recorded() {
+        struct Both(PackedChain, RevisionMap);
+        impl Both {
+            fn all_applied(&self, rows: &[String], ledger: &[LedgerEntry<'_>]) -> bool {
+                let packed = self.0.all_applied(rows, ledger);
+                assert_eq!(
+                    packed,
+                    self.1.all_applied(rows, ledger),
+                    "{rows:?} {ledger:?}"
+                );
+                packed
+            }
+        }
+        let both = |revisions: &[Revision]| {
+            Both(
+                pack(revisions),
+                RevisionMap::new(revisions.to_vec()).unwrap(),
+            )
+        };
         let revisions = chain();
-        let packed = pack(&revisions);
-        assert_eq!(packed.heads().unwrap(), ["b2"]);
+        let packed = both(&revisions);
+        assert_eq!(packed.0.heads().unwrap(), ["b2"]);
         let up = |i: usize| revisions[i].upgrade.checksum().as_str().to_owned();
         let (a1_up, b2_up) = (up(0), up(1));
         let a1_down = revisions[0].downgrade.as_ref().unwrap().checksum();
@@ -619,9 +618,14 @@ mod tests {
         assert!(packed.all_applied(&b2, &reversed));
         // The checks follow the graph, parents first, whatever the files'
         // order: a ledger in the order applied is compared without a map.
-        let files_reversed = pack(&[revisions[1].clone(), revisions[0].clone()]);
-        assert!(files_reversed.in_applied_order(&exact));
-        assert!(!files_reversed.in_applied_order(&reversed));
+        let files_reversed = both(&[revisions[1].clone(), revisions[0].clone()]);
+        let mut checked = Vec::new();
+        files_reversed.0.each_check(|(id, _, _)| {
+            checked.push(id);
+            true
+        });
+        assert_eq!(checked, ["a1", "b2"]);
+        assert!(files_reversed.all_applied(&b2, &exact));
         assert!(files_reversed.all_applied(&b2, &reversed));
         let mut more = exact.clone();
         more.insert(1, ("zz", "sha256:00", None));
@@ -655,11 +659,11 @@ mod tests {
             "-- squash\n-- revision: s3\n-- down_revision: None\n-- replaces: a1, b2\n\n-- alembic:upgrade\nSELECT 1;\n",
         ));
         let s3_up = squashed[2].upgrade.checksum().as_str().to_owned();
-        let packed = pack(&squashed);
+        let packed = both(&squashed);
         let s3 = rows(&["s3"]);
         assert!(packed.all_applied(&s3, &[("s3", &s3_up, None)]));
         assert!(!packed.all_applied(&s3, &exact));
-        assert_eq!(packed.revisions().unwrap().len(), 3);
+        assert_eq!(packed.0.revisions().unwrap().len(), 3);
     }
 
     #[test]

@@ -96,15 +96,7 @@ impl Chain {
         if !session.is_snapshot() {
             return None;
         }
-        // Revision, upgrade and downgrade checksums, as read; any row not
-        // `applied` (a failed one) is for the engine to report.
-        let mut ledger = Vec::new();
-        for row in session.ledger_rows() {
-            if row.get(3) != Some("applied") {
-                return None;
-            }
-            ledger.push((row.get(0)?, row.get(1)?, row.get(2)));
-        }
+        let ledger = session.applied_ledger()?;
         self.packed
             .all_applied(session.heads(), &ledger)
             .then(|| Report {

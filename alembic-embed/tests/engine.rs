@@ -801,6 +801,114 @@ fn runs_leave_no_lock_no_transaction_and_no_warning() {
     );
 }
 
+/// A run that finds the database at every head with every revision
+/// recorded as it is now decides off the rows as read (no state, no plan);
+/// anything else takes the engine's long way. Either way, on a chain with
+/// two heads, a run on the snapshot gives what a run under the lock gives:
+/// the same report, warning or error, for `heads`, `head` (ambiguous) and
+/// the heads' ids, under each checksum policy.
+#[test]
+fn a_run_on_a_snapshot_at_the_heads_gives_what_a_run_under_the_lock_gives() {
+    use alembic_embed::{ChecksumPolicy, Direction};
+    let (_dir, map) = chain(&[
+        (
+            "a1.sql",
+            &rev("a1", "None", "CREATE TABLE a (i int);", "DROP TABLE a;"),
+        ),
+        (
+            "b2.sql",
+            &rev("b2", "a1", "CREATE TABLE b (i int);", "DROP TABLE b;"),
+        ),
+        (
+            "c3.sql",
+            &rev("c3", "a1", "CREATE TABLE c (i int);", "DROP TABLE c;"),
+        ),
+    ]);
+    let outcome = |result: Result<alembic_embed::Report, EngineError>| match result {
+        Ok(r) => format!(
+            "{:?} -> {:?}, {} steps, unverified {:?}, warnings {:?}",
+            r.before,
+            r.after,
+            r.steps.len(),
+            r.unverified,
+            r.warnings
+        ),
+        Err(e) => format!("error: {e}"),
+    };
+    let other = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let ledger = "alembic_version_ledger";
+    let cases = [
+        ("as recorded", String::new()),
+        (
+            "the ledger in another order",
+            format!(
+                "CREATE TEMP TABLE l AS SELECT * FROM {ledger}; DELETE FROM {ledger}; \
+                 INSERT INTO {ledger} SELECT * FROM l ORDER BY revision DESC"
+            ),
+        ),
+        (
+            "a downgrade section changed",
+            format!("UPDATE {ledger} SET downgrade_checksum = '{other}' WHERE revision = 'c3'"),
+        ),
+        (
+            "an upgrade section edited",
+            format!("UPDATE {ledger} SET upgrade_checksum = '{other}' WHERE revision = 'a1'"),
+        ),
+        (
+            "a revision without a row",
+            format!("DELETE FROM {ledger} WHERE revision = 'b2'"),
+        ),
+        (
+            "a failed row",
+            format!(
+                "INSERT INTO {ledger} (revision, upgrade_checksum, tool, status, error) \
+                 VALUES ('ffff0002', '{other}', 'elsewhere', 'failed', 'boom')"
+            ),
+        ),
+        (
+            "one head's row",
+            "DELETE FROM alembic_version WHERE version_num = 'c3'".to_owned(),
+        ),
+    ];
+    // The case's database; again after a run that applied something.
+    let prepared = |sql: &str| {
+        let db = db();
+        let mut c = db.connect().unwrap();
+        Engine::new(&map, Settings::default())
+            .upgrade(&mut c, "heads", &mut |_| {})
+            .unwrap();
+        c.batch_execute(sql).unwrap();
+        (db, c)
+    };
+    for (case, sql) in cases {
+        let (mut _db, mut c) = prepared(&sql);
+        for policy in [ChecksumPolicy::Refuse, ChecksumPolicy::Warn] {
+            let settings = Settings {
+                checksum_mismatch: policy,
+                ..Settings::default()
+            };
+            let engine = Engine::new(&map, settings.clone());
+            for target in ["heads", "head", "b2", "c3"] {
+                let session = settings.open_run(&mut c).unwrap();
+                assert!(session.is_snapshot(), "{case}");
+                let got = engine.run_in(&mut c, session, target, Direction::Upgrade, &mut |_| {});
+                if got.as_ref().is_ok_and(|r| !r.steps.is_empty()) {
+                    (_db, c) = prepared(&sql);
+                }
+                let expected = engine.upgrade(&mut c, target, &mut |_| {});
+                if expected.as_ref().is_ok_and(|r| !r.steps.is_empty()) {
+                    (_db, c) = prepared(&sql);
+                }
+                assert_eq!(
+                    outcome(got),
+                    outcome(expected),
+                    "{case}, {policy:?}, {target}"
+                );
+            }
+        }
+    }
+}
+
 /// The lock key as the first release computed it (a walk over
 /// `current_schemas(false)`), kept here to pin the key: binaries of both
 /// releases in one fleet must take one lock.

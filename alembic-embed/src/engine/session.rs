@@ -14,6 +14,8 @@ use crate::connection::Connection;
 use crate::errors::EngineError;
 
 use super::settings::{Settings, TablesFound};
+use alembic_chain::embed::LedgerEntry;
+
 use super::state::{Current, LedgerRow, RUN_COLUMNS};
 use super::{quote_ident, quote_literal, Engine};
 
@@ -52,11 +54,22 @@ impl Session {
         &self.heads
     }
 
-    /// The ledger's rows as read, in the server's order: revision,
-    /// upgrade checksum, downgrade checksum and status (the columns of
-    /// [`RUN_COLUMNS`]).
-    pub(crate) fn ledger_rows(&self) -> impl Iterator<Item = &SimpleQueryRow> {
-        self.ledger.iter()
+    /// The ledger as [`RevisionMap::all_applied`] compares it (revision,
+    /// upgrade and downgrade checksums, in the server's order), when every
+    /// row is `applied`: a failed row, or a row that does not read, is for
+    /// the engine to report (`None`).
+    ///
+    /// [`RevisionMap::all_applied`]: alembic_chain::RevisionMap::all_applied
+    pub(crate) fn applied_ledger(&self) -> Option<Vec<LedgerEntry<'_>>> {
+        self.ledger
+            .iter()
+            .map(|row| {
+                if row.get(3) != Some("applied") {
+                    return None;
+                }
+                Some((row.get(0)?, row.get(1)?, row.get(2)))
+            })
+            .collect()
     }
 
     /// Whether the state was read without the lock ([`Settings::open_run`]).
