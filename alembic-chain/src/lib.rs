@@ -48,7 +48,10 @@ pub use resolve::{history_reads_current, Resolver, Target, MIN_PREFIX};
 pub use revision::{
     parse_list, validate_id, HeaderFields, KeyLines, Revision, Section, HEADER_KEYS, MAX_ID_LEN,
 };
-pub use script::{load_versions, load_versions_beside, revision_files, version_folders};
+pub use script::{
+    load_versions, load_versions_beside, load_versions_helped, revision_files, version_folders,
+    LoadHelp,
+};
 pub use split::{split_sql, Statement};
 pub use stamp::stamp_rows;
 pub use url::{redact, url_scheme, DatabaseUrl};

@@ -271,7 +271,7 @@ impl PackedChain {
         let Ok(heads) = self.heads() else {
             return false;
         };
-        crate::recorded::all_recorded(heads, rows, ledger, |f| self.each_check(|e| f(e)))
+        crate::recorded::all_recorded(heads, rows, ledger, |f| self.each_check(&mut *f))
     }
 
     /// Whether `f` holds for every entry of the checks (`false` for data

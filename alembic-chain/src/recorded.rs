@@ -16,8 +16,8 @@ pub type LedgerEntry<'a> = (&'a str, &'a str, Option<&'a str>);
 /// applied (the usual one: rows after the graph's are of revisions the
 /// chain does not have), else looked up by revision. `each_check` answers
 /// `false` as soon as its callback does.
-pub(crate) fn all_recorded<'h>(
-    mut heads: Vec<&'h str>,
+pub(crate) fn all_recorded(
+    mut heads: Vec<&str>,
     rows: &[String],
     ledger: &[LedgerEntry<'_>],
     each_check: impl Fn(&mut dyn FnMut(LedgerEntry<'_>) -> bool) -> bool,

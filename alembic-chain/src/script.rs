@@ -3,8 +3,9 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::errors::LoadError;
 use crate::graph::RevisionMap;
@@ -100,19 +101,112 @@ pub fn load_versions(versions: &Path) -> Result<RevisionMap, LoadError> {
 /// A command that connects while it loads has a second thread opening the
 /// connection and, on a local database, a server process starting a
 /// backend for it. Loading on every core as well then slows the
-/// connection, which is the longer side of a no-op `upgrade`: leaving it a
-/// core was 0.96 to 0.98× paired on two cores (BENCHMARKS.md). The chain
-/// is the same whatever the number of workers.
+/// connection: leaving it a core was 0.96 to 0.98× paired on two cores
+/// (BENCHMARKS.md). The chain is the same whatever the number of workers.
 pub fn load_versions_beside(versions: &Path, busy: usize) -> Result<RevisionMap, LoadError> {
+    load(versions, busy, None)
+}
+
+/// A load that other threads may join ([`load_versions_helped`]): a thread
+/// done with its own work (the connection a command opened while its chain
+/// loads) calls [`LoadHelp::help`] and reads and parses files no thread
+/// took yet, checksums included.
+#[derive(Default)]
+pub struct LoadHelp {
+    /// The load in progress, while there is one.
+    current: Mutex<Option<Arc<Shared>>>,
+}
+
+/// What the loading thread shares with its helpers.
+struct Shared {
+    /// Batches of paths, as listed.
+    queue: Mutex<Receiver<Vec<PathBuf>>>,
+    /// What helpers parsed.
+    parsed: Mutex<Vec<Vec<Result<Revision, LoadError>>>>,
+    /// Helpers that may hold a batch: counted before they take one, so
+    /// that none is in hand unseen when the count reads zero.
+    helping: AtomicUsize,
+}
+
+impl LoadHelp {
+    /// Reads and parses files of the load in progress until none is left;
+    /// returns at once when no load is in progress.
+    pub fn help(&self) {
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(shared) = current else {
+            return;
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let _counted = Helping::new(&shared.helping);
+            // A poisoned lock means a worker panicked: nothing to help.
+            let batch = shared.queue.lock().ok().and_then(|queue| queue.recv().ok());
+            let Some(batch) = batch else {
+                return;
+            };
+            let parsed = parse_batch(batch, &mut buf, true);
+            shared
+                .parsed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(parsed);
+        }
+    }
+}
+
+/// A helper counted in [`Shared::helping`] until it is dropped, on every
+/// path (the loading thread waits for the count to reach zero).
+struct Helping<'a>(&'a AtomicUsize);
+
+impl<'a> Helping<'a> {
+    fn new(count: &'a AtomicUsize) -> Helping<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        Helping(count)
+    }
+}
+
+impl Drop for Helping<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// [`load_versions_beside`], which the threads calling `help`'s
+/// [`LoadHelp::help`] meanwhile join; the files they read have their
+/// sections' checksums computed too (the caller verifies them).
+pub fn load_versions_helped(
+    versions: &Path,
+    busy: usize,
+    help: &LoadHelp,
+) -> Result<RevisionMap, LoadError> {
+    load(versions, busy, Some(help))
+}
+
+/// Loads with `busy` cores left to the caller; with `help`, helpers may
+/// join, and every thread computes the checksums of what it parses.
+fn load(versions: &Path, busy: usize, help: Option<&LoadHelp>) -> Result<RevisionMap, LoadError> {
+    let checksums = help.is_some();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .saturating_sub(busy)
         .clamp(1, 8);
     let (tx, rx) = channel::<Vec<PathBuf>>();
-    let rx = Mutex::new(rx);
-    let (listed, batches) = std::thread::scope(|scope| {
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(rx),
+        parsed: Mutex::new(Vec::new()),
+        helping: AtomicUsize::new(0),
+    });
+    if let Some(help) = help {
+        *help.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&shared));
+    }
+    let rx = &shared.queue;
+    let (listed, mut batches) = std::thread::scope(|scope| {
         let handles: Vec<_> = (1..workers)
-            .map(|_| scope.spawn(|| parse_batches(&rx)))
+            .map(|_| scope.spawn(|| parse_batches(rx, checksums)))
             .collect();
         let listed = {
             let tx = tx;
@@ -125,7 +219,7 @@ pub fn load_versions_beside(versions: &Path, busy: usize) -> Result<RevisionMap,
                 |_| {},
             )
         };
-        let mut all = parse_batches(&rx);
+        let mut all = parse_batches(rx, checksums);
         for h in handles {
             all.extend(
                 h.join()
@@ -134,6 +228,16 @@ pub fn load_versions_beside(versions: &Path, busy: usize) -> Result<RevisionMap,
         }
         (listed, all)
     });
+    // No helper joins from here; one still parsing its last batch is
+    // waited for awake (a batch takes a fraction of a millisecond, as long
+    // as waking a sleeping thread).
+    if let Some(help) = help {
+        *help.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+    while shared.helping.load(Ordering::SeqCst) > 0 {
+        std::thread::yield_now();
+    }
+    batches.append(&mut shared.parsed.lock().unwrap_or_else(PoisonError::into_inner));
     listed?;
     // Put the results in path order by sorting indexes, then moving each
     // revision once: a revision is hundreds of bytes, and the folder was
@@ -187,7 +291,10 @@ fn result_path(r: &Result<Revision, LoadError>) -> &Path {
 /// (`statx`, `lseek`): on a 10,000-file chain that is a third of all system
 /// calls. Reading into a reused buffer until end of file needs only `open`,
 /// `read`, `read`, `close`.
-fn parse_batches(rx: &Mutex<Receiver<Vec<PathBuf>>>) -> Vec<Vec<Result<Revision, LoadError>>> {
+fn parse_batches(
+    rx: &Mutex<Receiver<Vec<PathBuf>>>,
+    checksums: bool,
+) -> Vec<Vec<Result<Revision, LoadError>>> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -196,14 +303,31 @@ fn parse_batches(rx: &Mutex<Receiver<Vec<PathBuf>>>) -> Vec<Vec<Result<Revision,
             Ok(Ok(batch)) => batch,
             _ => break,
         };
-        out.push(
-            batch
-                .into_iter()
-                .map(|path| read_one(path, &mut buf))
-                .collect(),
-        );
+        out.push(parse_batch(batch, &mut buf, checksums));
     }
     out
+}
+
+/// Reads and parses a batch of files; with `checksums`, computes each
+/// section's checksum as well.
+fn parse_batch(
+    batch: Vec<PathBuf>,
+    buf: &mut Vec<u8>,
+    checksums: bool,
+) -> Vec<Result<Revision, LoadError>> {
+    batch
+        .into_iter()
+        .map(|path| {
+            let rev = read_one(path, buf)?;
+            if checksums {
+                rev.upgrade.checksum();
+                if let Some(d) = &rev.downgrade {
+                    d.checksum();
+                }
+            }
+            Ok(rev)
+        })
+        .collect()
 }
 
 fn read_one(path: PathBuf, buf: &mut Vec<u8>) -> Result<Revision, LoadError> {
@@ -306,9 +430,15 @@ mod tests {
             };
             std::fs::write(v.join(format!("m{i:03}.sql")), text).unwrap();
         }
-        // Every broken file, in path order, whatever the number of workers.
-        let broken = |busy: usize| -> Vec<PathBuf> {
-            match load_versions_beside(&v, busy).unwrap_err() {
+        // Every broken file, in path order, whatever the number of workers,
+        // and with a thread joining the load.
+        let broken = |busy: usize, helped: bool| -> Vec<PathBuf> {
+            let result = if helped {
+                with_a_helper(|help| load_versions_helped(&v, busy, help))
+            } else {
+                load_versions_beside(&v, busy)
+            };
+            match result.unwrap_err() {
                 LoadError::Many(problems) => problems
                     .into_iter()
                     .map(|p| result_path(&Err(p)).to_owned())
@@ -321,8 +451,104 @@ mod tests {
             .map(|i| v.join(format!("m{i:03}.sql")))
             .collect();
         for busy in [0, 1, usize::MAX] {
-            assert_eq!(broken(busy), expected, "busy = {busy}");
+            for helped in [false, true] {
+                assert_eq!(broken(busy, helped), expected, "busy = {busy}, {helped}");
+            }
         }
+    }
+
+    /// Runs `load` while another thread keeps joining it through its
+    /// [`LoadHelp`].
+    fn with_a_helper<T>(load: impl FnOnce(&LoadHelp) -> T) -> T {
+        let help = LoadHelp::default();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::SeqCst) {
+                    help.help();
+                    std::thread::yield_now();
+                }
+            });
+            let loaded = load(&help);
+            done.store(true, Ordering::SeqCst);
+            loaded
+        })
+    }
+
+    /// A load that threads join gives the chain a load alone gives, in the
+    /// same order, with every section's checksum computed.
+    #[test]
+    fn a_load_with_helpers_gives_the_same_chain_with_its_checksums() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = dir.path().join("versions");
+        std::fs::create_dir_all(&v).unwrap();
+        for i in 0..300usize {
+            let down = if i == 0 {
+                "None".to_owned()
+            } else {
+                format!("m{:03}", i - 1)
+            };
+            std::fs::write(
+                v.join(format!("m{i:03}.sql")),
+                rev(&format!("m{i:03}"), &down),
+            )
+            .unwrap();
+        }
+        let listed = |map: &RevisionMap| -> Vec<(String, PathBuf)> {
+            map.revisions()
+                .iter()
+                .map(|r| (r.id.clone(), r.path.clone()))
+                .collect()
+        };
+        let alone = load_versions_beside(&v, 1).unwrap();
+        assert!(alone
+            .revisions()
+            .iter()
+            .all(|r| r.upgrade.checksum.get().is_none()));
+        for busy in [0, 1] {
+            let helped = with_a_helper(|help| load_versions_helped(&v, busy, help)).unwrap();
+            assert_eq!(listed(&helped), listed(&alone), "busy = {busy}");
+            assert!(helped
+                .revisions()
+                .iter()
+                .all(|r| r.upgrade.checksum.get().is_some()));
+        }
+    }
+
+    /// A helper reads the batches no other thread took, with their
+    /// checksums, and leaves no count behind; with no load in progress it
+    /// returns at once.
+    #[test]
+    fn a_helper_reads_the_queued_batches_and_returns_when_none_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = dir.path().join("versions");
+        std::fs::create_dir_all(&v).unwrap();
+        for (name, down) in [("r1", "None"), ("r2", "r1"), ("r3", "r2")] {
+            std::fs::write(v.join(format!("{name}.sql")), rev(name, down)).unwrap();
+        }
+        let help = LoadHelp::default();
+        help.help();
+        let (tx, rx) = channel();
+        tx.send(vec![v.join("r1.sql"), v.join("r2.sql")]).unwrap();
+        tx.send(vec![v.join("r3.sql")]).unwrap();
+        drop(tx);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(rx),
+            parsed: Mutex::new(Vec::new()),
+            helping: AtomicUsize::new(0),
+        });
+        *help.current.lock().unwrap() = Some(Arc::clone(&shared));
+        help.help();
+        assert_eq!(shared.helping.load(Ordering::SeqCst), 0);
+        let parsed = shared.parsed.lock().unwrap();
+        let revisions: Vec<&Revision> = parsed
+            .iter()
+            .flatten()
+            .map(|r| r.as_ref().unwrap())
+            .collect();
+        let ids: Vec<&str> = revisions.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["r1", "r2", "r3"]);
+        assert!(revisions.iter().all(|r| r.upgrade.checksum.get().is_some()));
     }
 
     /// Symbolic links to folders and files are followed (a versions folder

@@ -9,7 +9,7 @@ use std::ops::Deref;
 use std::sync::Mutex;
 
 use alembic_chain::display::{listing, log_entry, HISTORY_STYLE};
-use alembic_chain::{LoadError, Resolver, RevisionMap};
+use alembic_chain::{LoadError, LoadHelp, Resolver, RevisionMap};
 
 use super::args::{
     AcceptArgs, CurrentArgs, DowngradeArgs, HistoryArgs, RunFlags, StampArgs, UpgradeArgs,
@@ -102,8 +102,11 @@ pub trait ChainSource: Sync {
 
     /// Loads the chain while another thread connects to the database
     /// (a local server starts a backend for it meanwhile): a source that
-    /// reads files leaves that work a core.
-    fn load_beside_connection(&self) -> Result<Self::Map, CommandError> {
+    /// reads files leaves that work a core, lets that thread join through
+    /// `help` once it has read the database's state, and computes the
+    /// checksums the run verifies.
+    fn load_beside_connection(&self, help: &LoadHelp) -> Result<Self::Map, CommandError> {
+        let _ = help;
         self.load()
     }
 
@@ -411,23 +414,28 @@ fn run<S: ChainSource>(
 
 /// Loads the chain while another thread connects and reads the database's
 /// state ([`Settings::open_run`]: without the lock when the tables are
-/// there; the run takes it if it has anything to do): each takes
-/// milliseconds, and a no-op `upgrade` is little else. A chain that does
-/// not load is reported first (dropping the connection releases a lock).
+/// there; the run takes it if it has anything to do), then helps the load
+/// ([`LoadHelp`]): each takes milliseconds, and a no-op `upgrade` is little
+/// else. A chain that does not load is reported first (dropping the
+/// connection releases a lock).
 fn load_and_lock<S: ChainSource>(
     db: &Database<'_>,
     source: &S,
     settings: &Settings,
 ) -> Result<(S::Map, postgres::Client, Session), CommandError> {
+    let help = LoadHelp::default();
     std::thread::scope(|scope| {
         let locking = scope.spawn(|| -> Result<(postgres::Client, Session), CommandError> {
             let mut client = db.connect()?;
             let session = settings.open_run(&mut client)?;
+            // The state usually arrives first: the thread is awake, and
+            // reads files the loader did not take yet.
+            help.help();
             Ok((client, session))
         });
-        let map = source.load_beside_connection();
-        // The lock and the state usually arrive after the chain: meanwhile,
-        // compute the checksums that the run verifies.
+        let map = source.load_beside_connection(&help);
+        // The checksums that the run verifies, when the source did not
+        // compute them while loading.
         if let Ok(map) = &map {
             for r in map.revisions() {
                 r.upgrade.checksum();

@@ -109,10 +109,14 @@ impl ChainSource for Ctx {
         )?))
     }
 
-    fn load_beside_connection(&self) -> Result<Box<RevisionMap>, CommandError> {
-        Ok(Box::new(alembic_chain::load_versions_beside(
+    fn load_beside_connection(
+        &self,
+        help: &alembic_chain::LoadHelp,
+    ) -> Result<Box<RevisionMap>, CommandError> {
+        Ok(Box::new(alembic_chain::load_versions_helped(
             &self.config.versions_dir(),
             1,
+            help,
         )?))
     }
 
