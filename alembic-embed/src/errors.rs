@@ -94,7 +94,7 @@ impl fmt::Display for Aftermath {
                  and the version table is still at {}",
                 undone.len(),
                 if undone.len() == 1 { "" } else { "s" },
-                undone.join(", "),
+                some_of(undone),
                 at(version_table)
             ),
             Aftermath::RevisionRolledBack { version_table } => write!(
@@ -110,6 +110,16 @@ impl fmt::Display for Aftermath {
                 at(version_table)
             ),
         }
+    }
+}
+
+/// Ids for a message: all of them when they are few, else the first
+/// five, `...` and the last (a run of thousands of revisions rolled
+/// back is one line, not a page).
+pub(crate) fn some_of(ids: &[String]) -> String {
+    match ids {
+        [first @ .., last] if ids.len() > 10 => format!("{}, ..., {last}", first[..5].join(", ")),
+        _ => ids.join(", "),
     }
 }
 
@@ -185,7 +195,7 @@ pub enum EngineError {
     /// `alembic_version` names revisions that are not in the chain.
     #[error(
         "the database is at {}, which {} not in the revision chain: the database is ahead of these files, or they come from another project",
-        ids.join(", "),
+        some_of(ids),
         if ids.len() == 1 { "is" } else { "are" }
     )]
     UnknownRevisions {
@@ -335,5 +345,31 @@ pub(crate) fn db_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
         None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run of thousands of revisions rolled back says how many, and
+    /// names the first few and the last, on one line.
+    #[test]
+    fn a_long_rollback_names_a_few_revisions_not_all() {
+        let ids = |n: usize| (0..n).map(|i| format!("a{i:011x}")).collect::<Vec<_>>();
+        let text = |n: usize| {
+            Aftermath::RunRolledBack {
+                undone: ids(n),
+                version_table: Vec::new(),
+            }
+            .to_string()
+        };
+        assert!(text(3212).starts_with(
+            "the run's transaction was rolled back, with the 3212 revisions it had applied before \
+             (a00000000000, a00000000001, a00000000002, a00000000003, a00000000004, ..., a00000000c8b): \
+             none of them is applied"
+        ));
+        assert!(text(3212).len() < 250, "{}", text(3212));
+        assert!(text(10).contains(&ids(10).join(", ")));
     }
 }

@@ -340,6 +340,38 @@ fn relation_already_exists_suggests_stamp() {
     );
 }
 
+/// The server out of lock slots (SQLSTATE 53200: a run in one transaction
+/// creating thousands of tables) gets advice: a transaction per revision,
+/// or a larger lock table; a run already per revision gets none.
+#[test]
+fn out_of_shared_memory_suggests_a_transaction_per_revision() {
+    let raise = "DO $$ BEGIN RAISE EXCEPTION 'out of shared memory' USING ERRCODE = '53200', \
+                 HINT = 'You might need to increase max_locks_per_transaction.'; END $$;";
+    let (_dir, map) = chain(&[("a.sql", &rev("a1", "None", raise, "SELECT 1;"))]);
+    let db = db();
+    let mut c = db.connect().unwrap();
+    let mut advice = |transaction_per_migration: bool| {
+        let settings = Settings {
+            transaction_per_migration,
+            ..Settings::default()
+        };
+        match Engine::new(&map, settings).upgrade(&mut c, "head", &mut |_| {}) {
+            Err(EngineError::Sql(f)) => {
+                assert_eq!(f.code.as_deref(), Some("53200"));
+                f.advice.clone()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let one = advice(false).unwrap_or_default();
+    assert!(
+        one.contains("cargo alembic upgrade --transaction-per-migration")
+            && one.contains("max_locks_per_transaction"),
+        "{one}"
+    );
+    assert_eq!(advice(true), None);
+}
+
 #[test]
 fn a_permission_error_is_reported_with_its_sqlstate() {
     let (_dir, map) = chain(&[(

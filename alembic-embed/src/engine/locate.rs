@@ -140,6 +140,16 @@ impl<'m> Engine<'m> {
                 rev.id
             )),
             "42501" => Some("the connecting role lacks a privilege: connect as the objects' owner, or GRANT the privilege".into()),
+            // "out of shared memory", most often the lock table: a run in
+            // one transaction holds a lock on every table it creates or
+            // alters until it commits (about 3,000 new tables with the
+            // server's defaults).
+            "53200" if !self.settings.transaction_per_migration => Some(format!(
+                "if the server's hint names max_locks_per_transaction: this run holds a lock on every table it creates or \
+                 alters until it commits; run it with `{} upgrade --transaction-per-migration` (a transaction per \
+                 revision), or raise max_locks_per_transaction on the server",
+                self.settings.command
+            )),
             "55P03" => Some(format!(
                 "the statement waited longer than the lock timeout{} for a lock that another transaction holds on its table; \
                  retry when that transaction has ended",
