@@ -370,7 +370,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// Revision identifier (`head`, `heads`, an id or prefix, `label@head`, ...)
-    #[arg(allow_hyphen_values = true)]
+    #[arg(allow_hyphen_values = true, value_parser = alembic_embed::cli::revision_value)]
     pub rev: String,
 }
 
@@ -378,7 +378,7 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct EditArgs {
     /// Revision to open [default: head]
-    #[arg(default_value = "head", allow_hyphen_values = true)]
+    #[arg(default_value = "head", allow_hyphen_values = true, value_parser = alembic_embed::cli::revision_value)]
     pub rev: String,
 }
 

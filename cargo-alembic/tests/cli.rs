@@ -940,3 +940,31 @@ fn no_configuration_or_error_type_prints_the_password() {
         }
     }
 }
+
+/// A mistyped option where a revision may start with `-` (`-1`,
+/// `-1:base`) is a usage error naming it, not a revision looked up: the
+/// value `--sqll` was reported as "no such revision or branch", exit 1.
+#[test]
+fn a_mistyped_option_is_a_usage_error_not_a_revision() {
+    let dir = a1_b2_depends_on_c3();
+    for args in [
+        &["upgrade", "--sqll"][..],
+        &["downgrade", "--sqll"],
+        &["show", "--hed"],
+        &["edit", "--hed"],
+        &["history", "-r", "--verbose"],
+    ] {
+        let out = in_db(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", render(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("no revision starts with `--`: `--")
+                && !stderr.contains("no such revision"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Values that start with one `-` are still Alembic's relative steps.
+    assert!(!offline_steps(dir.path(), &["downgrade", "--sql", "-1:base"]).is_empty());
+    let history = in_db(dir.path(), &["history", "-r", "-1:"]);
+    assert_eq!(history.status.code(), Some(0), "{}", render(&history));
+}

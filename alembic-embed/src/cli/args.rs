@@ -3,6 +3,20 @@
 
 use clap::{Args, Subcommand};
 
+/// A revision identifier given on the command line, where values may
+/// start with `-` (`-1`, `-1:base`): one that starts with `--` is an
+/// option this command does not have (a mistyped `--sql`), never a
+/// revision, and is refused as such rather than looked up.
+#[doc(hidden)]
+pub fn revision_value(value: &str) -> Result<String, String> {
+    if value.starts_with("--") {
+        return Err(format!(
+            "no revision starts with `--`: `{value}` is an option (check its spelling, and see --help)"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
 /// `migrate <command>`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -49,7 +63,7 @@ pub struct StampArgs {
 #[derive(Debug, Args)]
 pub struct AcceptArgs {
     /// The edited revision (an id or prefix, `current`, `heads`, `current-1`, ...)
-    #[arg(allow_hyphen_values = true)]
+    #[arg(allow_hyphen_values = true, value_parser = revision_value)]
     pub revision: String,
     /// Why the edit is safe, kept in the ledger
     #[arg(long, required = true)]
@@ -63,7 +77,7 @@ pub struct AcceptArgs {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Range `[start]:[end]`, e.g. `base:head`, `ae10:`, `:ae10`
-    #[arg(short = 'r', long, value_name = "RANGE", allow_hyphen_values = true)]
+    #[arg(short = 'r', long, value_name = "RANGE", allow_hyphen_values = true, value_parser = revision_value)]
     pub rev_range: Option<String>,
     /// Show everything about each revision
     #[arg(short, long)]
@@ -77,7 +91,7 @@ pub struct HistoryArgs {
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {
     /// Target: `head`, `heads`, an id, `+2`, `label@head`; with --sql, `from:to`
-    #[arg(default_value = "head", allow_hyphen_values = true)]
+    #[arg(default_value = "head", allow_hyphen_values = true, value_parser = revision_value)]
     pub revision: String,
     /// How the run goes.
     #[command(flatten)]
@@ -88,7 +102,7 @@ pub struct UpgradeArgs {
 #[derive(Debug, Args)]
 pub struct DowngradeArgs {
     /// Target: `-1`, `base`, an id, `label@base`; with --sql, `from:to`
-    #[arg(allow_hyphen_values = true)]
+    #[arg(allow_hyphen_values = true, value_parser = revision_value)]
     pub revision: String,
     /// How the run goes.
     #[command(flatten)]

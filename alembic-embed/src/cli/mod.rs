@@ -39,8 +39,8 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 pub use args::{
-    AcceptArgs, CurrentArgs, DowngradeArgs, HistoryArgs, MigrateArgs, MigrateCommand, RunFlags,
-    StampArgs, UpgradeArgs,
+    revision_value, AcceptArgs, CurrentArgs, DowngradeArgs, HistoryArgs, MigrateArgs,
+    MigrateCommand, RunFlags, StampArgs, UpgradeArgs,
 };
 
 use crate::runner::Runner;
