@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use alembic_chain::{load_versions, Config, Overrides, RevisionMap};
-use clap::Parser;
 
 pub use args::{Cli, Command, Format};
 pub use errors::CliError;
@@ -91,7 +90,16 @@ pub fn normalize_argv(mut argv: Vec<OsString>) -> Vec<OsString> {
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> ExitCode {
     let argv = normalize_argv(std::env::args_os().collect());
-    let cli = match Cli::try_parse_from(argv) {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let parsed = command.try_get_matches_from_mut(argv).and_then(|mut matches| {
+        <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+            .map_err(|e| e.format(&mut command))
+    });
+    // The process ends after the command: the parser's definition of every
+    // command is left to the operating system, as a loaded chain is
+    // (freeing it argument by argument was a quarter of parsing).
+    std::mem::forget(command);
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
