@@ -1,7 +1,7 @@
 //! `cargo alembic`: the command-line front end of cargo-alembic.
 //!
 //! `main` parses arguments, resolves one [`Config`], and dispatches to a
-//! command in [`commands`]. Everything about revisions, graphs and
+//! command in `commands`. Everything about revisions, graphs and
 //! identifiers lives in `alembic-chain`, shared with the embedded runtime.
 #![warn(missing_docs)]
 
