@@ -91,10 +91,12 @@ pub fn normalize_argv(mut argv: Vec<OsString>) -> Vec<OsString> {
 pub fn main() -> ExitCode {
     let argv = normalize_argv(std::env::args_os().collect());
     let mut command = <Cli as clap::CommandFactory>::command();
-    let parsed = command.try_get_matches_from_mut(argv).and_then(|mut matches| {
-        <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
-            .map_err(|e| e.format(&mut command))
-    });
+    let parsed = command
+        .try_get_matches_from_mut(argv)
+        .and_then(|mut matches| {
+            <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+                .map_err(|e| e.format(&mut command))
+        });
     // The process ends after the command: the parser's definition of every
     // command is left to the operating system, as a loaded chain is
     // (freeing it argument by argument was a quarter of parsing).
