@@ -140,21 +140,15 @@ impl LoadHelp {
         let Some(shared) = current else {
             return;
         };
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let _counted = Helping::new(&shared.helping);
-            // A poisoned lock means a worker panicked: nothing to help.
-            let batch = shared.queue.lock().ok().and_then(|queue| queue.recv().ok());
-            let Some(batch) = batch else {
-                return;
-            };
-            let parsed = parse_batch(batch, &mut buf, true);
-            shared
-                .parsed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(parsed);
-        }
+        // Counted from before it takes a batch until what it parsed is
+        // handed over.
+        let _counted = Helping::new(&shared.helping);
+        let parsed = parse_batches(&shared.queue, true);
+        shared
+            .parsed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(parsed);
     }
 }
 

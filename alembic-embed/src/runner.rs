@@ -93,17 +93,7 @@ impl Chain {
     /// nothing unverified and no warning. `None` otherwise (the engine
     /// decides, on the graph).
     fn nothing_to_do(&self, session: &Session) -> Option<Report> {
-        if !session.is_snapshot() {
-            return None;
-        }
-        let ledger = session.applied_ledger()?;
-        self.packed
-            .all_applied(session.heads(), &ledger)
-            .then(|| Report {
-                before: session.heads().to_vec(),
-                after: session.heads().to_vec(),
-                ..Report::default()
-            })
+        session.up_to_date(|rows, ledger| self.packed.all_applied(rows, ledger))
     }
 
     /// The head revisions' ids.

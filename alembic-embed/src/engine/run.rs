@@ -237,14 +237,13 @@ impl<'m> Engine<'m> {
         C: Connection,
         S: FnMut(&Step) + ?Sized,
     {
+        if let Some(report) = session
+            .as_ref()
+            .and_then(|s| self.all_recorded(s, target, direction))
+        {
+            return Ok(report);
+        }
         let session = match session {
-            Some(s) if s.is_snapshot() && self.all_recorded(&s, target, direction) => {
-                return Ok(Report {
-                    before: s.heads().to_vec(),
-                    after: s.heads().to_vec(),
-                    ..Report::default()
-                });
-            }
             Some(s) if s.is_snapshot() => match self.nothing_to_do(s, target, direction) {
                 Some(report) => return Ok(report),
                 None => None,
@@ -260,26 +259,29 @@ impl<'m> Engine<'m> {
         .await
     }
 
-    /// Whether `snapshot` is of a database at the heads with every
-    /// revision recorded as it is now, and the run an upgrade to them
-    /// (`heads`, or `head` of a single head): nothing to do, nothing
-    /// unverified, no warning, read off the rows as they came without
-    /// building the state, the checks or a plan ([`RevisionMap::all_applied`],
-    /// the check a service's packed chain makes). Anything else is
-    /// [`Engine::nothing_to_do`]'s to decide.
+    /// The report of a run on a snapshot of a database at the heads with
+    /// every revision recorded as it is now, when the run is an upgrade to
+    /// them (`heads`, or `head` of a single head): nothing to do, read off
+    /// the rows as they came without building the state, the checks or a
+    /// plan ([`RevisionMap::all_applied`], the check a service's packed
+    /// chain makes). Anything else is [`Engine::nothing_to_do`]'s to decide.
     ///
     /// [`RevisionMap::all_applied`]: alembic_chain::RevisionMap::all_applied
-    fn all_recorded(&self, snapshot: &Session, target: &str, direction: Direction) -> bool {
+    fn all_recorded(
+        &self,
+        session: &Session,
+        target: &str,
+        direction: Direction,
+    ) -> Option<Report> {
         let to_heads = match target {
             "heads" => true,
             "head" => self.map.heads().len() == 1,
             _ => false,
         };
-        direction == Direction::Upgrade
-            && to_heads
-            && snapshot
-                .applied_ledger()
-                .is_some_and(|ledger| self.map.all_applied(snapshot.heads(), &ledger))
+        if direction != Direction::Upgrade || !to_heads {
+            return None;
+        }
+        session.up_to_date(|rows, ledger| self.map.all_applied(rows, ledger))
     }
 
     /// A run's report from a snapshot ([`Settings::open_run`]) when the

@@ -17,7 +17,7 @@ use super::settings::{Settings, TablesFound};
 use alembic_chain::embed::LedgerEntry;
 
 use super::state::{Current, LedgerRow, RUN_COLUMNS};
-use super::{quote_ident, quote_literal, Engine};
+use super::{quote_ident, quote_literal, Engine, Report};
 
 /// A run's database side: the advisory lock held, the tables there, and
 /// the state as read after the lock was taken; or, opened with
@@ -54,14 +54,22 @@ impl Session {
         &self.heads
     }
 
-    /// The ledger as [`RevisionMap::all_applied`] compares it (revision,
-    /// upgrade and downgrade checksums, in the server's order), when every
-    /// row is `applied`: a failed row, or a row that does not read, is for
-    /// the engine to report (`None`).
-    ///
-    /// [`RevisionMap::all_applied`]: alembic_chain::RevisionMap::all_applied
-    pub(crate) fn applied_ledger(&self) -> Option<Vec<LedgerEntry<'_>>> {
-        self.ledger
+    /// The report of an upgrade to the heads with nothing to do, when this
+    /// is a snapshot ([`Settings::open_run`]) whose rows and ledger
+    /// `all_applied` finds at the chain's heads with every revision recorded
+    /// as it is now (a service's packed chain or the graph answers it):
+    /// nothing unverified, no warning. The ledger is given as read
+    /// (revision, upgrade and downgrade checksums); a failed row, or one
+    /// that does not read, is for the engine to report (`None`).
+    pub(crate) fn up_to_date(
+        &self,
+        all_applied: impl FnOnce(&[String], &[LedgerEntry<'_>]) -> bool,
+    ) -> Option<Report> {
+        if !self.is_snapshot() {
+            return None;
+        }
+        let ledger = self
+            .ledger
             .iter()
             .map(|row| {
                 if row.get(3) != Some("applied") {
@@ -69,7 +77,12 @@ impl Session {
                 }
                 Some((row.get(0)?, row.get(1)?, row.get(2)))
             })
-            .collect()
+            .collect::<Option<Vec<_>>>()?;
+        all_applied(&self.heads, &ledger).then(|| Report {
+            before: self.heads.clone(),
+            after: self.heads.clone(),
+            ..Report::default()
+        })
     }
 
     /// Whether the state was read without the lock ([`Settings::open_run`]).
