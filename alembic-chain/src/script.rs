@@ -354,6 +354,22 @@ mod tests {
         )
     }
 
+    /// Writes `m000` to `m<n-1>` into `v`, each on the one before, the
+    /// first on `first_down`.
+    fn linear(v: &Path, n: usize, first_down: &str) {
+        for i in 0..n {
+            let down = match i {
+                0 => first_down.to_owned(),
+                _ => format!("m{:03}", i - 1),
+            };
+            std::fs::write(
+                v.join(format!("m{i:03}.sql")),
+                rev(&format!("m{i:03}"), &down),
+            )
+            .unwrap();
+        }
+    }
+
     #[test]
     fn loads_nested_folders_in_path_order_and_skips_hidden_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -367,18 +383,7 @@ mod tests {
         std::fs::write(v.join(".#a.sql"), "an editor's lock file").unwrap();
         std::fs::write(v.join("notes.txt"), "ignored").unwrap();
         // More files than one batch, so that several workers take part.
-        for i in 0..300usize {
-            let down = if i == 0 {
-                "r3".to_owned()
-            } else {
-                format!("m{:03}", i - 1)
-            };
-            std::fs::write(
-                v.join(format!("m{i:03}.sql")),
-                rev(&format!("m{i:03}"), &down),
-            )
-            .unwrap();
-        }
+        linear(&v, 300, "r3");
         let files = revision_files(&v).unwrap();
         let names: Vec<String> = files
             .iter()
@@ -476,18 +481,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v = dir.path().join("versions");
         std::fs::create_dir_all(&v).unwrap();
-        for i in 0..300usize {
-            let down = if i == 0 {
-                "None".to_owned()
-            } else {
-                format!("m{:03}", i - 1)
-            };
-            std::fs::write(
-                v.join(format!("m{i:03}.sql")),
-                rev(&format!("m{i:03}"), &down),
-            )
-            .unwrap();
-        }
+        linear(&v, 300, "None");
         let listed = |map: &RevisionMap| -> Vec<(String, PathBuf)> {
             map.revisions()
                 .iter()

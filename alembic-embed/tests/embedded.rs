@@ -10,8 +10,12 @@ use alembic_embed::cli_engine::load_versions;
 use alembic_embed::{AheadPolicy, ChecksumPolicy, EngineError, Warning};
 use alembic_throwaway::{Choice, Database, Server};
 
+#[path = "support/outcome.rs"]
+mod outcome;
 #[path = "support/roles.rs"]
 mod roles;
+
+use outcome::outcome;
 
 alembic_embed::embed_migrations!("../migrations");
 
@@ -362,17 +366,6 @@ fn an_up_to_date_startup_takes_no_lock_and_anything_else_waits_for_it() {
 /// head's id (which the engine always decides the long way), case by case.
 #[test]
 fn the_check_off_the_packed_chain_gives_what_the_engine_gives() {
-    let outcome = |result: Result<alembic_embed::Report, EngineError>| match result {
-        Ok(r) => format!(
-            "{:?} -> {:?}, {} steps, unverified {:?}, warnings {:?}",
-            r.before,
-            r.after,
-            r.steps.len(),
-            r.unverified,
-            r.warnings
-        ),
-        Err(e) => format!("error: {e}"),
-    };
     let other = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
     let ledger = "alembic_version_ledger";
     let cases: [(&str, String); 8] = [

@@ -8,8 +8,12 @@ use alembic_embed::cli_engine::{load_versions, Engine, RevisionMap, Settings};
 use alembic_embed::EngineError;
 use alembic_throwaway::{Choice, Database, Server};
 
+#[path = "support/outcome.rs"]
+mod outcome;
 #[path = "support/roles.rs"]
 mod roles;
+
+use outcome::outcome;
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
@@ -856,17 +860,6 @@ fn a_run_on_a_snapshot_at_the_heads_gives_what_a_run_under_the_lock_gives() {
             &rev("c3", "a1", "CREATE TABLE c (i int);", "DROP TABLE c;"),
         ),
     ]);
-    let outcome = |result: Result<alembic_embed::Report, EngineError>| match result {
-        Ok(r) => format!(
-            "{:?} -> {:?}, {} steps, unverified {:?}, warnings {:?}",
-            r.before,
-            r.after,
-            r.steps.len(),
-            r.unverified,
-            r.warnings
-        ),
-        Err(e) => format!("error: {e}"),
-    };
     let other = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
     let ledger = "alembic_version_ledger";
     let cases = [
