@@ -121,8 +121,8 @@ pub struct LoadHelp {
 struct Shared {
     /// Batches of paths, as listed.
     queue: Mutex<Receiver<Vec<PathBuf>>>,
-    /// What helpers parsed.
-    parsed: Mutex<Vec<Vec<Result<Revision, LoadError>>>>,
+    /// What each helper parsed.
+    parsed: Mutex<Vec<Parsed>>,
     /// Helpers that may hold a batch: counted before they take one, so
     /// that none is in hand unseen when the count reads zero.
     helping: AtomicUsize,
@@ -148,7 +148,7 @@ impl LoadHelp {
             .parsed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .extend(parsed);
+            .push(parsed);
     }
 }
 
@@ -198,7 +198,7 @@ fn load(versions: &Path, busy: usize, help: Option<&LoadHelp>) -> Result<Revisio
         *help.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&shared));
     }
     let rx = &shared.queue;
-    let (listed, mut batches) = std::thread::scope(|scope| {
+    let (listed, mut parts) = std::thread::scope(|scope| {
         let handles: Vec<_> = (1..workers)
             .map(|_| scope.spawn(|| parse_batches(rx, checksums)))
             .collect();
@@ -213,14 +213,14 @@ fn load(versions: &Path, busy: usize, help: Option<&LoadHelp>) -> Result<Revisio
                 |_| {},
             )
         };
-        let mut all = parse_batches(rx, checksums);
+        let mut parts = vec![parse_batches(rx, checksums)];
         for h in handles {
-            all.extend(
+            parts.push(
                 h.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             );
         }
-        (listed, all)
+        (listed, parts)
     });
     // No helper joins from here; one still parsing its last batch is
     // waited for awake (a batch takes a fraction of a millisecond, as long
@@ -231,50 +231,81 @@ fn load(versions: &Path, busy: usize, help: Option<&LoadHelp>) -> Result<Revisio
     while shared.helping.load(Ordering::SeqCst) > 0 {
         std::thread::yield_now();
     }
-    batches.append(&mut shared.parsed.lock().unwrap_or_else(PoisonError::into_inner));
+    parts.append(&mut shared.parsed.lock().unwrap_or_else(PoisonError::into_inner));
     listed?;
-    // Put the results in path order by sorting indexes, then moving each
-    // revision once: a revision is hundreds of bytes, and the folder was
-    // listed in hash order. Every path starts with `versions`: compare what
-    // follows.
-    let mut slots: Vec<Option<Result<Revision, LoadError>>> =
-        Vec::with_capacity(batches.iter().map(Vec::len).sum());
-    for batch in batches {
-        slots.extend(batch.into_iter().map(Some));
-    }
-    let skip = versions.as_os_str().len();
-    let mut order: Vec<usize> = (0..slots.len()).collect();
-    order.sort_unstable_by(|&a, &b| sort_key(&slots[a], skip).cmp(sort_key(&slots[b], skip)));
-    let mut revs = Vec::with_capacity(slots.len());
     let mut problems = Vec::new();
-    for result in order.into_iter().filter_map(|i| slots[i].take()) {
-        match result {
-            Ok(r) => revs.push(r),
-            Err(e) => problems.push(e),
-        }
+    let mut revisions = Vec::with_capacity(parts.len());
+    for part in parts {
+        problems.extend(part.problems);
+        revisions.push(part.revisions);
     }
+    problems.sort_by(|a, b| path_order(error_path(a), error_path(b)));
     if let Some(err) = LoadError::from_many(problems) {
         return Err(err);
     }
-    RevisionMap::new(revs)
+    // Put the revisions in path order. A revision is hundreds of bytes:
+    // sort indexes, then move each revision within one vector along the
+    // permutation's cycles, so that no second copy of the chain is made
+    // (a thousand revisions fill 140 pages, each a page fault when first
+    // written: 0.96x paired on `heads` and a no-op `upgrade`, BENCHMARKS.md).
+    // Every path starts with `versions`: compare what follows.
+    let mut all = join_parts(revisions);
+    let skip = versions.as_os_str().len();
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_unstable_by(|&a, &b| sort_key(&all[a], skip).cmp(sort_key(&all[b], skip)));
+    permute(&mut all, order);
+    RevisionMap::new(all)
 }
 
-/// The bytes of a result's path after the first `skip` (the versions folder).
-fn sort_key(slot: &Option<Result<Revision, LoadError>>, skip: usize) -> &[u8] {
-    let path = slot
-        .as_ref()
-        .map_or(Path::new(""), result_path)
-        .as_os_str()
-        .as_encoded_bytes();
+/// The threads' results as one vector: the largest grows (a large
+/// allocation is remapped, not copied), and the others are moved in.
+fn join_parts<T>(mut parts: Vec<Vec<T>>) -> Vec<T> {
+    let largest = (0..parts.len())
+        .max_by_key(|&i| parts[i].len())
+        .unwrap_or(0);
+    let mut all = if parts.is_empty() {
+        Vec::new()
+    } else {
+        parts.swap_remove(largest)
+    };
+    all.reserve(parts.iter().map(Vec::len).sum());
+    for mut part in parts {
+        all.append(&mut part);
+    }
+    all
+}
+
+/// Reorders `items` so that position `k` holds what was at `order[k]`
+/// (`order` a permutation of the positions), moving items along the
+/// permutation's cycles: no copy of `items` is made.
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    for start in 0..items.len() {
+        let mut at = start;
+        // Each position is settled once: marked by pointing at itself.
+        while order[at] != at {
+            let from = order[at];
+            order[at] = at;
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
+}
+
+/// The bytes of a revision's path after the first `skip` (the versions folder).
+fn sort_key(rev: &Revision, skip: usize) -> &[u8] {
+    let path = rev.path.as_os_str().as_encoded_bytes();
     path.get(skip..).unwrap_or(path)
 }
 
-fn result_path(r: &Result<Revision, LoadError>) -> &Path {
-    match r {
-        Ok(rev) => &rev.path,
-        Err(LoadError::Parse(e)) => &e.path,
-        Err(LoadError::Io { path, .. }) => path,
-        Err(_) => Path::new(""),
+/// The file a loader's error is about.
+fn error_path(e: &LoadError) -> &Path {
+    match e {
+        LoadError::Parse(e) => &e.path,
+        LoadError::Io { path, .. } => path,
+        _ => Path::new(""),
     }
 }
 
@@ -285,11 +316,11 @@ fn result_path(r: &Result<Revision, LoadError>) -> &Path {
 /// (`statx`, `lseek`): on a 10,000-file chain that is a third of all system
 /// calls. Reading into a reused buffer until end of file needs only `open`,
 /// `read`, `read`, `close`.
-fn parse_batches(
-    rx: &Mutex<Receiver<Vec<PathBuf>>>,
-    checksums: bool,
-) -> Vec<Vec<Result<Revision, LoadError>>> {
-    let mut out = Vec::new();
+fn parse_batches(rx: &Mutex<Receiver<Vec<PathBuf>>>, checksums: bool) -> Parsed {
+    let mut out = Parsed {
+        revisions: Vec::new(),
+        problems: Vec::new(),
+    };
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // A poisoned lock means another worker panicked; the scope re-raises it.
@@ -297,31 +328,33 @@ fn parse_batches(
             Ok(Ok(batch)) => batch,
             _ => break,
         };
-        out.push(parse_batch(batch, &mut buf, checksums));
+        for path in batch {
+            match parse_file(path, &mut buf, checksums) {
+                Ok(rev) => out.revisions.push(rev),
+                Err(e) => out.problems.push(e),
+            }
+        }
     }
     out
 }
 
-/// Reads and parses a batch of files; with `checksums`, computes each
-/// section's checksum as well.
-fn parse_batch(
-    batch: Vec<PathBuf>,
-    buf: &mut Vec<u8>,
-    checksums: bool,
-) -> Vec<Result<Revision, LoadError>> {
-    batch
-        .into_iter()
-        .map(|path| {
-            let rev = read_one(path, buf)?;
-            if checksums {
-                rev.upgrade.checksum();
-                if let Some(d) = &rev.downgrade {
-                    d.checksum();
-                }
-            }
-            Ok(rev)
-        })
-        .collect()
+/// What one thread read and parsed, in the order it took the files.
+struct Parsed {
+    revisions: Vec<Revision>,
+    problems: Vec<LoadError>,
+}
+
+/// Reads and parses a file; with `checksums`, computes each section's
+/// checksum as well.
+fn parse_file(path: PathBuf, buf: &mut Vec<u8>, checksums: bool) -> Result<Revision, LoadError> {
+    let rev = read_one(path, buf)?;
+    if checksums {
+        rev.upgrade.checksum();
+        if let Some(d) = &rev.downgrade {
+            d.checksum();
+        }
+    }
+    Ok(rev)
 }
 
 fn read_one(path: PathBuf, buf: &mut Vec<u8>) -> Result<Revision, LoadError> {
@@ -440,7 +473,7 @@ mod tests {
             match result.unwrap_err() {
                 LoadError::Many(problems) => problems
                     .into_iter()
-                    .map(|p| result_path(&Err(p)).to_owned())
+                    .map(|p| error_path(&p).to_owned())
                     .collect(),
                 other => panic!("{other}"),
             }
@@ -529,11 +562,8 @@ mod tests {
         help.help();
         assert_eq!(shared.helping.load(Ordering::SeqCst), 0);
         let parsed = shared.parsed.lock().unwrap();
-        let revisions: Vec<&Revision> = parsed
-            .iter()
-            .flatten()
-            .map(|r| r.as_ref().unwrap())
-            .collect();
+        assert!(parsed.iter().all(|p| p.problems.is_empty()));
+        let revisions: Vec<&Revision> = parsed.iter().flat_map(|p| &p.revisions).collect();
         let ids: Vec<&str> = revisions.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["r1", "r2", "r3"]);
         assert!(revisions.iter().all(|r| r.upgrade.checksum.get().is_some()));
@@ -585,5 +615,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = load_versions(&dir.path().join("versions")).unwrap_err();
         assert!(matches!(err, LoadError::NoVersions(_)), "{err}");
+    }
+
+    proptest::proptest! {
+        /// The threads' results, joined and put in order along the
+        /// permutation's cycles, are what indexing a copy would give.
+        #[test]
+        fn joined_parts_put_in_order_in_place_are_what_a_copy_would_give(
+            parts in proptest::collection::vec(proptest::collection::vec(0u32..1000, 0..40), 0..5),
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let flat: Vec<u32> = parts.iter().flatten().copied().collect();
+            let mut all = join_parts(parts);
+            let mut sorted_all = all.clone();
+            sorted_all.sort_unstable();
+            let mut sorted_flat = flat.clone();
+            sorted_flat.sort_unstable();
+            proptest::prop_assert_eq!(&sorted_all, &sorted_flat, "every item, once");
+            // A shuffled permutation (a small LCG: no dependency).
+            let mut order: Vec<usize> = (0..all.len()).collect();
+            let mut x = seed | 1;
+            for i in (1..order.len()).rev() {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                order.swap(i, (x >> 33) as usize % (i + 1));
+            }
+            let expected: Vec<u32> = order.iter().map(|&i| all[i]).collect();
+            permute(&mut all, order);
+            proptest::prop_assert_eq!(all, expected);
+        }
     }
 }
