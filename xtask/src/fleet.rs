@@ -401,15 +401,13 @@ fn floor(dir: &Path, chain_dir: &Path, url: &str, schemas: usize, jobs: usize) -
              INSERT INTO alembic_version VALUES ('a00000000019');\nCOMMIT;\n"
         )?;
     }
-    let psql = alembic_throwaway::find_bindir()
-        .map_err(|e| anyhow!("{e}"))?
-        .join("psql");
     let mut files = Vec::new();
     for (k, part) in parts.iter().enumerate() {
         let file = dir.join(format!("floor-{k}.sql"));
         std::fs::write(&file, part)?;
         files.push(file);
     }
+    let psql = crate::psql()?;
     let start = Instant::now();
     let children: Vec<_> = files
         .iter()

@@ -325,6 +325,14 @@ fn ms(d: Duration) -> String {
     }
 }
 
+/// psql from the server's own binaries: Debian's `/usr/bin/psql`, first on
+/// PATH, is a Perl script that picks a cluster and then runs this one,
+/// about 38 ms more per start (measured), which a floor must not carry.
+pub(crate) fn psql() -> Result<PathBuf> {
+    let bindir = alembic_throwaway::find_bindir().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(bindir.join("psql"))
+}
+
 pub(crate) fn python_alembic(bench: &Path) -> Option<PathBuf> {
     python_tool(&bench.join("venv"), "alembic", &["alembic>=1.20,<1.21"])
 }
@@ -610,6 +618,7 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         }
         Ok(elapsed)
     };
+    let psql_exe = psql()?;
     let mut psql_times = Vec::new();
     let mut ours = Vec::new();
     let mut ours_per = Vec::new();
@@ -617,7 +626,7 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
     for run in 0..runs {
         let db = fresh()?;
         psql_times.push(timed(
-            Command::new("psql")
+            Command::new(&psql_exe)
                 .args([db.url(), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f"])
                 .arg(&script),
         )?);
@@ -680,6 +689,41 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         "head",
     ];
     let heads_cmd = [exe_s.as_str(), "--script-location", dir_s.as_str(), "heads"];
+    // Two floors in the same rotation: the same no-op on a chain of one
+    // revision (process start, connection and state read, almost no
+    // chain), and psql reading the same rows with the statement the
+    // engine sends (`Settings::reads_sql`): a C client's connection and
+    // read, nothing else.
+    let one_dir = bench.join("chains/linear-1");
+    if !one_dir.join("versions").is_dir() {
+        write_sql_chain(&one_dir, &revs[..1])?;
+    }
+    let one_s = one_dir.to_str().context("utf-8 path")?.to_owned();
+    let one_db = fresh()?;
+    let one_cmd = [
+        exe_s.as_str(),
+        "--script-location",
+        one_s.as_str(),
+        "--database-url",
+        one_db.url(),
+        "upgrade",
+        "head",
+    ];
+    timed(Command::new(one_cmd[0]).args(&one_cmd[1..]))?;
+    let psql_s = psql_exe.to_str().context("utf-8 path")?.to_owned();
+    let read_cmd = [
+        psql_s.as_str(),
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-d",
+        db.url(),
+        "-c",
+        "SELECT NULL, version_num, NULL, NULL, NULL FROM alembic_version UNION ALL \
+         SELECT revision, upgrade_checksum, downgrade_checksum, status, error \
+         FROM alembic_version_ledger;",
+    ];
     // sqlx-cli's no-op on a database it migrated, in the same rotation.
     let sqlx_db = fresh()?;
     let sqlx_noop: Vec<String> = match &sqlx {
@@ -742,7 +786,7 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
     // The direct commands in one rotation, the two through cargo in
     // another: a cargo run between two direct ones added 0.5 to 1.2 ms to
     // them (measured), and would weigh on the direct figures.
-    let mut cmds: Vec<&[&str]> = vec![&noop_cmd, &heads_cmd];
+    let mut cmds: Vec<&[&str]> = vec![&noop_cmd, &heads_cmd, &one_cmd, &read_cmd];
     if !sqlx_noop.is_empty() {
         cmds.push(&sqlx_noop);
     }
@@ -754,7 +798,9 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         }
         _ => None,
     };
-    let sqlx_idle = (all.len() == 3).then(|| all.remove(2));
+    let sqlx_idle = (all.len() == 5).then(|| all.remove(4));
+    let read_only = all.remove(3);
+    let one_revision = all.remove(2);
     let load_only = all.remove(1);
     let noop = all.remove(0);
 
@@ -828,6 +874,7 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         )?;
     }
     writeln!(section, "\nNo-op `upgrade head` with all {count} revisions applied and every checksum verified: {} median, {} min ({} runs); of which loading the chain (`heads` alone): {} median.", ms(noop.median), ms(noop.min), noop.runs, ms(load_only.median))?;
+    writeln!(section, "Floors in the same rotation: the same no-op on a chain of one revision {} median, {} min; psql reading the same rows with the same statement (a C client connecting and reading, nothing else) {} median, {} min.", ms(one_revision.median), ms(one_revision.min), ms(read_only.median), ms(read_only.min))?;
     if let Some(s) = sqlx_idle {
         writeln!(section, "sqlx-cli's no-op `sqlx migrate run` on a database it migrated, in the same rotation: {} median, {} min; cargo alembic / sqlx-cli (medians): {:.2}.", ms(s.median), ms(s.min), noop.median.as_secs_f64() / s.median.as_secs_f64())?;
     }

@@ -46,10 +46,11 @@ pub(crate) fn bench_squash(root: &Path, args: &[String]) -> Result<()> {
     };
     let floor_sql = bench.join("floor.sql");
     std::fs::write(&floor_sql, crate::fleet::chain_sql(&full)?)?;
+    let psql_exe = crate::psql()?;
     let psql = || -> Result<Duration> {
         let db = server.database().map_err(|e| anyhow!("{e}"))?;
         let start = Instant::now();
-        let out = Command::new("psql")
+        let out = Command::new(&psql_exe)
             .args([db.url(), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f"])
             .arg(&floor_sql)
             .stdout(Stdio::null())
