@@ -332,6 +332,18 @@ pub fn validate_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The common case of a (trimmed) list value, one bare id: no splitting,
+/// no quotes. `None` when it is not one: empty, `None`, or written the
+/// Python way.
+fn bare_id(v: &str) -> Option<Result<String, String>> {
+    let bare = !v.is_empty()
+        && v != "None"
+        && !v
+            .bytes()
+            .any(|b| matches!(b, b',' | b'(' | b'[' | b'\'' | b'"'));
+    bare.then(|| validate_id(v).map(|()| v.to_owned()))
+}
+
 /// Parses a list value written bare (`a, b`) or the Python way (`'a'`,
 /// `('a', 'b')`, `['a']`, `None`).
 pub fn parse_list(raw: &str) -> Result<Vec<String>, String> {
@@ -339,13 +351,8 @@ pub fn parse_list(raw: &str) -> Result<Vec<String>, String> {
     if v.is_empty() || v == "None" {
         return Ok(Vec::new());
     }
-    // The common case, one bare id: no splitting, no quotes.
-    if !v
-        .bytes()
-        .any(|b| matches!(b, b',' | b'(' | b'[' | b'\'' | b'"'))
-    {
-        validate_id(v)?;
-        return Ok(vec![v.to_owned()]);
+    if let Some(id) = bare_id(v) {
+        return Ok(vec![id?]);
     }
     let inner = match (v.chars().next(), v.chars().last()) {
         (Some('('), Some(')')) | (Some('['), Some(']')) => &v[1..v.len() - 1],
@@ -649,11 +656,18 @@ impl Parser {
         let bad =
             |entry: &(&'static str, usize, &str, usize), reason| self.bad_value(entry, reason);
         let rev_entry = header.get("revision").ok_or_else(|| missing("revision"))?;
-        let mut ids = parse_list(rev_entry.2).map_err(|r| bad(rev_entry, r))?;
-        let id = match ids.len() {
-            1 => ids.pop().unwrap_or_default(),
-            0 => return Err(bad(rev_entry, "a revision needs an id".into())),
-            _ => return Err(bad(rev_entry, "a revision has exactly one id".into())),
+        let value = rev_entry.2.trim_ascii();
+        let id = match bare_id(value) {
+            // One id, as nearly every file has it: no list to make.
+            Some(id) => id.map_err(|r| bad(rev_entry, r))?,
+            None => {
+                let mut ids = parse_list(value).map_err(|r| bad(rev_entry, r))?;
+                match ids.len() {
+                    1 => ids.pop().unwrap_or_default(),
+                    0 => return Err(bad(rev_entry, "a revision needs an id".into())),
+                    _ => return Err(bad(rev_entry, "a revision has exactly one id".into())),
+                }
+            }
         };
         let down_entry = header
             .get("down_revision")
@@ -909,6 +923,19 @@ DROP TABLE users;
         assert!(r.is_merge_point());
     }
 
+    /// The revision's own id written bare, as a Python string or as a
+    /// one-item tuple is the same id.
+    #[test]
+    fn a_revision_id_in_any_list_form() {
+        for value in ["a1", " a1 ", "'a1'", "\"a1\"", "('a1',)", "['a1']"] {
+            let r = parse(&format!(
+                "-- revision: {value}\n-- down_revision: None\n-- alembic:upgrade\n"
+            ))
+            .unwrap();
+            assert_eq!(r.id, "a1", "{value}");
+        }
+    }
+
     #[test]
     fn empty_downgrade_is_a_no_op_not_irreversible() {
         let r = parse("-- revision: a\n-- down_revision: None\n-- alembic:upgrade\nSELECT 1;\n-- alembic:downgrade\n").unwrap();
@@ -956,6 +983,12 @@ DROP TABLE users;
             ("-- revision: a\n-- down_revision: None\nSELECT 1;\n-- alembic:upgrade\n", 3, "SQL before the `-- alembic:upgrade` marker"),
             ("-- revision: a\n-- down_revision: None\n-- alembic:upgrades\n", 3, "unknown section marker `-- alembic:upgrades` (allowed: `-- alembic:upgrade`, `-- alembic:downgrade`)"),
             ("-- revision: a b\n-- down_revision: None\n-- alembic:upgrade\n", 1, "bad value for `revision`: `a b` contains ' '; ids use letters, digits, `_` and `-`"),
+            ("-- revision: None\n-- down_revision: None\n-- alembic:upgrade\n", 1, "bad value for `revision`: a revision needs an id"),
+            ("-- revision:\n-- down_revision: None\n-- alembic:upgrade\n", 1, "bad value for `revision`: a revision needs an id"),
+            ("-- revision: ()\n-- down_revision: None\n-- alembic:upgrade\n", 1, "bad value for `revision`: a revision needs an id"),
+            ("-- revision: a, b\n-- down_revision: None\n-- alembic:upgrade\n", 1, "bad value for `revision`: a revision has exactly one id"),
+            ("-- revision: ('a', 'b')\n-- down_revision: None\n-- alembic:upgrade\n", 1, "bad value for `revision`: a revision has exactly one id"),
+            ("-- revision: a$\n-- down_revision: None\n-- alembic:upgrade\n", 1, "bad value for `revision`: `a$` contains '$'; ids use letters, digits, `_` and `-`"),
             ("-- revision: a\n-- down_revision: b, b\n-- alembic:upgrade\n", 2, "bad value for `down_revision`: `b` is listed twice"),
             ("-- revision: a\n-- down_revision: None\n-- transactional: maybe\n-- alembic:upgrade\n", 3, "bad value for `transactional`: `maybe` is neither `true` nor `false`"),
             ("-- revision: a\n-- down_revision: None\n-- alembic:upgrade\nSELECT 1;\nSELECT $x$ oops;\n", 5, "unterminated dollar-quoted body: no closing `$x$`"),
