@@ -265,14 +265,10 @@ fn load(versions: &Path, busy: usize, help: Option<&LoadHelp>) -> Result<Revisio
 /// The threads' results as one vector: the largest grows (a large
 /// allocation is remapped, not copied), and the others are moved in.
 fn join_parts<T>(mut parts: Vec<Vec<T>>) -> Vec<T> {
-    let largest = (0..parts.len())
-        .max_by_key(|&i| parts[i].len())
-        .unwrap_or(0);
-    let mut all = if parts.is_empty() {
-        Vec::new()
-    } else {
-        parts.swap_remove(largest)
+    let Some(largest) = (0..parts.len()).max_by_key(|&i| parts[i].len()) else {
+        return Vec::new();
     };
+    let mut all = parts.swap_remove(largest);
     all.reserve(parts.iter().map(Vec::len).sum());
     for mut part in parts {
         all.append(&mut part);
