@@ -110,24 +110,3 @@ fn an_install_builds_no_icu4x_tables() {
         .collect();
     assert!(icu4x.is_empty(), "an install builds ICU4X: {icu4x:?}");
 }
-
-/// The executable is linked at a fixed address on Linux with glibc
-/// (`build.rs`): a position-independent one is relocated by the dynamic
-/// loader at every start, a twentieth of a no-op `upgrade`.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[test]
-fn the_executable_is_not_relocated_at_start_on_linux_gnu() {
-    use std::io::Read as _;
-    let mut header = [0u8; 18];
-    std::fs::File::open(env!("CARGO_BIN_EXE_cargo-alembic"))
-        .and_then(|mut f| f.read_exact(&mut header))
-        .expect("the executable's ELF header");
-    assert_eq!(&header[..4], b"\x7fELF", "an ELF file");
-    // `e_type`, in the byte order `EI_DATA` names: 2 is a fixed-address
-    // executable, 3 a position-independent one.
-    let e_type = match header[5] {
-        2 => u16::from_be_bytes([header[16], header[17]]),
-        _ => u16::from_le_bytes([header[16], header[17]]),
-    };
-    assert_eq!(e_type, 2, "ET_EXEC, not ET_DYN (PIE)");
-}
