@@ -330,10 +330,7 @@ fn parse_batches(rx: &Mutex<Receiver<Vec<PathBuf>>>, checksums: bool) -> Parsed 
             _ => break,
         };
         for path in batch {
-            match parse_file(path, &mut buf, checksums) {
-                Ok(rev) => out.revisions.push(rev),
-                Err(e) => out.problems.push(e),
-            }
+            out.parse_file(path, &mut buf, checksums);
         }
     }
     out
@@ -345,37 +342,45 @@ struct Parsed {
     problems: Vec<LoadError>,
 }
 
-/// Reads and parses a file; with `checksums`, computes each section's
-/// checksum as well.
-fn parse_file(path: PathBuf, buf: &mut Vec<u8>, checksums: bool) -> Result<Revision, LoadError> {
-    let rev = read_one(path, buf)?;
-    if checksums {
-        rev.upgrade.checksum();
-        if let Some(d) = &rev.downgrade {
-            d.checksum();
+impl Parsed {
+    /// Reads and parses a file into `revisions`, or its error into
+    /// `problems`; with `checksums`, computes each section's checksum as
+    /// well. A revision is 560 bytes: it is pushed where it is parsed, not
+    /// handed back through `Result`s, each of which was a copy of it.
+    fn parse_file(&mut self, path: PathBuf, buf: &mut Vec<u8>, checksums: bool) {
+        let len = match read_to_end(&path, buf) {
+            Ok(len) => len,
+            Err(reason) => return self.problems.push(LoadError::Io { path, reason }),
+        };
+        match Revision::parse_owned(path, &buf[..len]) {
+            Ok(rev) => self.revisions.push(rev),
+            Err(e) => return self.problems.push(e.into()),
+        }
+        if let (true, Some(rev)) = (checksums, self.revisions.last()) {
+            rev.upgrade.checksum();
+            if let Some(d) = &rev.downgrade {
+                d.checksum();
+            }
         }
     }
-    Ok(rev)
 }
 
-fn read_one(path: PathBuf, buf: &mut Vec<u8>) -> Result<Revision, LoadError> {
-    let mut file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(reason) => return Err(LoadError::Io { path, reason }),
-    };
+/// Reads a whole file into `buf` (grown when the file is larger), and
+/// returns its length.
+fn read_to_end(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut file = std::fs::File::open(path)?;
     let mut len = 0;
     loop {
         if len == buf.len() {
             buf.resize(buf.len() * 2, 0);
         }
         match file.read(&mut buf[len..]) {
-            Ok(0) => break,
+            Ok(0) => return Ok(len),
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(reason) => return Err(LoadError::Io { path, reason }),
+            Err(e) => return Err(e),
         }
     }
-    Ok(Revision::parse_owned(path, &buf[..len])?)
 }
 
 #[cfg(test)]
