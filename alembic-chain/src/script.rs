@@ -356,7 +356,11 @@ impl Parsed {
             Ok(rev) => self.revisions.push(rev),
             Err(e) => return self.problems.push(e.into()),
         }
-        if let (true, Some(rev)) = (checksums, self.revisions.last()) {
+        if !checksums {
+            return;
+        }
+        // The checksums, of the revision in place once pushed.
+        if let Some(rev) = self.revisions.last() {
             rev.upgrade.checksum();
             if let Some(d) = &rev.downgrade {
                 d.checksum();
