@@ -289,7 +289,7 @@ fn migra(root: &Path, dir: &Path) -> Result<Option<(f64, f64)>> {
     let desired = server.database().map_err(|e| anyhow!("{e}"))?;
     head.connect()?.batch_execute(&schema(false))?;
     desired.connect()?.batch_execute(&schema(true))?;
-    let ours_exe = root.join("target/release/cargo-alembic");
+    let ours_exe = crate::release_binary(root)?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for run in 0..5 {
         let start = Instant::now();
