@@ -148,7 +148,7 @@ pub(crate) fn bench_autogenerate(root: &Path, args: &[String]) -> Result<()> {
     let figures = cold_runs(&exe, &dir, runs)?;
     let pick = |f: fn(&Run) -> f64| crate::median(&figures.iter().map(f).collect::<Vec<_>>());
     let changes = count_changes(&exe, &dir)?;
-    let migra = migra(root, &dir)?;
+    let migra = migra(root, &exe, &dir)?;
     let mut section = String::new();
     writeln!(
         section,
@@ -275,7 +275,7 @@ fn count_changes(exe: &str, dir: &Path) -> Result<usize> {
 /// migra's diff of the head and desired databases, beside ours on the
 /// same server (`--from-database`, the server given): medians in ms, or
 /// `None` when migra does not install.
-fn migra(root: &Path, dir: &Path) -> Result<Option<(f64, f64)>> {
+fn migra(root: &Path, ours_exe: &str, dir: &Path) -> Result<Option<(f64, f64)>> {
     use alembic_throwaway::{Choice, Server};
     let Some(exe) = crate::python_tool(
         &root.join("target/bench/migra-venv"),
@@ -289,7 +289,6 @@ fn migra(root: &Path, dir: &Path) -> Result<Option<(f64, f64)>> {
     let desired = server.database().map_err(|e| anyhow!("{e}"))?;
     head.connect()?.batch_execute(&schema(false))?;
     desired.connect()?.batch_execute(&schema(true))?;
-    let ours_exe = crate::release_binary(root)?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for run in 0..5 {
         let start = Instant::now();
@@ -311,7 +310,7 @@ fn migra(root: &Path, dir: &Path) -> Result<Option<(f64, f64)>> {
             bail!("migra failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         theirs.push(start.elapsed().as_secs_f64() * 1000.0);
-        let out = Command::new(&ours_exe)
+        let out = Command::new(ours_exe)
             .args([
                 "alembic",
                 "--script-location",
