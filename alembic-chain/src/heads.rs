@@ -160,6 +160,30 @@ impl HeadState {
         Ok(ops)
     }
 
+    /// What takes the table from these rows to `after`'s in one go: a
+    /// row that goes and one that comes are one update, the rest deletes
+    /// and inserts. A run in one transaction records its revisions this
+    /// way at its commit: the rows it leaves are the ones the steps leave
+    /// (no row can go and come back in one direction), and no one sees the
+    /// rows between.
+    pub fn changes_to(&self, map: &RevisionMap, after: &HeadState) -> Vec<VersionOp> {
+        let id = |i: usize| map.rev(i).id.clone();
+        let mut gone = self.heads.difference(&after.heads).copied();
+        let mut come = after.heads.difference(&self.heads).copied();
+        let mut ops = Vec::new();
+        loop {
+            match (gone.next(), come.next()) {
+                (Some(from), Some(to)) => ops.push(VersionOp::Update {
+                    from: id(from),
+                    to: id(to),
+                }),
+                (Some(from), None) => ops.push(VersionOp::Delete(id(from))),
+                (None, Some(to)) => ops.push(VersionOp::Insert(id(to))),
+                (None, None) => return ops,
+            }
+        }
+    }
+
     fn insert(&mut self, map: &RevisionMap, rev: usize) -> Result<VersionOp, StepError> {
         if !self.heads.insert(rev) {
             return Err(StepError::new(map, rev, "it is a row already"));
@@ -348,6 +372,97 @@ mod tests {
         assert_eq!(got[2], (vec![upd("d", "r")], vec!["r".to_owned()]));
         assert_eq!(got[4].0, vec![ins("p"), upd("r", "d")]);
         assert_eq!(got[4].1, ["p", "d", "o"]);
+    }
+
+    /// Applies ops to a table's rows as the server would.
+    fn apply(rows: &mut BTreeSet<String>, ops: &[VersionOp]) {
+        for op in ops {
+            match op {
+                VersionOp::Insert(id) => assert!(rows.insert(id.clone()), "{id} twice"),
+                VersionOp::Delete(id) => assert!(rows.remove(id), "no row {id}"),
+                VersionOp::Update { from, to } => {
+                    assert!(rows.remove(from), "no row {from}");
+                    assert!(rows.insert(to.clone()), "{to} twice");
+                }
+            }
+        }
+    }
+
+    /// The ops a whole transaction sends at its commit leave the rows its
+    /// steps one by one would: for every prefix of walks up and down
+    /// through branches, merges and dependencies.
+    #[test]
+    fn changes_in_one_go_leave_the_rows_of_the_steps() {
+        let walks: [(&[&str], &[&str], &[&str]); 3] = [
+            (
+                &["a", "b1 <- a", "c1 <- a", "m <- b1,c1", "n <- m"],
+                &["a", "b1", "c1", "m", "n"],
+                &["n", "m", "c1", "b1", "a"],
+            ),
+            (
+                &["a", "x", "b <- a {x}", "c <- b"],
+                &["a", "x", "b", "c"],
+                &["c", "b", "x", "a"],
+            ),
+            (
+                &["p", "d {p}", "r <- p {d}", "o"],
+                &["p", "d", "r", "o"],
+                &["r", "o", "d", "p"],
+            ),
+        ];
+        for (chain, up, down) in walks {
+            let m = map(chain);
+            let idx = |id: &&str| m.index_of(id).unwrap();
+            for (direction, steps) in [("up", up), ("down", down)] {
+                let mut start = HeadState::default();
+                if direction == "down" {
+                    for id in up {
+                        start.upgrade(&m, idx(id)).unwrap();
+                    }
+                }
+                for from in 0..steps.len() {
+                    for to in from..=steps.len() {
+                        let mut before = start.clone();
+                        for id in &steps[..from] {
+                            step(&m, &mut before, direction, idx(id));
+                        }
+                        let mut after = before.clone();
+                        let mut one_by_one: BTreeSet<String> =
+                            ids(&m, &before.heads()).into_iter().collect();
+                        for id in &steps[from..to] {
+                            let ops = step(&m, &mut after, direction, idx(id));
+                            apply(&mut one_by_one, &ops);
+                        }
+                        let mut at_once: BTreeSet<String> =
+                            ids(&m, &before.heads()).into_iter().collect();
+                        let ops = before.changes_to(&m, &after);
+                        apply(&mut at_once, &ops);
+                        assert_eq!(
+                            at_once, one_by_one,
+                            "{chain:?} {direction} {from}..{to}: {ops:?}"
+                        );
+                    }
+                }
+            }
+        }
+        let m = map(&["a", "b <- a", "c <- b"]);
+        let a = HeadState::new([m.index_of("a").unwrap()]);
+        let c = HeadState::new([m.index_of("c").unwrap()]);
+        assert_eq!(
+            a.changes_to(&m, &c),
+            vec![upd("a", "c")],
+            "one update for a linear run"
+        );
+        assert_eq!(a.changes_to(&m, &a), vec![]);
+        assert_eq!(HeadState::default().changes_to(&m, &c), vec![ins("c")]);
+        assert_eq!(c.changes_to(&m, &HeadState::default()), vec![del("c")]);
+    }
+
+    fn step(m: &RevisionMap, state: &mut HeadState, direction: &str, i: usize) -> Vec<VersionOp> {
+        match direction {
+            "up" => state.upgrade(m, i).unwrap(),
+            _ => state.downgrade(m, i).unwrap(),
+        }
     }
 
     #[test]

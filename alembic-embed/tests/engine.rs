@@ -748,6 +748,139 @@ fn grouped_revisions_report_their_own_time_and_failures_their_own_line() {
     );
 }
 
+/// A run's revisions are recorded at its commit, each with the time the
+/// server measured for it alone: not the time since its round trip began
+/// (the revisions after a slow one in the same round trip are quick).
+#[test]
+fn each_revision_is_recorded_with_its_own_time() {
+    let files: Vec<(String, String)> = (0..6)
+        .map(|n| {
+            let down = if n == 0 {
+                "None".to_owned()
+            } else {
+                format!("d{}", n - 1)
+            };
+            let up = if n == 1 {
+                "SELECT pg_sleep(0.2);".to_owned()
+            } else {
+                format!("CREATE TABLE d{n} (id int);")
+            };
+            (format!("d{n}.sql"), rev(&format!("d{n}"), &down, &up, ""))
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let (_dir, map) = chain(&refs);
+    let db = db();
+    let mut c = db.connect().unwrap();
+    let mut seen = Vec::new();
+    Engine::new(&map, Settings::default())
+        .upgrade(&mut c, "head", &mut |s| {
+            seen.push((s.revision.clone(), s.duration.as_secs_f64() * 1000.0))
+        })
+        .unwrap();
+    let recorded: Vec<(String, f64)> = c
+        .query(
+            "SELECT revision::text, duration_ms FROM alembic_version_ledger ORDER BY revision",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(recorded.len(), 6);
+    for ((id, ms), (seen_id, seen_ms)) in recorded.iter().zip(&seen) {
+        assert_eq!(id, seen_id);
+        assert!(
+            (ms - seen_ms).abs() < 0.01,
+            "the ledger has what the step reported: {recorded:?} {seen:?}"
+        );
+        if id == "d1" {
+            assert!(*ms >= 200.0, "{recorded:?}");
+        } else {
+            assert!(
+                *ms < 150.0,
+                "{id} is not charged with d1's sleep: {recorded:?}"
+            );
+        }
+    }
+    assert_eq!(
+        rows(&mut c, "SELECT version_num FROM alembic_version"),
+        ["d5"]
+    );
+}
+
+/// The version table and the ledger are written with the commit: a
+/// revision that breaks them makes the commit fail, which names the
+/// transaction's revisions and leaves none of them applied, the
+/// connection outside any transaction; with a transaction per revision,
+/// the ones before it stay.
+#[test]
+fn a_commit_that_cannot_record_its_revisions_rolls_them_back() {
+    let files = [
+        (
+            "a.sql",
+            rev("a1", "None", "CREATE TABLE k1 (id int);", "DROP TABLE k1;"),
+        ),
+        (
+            "b.sql",
+            rev("b2", "a1", "DROP TABLE alembic_version_ledger;", ""),
+        ),
+    ];
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let (_dir, map) = chain(&refs);
+    for per_revision in [false, true] {
+        let db = db();
+        let mut c = db.connect().unwrap();
+        let settings = Settings {
+            transaction_per_migration: per_revision,
+            ..Settings::default()
+        };
+        let err = Engine::new(&map, settings)
+            .upgrade(&mut c, "head", &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        let (named, versions, k1) = if per_revision {
+            (
+                "revision b2 (it was rolled back: none of it is applied)",
+                vec!["a1".to_owned()],
+                1,
+            )
+        } else {
+            (
+                "revisions a1, b2 (it was rolled back: none of them is applied)",
+                vec![],
+                0,
+            )
+        };
+        assert!(
+            err.contains(&format!(
+                "cannot record and commit the transaction of {named}"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("alembic_version_ledger"), "{err}");
+        assert_eq!(
+            rows(&mut c, "SELECT version_num FROM alembic_version"),
+            versions
+        );
+        let tables: i64 = c
+            .query_one("SELECT count(*) FROM pg_tables WHERE tablename = 'k1'", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(tables, k1, "per revision: {per_revision}");
+        // Not in the failed transaction (queries would fail), nor in one
+        // that wrote (it would have a transaction id).
+        let in_transaction: bool = c
+            .query_one("SELECT pg_current_xact_id_if_assigned() IS NOT NULL", &[])
+            .unwrap()
+            .get(0);
+        assert!(!in_transaction, "the failed transaction is rolled back");
+    }
+}
+
 trait OkSummary {
     fn ok_summary(self) -> String;
 }

@@ -109,7 +109,7 @@ impl<'m> Engine<'m> {
         }
         let _ = client.batch_execute("ROLLBACK").await;
         EngineError::Database {
-            context: format!("cannot record revision {} in the version table", rev.id),
+            context: format!("cannot run revision {}", rev.id),
             source: error,
         }
     }

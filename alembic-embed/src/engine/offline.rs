@@ -147,7 +147,7 @@ impl<'m> Engine<'m> {
                     "-- transactional: false: these statements run outside a transaction\n",
                 );
             }
-            out.push_str(&self.batch(rev, direction, &ops, false)?.sql);
+            out.push_str(&self.script(rev, direction, &ops)?.sql);
             out.push('\n');
             if open && per_revision {
                 out.push_str("COMMIT;\n\n");

@@ -96,45 +96,52 @@ impl<'m> Engine<'m> {
         }
     }
 
-    fn ledger_sql(&self, rev: &Revision, direction: Direction, timed: bool) -> String {
+    /// The ledger's side of revisions applied (`Upgrade`: a row each,
+    /// inserted or refreshed, with its duration in milliseconds, `None`
+    /// for NULL) or undone (`Downgrade`: their rows deleted, a squash's
+    /// with the rows of what it replaced); one statement for them all.
+    fn ledger_sql(&self, direction: Direction, revs: &[(&Revision, Option<f64>)]) -> String {
         let l = self.ledger_table();
         match direction {
             Direction::Upgrade => {
-                let duration = if timed {
-                    "extract(epoch FROM clock_timestamp() - current_setting('alembic.t0')::timestamptz) * 1000"
-                } else {
-                    "NULL"
-                };
-                let down = rev
-                    .downgrade
-                    .as_ref()
-                    .map_or("NULL".to_owned(), |d| quote_literal(d.checksum().as_str()));
                 // The column is named only when there is a tag, so that
                 // offline SQL without one runs on a ledger made before tags.
-                let (tag_column, tag) = match &self.settings.tag {
-                    Some(tag) => (", tag", format!(", {}", quote_literal(tag))),
-                    None => ("", String::new()),
+                let (tag_column, tag, tag_update) = match &self.settings.tag {
+                    Some(tag) => (
+                        ", tag",
+                        format!(", {}", quote_literal(tag)),
+                        ", tag = EXCLUDED.tag",
+                    ),
+                    None => ("", String::new(), ""),
                 };
-                let tag_update = if tag.is_empty() {
-                    ""
-                } else {
-                    ", tag = EXCLUDED.tag"
-                };
+                let tool = quote_literal(&self.settings.tool);
+                let rows: Vec<String> =
+                    revs.iter()
+                        .map(|(rev, duration)| {
+                            let down = rev.downgrade.as_ref().map_or("NULL".to_owned(), |d| {
+                                quote_literal(d.checksum().as_str())
+                            });
+                            let duration = duration.map_or("NULL".to_owned(), |ms| format!("{ms}"));
+                            format!(
+                                "({}, {}, {down}, {duration}, {tool}{tag})",
+                                quote_literal(&rev.id),
+                                quote_literal(rev.upgrade.checksum().as_str()),
+                            )
+                        })
+                        .collect();
                 format!(
-                    "INSERT INTO {l} (revision, upgrade_checksum, downgrade_checksum, duration_ms, tool{tag_column}) VALUES ({}, {}, {down}, {duration}, {}{tag}) \
+                    "INSERT INTO {l} (revision, upgrade_checksum, downgrade_checksum, duration_ms, tool{tag_column}) VALUES {} \
                      ON CONFLICT (revision) DO UPDATE SET upgrade_checksum = EXCLUDED.upgrade_checksum, downgrade_checksum = \
                      EXCLUDED.downgrade_checksum, applied_at = now(), duration_ms = EXCLUDED.duration_ms, tool = EXCLUDED.tool, \
                      status = 'applied', error = NULL{tag_update};\n",
-                    quote_literal(&rev.id),
-                    quote_literal(rev.upgrade.checksum().as_str()),
-                    quote_literal(&self.settings.tool)
+                    rows.join(", ")
                 )
             }
             // A squash's undo also ends the records of what it replaced.
             Direction::Downgrade => format!(
                 "DELETE FROM {l} WHERE revision IN ({});\n",
-                std::iter::once(&rev.id)
-                    .chain(&rev.replaces)
+                revs.iter()
+                    .flat_map(|(rev, _)| std::iter::once(&rev.id).chain(&rev.replaces))
                     .map(|id| quote_literal(id))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -150,39 +157,82 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// One revision's round trip: savepoint, timer, statements, bookkeeping.
+    /// One revision in a round trip: its statements, then a row with the
+    /// milliseconds since the server received the round trip's query
+    /// (`statement_timestamp()` stays that moment through all of its
+    /// statements), from which each revision's duration is taken. Its
+    /// version-table change and ledger row go with the transaction's
+    /// commit ([`Engine::bookkeeping_sql`]).
     pub(super) fn batch<'r>(
         &self,
         rev: &'r Revision,
         direction: Direction,
+    ) -> Result<Batch<'r>, EngineError> {
+        let mut batch = self.statements_batch(rev, direction)?;
+        batch.sql.push_str(&format!(
+            "SELECT '{TIMING}', {}, {SINCE_RECEIVED};\n",
+            quote_literal(&rev.id)
+        ));
+        Ok(batch)
+    }
+
+    /// One revision in an offline script: its statements, its version-table
+    /// change and its ledger row (without a duration).
+    pub(super) fn script<'r>(
+        &self,
+        rev: &'r Revision,
+        direction: Direction,
         ops: &[VersionOp],
-        online: bool,
+    ) -> Result<Batch<'r>, EngineError> {
+        let mut batch = self.statements_batch(rev, direction)?;
+        for op in ops {
+            batch.sql.push_str(&self.version_sql(op));
+        }
+        batch
+            .sql
+            .push_str(&self.ledger_sql(direction, &[(rev, None)]));
+        Ok(batch)
+    }
+
+    fn statements_batch<'r>(
+        &self,
+        rev: &'r Revision,
+        direction: Direction,
     ) -> Result<Batch<'r>, EngineError> {
         let statements = self.statements(rev, direction)?;
         let mut sql = String::new();
-        if online {
-            sql.push_str("SELECT set_config('alembic.t0', clock_timestamp()::text, true);\n");
-        }
         let mut located = Vec::with_capacity(statements.len());
         for s in statements {
             located.push((sql.len(), s));
             sql.push_str(&s.sql);
             sql.push_str(";\n");
         }
-        for op in ops {
-            sql.push_str(&self.version_sql(op));
-        }
-        sql.push_str(&self.ledger_sql(rev, direction, online));
-        if online {
-            sql.push_str(&format!(
-                "SELECT '{TIMING}', {}, extract(epoch FROM clock_timestamp() - current_setting('alembic.t0')::timestamptz) * 1000;\n",
-                quote_literal(&rev.id)
-            ));
-        }
         Ok(Batch {
             sql,
             statements: located,
         })
+    }
+
+    /// What a transaction's commit records, before its `COMMIT`: the
+    /// version table taken from the rows at its start to `heads` in one go
+    /// ([`HeadState::changes_to`]), and one ledger statement for all of its
+    /// revisions. Nobody sees the rows between, so recording each step on
+    /// its own (as Alembic does) cost a third of the server's work on
+    /// a run of small revisions and showed nothing more.
+    fn bookkeeping_sql(&self, tx: &Transaction, heads: &HeadState, direction: Direction) -> String {
+        let mut sql = String::new();
+        for op in tx.committed.changes_to(self.map, heads) {
+            sql.push_str(&self.version_sql(&op));
+        }
+        if !tx.done.is_empty() {
+            let revs: Vec<(&Revision, Option<f64>)> = tx
+                .done
+                .iter()
+                .map(|&(i, ms)| (self.map.rev(i), Some(ms)))
+                .collect();
+            sql.push_str(&self.ledger_sql(direction, &revs));
+        }
+        sql
     }
 
     /// Upgrades to `target` (`head`, `heads`, an id, `+2`, `label@head`, ...).
@@ -516,7 +566,7 @@ impl<'m> Engine<'m> {
             let rev = self.map.rev(i);
             let before = std::mem::replace(&mut heads, after);
             if rev.transactional {
-                let batch = self.batch(rev, direction, &ops, true)?;
+                let batch = self.batch(rev, direction)?;
                 group_len += batch.sql.len();
                 group.push((i, batch));
                 let next_joins = plan
@@ -531,12 +581,13 @@ impl<'m> Engine<'m> {
                     group.clear();
                     group_len = 0;
                     if self.settings.transaction_per_migration {
-                        self.commit(client, &mut tx, heads.clone()).await?;
+                        self.commit(client, &mut tx, heads.clone(), direction)
+                            .await?;
                     }
                 }
             } else {
                 if tx.open {
-                    self.commit(client, &mut tx, before).await?;
+                    self.commit(client, &mut tx, before, direction).await?;
                 }
                 let started = Instant::now();
                 self.run_outside_transaction(client, rev, direction, &ops)
@@ -554,7 +605,8 @@ impl<'m> Engine<'m> {
             }
         }
         if tx.open {
-            self.commit(client, &mut tx, heads.clone()).await?;
+            self.commit(client, &mut tx, heads.clone(), direction)
+                .await?;
         }
         Ok(heads)
     }
@@ -593,14 +645,10 @@ impl<'m> Engine<'m> {
         tx: &mut Transaction,
         run: &mut RunProgress<'_, S>,
     ) -> Result<(), EngineError> {
-        if !tx.open {
-            Self::db(
-                "cannot begin a transaction",
-                client.batch_execute(&self.begin_sql()).await,
-            )?;
-            tx.open = true;
-        }
-        if let Err(e) = self.send_group(client, group, &mut tx.sent, run).await {
+        // The transaction begins in the round trip of its first group.
+        let begin = (!tx.open).then(|| self.begin_sql());
+        tx.open = true;
+        if let Err(e) = self.send_group(client, begin, group, tx, run).await {
             let version_table = self.ids(&tx.committed.heads());
             let aftermath = if self.settings.transaction_per_migration {
                 Aftermath::RevisionRolledBack { version_table }
@@ -625,28 +673,34 @@ impl<'m> Engine<'m> {
         Ok(())
     }
 
-    /// Commits the open transaction, naming its revisions if that fails
-    /// (a deferred constraint, a serialization failure); `heads` are then
+    /// Records the open transaction's revisions (the version table's rows
+    /// `heads`, their ledger rows) and commits, in one round trip, naming
+    /// its revisions if that fails (a deferred constraint, a serialization
+    /// failure, a version table changed by a revision); `heads` are then
     /// the committed rows.
     async fn commit<C: Connection>(
         &self,
         client: &mut C,
         tx: &mut Transaction,
         heads: HeadState,
+        direction: Direction,
     ) -> Result<(), EngineError> {
-        let revisions = &tx.revisions;
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|source| EngineError::Database {
+        let mut sql = self.bookkeeping_sql(tx, &heads, direction);
+        sql.push_str("COMMIT;\n");
+        if let Err(source) = client.batch_execute(&sql).await {
+            // A statement that failed before the COMMIT leaves the
+            // transaction open: the lock's release rolls it back.
+            let revisions = &tx.revisions;
+            return Err(EngineError::Database {
                 context: format!(
-                    "cannot commit the transaction of revision{} {} (it was rolled back: none of {} is applied)",
+                    "cannot record and commit the transaction of revision{} {} (it was rolled back: none of {} is applied)",
                     if revisions.len() == 1 { "" } else { "s" },
                     revisions.join(", "),
                     if revisions.len() == 1 { "it" } else { "them" }
                 ),
                 source,
-            })?;
+            });
+        }
         *tx = Transaction::new(heads);
         Ok(())
     }
@@ -669,17 +723,23 @@ impl<'m> Engine<'m> {
         run.report.steps.push(step);
     }
 
-    /// Sends consecutive revisions in one round trip; each reports its own
-    /// duration as measured by the server.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends consecutive revisions in one round trip (after `begin`, which
+    /// opens the transaction); each reports its own duration as measured
+    /// by the server, kept for its ledger row.
     async fn send_group<C: Connection, S: FnMut(&Step) + ?Sized>(
         &self,
         client: &mut C,
+        begin: Option<String>,
         group: &[(usize, Batch<'m>)],
-        in_transaction: &mut Vec<String>,
+        tx: &mut Transaction,
         run: &mut RunProgress<'_, S>,
     ) -> Result<(), EngineError> {
-        let mut sql = String::with_capacity(group.iter().map(|(_, b)| b.sql.len()).sum());
+        let mut sql = begin.map_or_else(String::new, |b| b + ";\n");
+        let body = sql.len();
+        // The first row marks when the server began (after parsing the
+        // whole query): each revision's duration runs from the row before.
+        sql.push_str(&format!("SELECT '{TIMING}', '', {SINCE_RECEIVED};\n"));
+        sql.reserve(group.iter().map(|(_, b)| b.sql.len()).sum());
         let mut starts = Vec::with_capacity(group.len());
         for (_, batch) in group {
             starts.push(sql.len());
@@ -697,32 +757,39 @@ impl<'m> Engine<'m> {
                         &sql,
                         &starts,
                         error,
-                        in_transaction,
+                        &tx.sent,
                     )
                     .await)
             }
         };
         let elapsed = started.elapsed();
-        let mut measured: HashMap<String, f64> = HashMap::new();
+        let mut measured: HashMap<&str, f64> = HashMap::new();
+        let mut last = 0.0;
         for message in &messages {
             if let SimpleQueryMessage::Row(row) = message {
                 if row.len() == 3 && row.get(0) == Some(TIMING) {
                     if let (Some(id), Some(ms)) =
                         (row.get(1), row.get(2).and_then(|m| m.parse::<f64>().ok()))
                     {
-                        measured.insert(id.to_owned(), ms);
+                        if !id.is_empty() {
+                            measured.insert(id, (ms - last).max(0.0));
+                        }
+                        last = ms;
                     }
                 }
             }
         }
+        let fallback = elapsed / u32::try_from(group.len()).unwrap_or(1).max(1);
         for (i, _) in group {
-            let fallback = elapsed / u32::try_from(group.len()).unwrap_or(1).max(1);
-            let duration = measured
-                .get(&self.map.rev(*i).id)
-                .map_or(fallback, |ms| Duration::from_secs_f64(ms / 1000.0));
-            self.step_done(*i, duration, run);
+            let ms = measured
+                .get(self.map.rev(*i).id.as_str())
+                .copied()
+                .unwrap_or(fallback.as_secs_f64() * 1000.0);
+            tx.done.push((*i, ms));
+            self.step_done(*i, Duration::from_secs_f64(ms / 1000.0), run);
         }
-        in_transaction.push(sql);
+        // What a replay after `ROLLBACK; BEGIN` sends again.
+        tx.sent.push(sql.split_off(body));
         Ok(())
     }
 
@@ -810,15 +877,8 @@ impl<'m> Engine<'m> {
         for op in ops {
             sql.push_str(&self.version_sql(op));
         }
-        sql.push_str(&self.ledger_sql(rev, direction, false));
-        if direction == Direction::Upgrade {
-            sql.push_str(&format!(
-                "UPDATE {} SET duration_ms = {} WHERE revision = {};\n",
-                self.ledger_table(),
-                started.elapsed().as_secs_f64() * 1000.0,
-                quote_literal(&rev.id)
-            ));
-        }
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        sql.push_str(&self.ledger_sql(direction, &[(rev, Some(ms))]));
         sql.push_str("COMMIT;\n");
         Self::db(
             &format!(
@@ -831,12 +891,15 @@ impl<'m> Engine<'m> {
 }
 
 /// The open transaction of a run: what it sent (to replay when a failure
-/// must be located statement by statement), its revisions, and the version
-/// table's rows as last committed (for failure messages).
+/// must be located statement by statement), its revisions, the ones done
+/// with their durations in milliseconds (recorded at its commit), and the
+/// version table's rows as last committed (for failure messages, and
+/// where its commit takes them from).
 struct Transaction {
     open: bool,
     sent: Vec<String>,
     revisions: Vec<String>,
+    done: Vec<(usize, f64)>,
     committed: HeadState,
 }
 
@@ -846,6 +909,7 @@ impl Transaction {
             open: false,
             sent: Vec::new(),
             revisions: Vec::new(),
+            done: Vec::new(),
             committed,
         }
     }
@@ -882,5 +946,7 @@ fn with_aftermath(e: EngineError, aftermath: Aftermath) -> EngineError {
 const GROUP_REVISIONS: usize = 16;
 /// And at most this much SQL in one round trip.
 const GROUP_BYTES: usize = 256 * 1024;
-/// Marks the row each revision returns with its server-measured duration.
+/// Marks the row each revision returns with its server-measured time.
 const TIMING: &str = "alembic:timing";
+/// Milliseconds since the server received the query being run.
+const SINCE_RECEIVED: &str = "extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000";
