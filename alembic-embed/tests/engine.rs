@@ -881,6 +881,45 @@ fn a_commit_that_cannot_record_its_revisions_rolls_them_back() {
     }
 }
 
+/// A first run on a new database, started as the CLI and a service start
+/// (the state read without the lock first), meets the missing tables once:
+/// one error in the server's log (that read's), then the lock, the tables
+/// and the run; a second run none. Before, the lock and a second read in
+/// one round trip failed the same way (two errors, two round trips more).
+#[test]
+fn a_first_run_finds_the_tables_missing_once() {
+    use alembic_embed::Direction;
+    // A server of its own: its log holds only this test's errors.
+    let server = Server::start(Choice::Local).unwrap();
+    let log = server.data_dir().unwrap().parent().unwrap().join("log");
+    let errors = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("ERROR:"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let (_dir, map) = tables_chain(3);
+    let db = server.database().unwrap();
+    let mut c = db.connect().unwrap();
+    let settings = Settings::default();
+    let engine = Engine::new(&map, settings.clone());
+    for (run, steps, expected_errors) in [(1, 3, 1), (2, 0, 1)] {
+        let session = settings.open_run(&mut c).unwrap();
+        let report = engine
+            .run_in(&mut c, session, "head", Direction::Upgrade, &mut |_| {})
+            .unwrap();
+        assert_eq!(report.steps.len(), steps, "run {run}");
+        let errors = errors();
+        assert_eq!(errors.len(), expected_errors, "run {run}: {errors:?}");
+        assert!(
+            errors[0].contains("relation \"alembic_version\" does not exist"),
+            "{errors:?}"
+        );
+    }
+}
+
 trait OkSummary {
     fn ok_summary(self) -> String;
 }

@@ -116,13 +116,24 @@ impl Settings {
         &self,
         client: &mut C,
     ) -> Result<Session, EngineError> {
+        self.open_session_from(client, true).await
+    }
+
+    /// [`Settings::open_session_async`]; `tables_likely` false when a read
+    /// just found a table missing, so that the lock and the read in one
+    /// round trip, which would fail the same way, are not tried.
+    async fn open_session_from<C: Connection>(
+        &self,
+        client: &mut C,
+        tables_likely: bool,
+    ) -> Result<Session, EngineError> {
         // A tenant's run: the connection's own search path, to restore.
         let restore = match &self.search_path {
             Some(_) => Some(current_search_path(client).await?),
             None => None,
         };
         let lock = lock_query(&self.lock_key_sql(), &self.tables_probe_sql());
-        if restore.is_none() {
+        if restore.is_none() && tables_likely {
             if let Some(session) = self.lock_and_read(client, &lock).await {
                 return session;
             }
@@ -151,9 +162,14 @@ impl Settings {
     ) -> Result<Session, EngineError> {
         if self.search_path.is_none() {
             // A statement that fails leaves no transaction open (no BEGIN):
-            // missing tables are a first run, which takes the long way.
-            if let Ok(messages) = client.simple_query(&self.reads_sql()).await {
-                return Ok(Session::from_reads(None, messages, 0, None));
+            // missing tables are a first run, which takes the long way
+            // straight away (one error in the server's log, not two).
+            match client.simple_query(&self.reads_sql()).await {
+                Ok(messages) => return Ok(Session::from_reads(None, messages, 0, None)),
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+                    return self.open_session_from(client, false).await
+                }
+                Err(_) => {}
             }
         }
         self.open_session_async(client).await
