@@ -537,13 +537,26 @@ fn shm_room() -> Option<u64> {
 impl LocalServer {
     fn start(bindir: &Path) -> Result<LocalServer, Error> {
         let (parent, in_memory) = server_parent();
-        let root = match Self::root_in(&parent) {
-            // A memory folder that refuses us (permissions, a race for
-            // the last room) is no reason to fail: use the usual one.
-            Err(_) if in_memory => Self::root_in(&std::env::temp_dir())?,
-            other => other?,
-        };
-        Self::start_in(bindir, root)
+        let mut folders = vec![parent];
+        if in_memory {
+            // A memory folder that refuses us (permissions, the last room
+            // taken while `initdb` wrote) is no reason to fail.
+            folders.push(std::env::temp_dir());
+        }
+        Self::start_in_first(bindir, &folders)
+    }
+
+    /// A server in the first of `folders` where one starts; else the last
+    /// one's error.
+    fn start_in_first(bindir: &Path, folders: &[PathBuf]) -> Result<LocalServer, Error> {
+        let mut failed = None;
+        for folder in folders {
+            match Self::root_in(folder).and_then(|root| Self::start_in(bindir, root)) {
+                Ok(server) => return Ok(server),
+                Err(e) => failed = Some(e),
+            }
+        }
+        Err(failed.unwrap_or_else(|| Error::NoProvider("no folder for a local server".into())))
     }
 
     fn root_in(parent: &Path) -> Result<PathBuf, Error> {
@@ -863,10 +876,17 @@ mod tests {
         drop(server);
         assert!(!data.exists());
 
+        // A folder that fails is passed over for the next.
         let bindir = find_bindir().unwrap();
-        let root = LocalServer::root_in(&std::env::temp_dir()).unwrap();
-        let disk = LocalServer::start_in(&bindir, root.clone()).unwrap();
+        let missing = PathBuf::from("/nonexistent/alembic-throwaway");
+        let folders = [missing.clone(), std::env::temp_dir()];
+        let disk = LocalServer::start_in_first(&bindir, &folders).unwrap();
+        let root = disk.root().to_owned();
         assert!(root.starts_with(std::env::temp_dir()));
+        assert!(matches!(
+            LocalServer::start_in_first(&bindir, &[missing]),
+            Err(Error::Io(_))
+        ));
         let mut client = postgres::Client::connect(&disk.url("postgres"), postgres::NoTls).unwrap();
         client.batch_execute("CREATE TABLE t (id int)").unwrap();
         drop(client);
