@@ -323,7 +323,8 @@ pub(crate) fn bench_embed(root: &Path, args: &[String]) -> Result<()> {
     writeln!(
         section,
         "A service binary embedding {COUNT} revisions (one `CREATE TABLE` each), beside `sqlx::migrate!` on the same {COUNT} \
-         migrations; both projects have a build script watching the folder. Measured side by side, interleaved, in one run.\n"
+         migrations; both projects have a build script watching the folder. Measured side by side, interleaved, in one run; {}.\n",
+        crate::machine_and_date()?
     )?;
     writeln!(
         section,

@@ -529,12 +529,8 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
     ));
 
     let machine = format!(
-        "{} cores, {}; {runs} runs per cargo-alembic figure after 3 warm-up runs, the floor, `heads` and `history` of a chain interleaved; 5 runs per Python figure; whole processes, wall time.",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
-            .unwrap_or_else(|| "unknown CPU".to_owned())
+        "{}; {runs} runs per cargo-alembic figure after 3 warm-up runs, the floor, `heads` and `history` of a chain interleaved; 5 runs per Python figure; whole processes, wall time.",
+        machine_and_date()?
     );
     let mut section = String::new();
     writeln!(section, "{machine}\n")?;
@@ -850,7 +846,7 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         Some(d) if d.starts_with("/dev/shm") => "data folder in memory",
         _ => "data folder on disk",
     };
-    writeln!(section, "{count} revisions, each creating a table, applied from empty on a fresh database of one throwaway server (local PostgreSQL 15, fsync off, {folder}); {runs} runs each, interleaved; whole processes, wall time.\n")?;
+    writeln!(section, "{count} revisions, each creating a table, applied from empty on a fresh database of one throwaway server (local PostgreSQL 15, fsync off, {folder}); {runs} runs each, interleaved; whole processes, wall time; {}.\n", machine_and_date()?)?;
     writeln!(
         section,
         "| what | median | min | × psql (medians) | × psql (paired runs) |"
@@ -958,6 +954,24 @@ fn write_verify_chain(dir: &Path, count: usize) -> Result<()> {
 
 /// `verify` on a 100-revision chain, cold (a new throwaway server each
 /// run), with the time split reported by `verify --format json`.
+/// The machine and the day of a run, as each bench's table states them:
+/// "2 cores (Intel(R) Xeon(R) Processor), 2026-12-04".
+pub(crate) fn machine_and_date() -> Result<String> {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    Ok(format!(
+        "{} cores ({cpu}), {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        squash::today()?
+    ))
+}
+
 fn bench_verify(root: &Path, args: &[String]) -> Result<()> {
     let BenchOptions { runs, write, .. } = BenchOptions::parse(args, 5)?;
     let exe = release_binary(root)?;
@@ -988,7 +1002,8 @@ fn bench_verify(root: &Path, args: &[String]) -> Result<()> {
     let (wall, t) = &rows[rows.len() / 2];
     let get = |k: &str| t[k].as_u64().unwrap_or(0);
     let section = format!(
-        "`cargo alembic verify --local` on 100 revisions (tables, indexes, views with grants, functions, enum types), cold: a new throwaway server each run; median of {runs} runs by wall time.\n\n| phase | time |\n| --- | --- |\n| whole process (wall) | {} |\n| throwaway server start and database | {} ms |\n| stairway (300 revision steps: upgrade, downgrade, upgrade again; two halves at once) | {} ms |\n| {} schema snapshots, the two halves' time added up | {} ms ({:.1} ms each) |\n| static checks | {} ms |\n",
+        "`cargo alembic verify --local` on 100 revisions (tables, indexes, views with grants, functions, enum types), cold: a new throwaway server each run; median of {runs} runs by wall time; {}.\n\n| phase | time |\n| --- | --- |\n| whole process (wall) | {} |\n| throwaway server start and database | {} ms |\n| stairway (300 revision steps: upgrade, downgrade, upgrade again; two halves at once) | {} ms |\n| {} schema snapshots, the two halves' time added up | {} ms ({:.1} ms each) |\n| static checks | {} ms |\n",
+        machine_and_date()?,
         ms(*wall),
         get("server_ms"),
         get("stairway_ms"),
