@@ -654,7 +654,7 @@ impl<'m> Engine<'m> {
                 Aftermath::RevisionRolledBack { version_table }
             } else {
                 // The revisions of this transaction before the failing one.
-                let mut undone = tx.revisions.clone();
+                let mut undone = self.done_ids(tx);
                 undone.extend(
                     group
                         .iter()
@@ -668,9 +668,15 @@ impl<'m> Engine<'m> {
             };
             return Err(with_aftermath(e, aftermath));
         }
-        tx.revisions
-            .extend(group.iter().map(|(g, _)| self.map.rev(*g).id.clone()));
         Ok(())
+    }
+
+    /// The ids of the revisions a transaction has run, in the order run.
+    fn done_ids(&self, tx: &Transaction) -> Vec<String> {
+        tx.done
+            .iter()
+            .map(|&(i, _)| self.map.rev(i).id.clone())
+            .collect()
     }
 
     /// Records the open transaction's revisions (the version table's rows
@@ -690,7 +696,7 @@ impl<'m> Engine<'m> {
         if let Err(source) = client.batch_execute(&sql).await {
             // A statement that failed before the COMMIT leaves the
             // transaction open: the lock's release rolls it back.
-            let revisions = &tx.revisions;
+            let revisions = self.done_ids(tx);
             return Err(EngineError::Database {
                 context: format!(
                     "cannot record and commit the transaction of revision{} {} (it was rolled back: none of {} is applied)",
@@ -891,14 +897,13 @@ impl<'m> Engine<'m> {
 }
 
 /// The open transaction of a run: what it sent (to replay when a failure
-/// must be located statement by statement), its revisions, the ones done
-/// with their durations in milliseconds (recorded at its commit), and the
-/// version table's rows as last committed (for failure messages, and
-/// where its commit takes them from).
+/// must be located statement by statement), its revisions with their
+/// durations in milliseconds (recorded at its commit), and the version
+/// table's rows as last committed (for failure messages, and where its
+/// commit takes them from).
 struct Transaction {
     open: bool,
     sent: Vec<String>,
-    revisions: Vec<String>,
     done: Vec<(usize, f64)>,
     committed: HeadState,
 }
@@ -908,7 +913,6 @@ impl Transaction {
         Transaction {
             open: false,
             sent: Vec::new(),
-            revisions: Vec::new(),
             done: Vec::new(),
             committed,
         }
