@@ -577,6 +577,41 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         )?;
     }
     std::fs::write(&script, sql)?;
+    // Two floors for the apply: the same statements with no bookkeeping,
+    // sent as cargo alembic groups revisions (16 to a round trip), and all
+    // in one round trip. psql sends statements joined by `\;` as one
+    // query; what is left is the server's own work on the statements.
+    // The engine's `GROUP_REVISIONS` (alembic-embed, engine/run.rs).
+    const GROUP: usize = 16;
+    let grouped = |per: usize| -> Result<PathBuf> {
+        let path = bench.join(format!("engine-psql-{per}.sql"));
+        let mut sql = String::new();
+        for group in revs.chunks(per) {
+            let statements: Vec<String> = group
+                .iter()
+                .map(|r| {
+                    format!(
+                        "CREATE TABLE t{n} (id bigint PRIMARY KEY, name text NOT NULL)",
+                        n = r.n
+                    )
+                })
+                .collect();
+            writeln!(sql, "{};", statements.join(" \\; "))?;
+        }
+        std::fs::write(&path, sql)?;
+        Ok(path)
+    };
+    let floors = [
+        (
+            format!("psql, the same statements {GROUP} to a round trip, as cargo alembic sends them, without its bookkeeping"),
+            grouped(GROUP)?,
+        ),
+        (
+            "psql, all the statements in one round trip (the server's work alone)".to_owned(),
+            grouped(count)?,
+        ),
+    ];
+    let mut floor_times: Vec<Vec<Duration>> = vec![Vec::new(); floors.len()];
     // `sqlx`, and `cargo-sqlx` beside it for `cargo sqlx`.
     let sqlx = sqlx_cli::binary(&bench)
         .map(|exe| {
@@ -648,6 +683,14 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
                 .args([db.url(), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f"])
                 .arg(&script),
         )?);
+        for ((_, file), times) in floors.iter().zip(&mut floor_times) {
+            let db = fresh()?;
+            times.push(timed(
+                Command::new(&psql_exe)
+                    .args([db.url(), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f"])
+                    .arg(file),
+            )?);
+        }
         let db = fresh()?;
         ours.push(timed(Command::new(&exe_s).args([
             "--script-location",
@@ -833,6 +876,7 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         median(&r)
     };
     let (ratio_default, ratio_per) = (paired(&ours), paired(&ours_per));
+    let floor_ratios: Vec<f64> = floor_times.iter().map(|t| paired(t)).collect();
     let (p, o, op) = (
         summarize(psql_times.clone()),
         summarize(ours),
@@ -854,10 +898,20 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
     writeln!(section, "| --- | --- | --- | --- | --- |")?;
     writeln!(
         section,
-        "| `psql -1 -f` of the same statements (the floor) | {} | {} | 1.00 | 1.00 |",
+        "| `psql -1 -f` of the same statements, one round trip each | {} | {} | 1.00 | 1.00 |",
         ms(p.median),
         ms(p.min)
     )?;
+    for (((what, _), times), paired) in floors.iter().zip(floor_times).zip(floor_ratios) {
+        let t = summarize(times);
+        writeln!(
+            section,
+            "| {what} | {} | {} | {:.2} | {paired:.2} |",
+            ms(t.median),
+            ms(t.min),
+            ratio(&t)
+        )?;
+    }
     writeln!(
         section,
         "| `cargo alembic upgrade head` (one transaction, the default) | {} | {} | {:.2} | {:.2} |",
