@@ -828,6 +828,22 @@ fn verify_finds_a_downgrade_that_drops_too_much() {
     assert!(stderr.contains("- table public.first_table"), "{stderr}");
 }
 
+#[test]
+fn verify_names_a_failing_downgrade_once() {
+    let out = verify("verify_downgrade_typo");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "downgrade of revision b2 failed at versions/b2_email.sql:10: column \"emial\" of relation \"things\" does not exist"
+        ),
+        "{stderr}"
+    );
+    // The engine's words name the step, the revision and the file's line:
+    // verify says them once, not after its own version of them.
+    assert_eq!(stderr.matches("of revision b2").count(), 1, "{stderr}");
+}
+
 /// A linear chain of `count` revisions, each a table and an index; the
 /// downgrades of `broken` forget the table.
 fn long_chain(count: usize, broken: &[usize]) -> tempfile::TempDir {

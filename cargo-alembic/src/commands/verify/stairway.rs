@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use alembic_chain::RevisionMap;
 use alembic_embed::cli_engine::Engine;
 use alembic_embed::{Direction, EngineError};
 
@@ -210,7 +211,7 @@ fn step(
             i,
             "stairway",
             error_line(&e),
-            format!("downgrade of revision {} ({file}) failed: {e}", rev.id),
+            failed_step("downgrade", map, i, &e),
         )));
     }
     let undone = camera.take(client)?;
@@ -235,8 +236,8 @@ fn step(
             "stairway",
             error_line(&e),
             format!(
-                "upgrade of revision {} ({file}) after its downgrade failed: {e}",
-                rev.id
+                "after its downgrade, {}",
+                failed_step("upgrade", map, i, &e)
             ),
         )));
     }
@@ -253,10 +254,23 @@ fn upgrade_failed(engine: &Engine<'_>, i: usize, e: &EngineError) -> Problem {
         i,
         "upgrade",
         error_line(e).or(Some(rev.upgrade.marker_line)),
-        format!(
-            "upgrade of revision {} ({}) failed: {e}",
-            rev.id,
-            rev.path.display()
-        ),
+        failed_step("upgrade", map, i, e),
     )
+}
+
+/// What a failed step of revision `i` says: the engine's own words when a
+/// statement failed (they name the step, the revision and the file's
+/// line), else `step`, the revision and its file before them.
+fn failed_step(step: &str, map: &RevisionMap, i: usize, e: &EngineError) -> String {
+    match e {
+        EngineError::Sql(_) => e.to_string(),
+        _ => {
+            let rev = map.rev(i);
+            format!(
+                "{step} of revision {} ({}) failed: {e}",
+                rev.id,
+                rev.path.display()
+            )
+        }
+    }
 }
