@@ -573,8 +573,9 @@ fn log_report(report: &Report, elapsed: Duration) {
     } else {
         log::info!(
             target: "alembic_embed",
-            "database at {at}: {} revisions run in {} ms",
+            "database at {at}: {} revision{} run in {} ms",
             report.steps.len(),
+            if report.steps.len() == 1 { "" } else { "s" },
             elapsed.as_millis()
         );
     }

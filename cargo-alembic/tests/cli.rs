@@ -356,6 +356,17 @@ fn crlf_bom_and_cr_files_have_the_lf_checksums() {
     assert_eq!(checksums("cr"), lf);
 }
 
+#[test]
+fn check_counts_one_revision_in_the_singular() {
+    let out = fixture("line_endings/lf", &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", render(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("1 revision in ") && stdout.contains("1 head (a1), 0 branch points"),
+        "{stdout}"
+    );
+}
+
 // The repository's own chain: branch, label, merge, depends_on.
 
 fn repo(args: &[&str]) -> Output {

@@ -844,6 +844,16 @@ fn verify_names_a_failing_downgrade_once() {
     assert_eq!(stderr.matches("of revision b2").count(), 1, "{stderr}");
 }
 
+#[test]
+fn verify_counts_one_revision_in_the_singular() {
+    let stdout = ok(verify("line_endings/lf"));
+    assert!(
+        stdout.contains("static: 1 revision, 1 head (a1), 0 irreversible"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verify: all checks passed"), "{stdout}");
+}
+
 /// A linear chain of `count` revisions, each a table and an index; the
 /// downgrades of `broken` forget the table.
 fn long_chain(count: usize, broken: &[usize]) -> tempfile::TempDir {

@@ -160,8 +160,9 @@ impl Current {
         }
         match rev.replaces.last().and_then(|p| Some((p, self.ledger.get(p)?))) {
             Some((point, row)) => format!(
-                "Reached through the {} revisions it replaces, recorded in the ledger up to {point}:\n{}",
+                "Reached through the {} revision{} it replaces, recorded in the ledger up to {point}:\n{}",
                 rev.replaces.len(),
+                if rev.replaces.len() == 1 { "" } else { "s" },
                 row.describe()
             ),
             None => String::new(),

@@ -152,8 +152,9 @@ fn plural(n: usize) -> &'static str {
 fn summary(ctx: &Ctx, map: &RevisionMap, heads: &[String]) -> String {
     let (branches, merges) = (map.branch_points().len(), map.merge_points().len());
     format!(
-        "{} revisions in {}: {} head{} ({}), {branches} branch point{}, {merges} merge point{}",
+        "{} revision{} in {}: {} head{} ({}), {branches} branch point{}, {merges} merge point{}",
         map.len(),
+        plural(map.len()),
         ctx.config.versions_dir().display(),
         heads.len(),
         plural(heads.len()),

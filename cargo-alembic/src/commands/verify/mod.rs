@@ -237,8 +237,9 @@ pub(crate) fn static_checks(
     say(
         ctx,
         &format!(
-            "static: {} revisions, {} head{} ({}), {} irreversible{}\n",
+            "static: {} revision{}, {} head{} ({}), {} irreversible{}\n",
             map.len(),
+            if map.len() == 1 { "" } else { "s" },
             heads.len(),
             if heads.len() == 1 { "" } else { "s" },
             heads.join(", "),
