@@ -103,7 +103,13 @@ pub fn main() -> ExitCode {
     std::mem::forget(command);
     let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(mut e) => {
+            if let Some(tip) = alembic_option_tip(&e) {
+                e.insert(
+                    clap::error::ContextKind::Suggested,
+                    clap::error::ContextValue::StyledStrs(vec![tip.into()]),
+                );
+            }
             let _ = e.print();
             // clap: 0 for --help/--version, 2 for usage errors.
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit_codes::USAGE));
@@ -141,6 +147,41 @@ pub fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// What to say instead of "unexpected argument" when a user coming from
+/// Python Alembic types one of its options that have no place here: the
+/// ones that pick an `alembic.ini` or pass values to `env.py`.
+pub fn alembic_option_tip(e: &clap::Error) -> Option<&'static str> {
+    if e.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let clap::error::ContextValue::String(arg) = e.get(clap::error::ContextKind::InvalidArg)?
+    else {
+        return None;
+    };
+    let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
+    Some(match name {
+        "-c" | "--config" => {
+            "cargo alembic has no alembic.ini: it reads `[package.metadata.alembic]` or \
+             `[workspace.metadata.alembic]` in Cargo.toml (another one with --manifest-path), \
+             then the flags; `cargo alembic import alembic PATH` converts a Python Alembic project"
+        }
+        "-n" | "--name" => {
+            "`--name` picks a section of alembic.ini; here -p/--package picks the package \
+             whose `[package.metadata.alembic]` to use"
+        }
+        "--raiseerr" => {
+            "there is no traceback to raise: every error already names its revision, file and line"
+        }
+        _ if name == "--x-arg" || (name.starts_with("-x") && !name.starts_with("--")) => {
+            "`-x` hands values to Alembic's env.py, which cargo alembic has no need of: the \
+             database goes in --database-url (or DATABASE_URL), one tenant's schema in the \
+             URL (`?options=-csearch_path%3DNAME`), and every tenant at once with \
+             `--each-schema PATTERN`"
+        }
+        _ => return None,
+    })
 }
 
 /// Resolves configuration and runs one parsed command line.

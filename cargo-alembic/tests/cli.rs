@@ -356,6 +356,34 @@ fn crlf_bom_and_cr_files_have_the_lf_checksums() {
     assert_eq!(checksums("cr"), lf);
 }
 
+/// Python Alembic's options that pick an `alembic.ini` or feed `env.py`
+/// get a tip on what takes their place here; other unknown options get
+/// clap's usual error alone. Both are usage errors (2).
+#[test]
+fn alembic_options_say_what_takes_their_place() {
+    let dir = tempdir();
+    for (args, says) in [
+        (&["-c", "alembic.ini", "heads"][..], "has no alembic.ini"),
+        (&["--config=alembic.ini", "heads"], "has no alembic.ini"),
+        (&["-n", "db2", "heads"], "-p/--package picks the package"),
+        (&["--raiseerr", "heads"], "no traceback to raise"),
+        (&["-x", "tenant=a", "upgrade", "head"], "Alembic's env.py"),
+        (
+            &["upgrade", "head", "-xtenant=a"],
+            "options=-csearch_path%3DNAME",
+        ),
+    ] {
+        let out = run_in(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", render(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("unexpected argument"), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let other = run_in(dir.path(), &["-y", "heads"]);
+    assert_eq!(other.status.code(), Some(2), "{}", render(&other));
+    assert!(!String::from_utf8_lossy(&other.stderr).contains("tip:"));
+}
+
 #[test]
 fn check_counts_one_revision_in_the_singular() {
     let out = fixture("line_endings/lf", &["check"]);
