@@ -152,7 +152,7 @@ pub fn main() -> ExitCode {
 /// What to say instead of "unexpected argument" when a user coming from
 /// Python Alembic types one of its options that have no place here: the
 /// ones that pick an `alembic.ini` or pass values to `env.py`.
-pub fn alembic_option_tip(e: &clap::Error) -> Option<&'static str> {
+fn alembic_option_tip(e: &clap::Error) -> Option<&'static str> {
     if e.kind() != clap::error::ErrorKind::UnknownArgument {
         return None;
     }
