@@ -566,49 +566,35 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         write_sql_chain(&dir, &revs)?;
     }
     let dir_s = dir.to_str().context("utf-8 path")?.to_owned();
-    // The floor: the same statements in one file, for psql.
-    let script = bench.join("engine-psql.sql");
-    let mut sql = String::new();
-    for r in &revs {
-        writeln!(
-            sql,
-            "CREATE TABLE t{n} (\n    id bigint PRIMARY KEY,\n    name text NOT NULL\n);",
-            n = r.n
-        )?;
-    }
-    std::fs::write(&script, sql)?;
-    // Two floors for the apply: the same statements with no bookkeeping,
-    // sent as cargo alembic groups revisions (16 to a round trip), and all
-    // in one round trip. psql sends statements joined by `\;` as one
-    // query; what is left is the server's own work on the statements.
-    // The engine's `GROUP_REVISIONS` (alembic-embed, engine/run.rs).
-    const GROUP: usize = 16;
-    let grouped = |per: usize| -> Result<PathBuf> {
+    // The same statements for psql, as the chain's files have them: one
+    // round trip each (psql's way, the reference), and two floors with
+    // none of cargo alembic's bookkeeping, joined by `\;` (psql sends
+    // them as one query): 16 to a round trip, as the engine groups
+    // revisions, and all in one, the server's own work on them.
+    let statement = |n: usize| {
+        format!("CREATE TABLE t{n} (\n    id bigint PRIMARY KEY,\n    name text NOT NULL\n)")
+    };
+    let psql_file = |per: usize| -> Result<PathBuf> {
         let path = bench.join(format!("engine-psql-{per}.sql"));
         let mut sql = String::new();
         for group in revs.chunks(per) {
-            let statements: Vec<String> = group
-                .iter()
-                .map(|r| {
-                    format!(
-                        "CREATE TABLE t{n} (id bigint PRIMARY KEY, name text NOT NULL)",
-                        n = r.n
-                    )
-                })
-                .collect();
-            writeln!(sql, "{};", statements.join(" \\; "))?;
+            let statements: Vec<String> = group.iter().map(|r| statement(r.n)).collect();
+            writeln!(sql, "{};", statements.join(" \\;\n"))?;
         }
         std::fs::write(&path, sql)?;
         Ok(path)
     };
+    let script = psql_file(1)?;
+    // The engine's `GROUP_REVISIONS` (alembic-embed, engine/run.rs).
+    const GROUP: usize = 16;
     let floors = [
         (
             format!("psql, the same statements {GROUP} to a round trip, as cargo alembic sends them, without its bookkeeping"),
-            grouped(GROUP)?,
+            psql_file(GROUP)?,
         ),
         (
             "psql, all the statements in one round trip (the server's work alone)".to_owned(),
-            grouped(count)?,
+            psql_file(count)?,
         ),
     ];
     let mut floor_times: Vec<Vec<Duration>> = vec![Vec::new(); floors.len()];
@@ -876,7 +862,6 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         median(&r)
     };
     let (ratio_default, ratio_per) = (paired(&ours), paired(&ours_per));
-    let floor_ratios: Vec<f64> = floor_times.iter().map(|t| paired(t)).collect();
     let (p, o, op) = (
         summarize(psql_times.clone()),
         summarize(ours),
@@ -902,11 +887,12 @@ fn bench_engine(root: &Path, args: &[String]) -> Result<()> {
         ms(p.median),
         ms(p.min)
     )?;
-    for (((what, _), times), paired) in floors.iter().zip(floor_times).zip(floor_ratios) {
+    for ((what, _), times) in floors.iter().zip(floor_times) {
+        let pair = paired(&times);
         let t = summarize(times);
         writeln!(
             section,
-            "| {what} | {} | {} | {:.2} | {paired:.2} |",
+            "| {what} | {} | {} | {:.2} | {pair:.2} |",
             ms(t.median),
             ms(t.min),
             ratio(&t)
@@ -1006,8 +992,6 @@ fn write_verify_chain(dir: &Path, count: usize) -> Result<()> {
     Ok(())
 }
 
-/// `verify` on a 100-revision chain, cold (a new throwaway server each
-/// run), with the time split reported by `verify --format json`.
 /// The machine and the day of a run, as each bench's table states them:
 /// "2 cores (Intel(R) Xeon(R) Processor), 2026-12-04".
 pub(crate) fn machine_and_date() -> Result<String> {
@@ -1026,6 +1010,8 @@ pub(crate) fn machine_and_date() -> Result<String> {
     ))
 }
 
+/// `verify` on a 100-revision chain, cold (a new throwaway server each
+/// run), with the time split reported by `verify --format json`.
 fn bench_verify(root: &Path, args: &[String]) -> Result<()> {
     let BenchOptions { runs, write, .. } = BenchOptions::parse(args, 5)?;
     let exe = release_binary(root)?;
